@@ -1,0 +1,1 @@
+"""Prefect deployments of the seismic pipeline (thin layer over seiscore)."""

@@ -1,0 +1,1 @@
+"""Prefect flows of the seismic pipeline (thin layer over seiscore)."""

@@ -1,0 +1,1 @@
+"""Prefect tasks of the seismic pipeline (thin layer over seiscore)."""
