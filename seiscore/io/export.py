@@ -1,0 +1,132 @@
+"""Survey store -> SEG-Y: original headers, original trace order, original (or chosen) sample format.
+
+The file is rebuilt from the store alone: the raw textual, extended textual and binary
+headers kept as attributes, the trace headers re-encoded from the per-field integer
+variables (they tile all 240 bytes) and the amplitudes encoded in the sample format.
+Each trace goes back to its original position (``trace_index``), so an unprocessed
+IEEE-float store exports byte for byte identical to its source. Output is written under a
+temporary name and renamed when whole.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+import numpy as np
+import zarr
+from tqdm.auto import tqdm
+
+from . import textual
+from .errors import IncompleteStoreError, StoreError
+from .headers import TRACE_FIELDS, TRACE_HEADER_SIZE, encode_trace_headers, patch_binary_format
+from .plan import parse_bytes, plan_regions, runs
+from .samples import IBM_FLOAT, IEEE_FLOAT, check_format, encode, raw_dtype
+from .store import is_complete
+
+FORMAT_CHOICES = {"original": None, "ieee": IEEE_FLOAT, "ibm": IBM_FLOAT}
+
+
+def _output_format(choice: str, original: int) -> int:
+    if choice not in FORMAT_CHOICES:
+        raise ValueError(f"format must be one of {', '.join(FORMAT_CHOICES)}, got {choice!r}")
+    return check_format(FORMAT_CHOICES[choice] or original)
+
+
+def file_headers(attrs: dict, fmt: int) -> bytes:
+    """Textual + binary + extended textual headers to write for sample format ``fmt``."""
+    text = base64.b64decode(attrs["textual_header_b64"])
+    if attrs.get("processing"):
+        text = textual.add_processing_line(text, str(attrs["processing"]))
+    binary = base64.b64decode(attrs["binary_header_b64"])
+    if fmt != attrs["sample_format"]:
+        binary = patch_binary_format(binary, fmt, attrs["endian"])
+    return text + binary + base64.b64decode(attrs.get("extended_textual_headers_b64", ""))
+
+
+def export(store: str | os.PathLike, dest: str | os.PathLike, *, format: str = "original", overwrite: bool = False,
+           memory_limit: str | int = "1GB", progress: bool = False) -> Path:
+    """Write the survey store ``store`` as the SEG-Y file ``dest``; return ``dest``.
+
+    ``format``: "original" (the source's sample format), "ieee" (format 5) or "ibm" (format 1).
+    Integer formats are rounded to the nearest integer and clipped to the type's range.
+    """
+    src, dest = Path(store), Path(dest)
+    if not is_complete(src):
+        raise IncompleteStoreError(f"store {src} is missing or not marked complete; finish writing it and call "
+                                   f"seiscore.io.mark_complete before exporting")
+    if dest.exists() and not overwrite:
+        raise FileExistsError(f"{dest} already exists; pass overwrite=True (--overwrite) to replace it")
+    g = zarr.open_group(str(src), mode="r")
+    attrs = dict(g.attrs)
+    if "binary_header_b64" not in attrs:
+        raise StoreError(f"store {src} has no SEG-Y headers (not made by seiscore ingest)")
+    endian, fmt = attrs["endian"], _output_format(format, attrs["sample_format"])
+    amp = g["amplitude"]
+    n_il, n_xl, ns = amp.shape
+    trace_index = g["trace_index"][:]
+    ntr = int(attrs["tracecount"])
+    if np.count_nonzero(trace_index >= 0) != ntr or (ntr and trace_index.max() != ntr - 1):
+        raise StoreError(f"store {src}: trace_index does not number {ntr} traces 0..{ntr - 1}")
+    head = file_headers(attrs, fmt)
+    bps = raw_dtype(fmt, endian).itemsize
+    tsize = TRACE_HEADER_SIZE + ns * bps
+    plan = plan_regions(amp.shape, amp.chunks, tsize + ns * 4, parse_bytes(memory_limit),
+                        fixed=trace_index.nbytes + amp.chunks[0] * n_xl * (TRACE_HEADER_SIZE * 3 + 8 * len(TRACE_FIELDS)))
+    tmp = dest.with_name(f".{dest.name}.seiscore-tmp")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    bar = tqdm(total=len(head) + ntr * tsize, unit="B", unit_scale=True, desc=f"export {dest.name}",
+               disable=not progress)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.ftruncate(fd, len(head) + ntr * tsize)
+        os.pwrite(fd, head, 0)
+        bar.update(len(head))
+        for band in plan.bands():
+            idx_band = trace_index[band]
+            headers = encode_trace_headers({f.variable: g[f.variable][band].reshape(-1) for f in TRACE_FIELDS}, endian)
+            headers = headers.reshape(idx_band.shape + (TRACE_HEADER_SIZE,))
+            for xs, ss in plan.regions():
+                idx = idx_band[:, xs].reshape(-1)
+                live = np.flatnonzero(idx >= 0)
+                order = np.argsort(idx[live])
+                traces, pos = idx[live][order], live[order]
+                values = amp[band, xs, ss].reshape(-1, ss.stop - ss.start)[pos]
+                samples = encode(values, fmt, endian)
+                del values
+                if ss.start == 0:
+                    hdr = headers[:, xs].reshape(-1, TRACE_HEADER_SIZE)[pos]
+                    if ss.stop == ns:
+                        block = np.concatenate([hdr, samples.view(np.uint8).reshape(len(pos), -1)], axis=1)
+                        _write_runs(fd, traces, block, len(head), tsize, 0)
+                    else:
+                        _write_runs(fd, traces, hdr, len(head), tsize, 0)
+                        _write_runs(fd, traces, samples, len(head), tsize, TRACE_HEADER_SIZE)
+                else:
+                    _write_runs(fd, traces, samples, len(head), tsize, TRACE_HEADER_SIZE + ss.start * bps)
+                bar.update(samples.nbytes + (len(pos) * TRACE_HEADER_SIZE if ss.start == 0 else 0))
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    bar.close()
+    os.replace(tmp, dest)
+    return dest
+
+
+def _write_runs(fd: int, traces: np.ndarray, rows: np.ndarray, data_offset: int, tsize: int, within: int) -> None:
+    """pwrite ``rows`` (one per sorted trace number) at each trace's offset + ``within``."""
+    rows = np.ascontiguousarray(rows)
+    width = rows.nbytes // max(1, rows.shape[0])
+    k = 0
+    for start, count in runs(traces, max_len=max(1, traces.size)):
+        base = data_offset + start * tsize + within
+        if width == tsize:  # whole traces: one contiguous write
+            os.pwrite(fd, rows[k:k + count].data, base)
+        else:
+            for j in range(count):
+                os.pwrite(fd, rows[k + j].data, base + j * tsize)
+        k += count

@@ -1,0 +1,103 @@
+"""Memory budget and the chunk-aligned regions that ingest and export stream through.
+
+Work proceeds band by band: a band is one chunk-row of inlines (``ci`` inlines, all
+crosslines); a band is cut into regions ``(ci, W, S)`` whose crossline width ``W`` and
+sample window ``S`` are whole multiples of the chunk shape, sized so that two regions
+in flight (one being read, one being compressed and written) plus the raw trace buffer
+fit in the memory bound. Every Zarr write then covers whole chunks: no read-modify-write.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+DEFAULT_CHUNKS = (64, 64, 64)
+DEFAULT_MEMORY_LIMIT = "1GB"
+ZARR_INFLIGHT_CHUNKS = 16  # chunks the Zarr codec pipeline may hold encoded at once (x2 for copies)
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def parse_bytes(value: str | int | float, what: str = "memory_limit") -> int:
+    """'1GB', '512 MiB', 2e9 -> bytes (decimal units for KB/MB/GB, binary for KiB/MiB/GiB)."""
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        n = int(value)
+    else:
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", str(value))
+        if not m or m.group(2).upper() not in _UNITS:
+            raise ValueError(f"{what} must be a size like '1GB' or '512MiB', got {value!r}")
+        n = int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+    if n <= 0:
+        raise ValueError(f"{what} must be positive, got {value!r}")
+    return n
+
+
+def resolve_chunks(chunks, shape: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Validate a chunk shape (None -> default) and clip it to the array shape."""
+    chunks = DEFAULT_CHUNKS if chunks is None else tuple(int(c) for c in chunks)
+    if len(chunks) != 3 or min(chunks) < 1:
+        raise ValueError(f"chunks must be three positive ints (inline, crossline, sample), got {chunks}")
+    return tuple(min(c, n) for c, n in zip(chunks, shape))
+
+
+@dataclass(frozen=True)
+class RegionPlan:
+    """Region sizes for a (n_il, n_xl, n_samples) cube with the given chunks and budget."""
+
+    shape: tuple[int, int, int]
+    chunks: tuple[int, int, int]
+    width: int  # crosslines per region (multiple of chunks[1], or all)
+    window: int  # samples per region (multiple of chunks[2], or all)
+    batch_traces: int  # traces read from the file per I/O batch
+
+    def bands(self):
+        ci = self.chunks[0]
+        for a in range(0, self.shape[0], ci):
+            yield slice(a, min(a + ci, self.shape[0]))
+
+    def regions(self):
+        """(crossline slice, sample slice) pairs covering one band."""
+        for x in range(0, self.shape[1], self.width):
+            for s in range(0, self.shape[2], self.window):
+                yield slice(x, min(x + self.width, self.shape[1])), slice(s, min(s + self.window, self.shape[2]))
+
+
+def plan_regions(shape, chunks, trace_bytes: int, limit: int, fixed: int = 0) -> RegionPlan:
+    """Choose region width / window and read batch so the working set stays under ``limit`` bytes.
+
+    Working set ~ ``fixed`` + 3 regions (two in flight + one decode temporary)
+    + one raw batch (``batch_traces * trace_bytes``) + the Zarr codec pipeline's chunks.
+    """
+    ci, cx, cs = chunks
+    n_il, n_xl, ns = shape
+    chunk_bytes = ci * cx * cs * 4
+    avail = limit - fixed - 2 * ZARR_INFLIGHT_CHUNKS * chunk_bytes
+    need = 4 * chunk_bytes + ci * trace_bytes
+    if avail < need:
+        raise ValueError(f"memory_limit of {limit / 1e6:.1f} MB is too small for chunks {chunks} of this survey "
+                         f"(needs about {(need + limit - avail) / 1e6:.1f} MB); raise memory_limit or use smaller chunks")
+    region_cap = min(avail // 4, 256 * 2**20)
+    col_bytes = ci * cx * ns * 4  # one chunk column, all samples
+    if col_bytes <= region_cap:
+        window = ns
+        width = min(n_xl, cx * max(1, region_cap // col_bytes))
+    else:
+        width = min(n_xl, cx)
+        window = min(ns, cs * max(1, region_cap // (ci * cx * cs * 4)))
+    batch = max(ci, int((avail - 3 * ci * width * window * 4) // trace_bytes))
+    batch = min(batch, ci * width, max(ci, (64 * 2**20) // trace_bytes))
+    return RegionPlan(shape=tuple(shape), chunks=tuple(chunks), width=int(width), window=int(window),
+                      batch_traces=int(batch))
+
+
+def runs(sorted_indices: np.ndarray, max_len: int):
+    """Split sorted unique trace numbers into (start, count) runs of consecutive traces (<= max_len)."""
+    if sorted_indices.size == 0:
+        return
+    breaks = np.flatnonzero(np.diff(sorted_indices) != 1) + 1
+    for part in np.split(sorted_indices, breaks):
+        for a in range(0, part.size, max_len):
+            yield int(part[a]), int(min(max_len, part.size - a))

@@ -1,0 +1,199 @@
+"""The survey store: a Zarr v3 group that plain ``xarray.open_zarr`` reads.
+
+Schema (dims ``inline, crossline, sample``)::
+
+    amplitude      float32 (inline, crossline, sample)   zarr fill value 0.0 for dead bins
+    inline         int64   (inline,)                       header inline numbers
+    crossline      int64   (crossline,)                    header crossline numbers
+    sample         float64 (sample,)                       attrs units "ms" | "m"
+    cdp_x, cdp_y   float64 (inline, crossline)             coordinate scalar applied, NaN where dead
+    live_mask      bool    (inline, crossline)
+    trace_index    int64   (inline, crossline)             original trace number, -1 where dead
+    header_<field> int16/int32 (inline, crossline)         every standard trace-header field
+
+Group attrs: ``textual_header`` (decoded text), ``*_b64`` raw header bytes, ``binary_header``
+(decoded dict), ``sample_format``, ``endian``, ``seiscore_complete``. A store is built under a
+temporary sibling name and renamed into place only when whole; the ``seiscore_complete``
+flag is the other guard (output stores are created in place and flagged when filled).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+import zarr
+from zarr.codecs import BloscCodec
+
+from .errors import IncompleteStoreError, StoreError
+from .headers import TRACE_FIELDS
+from .plan import parse_bytes, plan_regions, resolve_chunks
+
+COMPLETE_ATTR = "seiscore_complete"
+SCHEMA_VERSION = 1
+DIMS = ("inline", "crossline", "sample")
+HEADER_CHUNK_XL = 512  # crosslines per header-variable chunk (a band of inlines x 512 crosslines)
+FILL_VALUE = 0.0
+
+
+def compressor(clevel: int = 1) -> BloscCodec:
+    """Blosc/Zstd with byte shuffle: level 1 keeps ingest I/O-bound on 2 cores."""
+    return BloscCodec(cname="zstd", clevel=clevel, shuffle="shuffle")
+
+
+def temp_path(final: Path) -> Path:
+    """Deterministic sibling name a store is built under (a rerun finds and replaces it)."""
+    return final.with_name(f".{final.name}.seiscore-tmp")
+
+
+def prepare_target(store: str | os.PathLike, overwrite: bool) -> tuple[Path, Path]:
+    """Check ``store`` may be (re)written; clear any leftover temporary; return (final, temp)."""
+    final = Path(store)
+    if final.exists():
+        if is_complete(final) and not overwrite:
+            raise FileExistsError(f"store {final} already exists; pass overwrite=True (--overwrite) to replace it")
+        if not _looks_like_store(final) and not overwrite:
+            raise FileExistsError(f"{final} exists and is not a survey store; refusing to replace it")
+    tmp = temp_path(final)
+    if tmp.exists():
+        shutil.rmtree(tmp)  # an interrupted earlier run: restart cleanly
+    final.parent.mkdir(parents=True, exist_ok=True)
+    return final, tmp
+
+
+def consolidate(path: Path) -> None:
+    """Write consolidated metadata so ``xarray.open_zarr`` opens the store in one read."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+        zarr.consolidate_metadata(str(path))
+
+
+def publish(tmp: Path, final: Path) -> Path:
+    """Make the finished temporary store visible under its final name."""
+    consolidate(tmp)
+    if final.exists():
+        shutil.rmtree(final) if final.is_dir() else final.unlink()
+    os.replace(tmp, final)
+    return final
+
+
+def _looks_like_store(path: Path) -> bool:
+    return (path / "zarr.json").is_file()
+
+
+def _root_attrs(path: Path) -> dict:
+    try:
+        return dict(zarr.open_group(str(path), mode="r").attrs)
+    except Exception:  # noqa: BLE001 - any unreadable path is "not a store"
+        return {}
+
+
+def is_complete(store: str | os.PathLike) -> bool:
+    """True when ``store`` is a survey store flagged ``seiscore_complete``."""
+    path = Path(store)
+    return _looks_like_store(path) and bool(_root_attrs(path).get(COMPLETE_ATTR, False))
+
+
+def _array(group, name, shape, chunks, dtype, dims, fill, attrs=None, compress=True):
+    return group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, fill_value=fill,
+                              dimension_names=dims, attributes=attrs or {},
+                              compressors=compressor() if compress else None)
+
+
+def create_schema(path: Path, *, inlines, crosslines, samples, sample_unit: str, chunks, trace_index,
+                  attrs: dict) -> zarr.Group:
+    """Create every array of a survey store at ``path`` and write the geometry (not the traces)."""
+    n_il, n_xl, ns = len(inlines), len(crosslines), len(samples)
+    chunks = resolve_chunks(chunks, (n_il, n_xl, ns))
+    hchunks = (chunks[0], min(n_xl, HEADER_CHUNK_XL))
+    g = zarr.open_group(str(path), mode="w", zarr_format=3)
+    g.attrs.update({**attrs, COMPLETE_ATTR: False, "seiscore_schema": SCHEMA_VERSION})
+    _array(g, "amplitude", (n_il, n_xl, ns), chunks, "float32", DIMS, FILL_VALUE,
+           {"coordinates": "cdp_x cdp_y", "long_name": "amplitude", "dead_trace_fill": FILL_VALUE})
+    for name, values, unit in (("inline", inlines, None), ("crossline", crosslines, None), ("sample", samples, sample_unit)):
+        values = np.asarray(values, dtype=np.float64 if name == "sample" else np.int64)
+        a = _array(g, name, values.shape, values.shape, values.dtype, (name,), 0, {"units": unit} if unit else {}, False)
+        a[:] = values
+    for name in ("cdp_x", "cdp_y"):
+        _array(g, name, (n_il, n_xl), hchunks, "float64", DIMS[:2], np.nan, {"units": "m", "scalar_applied": True})
+    _array(g, "live_mask", (n_il, n_xl), hchunks, "bool", DIMS[:2], False)[:] = trace_index >= 0
+    _array(g, "trace_index", (n_il, n_xl), hchunks, "int64", DIMS[:2], -1,
+           {"long_name": "original trace number (0-based), -1 where no trace"})[:] = trace_index
+    for f in TRACE_FIELDS:
+        _array(g, f.variable, (n_il, n_xl), hchunks, f.dtype, DIMS[:2], 0,
+               {"segy_byte": f.byte, "segy_bytes": f.size, "segyio_name": f.segyio_name})
+    return g
+
+
+def open_survey(store: str | os.PathLike, *, require_complete: bool = True) -> xr.Dataset:
+    """Open a survey store as a lazy (dask-backed) xarray Dataset.
+
+    Raises StoreError for a path that is not a store and IncompleteStoreError for a store
+    whose ``seiscore_complete`` flag is not set (pass ``require_complete=False`` to look at
+    an output store being filled).
+    """
+    path = Path(store)
+    if not path.exists():
+        raise FileNotFoundError(f"survey store not found: {path}")
+    if not _looks_like_store(path) or "amplitude" not in zarr.open_group(str(path), mode="r"):
+        raise StoreError(f"{path} is not a survey store (no Zarr group with an 'amplitude' array)")
+    if require_complete and not is_complete(path):
+        raise IncompleteStoreError(f"survey store {path} is incomplete (interrupted ingest, or an output store "
+                                   f"not yet marked complete)")
+    return xr.open_zarr(str(path), consolidated=_has_consolidated(path))
+
+
+def _has_consolidated(path: Path) -> bool:
+    import json
+    try:
+        return json.loads((path / "zarr.json").read_text()).get("consolidated_metadata") is not None
+    except (OSError, ValueError):
+        return False
+
+
+def mark_complete(store: str | os.PathLike) -> Path:
+    """Flag ``store`` whole (sets ``seiscore_complete``) and refresh its consolidated metadata."""
+    path = Path(store)
+    if not _looks_like_store(path):
+        raise StoreError(f"{path} is not a survey store")
+    g = zarr.open_group(str(path), mode="r+")
+    g.attrs[COMPLETE_ATTR] = True
+    consolidate(path)
+    return path
+
+
+def create_output_store(input_store: str | os.PathLike, output_store: str | os.PathLike, *, chunks=None,
+                        attrs: dict | None = None, overwrite: bool = True,
+                        memory_limit: str | int = "1GB") -> Path:
+    """Create a store with the geometry, coordinates and headers of ``input_store``.
+
+    ``amplitude`` is left at the fill value (no chunk written) and the store is not marked
+    complete: the caller writes the amplitudes (e.g. ``ds.to_zarr(path, region=...)`` or
+    ``zarr.open_group(path)['amplitude'][...] = ...``) and then calls :func:`mark_complete`.
+    ``attrs`` are merged into the group attributes (e.g. ``processing``: a one-line
+    description that :func:`~seiscore.io.export.export` writes into the textual header).
+    """
+    src = Path(input_store)
+    if not is_complete(src):
+        raise IncompleteStoreError(f"input store {src} is missing or incomplete")
+    final, tmp = prepare_target(output_store, overwrite)
+    sg = zarr.open_group(str(src), mode="r")
+    n_il, n_xl, ns = sg["amplitude"].shape
+    out_chunks = resolve_chunks(chunks if chunks is not None else sg["amplitude"].chunks, (n_il, n_xl, ns))
+    src_attrs = {k: v for k, v in sg.attrs.items() if k != COMPLETE_ATTR}
+    src_attrs["source_store"] = str(src.resolve())
+    dg = create_schema(tmp, inlines=sg["inline"][:], crosslines=sg["crossline"][:], samples=sg["sample"][:],
+                       sample_unit=sg["sample"].attrs.get("units", "ms"), chunks=out_chunks,
+                       trace_index=sg["trace_index"][:], attrs={**src_attrs, **(attrs or {})})
+    limit = parse_bytes(memory_limit)
+    band = max(1, min(n_il, limit // max(1, 8 * n_xl * 16)))
+    band = max(out_chunks[0], band - band % out_chunks[0])
+    names = ["cdp_x", "cdp_y"] + [f.variable for f in TRACE_FIELDS]
+    for a in range(0, n_il, band):
+        for name in names:
+            dg[name][a:a + band] = sg[name][a:a + band]
+    return publish(tmp, final)
