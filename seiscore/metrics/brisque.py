@@ -49,11 +49,8 @@ CUBIC_A = -0.75  # OpenCV's bicubic kernel parameter
 
 
 def _shape_grid() -> np.ndarray:
-    """Shape grid 0.2, 0.201, ... < 10 accumulated in float32, exactly as the C++ reference loops."""
-    steps = np.full(9801, np.float32(0.001), dtype=np.float32)
-    steps[0] = np.float32(0.2)
-    grid = np.add.accumulate(steps, dtype=np.float32)
-    return grid[grid < 10].astype(np.float64)
+    """Shape grid 0.2, 0.201, ..., 9.999 (as in the reference implementations)."""
+    return np.round(0.2 + 0.001 * np.arange(9800), 3)
 
 
 _GRID = _shape_grid()

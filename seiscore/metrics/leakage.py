@@ -16,7 +16,8 @@ locally orthogonal, 1 where one is locally a scaled copy of the other. It is the
 analogue of the correlation coefficient (the global ``c1 c2`` is ``corr(a, b)^2``).
 
 Implementation: ``S = H H`` is triangle smoothing, ``H`` a centred box of length ``2 r + 1`` over
-the smoothed axes (zero outside, so ``H`` is symmetric). Data are scaled by the RMS of the
+the smoothed axes with half-sample mirrored borders (a symmetric matrix that keeps constants,
+like the reference's folded triangle). Data are scaled by the RMS of the
 denominator of each item (``lambda = 1`` after scaling), and with ``c = H p`` the system
 ``[lambda^2 (I - H^2) + H A^2 H] p = H A b`` is symmetric positive definite and is solved by
 ``niter`` conjugate-gradient steps (early stopping regularises further, as in the
@@ -43,7 +44,7 @@ DEFAULT_NITER = 20
 def _box(x: np.ndarray, axes: Sequence[int], radius: Sequence[int]) -> np.ndarray:
     for ax, r in zip(axes, radius):
         if r > 0:
-            x = ndimage.uniform_filter1d(x, 2 * r + 1, axis=ax, mode="constant")
+            x = ndimage.uniform_filter1d(x, 2 * r + 1, axis=ax, mode="reflect")
     return x
 
 
