@@ -25,7 +25,7 @@ from .geometry import Geometry, SegyLayout, probe, scan
 from .headers import TRACE_FIELDS, TRACE_HEADER_SIZE, decode_trace_headers
 from .plan import parse_bytes, plan_regions, resolve_chunks
 from .segy_read import TraceReader
-from .store import COMPLETE_ATTR, create_schema, prepare_target, publish
+from .store import COMPLETE_ATTR, HEADER_CHUNK_BANDS, compressor, create_schema, prepare_target, publish
 
 SCALAR_VARIABLE = "header_source_group_scalar"  # byte 71, applies to CDP X/Y (bytes 181/185)
 _INEXACT_FORMATS = {2, 6, 9, 10, 12}  # sample types float32 cannot always hold exactly
@@ -67,7 +67,58 @@ def scaled_coordinates(fields: dict[str, np.ndarray]) -> tuple[np.ndarray, np.nd
     return fields["header_cdp_x"] * factor, fields["header_cdp_y"] * factor
 
 
-def _write_band_headers(group, band: slice, raw_headers: np.ndarray, live: np.ndarray, endian: str) -> None:
+HEADER_BYTES_PER_TRACE = 3 * TRACE_HEADER_SIZE + 5 * 8  # raw + decoded fields + float coordinates
+
+
+def _header_rows(ci: int, n_il: int, n_xl: int, limit: int) -> int:
+    """Inlines per header chunk: up to 4 chunk-rows while two buffers use <= 1/8 of the bound."""
+    per_band = 2 * ci * n_xl * HEADER_BYTES_PER_TRACE
+    return min(n_il, ci * max(1, min(HEADER_CHUNK_BANDS, (limit // 8) // max(1, per_band))))
+
+
+class _Buffers:
+    """Two alternating region buffers (one being filled, one being written): no page faults per region."""
+
+    def __init__(self):
+        self._bufs, self._next = [None, None], 0
+
+    def get(self, shape: tuple[int, ...], full: bool) -> np.ndarray:
+        size = int(np.prod(shape))
+        buf = self._bufs[self._next]
+        if buf is None or buf.size < size:
+            buf = self._bufs[self._next] = np.empty(size, dtype=np.float32)
+        self._next ^= 1
+        region = buf[:size].reshape(shape)
+        if not full:
+            region.fill(0.0)  # dead bins keep the fill value
+        return region
+
+
+class _Writer:
+    """One background thread for Zarr writes; at most one write in flight (bounds memory)."""
+
+    def __enter__(self) -> "_Writer":
+        self._pool, self._pending = ThreadPoolExecutor(max_workers=1), None
+        return self
+
+    def submit(self, fn, *args) -> None:
+        self.wait()
+        self._pending = self._pool.submit(fn, *args)
+
+    def wait(self) -> None:
+        if self._pending is not None:
+            self._pending.result()
+            self._pending = None
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if exc[0] is None:
+                self.wait()
+        finally:
+            self._pool.shutdown(wait=True)
+
+
+def _write_header_rows(group, band: slice, raw_headers: np.ndarray, live: np.ndarray, endian: str) -> None:
     n_b, n_xl = live.shape
     fields = decode_trace_headers(raw_headers.reshape(n_b * n_xl, TRACE_HEADER_SIZE), endian)
     x, y = scaled_coordinates(fields)
@@ -82,12 +133,13 @@ def _write_band_headers(group, band: slice, raw_headers: np.ndarray, live: np.nd
 
 def ingest(source: str | os.PathLike, store: str | os.PathLike, *, il_byte: int = 189, xl_byte: int = 193,
            chunks=None, memory_limit: str | int = "1GB", progress: bool = False, overwrite: bool = False,
-           sample_unit: str = "ms") -> Path:
+           sample_unit: str = "ms", compression: str = "zstd") -> Path:
     """Convert the post-stack SEG-Y ``source`` into the survey store ``store``; return its path.
 
     The store appears under its final name only once complete; an interrupted run leaves
     only a hidden temporary that the next run removes. The source is opened read-only.
     """
+    compressor(compression)  # validate before any work
     if sample_unit not in ("ms", "m"):
         raise ValueError(f"sample_unit must be 'ms' or 'm', got {sample_unit!r}")
     limit = parse_bytes(memory_limit)
@@ -96,49 +148,48 @@ def ingest(source: str | os.PathLike, store: str | os.PathLike, *, il_byte: int 
     n_il, n_xl = geom.shape
     shape = (n_il, n_xl, layout.n_samples)
     chunks = resolve_chunks(chunks, shape)
-    band_header_bytes = chunks[0] * n_xl * TRACE_HEADER_SIZE * 3 + chunks[0] * n_xl * 8 * 4
-    plan = plan_regions(shape, chunks, layout.trace_size, limit, fixed=geom.trace_index.nbytes + band_header_bytes)
+    header_rows = _header_rows(chunks[0], n_il, n_xl, limit)
+    plan = plan_regions(shape, chunks, layout.trace_size, limit,
+                        fixed=geom.trace_index.nbytes + 2 * header_rows * n_xl * HEADER_BYTES_PER_TRACE)
     final, tmp = prepare_target(store, overwrite)
     group = create_schema(tmp, inlines=geom.inlines, crosslines=geom.crosslines, samples=layout.samples,
                           sample_unit=sample_unit, chunks=chunks, trace_index=geom.trace_index,
-                          attrs=store_attrs(layout, geom, il_byte, xl_byte, sample_unit))
+                          attrs=store_attrs(layout, geom, il_byte, xl_byte, sample_unit), compression=compression,
+                          header_rows=header_rows)
     amp = group["amplitude"]
     inexact = 0
     bar = tqdm(total=layout.tracecount * layout.trace_size, unit="B", unit_scale=True,
                desc=f"ingest {layout.path.name}", disable=not progress)
-    with TraceReader(layout) as reader, ThreadPoolExecutor(max_workers=1) as writer:
-        pending = None
-        for band in plan.bands():
-            band_idx = geom.trace_index[band]
-            headers = np.zeros((band_idx.shape[0], n_xl, TRACE_HEADER_SIZE), dtype=np.uint8)
-            for xs, ss in plan.regions():
-                idx = band_idx[:, xs]
-                region = np.zeros(idx.shape + (ss.stop - ss.start,), dtype=np.float32)
-                flat_region, flat_pos = region.reshape(-1, region.shape[2]), np.flatnonzero(idx.reshape(-1) >= 0)
-                traces = idx.reshape(-1)[flat_pos]
-                order = np.argsort(traces)
-                traces, flat_pos = traces[order], flat_pos[order]
-                first_window = ss.start == 0
-                for k in range(0, traces.size, plan.batch_traces):
-                    raw = reader.read_raw(traces[k:k + plan.batch_traces])
-                    hdr, values = reader.split(raw, ss)
-                    pos = flat_pos[k:k + plan.batch_traces]
-                    flat_region[pos] = values
-                    if layout.format in _INEXACT_FORMATS:
-                        inexact += _count_inexact(reader, raw, ss)
-                    if first_window:
-                        il_local, xl_local = np.divmod(pos, idx.shape[1])
-                        headers[il_local, xl_local + xs.start] = hdr
-                    if first_window and ss.stop == layout.n_samples:
-                        bar.update(raw.nbytes)
-                    del raw, hdr, values
-                if pending is not None:
-                    pending.result()
-                pending = writer.submit(amp.__setitem__, (band, xs, ss), region)
-                del region, flat_region
-            _write_band_headers(group, band, headers, band_idx >= 0, layout.endian)
-        if pending is not None:
-            pending.result()
+    buffers = _Buffers()
+    with TraceReader(layout) as reader, _Writer() as writer:
+        for rows in range(0, n_il, header_rows):
+            rows = slice(rows, min(rows + header_rows, n_il))
+            headers = np.zeros((rows.stop - rows.start, n_xl, TRACE_HEADER_SIZE), dtype=np.uint8)
+            for band in plan.bands(rows):
+                band_idx = geom.trace_index[band]
+                for xs, ss in plan.regions():
+                    idx = band_idx[:, xs]
+                    region = buffers.get(idx.shape + (ss.stop - ss.start,), full=bool((idx >= 0).all()))
+                    flat_region, flat_pos = region.reshape(-1, region.shape[2]), np.flatnonzero(idx.reshape(-1) >= 0)
+                    traces = idx.reshape(-1)[flat_pos]
+                    order = np.argsort(traces, kind="stable")
+                    traces, flat_pos = traces[order], flat_pos[order]
+                    for k in range(0, traces.size, plan.batch_traces):
+                        raw = reader.read_raw(traces[k:k + plan.batch_traces])
+                        pos = flat_pos[k:k + plan.batch_traces]
+                        reader.decode_into(raw, ss, flat_region, pos)
+                        if layout.format in _INEXACT_FORMATS:
+                            inexact += reader.count_inexact(raw, ss)
+                        if ss.start == 0:
+                            il_local, xl_local = np.divmod(pos, idx.shape[1])
+                            headers[il_local + band.start - rows.start, xl_local + xs.start] = raw[:, :TRACE_HEADER_SIZE]
+                        if ss.stop == layout.n_samples:
+                            bar.update(raw.nbytes)
+                        del raw
+                    writer.submit(amp.__setitem__, (band, xs, ss), region)
+                    del region, flat_region
+            writer.submit(_write_header_rows, group, rows, headers, geom.trace_index[rows] >= 0, layout.endian)
+            del headers
     bar.close()
     if inexact:
         warnings.warn(f"{layout.path}: {inexact} samples of format {layout.format} ({layout.format_name}) are not "
@@ -146,10 +197,3 @@ def ingest(source: str | os.PathLike, store: str | os.PathLike, *, il_byte: int 
         group.attrs["inexact_samples"] = int(inexact)
     group.attrs[COMPLETE_ATTR] = True
     return publish(tmp, final)
-
-
-def _count_inexact(reader: TraceReader, raw: np.ndarray, window: slice) -> int:
-    lay = reader.layout
-    n = raw.shape[0]
-    src = raw[:, TRACE_HEADER_SIZE:].view(reader._dtype).reshape(n, lay.n_samples)[:, window]
-    return int(np.count_nonzero(src.astype(np.float32).astype(src.dtype) != src))

@@ -53,10 +53,12 @@ class RegionPlan:
     window: int  # samples per region (multiple of chunks[2], or all)
     batch_traces: int  # traces read from the file per I/O batch
 
-    def bands(self):
+    def bands(self, rows: slice | None = None):
+        """Chunk-rows of inlines (within ``rows``, whose start must be chunk-aligned)."""
         ci = self.chunks[0]
-        for a in range(0, self.shape[0], ci):
-            yield slice(a, min(a + ci, self.shape[0]))
+        lo, hi = (0, self.shape[0]) if rows is None else (rows.start, rows.stop)
+        for a in range(lo, hi, ci):
+            yield slice(a, min(a + ci, hi))
 
     def regions(self):
         """(crossline slice, sample slice) pairs covering one band."""

@@ -14,7 +14,7 @@ import numpy as np
 from .geometry import SegyLayout
 from .headers import TRACE_HEADER_SIZE
 from .plan import runs
-from .samples import decode, raw_dtype
+from .samples import IBM_FLOAT, decode, raw_dtype
 
 
 class TraceReader:
@@ -49,10 +49,28 @@ class TraceReader:
             row += count
         return buf
 
-    def split(self, raw: np.ndarray, window: slice | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(headers uint8 (n, 240), samples float32 (n, window)) of a raw batch."""
+    def samples(self, raw: np.ndarray, window: slice) -> np.ndarray:
+        """On-disk samples (n, window) of a raw batch, as a view."""
         n = raw.shape[0]
-        samples = raw[:, TRACE_HEADER_SIZE:].view(self._dtype).reshape(n, self.layout.n_samples)
-        if window is not None:
-            samples = samples[:, window]
-        return raw[:, :TRACE_HEADER_SIZE], decode(samples, self.layout.format, self.layout.endian)
+        return raw[:, TRACE_HEADER_SIZE:].view(self._dtype).reshape(n, self.layout.n_samples)[:, window]
+
+    def decode_into(self, raw: np.ndarray, window: slice, out: np.ndarray, rows: np.ndarray) -> None:
+        """Decode the samples of a raw batch into ``out[rows]`` (float32, one pass when rows are consecutive)."""
+        src = self.samples(raw, window)
+        consecutive = rows.size > 0 and rows[-1] - rows[0] == rows.size - 1 and bool(np.all(np.diff(rows) == 1))
+        if self.layout.format == IBM_FLOAT:
+            values = decode(src, IBM_FLOAT, self.layout.endian)
+            if consecutive:
+                out[rows[0]:rows[-1] + 1] = values
+            else:
+                out[rows] = values
+        elif consecutive:
+            np.copyto(out[rows[0]:rows[-1] + 1], src, casting="unsafe")  # byte swap + convert in one pass
+        else:
+            out[rows] = src
+
+    def count_inexact(self, raw: np.ndarray, window: slice) -> int:
+        """Samples of a raw batch that float32 cannot hold exactly (wide integer / double formats)."""
+        n = raw.shape[0]
+        src = raw[:, TRACE_HEADER_SIZE:].view(self._dtype).reshape(n, self.layout.n_samples)[:, window]
+        return int(np.count_nonzero(src.astype(np.float32).astype(src.dtype) != src))
