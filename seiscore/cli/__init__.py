@@ -16,6 +16,7 @@ import sys
 # Modules of this package that contribute sub-commands, in help order.
 COMMAND_MODULES = [
     "demo",
+    "qc",
 ]
 
 
