@@ -1,0 +1,26 @@
+"""``seis info PATH``: geometry, sample format, sizes and a header summary of a SEG-Y file or store."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("info", help="describe a SEG-Y file or a survey store",
+                              description="Print geometry, sample format, sizes and a trace-header summary of a "
+                              "SEG-Y file or a Zarr survey store.")
+    p.add_argument("path", type=Path, help="SEG-Y file or Zarr survey store")
+    p.add_argument("--il-byte", type=int, default=189, help="inline byte position for SEG-Y (default 189)")
+    p.add_argument("--xl-byte", type=int, default=193, help="crossline byte position for SEG-Y (default 193)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from seiscore.io.info import describe, format_summary
+
+    info = describe(args.path, args.il_byte, args.xl_byte)
+    print(json.dumps(info, indent=2) if args.json else format_summary(info))
+    return 0

@@ -1,0 +1,100 @@
+"""Summaries of SEG-Y files and survey stores for ``seis info``: geometry, format, sizes, headers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import segyio
+
+from .geometry import probe, scan
+from .headers import TRACE_FIELDS
+from .store import _looks_like_store, is_complete, open_survey
+
+_KEY_FIELDS = ("header_inline_3d", "header_crossline_3d", "header_cdp_x", "header_cdp_y", "header_source_group_scalar",
+               "header_trace_sample_count", "header_trace_sample_interval", "header_delay_recording_time", "header_offset")
+
+
+def _ranges(values: dict[str, np.ndarray]) -> dict[str, list[int]]:
+    return {k: [int(v.min()), int(v.max())] for k, v in values.items() if v.size}
+
+
+def describe_segy(path: Path, il_byte: int = 189, xl_byte: int = 193) -> dict:
+    layout = probe(path)
+    geom = scan(layout, il_byte, xl_byte)
+    fields = {}
+    with segyio.open(str(path), "r", ignore_geometry=True, endian=layout.endian) as f:
+        for fld in TRACE_FIELDS:
+            if fld.variable in _KEY_FIELDS:
+                fields[fld.variable] = np.asarray(f.attributes(fld.byte)[:])
+    return {
+        "kind": "SEG-Y file", "path": str(path), "size_bytes": layout.file_size,
+        "sample_format": f"{layout.format} ({layout.format_name})", "endian": layout.endian,
+        "traces": layout.tracecount, "samples": layout.n_samples,
+        "sample_range": [float(layout.samples[0]), float(layout.samples[-1])],
+        "extended_textual_headers": layout.n_ext_headers,
+        "inlines": [int(geom.inlines[0]), int(geom.inlines[-1]), len(geom.inlines)],
+        "crosslines": [int(geom.crosslines[0]), int(geom.crosslines[-1]), len(geom.crosslines)],
+        "live_traces": geom.n_live, "missing_traces": int(geom.trace_index.size - geom.n_live),
+        "sorting": geom.sorting, "header_ranges": _ranges(fields),
+        "textual_header_first_lines": layout.textual_raw and _first_lines(layout.textual_raw),
+    }
+
+
+def _first_lines(raw: bytes, n: int = 4) -> list[str]:
+    from .textual import decode
+    return [line for line in decode(raw).splitlines()[:n]]
+
+
+def describe_store(path: Path) -> dict:
+    ds = open_survey(path, require_complete=False)
+    amp = ds["amplitude"]
+    live = ds["live_mask"].values
+    fields = {k: ds[k].values[live] for k in _KEY_FIELDS if k in ds}
+    a = ds.attrs
+    return {
+        "kind": "survey store", "path": str(path), "complete": is_complete(path),
+        "dims": dict(amp.sizes), "chunks": list(amp.encoding.get("chunks") or amp.data.chunksize),
+        "amplitude_bytes": int(amp.size * 4), "size_on_disk_bytes": _du(path),
+        "sample_format": f"{a.get('sample_format')} ({a.get('sample_format_name')})", "endian": a.get("endian"),
+        "sample_range": [float(ds["sample"][0]), float(ds["sample"][-1])], "sample_unit": ds["sample"].attrs.get("units"),
+        "inlines": [int(ds["inline"][0]), int(ds["inline"][-1]), int(ds.sizes["inline"])],
+        "crosslines": [int(ds["crossline"][0]), int(ds["crossline"][-1]), int(ds.sizes["crossline"])],
+        "live_traces": int(live.sum()), "missing_traces": int(live.size - live.sum()), "sorting": a.get("sorting"),
+        "source_file": a.get("source_file"), "processing": a.get("processing"), "header_ranges": _ranges(fields),
+        "textual_header_first_lines": a.get("textual_header", "").splitlines()[:4],
+    }
+
+
+def _du(path: Path) -> int:
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+
+
+def describe(path: str | os.PathLike, il_byte: int = 189, xl_byte: int = 193) -> dict:
+    """Summary dict of a SEG-Y file or a survey store (dispatching on what ``path`` is)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file or store: {path}")
+    if path.is_dir():
+        if not _looks_like_store(path):
+            raise ValueError(f"{path} is a folder but not a Zarr survey store")
+        return describe_store(path)
+    return describe_segy(path, il_byte, xl_byte)
+
+
+def format_summary(info: dict) -> str:
+    """Human-readable lines of a :func:`describe` result."""
+    lines = []
+    for key, value in info.items():
+        if key == "header_ranges":
+            lines.append("header ranges (min..max over live traces):")
+            lines += [f"  {k.removeprefix('header_'):28s} {lo} .. {hi}" for k, (lo, hi) in value.items()]
+        elif key == "textual_header_first_lines":
+            lines.append("textual header:")
+            lines += [f"  {line}" for line in value]
+        elif key in ("inlines", "crosslines"):
+            lines.append(f"{key:26s} {value[0]} .. {value[1]} ({value[2]})")
+        elif value is not None:
+            lines.append(f"{key:26s} {value}")
+    return "\n".join(lines)
