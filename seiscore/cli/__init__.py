@@ -15,6 +15,10 @@ import sys
 
 # Modules of this package that contribute sub-commands, in help order.
 COMMAND_MODULES = [
+    "datasets",
+    "ingest",
+    "export",
+    "info",
     "demo",
     "qc",
 ]
