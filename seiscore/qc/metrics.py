@@ -58,6 +58,15 @@ def _summary(values: list[np.ndarray]) -> dict:
     return {"mean": float(finite.mean()) if finite.size else None, "per_slice": a}
 
 
+def _batches(arrays, slice_dim: str, idx: np.ndarray, cfg: QCConfig, progress: bool):
+    batches = iter_slice_batches(arrays, slice_dim, idx, cfg.batch_size)
+    if progress:
+        from tqdm import tqdm
+
+        batches = tqdm(batches, total=math.ceil(len(idx) / cfg.batch_size), desc="QC metrics", unit="batch")
+    return batches
+
+
 def trace_sample(da: xr.DataArray, slice_dim: str, cfg: QCConfig) -> xr.DataArray:
     """A bounded, evenly spaced subset of traces: up to ``max_lines`` lines x ``max_traces_per_line``."""
     d0, d1 = [d for d in da.dims if d != slice_dim]
@@ -120,11 +129,7 @@ def quality_metrics(
 
     acc: dict[str, list[np.ndarray]] = {k: [] for k in ("b0", "b1", "p0", "p1", "leak")}
     ref_stacks: list[list[np.ndarray]] = [[], [], []]
-    batches = iter_slice_batches(arrays, slice_dim, idx, cfg.batch_size)
-    if progress:
-        from tqdm import tqdm
-
-        batches = tqdm(batches, total=math.ceil(len(idx) / cfg.batch_size), desc="QC metrics", unit="batch")
+    batches = _batches(arrays, slice_dim, idx, cfg, progress)
     for _, stacks in batches:
         o, d = stacks[0], stacks[1]
         before, after = score_stack(o), score_stack(d)
@@ -177,11 +182,7 @@ def volume_metrics(data: xr.DataArray, *, slice_dim: str = "sample", max_slices:
     data = _check("data", data, None, slice_dim)
     idx = sample_indices(data.sizes[slice_dim], max_slices)
     b, p = [], []
-    batches = iter_slice_batches([data], slice_dim, idx, cfg.batch_size)
-    if progress:
-        from tqdm import tqdm
-
-        batches = tqdm(batches, total=math.ceil(len(idx) / cfg.batch_size), desc="QC metrics", unit="batch")
+    batches = _batches([data], slice_dim, idx, cfg, progress)
     for _, (stack,) in batches:
         s = score_stack(stack)
         b.append(s["brisque"])
