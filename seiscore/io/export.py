@@ -23,7 +23,7 @@ from .errors import IncompleteStoreError, StoreError
 from .headers import TRACE_FIELDS, TRACE_HEADER_SIZE, encode_trace_headers, patch_binary_format
 from .plan import parse_bytes, plan_regions, runs
 from .samples import IBM_FLOAT, IEEE_FLOAT, check_format, encode, raw_dtype
-from .store import is_complete
+from .store import is_complete, run_parallel
 
 FORMAT_CHOICES = {"original": None, "ieee": IEEE_FLOAT, "ibm": IBM_FLOAT}
 
@@ -85,7 +85,9 @@ def export(store: str | os.PathLike, dest: str | os.PathLike, *, format: str = "
         bar.update(len(head))
         for band in plan.bands():
             idx_band = trace_index[band]
-            headers = encode_trace_headers({f.variable: g[f.variable][band].reshape(-1) for f in TRACE_FIELDS}, endian)
+            names = [f.variable for f in TRACE_FIELDS]
+            values = run_parallel(lambda name: g[name][band].reshape(-1), names)
+            headers = encode_trace_headers(dict(zip(names, values)), endian)
             headers = headers.reshape(idx_band.shape + (TRACE_HEADER_SIZE,))
             for xs, ss in plan.regions():
                 idx = idx_band[:, xs].reshape(-1)

@@ -22,10 +22,10 @@ from tqdm.auto import tqdm
 from . import textual
 from .errors import SegyError
 from .geometry import Geometry, SegyLayout, probe, scan
-from .headers import TRACE_FIELDS, TRACE_HEADER_SIZE, decode_trace_headers
+from .headers import TRACE_HEADER_SIZE, decode_trace_headers
 from .plan import parse_bytes, plan_regions, resolve_chunks
 from .segy_read import TraceReader
-from .store import COMPLETE_ATTR, HEADER_CHUNK_BANDS, compressor, create_schema, prepare_target, publish
+from .store import COMPLETE_ATTR, HEADER_CHUNK_BANDS, compressor, create_schema, prepare_target, publish, run_parallel
 
 SCALAR_VARIABLE = "header_source_group_scalar"  # byte 71, applies to CDP X/Y (bytes 181/185)
 _INEXACT_FORMATS = {2, 6, 9, 10, 12}  # sample types float32 cannot always hold exactly
@@ -125,10 +125,8 @@ def _write_header_rows(group, band: slice, raw_headers: np.ndarray, live: np.nda
     dead = ~live.reshape(-1)
     x[dead] = np.nan
     y[dead] = np.nan
-    group["cdp_x"][band] = x.reshape(n_b, n_xl)
-    group["cdp_y"][band] = y.reshape(n_b, n_xl)
-    for f in TRACE_FIELDS:
-        group[f.variable][band] = fields[f.variable].reshape(n_b, n_xl)
+    fields.update(cdp_x=x, cdp_y=y)
+    run_parallel(lambda name: group[name].__setitem__(band, fields[name].reshape(n_b, n_xl)), list(fields))
 
 
 def ingest(source: str | os.PathLike, store: str | os.PathLike, *, il_byte: int = 189, xl_byte: int = 193,

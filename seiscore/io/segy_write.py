@@ -85,10 +85,10 @@ def write_cube(path: str | os.PathLike, cube: np.ndarray, spec: SegyWriteSpec | 
         il_num = spec.first_inline + ii * spec.inline_increment
         xl_num = spec.first_crossline + jj * spec.crossline_increment
         for t in it:
-            f.header[t] = {spec.il_byte: int(il_num[t]), spec.xl_byte: int(xl_num[t]),
-                           TF.TRACE_SEQUENCE_LINE: t + 1, TF.TRACE_SEQUENCE_FILE: t + 1,
+            f.header[t] = {TF.TRACE_SEQUENCE_LINE: t + 1, TF.TRACE_SEQUENCE_FILE: t + 1,
                            TF.CDP_X: int(xs[t]), TF.CDP_Y: int(ys[t]), TF.SourceGroupScalar: spec.coord_scalar,
                            TF.TRACE_SAMPLE_COUNT: ns, TF.TRACE_SAMPLE_INTERVAL: spec.sample_interval_us,
-                           TF.DelayRecordingTime: spec.delay_ms}
+                           TF.DelayRecordingTime: spec.delay_ms,
+                           spec.il_byte: int(il_num[t]), spec.xl_byte: int(xl_num[t])}  # last: they win
             f.trace[t] = np.ascontiguousarray(cube[ii[t], jj[t]], dtype=f.dtype)
     return path

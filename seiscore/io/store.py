@@ -107,6 +107,13 @@ def is_complete(store: str | os.PathLike) -> bool:
     return _looks_like_store(path) and bool(_root_attrs(path).get(COMPLETE_ATTR, False))
 
 
+def run_parallel(fn, items) -> list:
+    """Apply ``fn`` to ``items`` on I/O threads (Zarr metadata/chunk files are small and latency-bound)."""
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        return list(pool.map(fn, items))
+
+
 def _array(group, name, shape, chunks, dtype, dims, fill, attrs=None, compression="zstd"):
     codec = compressor(compression)
     return group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, fill_value=fill,
@@ -132,14 +139,14 @@ def create_schema(path: Path, *, inlines, crosslines, samples, sample_unit: str,
         values = np.asarray(values, dtype=np.float64 if name == "sample" else np.int64)
         a = _array(g, name, values.shape, values.shape, values.dtype, (name,), 0, {"units": unit} if unit else {}, "none")
         a[:] = values
-    for name in ("cdp_x", "cdp_y"):
-        _array(g, name, (n_il, n_xl), hchunks, "float64", DIMS[:2], np.nan, {"units": "m", "scalar_applied": True})
-    _array(g, "live_mask", (n_il, n_xl), hchunks, "bool", DIMS[:2], False)[:] = trace_index >= 0
-    _array(g, "trace_index", (n_il, n_xl), hchunks, "int64", DIMS[:2], -1,
-           {"long_name": "original trace number (0-based), -1 where no trace"})[:] = trace_index
-    for f in TRACE_FIELDS:
-        _array(g, f.variable, (n_il, n_xl), hchunks, f.dtype, DIMS[:2], 0,
-               {"segy_byte": f.byte, "segy_bytes": f.size, "segyio_name": f.segyio_name})
+    specs = [(n, "float64", np.nan, {"units": "m", "scalar_applied": True}) for n in ("cdp_x", "cdp_y")]
+    specs += [("live_mask", "bool", False, {}),
+              ("trace_index", "int64", -1, {"long_name": "original trace number (0-based), -1 where no trace"})]
+    specs += [(f.variable, f.dtype, 0, {"segy_byte": f.byte, "segy_bytes": f.size, "segyio_name": f.segyio_name})
+              for f in TRACE_FIELDS]
+    run_parallel(lambda sp: _array(g, sp[0], (n_il, n_xl), hchunks, sp[1], DIMS[:2], sp[2], sp[3]), specs)
+    g["live_mask"][:] = trace_index >= 0
+    g["trace_index"][:] = trace_index
     return g
 
 
@@ -209,6 +216,5 @@ def create_output_store(input_store: str | os.PathLike, output_store: str | os.P
     band = max(out_chunks[0], band - band % out_chunks[0])
     names = ["cdp_x", "cdp_y"] + [f.variable for f in TRACE_FIELDS]
     for a in range(0, n_il, band):
-        for name in names:
-            dg[name][a:a + band] = sg[name][a:a + band]
+        run_parallel(lambda name: dg[name].__setitem__(slice(a, a + band), sg[name][a:a + band]), names)
     return publish(tmp, final)
