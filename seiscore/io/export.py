@@ -70,44 +70,18 @@ def export(store: str | os.PathLike, dest: str | os.PathLike, *, format: str = "
     if np.count_nonzero(trace_index >= 0) != ntr or (ntr and trace_index.max() != ntr - 1):
         raise StoreError(f"store {src}: trace_index does not number {ntr} traces 0..{ntr - 1}")
     head = file_headers(attrs, fmt)
-    bps = raw_dtype(fmt, endian).itemsize
-    tsize = TRACE_HEADER_SIZE + ns * bps
+    tsize = TRACE_HEADER_SIZE + ns * raw_dtype(fmt, endian).itemsize
+    # fixed: trace_index + one band of headers (fields read, encoded and sliced: ~4 x 240 bytes a trace)
     plan = plan_regions(amp.shape, amp.chunks, tsize + ns * 4, parse_bytes(memory_limit),
-                        fixed=trace_index.nbytes + amp.chunks[0] * n_xl * (TRACE_HEADER_SIZE * 3 + 8 * len(TRACE_FIELDS)))
+                        fixed=trace_index.nbytes + amp.chunks[0] * n_xl * 4 * TRACE_HEADER_SIZE)
     tmp = dest.with_name(f".{dest.name}.seiscore-tmp")
     dest.parent.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=len(head) + ntr * tsize, unit="B", unit_scale=True, desc=f"export {dest.name}",
                disable=not progress)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        os.ftruncate(fd, len(head) + ntr * tsize)
-        os.pwrite(fd, head, 0)
-        bar.update(len(head))
-        for band in plan.bands():
-            idx_band = trace_index[band]
-            names = [f.variable for f in TRACE_FIELDS]
-            values = run_parallel(lambda name: g[name][band].reshape(-1), names)
-            headers = encode_trace_headers(dict(zip(names, values)), endian)
-            headers = headers.reshape(idx_band.shape + (TRACE_HEADER_SIZE,))
-            for xs, ss in plan.regions():
-                idx = idx_band[:, xs].reshape(-1)
-                live = np.flatnonzero(idx >= 0)
-                order = np.argsort(idx[live])
-                traces, pos = idx[live][order], live[order]
-                values = amp[band, xs, ss].reshape(-1, ss.stop - ss.start)[pos]
-                samples = encode(values, fmt, endian)
-                del values
-                if ss.start == 0:
-                    hdr = headers[:, xs].reshape(-1, TRACE_HEADER_SIZE)[pos]
-                    if ss.stop == ns:
-                        block = np.concatenate([hdr, samples.view(np.uint8).reshape(len(pos), -1)], axis=1)
-                        _write_runs(fd, traces, block, len(head), tsize, 0)
-                    else:
-                        _write_runs(fd, traces, hdr, len(head), tsize, 0)
-                        _write_runs(fd, traces, samples, len(head), tsize, TRACE_HEADER_SIZE)
-                else:
-                    _write_runs(fd, traces, samples, len(head), tsize, TRACE_HEADER_SIZE + ss.start * bps)
-                bar.update(samples.nbytes + (len(pos) * TRACE_HEADER_SIZE if ss.start == 0 else 0))
+        with zarr.config.set({"async.concurrency": plan.zarr_concurrency}):
+            _write_traces(fd, g, plan, trace_index, head, tsize, fmt, endian, bar)
         os.fsync(fd)
     except BaseException:
         os.close(fd)
@@ -117,6 +91,42 @@ def export(store: str | os.PathLike, dest: str | os.PathLike, *, format: str = "
     bar.close()
     os.replace(tmp, dest)
     return dest
+
+
+def _write_traces(fd, g, plan, trace_index, head: bytes, tsize: int, fmt: int, endian: str, bar) -> None:
+    """Write the file header and every trace, region by region (see :mod:`seiscore.io.plan`)."""
+    amp = g["amplitude"]
+    ns = amp.shape[2]
+    bps = raw_dtype(fmt, endian).itemsize
+    ntr = int(np.count_nonzero(trace_index >= 0))
+    names = [f.variable for f in TRACE_FIELDS]
+    os.ftruncate(fd, len(head) + ntr * tsize)
+    os.pwrite(fd, head, 0)
+    bar.update(len(head))
+    for band in plan.bands():
+        idx_band = trace_index[band]
+        values = run_parallel(lambda name: g[name][band].reshape(-1), names)
+        headers = encode_trace_headers(dict(zip(names, values)), endian)
+        headers = headers.reshape(idx_band.shape + (TRACE_HEADER_SIZE,))
+        for xs, ss in plan.regions():
+            idx = idx_band[:, xs].reshape(-1)
+            live = np.flatnonzero(idx >= 0)
+            order = np.argsort(idx[live])
+            traces, pos = idx[live][order], live[order]
+            values = amp[band, xs, ss].reshape(-1, ss.stop - ss.start)[pos]
+            samples = encode(values, fmt, endian)
+            del values
+            if ss.start == 0:
+                hdr = headers[:, xs].reshape(-1, TRACE_HEADER_SIZE)[pos]
+                if ss.stop == ns:
+                    block = np.concatenate([hdr, samples.view(np.uint8).reshape(len(pos), -1)], axis=1)
+                    _write_runs(fd, traces, block, len(head), tsize, 0)
+                else:
+                    _write_runs(fd, traces, hdr, len(head), tsize, 0)
+                    _write_runs(fd, traces, samples, len(head), tsize, TRACE_HEADER_SIZE)
+            else:
+                _write_runs(fd, traces, samples, len(head), tsize, TRACE_HEADER_SIZE + ss.start * bps)
+            bar.update(samples.nbytes + (len(pos) * TRACE_HEADER_SIZE if ss.start == 0 else 0))
 
 
 def _write_runs(fd: int, traces: np.ndarray, rows: np.ndarray, data_offset: int, tsize: int, within: int) -> None:

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import zarr
 from tqdm.auto import tqdm
 
 from . import textual
@@ -67,13 +68,14 @@ def scaled_coordinates(fields: dict[str, np.ndarray]) -> tuple[np.ndarray, np.nd
     return fields["header_cdp_x"] * factor, fields["header_cdp_y"] * factor
 
 
-HEADER_BYTES_PER_TRACE = 3 * TRACE_HEADER_SIZE + 5 * 8  # raw + decoded fields + float coordinates
+# raw bytes of the band being filled + decoded fields and coordinates + encoded chunks of the band being written
+HEADER_BYTES_PER_TRACE = 3 * TRACE_HEADER_SIZE + 10 * 8
 
 
 def _header_rows(ci: int, n_il: int, n_xl: int, limit: int) -> int:
-    """Inlines per header chunk: up to 4 chunk-rows while two buffers use <= 1/8 of the bound."""
-    per_band = 2 * ci * n_xl * HEADER_BYTES_PER_TRACE
-    return min(n_il, ci * max(1, min(HEADER_CHUNK_BANDS, (limit // 8) // max(1, per_band))))
+    """Inlines per header chunk: up to 4 chunk-rows while the header buffers use <= 1/4 of the bound."""
+    per_band = ci * n_xl * HEADER_BYTES_PER_TRACE
+    return min(n_il, ci * max(1, min(HEADER_CHUNK_BANDS, (limit // 4) // max(1, per_band))))
 
 
 class _Buffers:
@@ -148,7 +150,7 @@ def ingest(source: str | os.PathLike, store: str | os.PathLike, *, il_byte: int 
     chunks = resolve_chunks(chunks, shape)
     header_rows = _header_rows(chunks[0], n_il, n_xl, limit)
     plan = plan_regions(shape, chunks, layout.trace_size, limit,
-                        fixed=geom.trace_index.nbytes + 2 * header_rows * n_xl * HEADER_BYTES_PER_TRACE)
+                        fixed=geom.trace_index.nbytes + header_rows * n_xl * HEADER_BYTES_PER_TRACE)
     final, tmp = prepare_target(store, overwrite)
     group = create_schema(tmp, inlines=geom.inlines, crosslines=geom.crosslines, samples=layout.samples,
                           sample_unit=sample_unit, chunks=chunks, trace_index=geom.trace_index,
@@ -159,7 +161,7 @@ def ingest(source: str | os.PathLike, store: str | os.PathLike, *, il_byte: int 
     bar = tqdm(total=layout.tracecount * layout.trace_size, unit="B", unit_scale=True,
                desc=f"ingest {layout.path.name}", disable=not progress)
     buffers = _Buffers()
-    with TraceReader(layout) as reader, _Writer() as writer:
+    with TraceReader(layout) as reader, _Writer() as writer, zarr.config.set({"async.concurrency": plan.zarr_concurrency}):
         for rows in range(0, n_il, header_rows):
             rows = slice(rows, min(rows + header_rows, n_il))
             headers = np.zeros((rows.stop - rows.start, n_xl, TRACE_HEADER_SIZE), dtype=np.uint8)

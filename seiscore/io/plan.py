@@ -16,7 +16,7 @@ import numpy as np
 
 DEFAULT_CHUNKS = (64, 64, 64)
 DEFAULT_MEMORY_LIMIT = "1GB"
-ZARR_INFLIGHT_CHUNKS = 16  # chunks the Zarr codec pipeline may hold encoded at once (x2 for copies)
+ZARR_MAX_CONCURRENCY = 8  # chunks the Zarr codec pipeline may encode at once (each holds ~2 chunk copies)
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
           "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 
@@ -52,6 +52,7 @@ class RegionPlan:
     width: int  # crosslines per region (multiple of chunks[1], or all)
     window: int  # samples per region (multiple of chunks[2], or all)
     batch_traces: int  # traces read from the file per I/O batch
+    zarr_concurrency: int = ZARR_MAX_CONCURRENCY  # value for zarr's "async.concurrency" while streaming
 
     def bands(self, rows: slice | None = None):
         """Chunk-rows of inlines (within ``rows``, whose start must be chunk-aligned)."""
@@ -71,12 +72,14 @@ def plan_regions(shape, chunks, trace_bytes: int, limit: int, fixed: int = 0) ->
     """Choose region width / window and read batch so the working set stays under ``limit`` bytes.
 
     Working set ~ ``fixed`` + 3 regions (two in flight + one decode temporary)
-    + one raw batch (``batch_traces * trace_bytes``) + the Zarr codec pipeline's chunks.
+    + one raw batch (``batch_traces * trace_bytes``) + the Zarr codec pipeline's chunks
+    (``zarr_concurrency`` chunks encoded at once, about two copies each).
     """
     ci, cx, cs = chunks
     n_il, n_xl, ns = shape
     chunk_bytes = ci * cx * cs * 4
-    avail = limit - fixed - 2 * ZARR_INFLIGHT_CHUNKS * chunk_bytes
+    concurrency = int(max(2, min(ZARR_MAX_CONCURRENCY, (limit - fixed) // (8 * 2 * chunk_bytes))))
+    avail = limit - fixed - 2 * concurrency * chunk_bytes
     need = 4 * chunk_bytes + ci * trace_bytes
     if avail < need:
         raise ValueError(f"memory_limit of {limit / 1e6:.1f} MB is too small for chunks {chunks} of this survey "
@@ -92,7 +95,7 @@ def plan_regions(shape, chunks, trace_bytes: int, limit: int, fixed: int = 0) ->
     batch = max(ci, int((avail - 3 * ci * width * window * 4) // trace_bytes))
     batch = min(batch, ci * width, max(ci, (64 * 2**20) // trace_bytes))
     return RegionPlan(shape=tuple(shape), chunks=tuple(chunks), width=int(width), window=int(window),
-                      batch_traces=int(batch))
+                      batch_traces=int(batch), zarr_concurrency=concurrency)
 
 
 def runs(sorted_indices: np.ndarray, max_len: int):
