@@ -1,0 +1,119 @@
+"""Runtime helpers of the flows: the Dask task runner, the cluster description, the catalog.
+
+- Embedded default: a local cluster of worker *processes* started for the flow run
+  (``SEIS_DASK_WORKERS`` x ``SEIS_DASK_THREADS_PER_WORKER``), or dask-cuda's
+  ``LocalCUDACluster`` (one worker per GPU, advertising ``GPU=1``) when the run needs a GPU
+  and one exists.
+- ``SEIS_DASK_ADDRESS`` (or ``--scheduler``) makes the same flows use an existing cluster.
+- Worker processes of a local cluster inherit the flow's Prefect API URL, so task runs are
+  reported to the same (possibly temporary) Prefect server instead of each worker
+  starting its own.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from prefect_dask import DaskTaskRunner
+
+from seiscore.settings import PipelineSettings
+
+
+class SeisDaskTaskRunner(DaskTaskRunner):
+    """DaskTaskRunner whose local workers report to the flow's Prefect API."""
+
+    def __enter__(self):
+        if self._cluster is None and not self.address:
+            url = current_api_url()
+            if url:
+                env = dict(self.cluster_kwargs.get("env") or {})
+                env.setdefault("PREFECT_API_URL", url)
+                self.cluster_kwargs["env"] = env
+        return super().__enter__()
+
+
+def current_api_url() -> str | None:
+    """The Prefect API this process talks to (a configured server, the test harness or the temporary one)."""
+    from prefect.context import FlowRunContext
+    from prefect.settings import PREFECT_API_URL
+
+    url = os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value()
+    if url:
+        return str(url)
+    ctx = FlowRunContext.get()
+    if ctx is not None and getattr(ctx, "client", None) is not None:
+        return str(ctx.client.api_url).rstrip("/")
+    from prefect.client.orchestration import get_client
+
+    # No configured server: the run uses Prefect's temporary server; this returns its URL.
+    return str(get_client(sync_client=True).api_url).rstrip("/")
+
+
+def gpu_available() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return False
+
+
+def make_task_runner(settings: PipelineSettings, *, needs_gpu: bool = False) -> DaskTaskRunner:
+    """A runner on ``settings.dask_address`` if set, else a local (CUDA) cluster for the run."""
+    if settings.dask_address:
+        return SeisDaskTaskRunner(address=settings.dask_address)
+    if needs_gpu and gpu_available():
+        try:
+            import dask_cuda  # noqa: F401
+
+            return SeisDaskTaskRunner(cluster_class="dask_cuda.LocalCUDACluster", cluster_kwargs={"resources": {"GPU": 1}})
+        except ImportError:
+            pass
+    return SeisDaskTaskRunner(
+        cluster_class="distributed.LocalCluster",
+        cluster_kwargs={
+            "n_workers": settings.dask_workers,
+            "threads_per_worker": settings.dask_threads_per_worker,
+            "processes": True,
+            "memory_limit": settings.dask_memory_limit,
+            "dashboard_address": None,
+        },
+    )
+
+
+def task_runner_client():
+    """The Dask client of the running flow's task runner."""
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    if ctx is None or not isinstance(ctx.task_runner, DaskTaskRunner):
+        raise RuntimeError("process_survey must run with a DaskTaskRunner")
+    return ctx.task_runner.client
+
+
+def describe_cluster(client) -> dict[str, Any]:
+    """Scheduler address, workers (threads, memory, resources) of a Dask client's cluster."""
+    info = client.scheduler_info(n_workers=-1) if "n_workers" in client.scheduler_info.__code__.co_varnames else client.scheduler_info()
+    workers = {
+        w.get("name", addr).__str__(): {"address": addr, "nthreads": w.get("nthreads"), "memory_limit": w.get("memory_limit"),
+                                         "resources": w.get("resources") or {}}
+        for addr, w in info.get("workers", {}).items()
+    }
+    return {
+        "scheduler": info.get("address"),
+        "type": type(client.cluster).__name__ if client.cluster is not None else "external",
+        "n_workers": len(workers),
+        "workers": workers,
+    }
+
+
+def has_resource(cluster: dict, name: str) -> bool:
+    return any(name in w["resources"] for w in cluster["workers"].values())
+
+
+def get_entry(survey: str, catalog: str | os.PathLike):
+    """The catalog entry of ``survey`` (``seiscore.catalog``)."""
+    from seiscore.catalog import load_catalog
+
+    return load_catalog(catalog).get(survey)

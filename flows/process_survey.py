@@ -1,0 +1,191 @@
+"""Flow ``process-survey``: catalog entry -> ingest -> tiles on Dask -> output store -> QC -> lineage -> SEG-Y.
+
+Resumable: tiles are recorded done in the output store, so a re-run after a crash or a
+cancellation computes only what is missing; a re-run of a finished survey with the same
+input content, denoiser, parameters and code is a no-op (``force=True`` reprocesses).
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Literal
+
+import dask
+from prefect import flow, get_run_logger
+from prefect.context import get_run_context
+
+from flows._runtime import describe_cluster, get_entry, has_resource, make_task_runner, task_runner_client
+from seiscore import io
+from seiscore.io.store import consolidate
+from seiscore.lineage import DatasetRef, LineageRecord, now_iso, read_lineage, write_lineage
+from seiscore.pipeline import prepare_output, run_key, summary_metrics
+from seiscore.settings import PipelineSettings, get_settings
+from seiscore.tile_jobs import DenoiserSpec, TileJob, pending_work
+from seiscore.tile_state import TileState, survey_lock
+from tasks.export import export_segy as export_segy_task
+from tasks.ingest import ingest_survey
+from tasks.lineage import lineage_task
+from tasks.quality import publish_artifacts, quality_task
+from tasks.tiles import denoise_tile_task, plan_tiles_task, write_tile_task
+
+SPEC_KEYS = ("tiles", "scale", "model", "section_dim", "axes", "preset")
+
+
+def _as_dict(obj: Any) -> dict:
+    if obj is None:
+        return {}
+    return obj.model_dump() if hasattr(obj, "model_dump") else dict(obj)
+
+
+def resolve_spec(entry: Any, denoiser: str | None, params: dict | None) -> DenoiserSpec:
+    """Denoiser of a catalog entry with the run's overrides (``params`` keys ``tiles``, ``scale``,
+    ``model``, ``section_dim``, ``axes``, ``preset`` set the spec; the others are denoiser parameters)."""
+    base = _as_dict(getattr(entry, "denoiser", None))
+    name = denoiser or base.get("name") or "tlsm"
+    same = base.get("name", name) == name
+    fields: dict[str, Any] = {"name": name}
+    if base.get("axes"):
+        fields["axes"] = base["axes"]
+    if same:
+        fields.update({k: base[k] for k in ("preset", "model", "scale", "tiles", "section_dim") if base.get(k) is not None})
+    overrides = dict(params or {})
+    fields.update({k: overrides.pop(k) for k in SPEC_KEYS if k in overrides})
+    fields["params"] = {**(base.get("params") or {} if same else {}), **overrides}
+    return DenoiserSpec(**fields)
+
+
+def run_tiles(job: TileJob, settings: PipelineSettings, cluster: dict) -> dict[str, int]:
+    """Submit the missing tiles to Dask (denoise, then blend + write) and wait; raise naming failed tiles."""
+    logger = get_run_logger()
+    to_compute, to_write = pending_work(job.plan, TileState(job.output_store))
+    logger.info(f"{job.plan.n_tiles} tiles (grid {job.plan.grid}); {len(to_write)} to write, {len(to_compute)} to denoise")
+    resources = None
+    if job.spec.needs_gpu():
+        if has_resource(cluster, "GPU"):
+            resources = {"GPU": 1}
+        elif cluster["type"] == "external":
+            raise RuntimeError(f"{job.spec.name} tiles need a worker with resources GPU=1; none of the "
+                               f"{cluster['n_workers']} workers at {cluster['scheduler']} advertises one")
+        else:
+            logger.warning("no GPU worker: SSB tiles run on the CPU workers")
+    denoise = denoise_tile_task.with_options(retries=settings.task_retries, retry_delay_seconds=settings.task_retry_delay_s)
+    write = write_tile_task.with_options(retries=settings.task_retries, retry_delay_seconds=settings.task_retry_delay_s)
+    with dask.annotate(resources=resources) if resources else nullcontext():
+        denoised = {k: denoise.submit(job, k) for k in to_compute}
+    written = {k: write.submit(job, k, wait_for=[denoised[d] for d in deps if d in denoised]) for k, deps in to_write.items()}
+    failures = []
+    for stage, futures in (("denoise", denoised), ("write", written)):
+        for key, fut in futures.items():
+            try:
+                fut.result()
+            except Exception as exc:  # noqa: BLE001 - collected and re-raised below
+                failures.append(f"{stage} tile {key}: {type(exc).__name__}: {exc}")
+    if failures:
+        raise RuntimeError(f"{len(failures)} tile task(s) failed after {settings.task_retries} retries; first: {failures[0]}"
+                           + ("" if len(failures) == 1 else f" (also: {'; '.join(failures[1:4])})"))
+    return {"tiles_denoised": len(to_compute), "tiles_written": len(to_write), "tiles_total": job.plan.n_tiles}
+
+
+@flow(name="process-survey", task_runner=make_task_runner(get_settings()), log_prints=True)
+def process_survey(
+    survey: str,
+    denoiser: Literal["tlsm", "ssb"] | None = None,
+    params: dict[str, Any] | None = None,
+    export_segy: bool = False,
+    catalog: str | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Denoise one catalog survey: ingest, tile, denoise on Dask, write, QC, lineage, optional SEG-Y.
+
+    Args:
+        survey: Name of the survey in the data catalog.
+        denoiser: Denoiser to use ("tlsm" on CPU workers, "ssb" on GPU workers); default: the catalog's.
+        params: Overrides of the denoiser parameters (e.g. {"tau": 0.3}); keys "tiles", "scale", "model", "preset" set the tiling, scaling, SSB model and TLSM preset.
+        export_segy: Also write the denoised survey as SEG-Y next to the output store.
+        catalog: Path of the data catalog (default: SEIS_CATALOG or data_catalog.yaml).
+        force: Reprocess even if the output is up to date.
+    """
+    logger = get_run_logger()
+    settings = get_settings()
+    catalog = catalog or str(settings.catalog)
+    entry = get_entry(survey, catalog)
+    spec = resolve_spec(entry, denoiser, params)
+    output = Path(entry.output)
+    flow_run_id = str(get_run_context().flow_run.id)
+
+    with survey_lock(output, wait_s=settings.lock_wait_s, owner=f"flow run {flow_run_id}"):
+        ing = ingest_survey(str(entry.source_path), str(entry.store), entry.il_byte, entry.xl_byte, entry.sample_unit)
+        reference = _reference_store(entry)
+        record = LineageRecord(run_id=flow_run_id, flow_run_id=flow_run_id, survey=survey, input=DatasetRef(**ing["source"]),
+                               output=DatasetRef(uri=str(output.resolve())), denoiser=spec.model_dump(mode="json"))
+        if settings.code_version:
+            record.code["version"] = settings.code_version
+            record.code["git_commit"] = None
+        previous = read_lineage(output) if output.exists() else None
+        if (not force and previous is not None and previous.status == "completed" and io.is_complete(output)
+                and previous.reuse_key() == record.reuse_key()):
+            logger.info(f"{survey}: output {output} is up to date (run {previous.run_id}); nothing to do")
+            return _summary(previous, output, skipped=True)
+
+        job = plan_tiles_task(ing["store"], str(output), spec)
+        record.tile_grid = {"grid": job.plan.grid, "n_tiles": job.plan.n_tiles, "edges": job.plan.edges,
+                            "halo": job.plan.halo, "blend": job.plan.blend, "chunks": job.plan.chunks, "scale": job.scale}
+        record.dask_cluster = describe_cluster(task_runner_client())
+        lineage_task(record, "START", settings)
+        try:
+            already = prepare_output(job, run_key(record.reuse_key(), job),
+                                     attrs={"processing": f"seiscore {spec.name} denoise, flow run {flow_run_id}"})
+            if already:
+                logger.info(f"resuming: {already} of {job.plan.n_tiles} tiles already written")
+            write_lineage(output, record)
+            counts = run_tiles(job, settings, record.dask_cluster)
+            record.tiles_computed = counts["tiles_denoised"]
+            consolidate(output)  # readers (QC) see the written amplitudes' metadata
+            report_dir = output.with_name(output.name.removesuffix(".zarr") + "_qc")
+            quality = quality_task(ing["store"], str(output), str(report_dir), reference, survey)
+            record.metrics = {**summary_metrics(quality["metrics"]), "qc_report": quality["report"], **counts}
+            record.status, record.ended = "completed", now_iso()
+            write_lineage(output, record)
+            io.mark_complete(output)
+            TileState(output).clear_blocks()
+            lineage_task(record, "COMPLETE", settings)
+            publish_artifacts(survey, quality)
+        except BaseException as exc:
+            record.status, record.ended, record.error = "failed", now_iso(), f"{type(exc).__name__}: {exc}"
+            lineage_task(record, "FAIL", settings, store=str(output) if output.exists() else None)
+            raise
+        segy = None
+        if export_segy:
+            segy = export_segy_task(str(output), str(output.with_suffix(".sgy")))
+    result = _summary(record, output, skipped=False)
+    result["segy"] = segy
+    return result
+
+
+def _reference_store(entry: Any) -> str | None:
+    """The clean reference as a store (a SEG-Y reference is ingested beside the input store)."""
+    ref = getattr(entry, "reference", None)
+    if not ref or Path(ref).suffix.lower() not in (".sgy", ".segy"):
+        return ref
+    store = Path(entry.store)
+    ing = ingest_survey(ref, str(store.with_name(store.name.removesuffix(".zarr") + "_reference.zarr")),
+                        entry.il_byte, entry.xl_byte, entry.sample_unit)
+    return ing["store"]
+
+
+def _summary(record: LineageRecord, output: Path, skipped: bool) -> dict[str, Any]:
+    return {"survey": record.survey, "output": str(output), "skipped": skipped, "run_id": record.run_id,
+            "tiles_computed": 0 if skipped else record.tiles_computed, "metrics": record.metrics,
+            "qc_report": record.metrics.get("qc_report"), "lineage": "output store attrs 'lineage' + OpenLineage events",
+            "status": record.status}
+
+
+def run_process_survey(survey: str, *, scheduler: str | None = None, **kwargs: Any) -> dict[str, Any]:
+    """Run :func:`process_survey` in this process on a local cluster, or on ``scheduler`` if given.
+
+    Works without a Prefect server: Prefect starts a temporary one for the run.
+    """
+    settings = get_settings(dask_address=scheduler)
+    needs_gpu = kwargs.get("denoiser") == "ssb"
+    return process_survey.with_options(task_runner=make_task_runner(settings, needs_gpu=needs_gpu))(survey, **kwargs)

@@ -1,0 +1,124 @@
+"""Library side of the survey processing flow (no Prefect here): the steps between tiles.
+
+- :func:`ensure_ingested` - ingest the SEG-Y source unless a complete store of the same
+  content exists (the source's size, mtime and content hash are recorded in the store);
+- :func:`prepare_output` - create the output store, or keep it to resume the same run;
+- :func:`run_quality` - metrics, section images and the QC report of a finished output.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seiscore.lineage import DatasetRef, content_hash, fingerprint
+from seiscore.tile_jobs import DenoiserSpec, TileJob, survey_scale
+from seiscore.tile_state import TileState
+from seiscore.tiling import plan_tiles
+
+SOURCE_ATTR = "seiscore_source"
+
+
+def source_ref(path: str | os.PathLike, known: dict | None = None) -> DatasetRef:
+    """URI, size and content hash of a file or store; reuses ``known['content_hash']`` if size and mtime match."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"survey source not found: {path}")
+    st = path.stat()
+    ref = {"uri": str(path.resolve()), "size_bytes": st.st_size if path.is_file() else None}
+    if known and known.get("size_bytes") == ref["size_bytes"] and known.get("mtime_ns") == st.st_mtime_ns and known.get("uri") == ref["uri"]:
+        return DatasetRef(**ref, content_hash=known["content_hash"])
+    if ref["size_bytes"] is None:
+        from seiscore.lineage import path_size
+
+        ref["size_bytes"] = path_size(path)
+    return DatasetRef(**ref, content_hash=content_hash(path))
+
+
+def ensure_ingested(source, store, *, il_byte: int = 189, xl_byte: int = 193, sample_unit: str = "ms",
+                    chunks=None, progress: bool = False) -> tuple[Path, DatasetRef, bool]:
+    """Return (store, source ref, ingested now?); (re)ingest when the store is missing, incomplete or stale."""
+    import zarr
+
+    from seiscore import io
+
+    store = Path(store)
+    known = None
+    if io.is_complete(store):
+        known = zarr.open_group(str(store), mode="r").attrs.get(SOURCE_ATTR)
+    ref = source_ref(source, known)
+    if known and known.get("content_hash") == ref.content_hash:
+        return store, ref, False
+    io.ingest(source, store, il_byte=il_byte, xl_byte=xl_byte, sample_unit=sample_unit, chunks=chunks,
+              progress=progress, overwrite=True)
+    g = zarr.open_group(str(store), mode="r+")
+    g.attrs[SOURCE_ATTR] = {**ref.model_dump(), "mtime_ns": Path(source).stat().st_mtime_ns}
+    return store, ref, True
+
+
+def make_job(input_store, output_store, spec: DenoiserSpec) -> TileJob:
+    """Plan the tiles and measure the survey's amplitude range (for the global scaling)."""
+    import xarray as xr
+
+    ds = xr.open_zarr(str(input_store))
+    amp = ds["amplitude"].transpose("inline", "crossline", "sample")
+    cfg = spec.tile_config()
+    # Output chunks are whole cores along tiled axes, the input's chunking along whole axes.
+    in_chunks = amp.encoding.get("chunks") or amp.shape
+    chunks = tuple(int(min(t, n)) if t is not None else int(c) for t, n, c in zip(cfg.tile, amp.shape, in_chunks))
+    plan = plan_tiles(amp.shape, cfg, chunks)
+    scale = survey_scale(amp, ds["live_mask"]) if spec.scale == "minmax" else (0.0, 1.0)
+    return TileJob(input_store=str(input_store), output_store=str(output_store), plan=plan, spec=spec, scale=scale)
+
+
+def run_key(reuse_key: str, job: TileJob) -> str:
+    return fingerprint({"reuse": reuse_key, "plan": job.plan.model_dump(mode="json"), "scale": job.scale})
+
+
+def prepare_output(job: TileJob, key: str, attrs: dict | None = None) -> int:
+    """Create the output store for run ``key`` or keep it to resume; returns tiles already done."""
+    from seiscore import io
+
+    state = TileState(job.output_store)
+    out = Path(job.output_store)
+    if not (out.exists() and state.run_key() == key and not io.is_complete(out)):
+        io.create_output_store(job.input_store, out, chunks=job.plan.chunks, attrs=attrs, overwrite=True)
+    return state.begin(key, job.plan)
+
+
+def run_quality(input_store, output_store, report_dir, *, reference=None, max_slices: int = 16,
+                survey: str = "") -> dict[str, Any]:
+    """Metrics (PSNR/SSIM when a reference store is given), section images and the QC report."""
+    import xarray as xr
+
+    from seiscore.qc import quality_metrics, section_images, write_qc_report
+
+    report_dir = Path(report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    before = xr.open_zarr(str(input_store))["amplitude"]
+    after = xr.open_zarr(str(output_store))["amplitude"]
+    ref = xr.open_zarr(str(reference))["amplitude"] if reference else None
+    metrics = quality_metrics(before, after, ref, max_slices=max_slices)
+    images = section_images(before, after, report_dir / "images")
+    report = write_qc_report(output_store, report_dir / f"{survey or 'survey'}_qc.html", against=input_store,
+                             metrics=metrics, max_slices=max_slices)
+    return {"metrics": metrics, "images": {k: str(v) for k, v in images.items()}, "report": str(report)}
+
+
+def summary_metrics(metrics: dict) -> dict[str, float | None]:
+    """Headline numbers of a :func:`seiscore.qc.quality_metrics` dict (mean before / after)."""
+    out: dict[str, float | None] = {}
+    for name in ("psnr", "ssim", "snr", "brisque", "piqe"):
+        m = metrics.get(name)
+        if isinstance(m, dict):
+            for when in ("before", "after"):
+                v = m.get(when)
+                v = v.get("mean") if isinstance(v, dict) else v
+                out[f"{name}_{when}"] = None if v is None else float(np.round(v, 4))
+    leak = metrics.get("leakage", {})
+    if isinstance(leak, dict) and leak.get("mean") is not None:
+        out["leakage"] = float(np.round(leak["mean"], 4))
+    return out

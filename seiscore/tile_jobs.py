@@ -1,0 +1,176 @@
+"""Denoise and write one tile of a survey store: the work units the pipeline distributes.
+
+A :class:`TileJob` (JSON-serialisable) names the input and output stores, the tile plan,
+the denoiser and the survey's amplitude scaling. :func:`denoise_tile` reads a tile's
+extended block from the input store, denoises it and saves ``weights * output`` on the
+tile's support as a scratch block; :func:`write_tile` sums the scratch blocks of the tile
+and its neighbours over the core (the blend) and writes the core into the output store's
+``amplitude`` (whole chunks only), then records the tile as done.
+
+Scaling: with ``scale="minmax"`` every block is mapped with the *survey's* min and max,
+``x' = (x - c) / r`` (``c`` the mid-range, ``r`` the half-range), so all tiles see the same
+[-1, 1] amplitudes (per-tile scaling would make seams).
+"""
+
+from __future__ import annotations
+
+import time
+from functools import lru_cache
+from typing import Any, Callable, Literal
+
+import numpy as np
+import zarr
+from pydantic import BaseModel, ConfigDict, Field
+
+from seiscore.tile_state import TileState
+from seiscore.tiling import Tile, TileConfig, TilePlan, denoise_block, core_from_neighbours
+
+DIMS = ("inline", "crossline", "sample")
+
+DEFAULT_TILES: dict[str, TileConfig] = {
+    # TLSM: low-rank t-SVD and unidirectional TV over blocks; halos hide the periodic X-step edges.
+    "tlsm": TileConfig(tile=(64, 64, None), halo=(16, 16, 0)),
+    # SSB works on 2-D inline sections (with its own patch blending): stacks of whole sections.
+    "ssb": TileConfig(tile=(32, None, None), halo=(0, 0, 0)),
+}
+
+
+class DenoiserSpec(BaseModel):
+    """Which denoiser runs on the tiles, with what parameters and axis roles."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Literal["tlsm", "ssb"] = "tlsm"
+    preset: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    axes: dict[str, str] = Field(
+        default_factory=lambda: {"smooth": "crossline", "footprint": "sample", "tube": "inline"},
+        description="TLSM roles (smooth / footprint / tube) -> store dims",
+    )
+    scale: Literal["minmax", "none"] = "minmax"
+    tiles: TileConfig | None = None
+    model: str | None = Field(None, description="SSB model artifact folder")
+    section_dim: str = Field("inline", description="SSB: sections are cut across this dim")
+
+    def tile_config(self) -> TileConfig:
+        return self.tiles or DEFAULT_TILES[self.name]
+
+    def needs_gpu(self) -> bool:
+        return self.name == "ssb"
+
+
+class TileJob(BaseModel):
+    """Everything a worker needs to process tiles of one run."""
+
+    input_store: str
+    output_store: str
+    plan: TilePlan
+    spec: DenoiserSpec
+    scale: tuple[float, float] = (0.0, 1.0)  # (centre, half-range) applied before denoising
+
+
+def survey_scale(amplitude, live_mask=None) -> tuple[float, float]:
+    """(mid-range, half-range) of the live traces of an (inline, crossline, sample) array."""
+    a = amplitude if live_mask is None else amplitude.where(live_mask)
+    lo, hi = float(a.min().compute() if hasattr(a, "compute") else a.min()), float(a.max().compute() if hasattr(a, "compute") else a.max())
+    if not np.isfinite(lo) or not np.isfinite(hi):
+        raise ValueError("survey has no live samples to scale")
+    return (lo + hi) / 2, max((hi - lo) / 2, np.finfo(np.float32).tiny)
+
+
+def block_denoiser(spec: DenoiserSpec) -> Callable[[np.ndarray], np.ndarray]:
+    """A function denoising one (inline, crossline, sample) block, same shape and dtype out."""
+    if spec.name == "tlsm":
+        from seiscore.tlsm import denoise
+
+        missing = {"smooth", "footprint", "tube"} - set(spec.axes)
+        if missing or sorted(spec.axes.values()) != sorted(DIMS):
+            raise ValueError(f"TLSM axes must map smooth, footprint and tube onto {DIMS}, got {spec.axes}")
+        perm = [DIMS.index(spec.axes[r]) for r in ("smooth", "footprint", "tube")]
+        inv = np.argsort(perm)
+        params = spec.params or None
+
+        def run(block: np.ndarray) -> np.ndarray:
+            out = denoise(np.ascontiguousarray(np.transpose(block, perm)), params, preset=spec.preset)
+            return np.transpose(out, inv)
+
+        return run
+    if spec.name == "ssb":
+        from seiscore.ssb import denoise
+
+        if not spec.model:
+            raise ValueError("SSB needs a model artifact folder (denoiser.model in the catalog or --param model=PATH)")
+        model = _ssb_model(spec.model)
+        axis = DIMS.index(spec.section_dim)
+        return lambda block: denoise(block, model, axis=axis, **spec.params)
+    raise ValueError(f"unknown denoiser {spec.name!r}")
+
+
+@lru_cache(maxsize=2)
+def _ssb_model(path: str):
+    from seiscore.ssb import load_model
+
+    return load_model(path)
+
+
+def _open_array(store: str, name: str, mode: str = "r"):
+    return zarr.open_group(store, mode=mode, use_consolidated=False)[name]
+
+
+def read_block(job: TileJob, tile: Tile) -> tuple[np.ndarray, np.ndarray]:
+    """The tile's extended block (scaled, dead traces zeroed) and its live mask."""
+    block = np.asarray(_open_array(job.input_store, "amplitude")[tile.ext_slices], dtype=np.float32)
+    live = np.asarray(_open_array(job.input_store, "live_mask")[tile.ext_slices[:2]], dtype=bool)
+    centre, half = job.scale
+    block = (block - np.float32(centre)) / np.float32(half)
+    block[~live] = 0.0
+    block[~np.isfinite(block)] = 0.0
+    return block, live
+
+
+def denoise_tile(job: TileJob, key: str, denoiser: Callable[[np.ndarray], np.ndarray] | None = None) -> dict:
+    """Denoise tile ``key`` and save its weighted support block; returns timing info."""
+    tile = job.plan.tile(_index(key))
+    t0 = time.perf_counter()
+    block, _ = read_block(job, tile)
+    t1 = time.perf_counter()
+    weighted = denoise_block(block, tile, job.plan, denoiser or block_denoiser(job.spec))
+    t2 = time.perf_counter()
+    TileState(job.output_store).save_block(tile, weighted)
+    return {"tile": key, "read_s": t1 - t0, "denoise_s": t2 - t1, "save_s": time.perf_counter() - t2, "samples": int(block.size)}
+
+
+def write_tile(job: TileJob, key: str) -> dict:
+    """Blend tile ``key``'s core from the scratch blocks, write it, and record it done."""
+    state = TileState(job.output_store)
+    tile = job.plan.tile(_index(key))
+    t0 = time.perf_counter()
+    core = core_from_neighbours(tile, job.plan, state.load_block)
+    centre, half = job.scale
+    core = core * np.float32(half) + np.float32(centre)
+    live = np.asarray(_open_array(job.input_store, "live_mask")[tile.core_slices[:2]], dtype=bool)
+    out = _open_array(job.output_store, "amplitude", "r+")
+    core[~live] = out.fill_value
+    out[tile.core_slices] = core.astype(np.float32, copy=False)
+    state.mark_done(tile)
+    return {"tile": key, "core": tile.core, "write_s": time.perf_counter() - t0}
+
+
+def _index(key: str) -> tuple[int, int, int]:
+    parts = tuple(int(p) for p in key.split("-"))
+    if len(parts) != 3:
+        raise ValueError(f"tile key must look like 'i-j-k', got {key!r}")
+    return parts  # type: ignore[return-value]
+
+
+def pending_work(plan: TilePlan, state: TileState) -> tuple[list[str], dict[str, list[str]]]:
+    """Blocks to (re)compute and, per tile still to write, the blocks it needs.
+
+    Only tiles without a done record are written; only blocks missing from the scratch
+    area (and needed by such a tile) are recomputed.
+    """
+    done = state.done()
+    to_write = {t.key: [n.key for n in plan.neighbours(t)] for t in plan.tiles() if t.key not in done}
+    needed = sorted({k for deps in to_write.values() for k in deps})
+    ready = state.ready()
+    return [k for k in needed if k not in ready], to_write

@@ -1,0 +1,17 @@
+"""Tasks: lineage record in the output store and OpenLineage run events."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from seiscore.lineage import LineageRecord, emit_event, write_lineage
+from seiscore.settings import PipelineSettings
+
+
+@task(name="lineage", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
+def lineage_task(record: LineageRecord, event: str, settings: PipelineSettings, store: str | None = None) -> None:
+    """Write ``record`` into ``store``'s attributes (when given) and emit an OpenLineage ``event``."""
+    if store is not None:
+        write_lineage(store, record)
+    emit_event(record, event, settings)

@@ -1,0 +1,27 @@
+"""Tasks: plan the tiles of a run, denoise one tile, write one tile (chunk-aligned)."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from seiscore.pipeline import make_job
+from seiscore.tile_jobs import DenoiserSpec, TileJob, denoise_tile, write_tile
+
+
+@task(name="plan-tiles", cache_policy=NO_CACHE)
+def plan_tiles_task(input_store: str, output_store: str, spec: DenoiserSpec) -> TileJob:
+    """Tile plan, chunk shape and amplitude scaling of a run."""
+    return make_job(input_store, output_store, spec)
+
+
+@task(name="denoise-tile", cache_policy=NO_CACHE, task_run_name="denoise-tile-{key}")
+def denoise_tile_task(job: TileJob, key: str) -> dict:
+    """Denoise tile ``key`` (extended block) and save its weighted support block."""
+    return denoise_tile(job, key)
+
+
+@task(name="write-tile", cache_policy=NO_CACHE, task_run_name="write-tile-{key}")
+def write_tile_task(job: TileJob, key: str) -> dict:
+    """Blend tile ``key``'s core from its neighbours' blocks and write it to the output store."""
+    return write_tile(job, key)
