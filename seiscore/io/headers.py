@@ -23,7 +23,7 @@ VARIABLE_PREFIX = "header_"
 
 
 def _snake(name: str) -> str:
-    name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name)
+    name = re.sub(r"(?<=[a-z])(?=[A-Z])", "_", name)
     return name.lower().replace("__", "_")
 
 
