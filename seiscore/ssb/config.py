@@ -151,6 +151,7 @@ class TrainConfig(_Strict):
     output_dir: Path = Path("benchmarks/results/tmp/ssb_run")
     seed: int = 0
     device: str | None = Field(None, description="None: cuda when available, else cpu")
+    epoch_eval_sections: int = Field(6, ge=1, description="held-out sections scored after every epoch (all at the end)")
     threads: int | None = Field(None, ge=1, description="torch CPU threads (None: torch default)")
 
     @classmethod

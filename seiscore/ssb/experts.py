@@ -54,17 +54,17 @@ class Expert(nn.Module):
         super().__init__()
         self.cfg, self.residual = cfg, residual
         backbone = build_backbone(cfg.backbone)
-        if cfg.lora is not None:
-            lora = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-                              target_modules=LORA_TARGETS[cfg.backbone.kind], bias="none")
-            backbone = inject_adapter_in_model(lora, backbone)
-            for name, p in backbone.named_parameters():
-                p.requires_grad_("lora_" in name)
-        self.backbone = backbone
         self.stride = stride(backbone)
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]):  # adapters and head initialised reproducibly
             torch.manual_seed(cfg.backbone.init_seed + 1)
+            if cfg.lora is not None:
+                lora = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+                                  target_modules=LORA_TARGETS[cfg.backbone.kind], bias="none")
+                backbone = inject_adapter_in_model(lora, backbone)
+                for name, p in backbone.named_parameters():
+                    p.requires_grad_("lora_" in name)
             self.head = DecoderHead(out_channels(backbone), self.stride, cfg.head)
+        self.backbone = backbone
 
     def train(self, mode: bool = True) -> "Expert":
         super().train(mode)

@@ -32,13 +32,13 @@ class Router(nn.Module):
 
     def __init__(self, cfg: RouterConfig, seed: int = 0):
         super().__init__()
-        layers: list[nn.Module] = []
-        ch = 4
-        for _ in range(cfg.n_layers - 1):
-            layers += [nn.Conv2d(ch, cfg.channels, 3, padding=1), nn.GELU()]
-            ch = cfg.channels
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]):  # reproducible initialisation
             torch.manual_seed(seed)
+            layers: list[nn.Module] = []
+            ch = 4
+            for _ in range(cfg.n_layers - 1):
+                layers += [nn.Conv2d(ch, cfg.channels, 3, padding=1), nn.GELU()]
+                ch = cfg.channels
             self.net = nn.Sequential(*layers, nn.Conv2d(ch, 1, 3, padding=1))
 
     def forward(self, noisy: torch.Tensor, e_swin: torch.Tensor, e_dino: torch.Tensor) -> torch.Tensor:

@@ -106,10 +106,14 @@ class Trainer:
     def _emit(self, **event: Any) -> None:
         self.callback(event)
 
-    def evaluate(self, model: SSBModel, mode: str = "blend") -> dict[str, float]:
-        res = denoise_sections(self.heldout.noisy, model, batch_size=64, device=self.device, mode=mode, return_gate=mode == "blend")
+    def evaluate(self, model: SSBModel, mode: str = "blend", subset: bool = False) -> dict[str, float]:
+        """Held-out scores; ``subset``: only every k-th section (per-epoch monitoring, ``epoch_eval_sections``)."""
+        n = self.heldout.noisy.shape[0]
+        pick = np.linspace(0, n - 1, min(n, self.cfg.epoch_eval_sections)).round().astype(int) if subset else slice(None)
+        noisy, clean = self.heldout.noisy[pick], self.heldout.clean[pick]
+        res = denoise_sections(noisy, model, batch_size=64, device=self.device, mode=mode, return_gate=mode == "blend")
         est, gate = res if mode == "blend" else (res, None)
-        return summary(self.heldout.clean, est, gate)
+        return summary(clean, est, gate)
 
     def _epoch(self, model: SSBModel, phase: Phase, opt: torch.optim.Optimizer, epoch: int) -> float:
         n = self.pairs.noisy.shape[0]
@@ -133,6 +137,7 @@ class Trainer:
 
     def run_phase(self, model: SSBModel, phase: Phase) -> None:
         ckpt_path = self.out / "checkpoints" / f"{phase.name.replace('/', '_')}.pt"
+        ckpt_path.parent.mkdir(parents=True, exist_ok=True)
         model.set_trainable(phase.part)
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.Adam(params, lr=phase.stage.lr)
@@ -148,7 +153,7 @@ class Trainer:
             t0 = time.perf_counter()
             train_loss = self._epoch(model, phase, opt, epoch)
             metrics = {"phase": phase.name, "epoch": epoch, "train_loss": train_loss, "seconds": time.perf_counter() - t0,
-                       **{f"heldout_{k}": v for k, v in self.evaluate(model, phase.mode).items()}}
+                       **{f"heldout_{k}": v for k, v in self.evaluate(model, phase.mode, subset=True).items()}}
             _save_checkpoint(ckpt_path, {"state": _state(model), "optimizer": opt.state_dict(), "epoch": epoch, "metrics": metrics})
             with open(self.out / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(metrics) + "\n")
