@@ -112,8 +112,12 @@ def has_resource(cluster: dict, name: str) -> bool:
     return any(name in w["resources"] for w in cluster["workers"].values())
 
 
-def get_entry(survey: str, catalog: str | os.PathLike):
-    """The catalog entry of ``survey`` (``seiscore.catalog``)."""
+def load_catalog_from(catalog: str | os.PathLike):
     from seiscore.catalog import load_catalog
 
-    return load_catalog(catalog).get(survey)
+    return load_catalog(catalog)
+
+
+def get_entry(survey: str, catalog: str | os.PathLike):
+    """The catalog entry of ``survey`` (``seiscore.catalog``)."""
+    return load_catalog_from(catalog).get(survey)

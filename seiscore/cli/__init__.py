@@ -21,6 +21,8 @@ COMMAND_MODULES = [
     "info",
     "demo",
     "qc",
+    "run",
+    "serve",
 ]
 
 

@@ -1,0 +1,87 @@
+"""Prefect deployments of the pipeline, served by one long-running process.
+
+    python -m deployments.serve [--cron "0 2 * * *"] [--timezone UTC] [--survey synthetic_demo]
+    seis serve ...                       (same)
+
+Deployments (each with a nightly schedule, 02:00 by default; ``SEIS_SCHEDULE_CRON`` /
+``SEIS_SCHEDULE_TIMEZONE`` or the options change it):
+
+- ``process-survey/nightly``: one survey (default ``synthetic_demo``);
+- ``reprocess-archive/nightly``: every catalog survey, skipping those up to date;
+- ``train-ssb/...``: the SSB training deployment of ``deployments/train_ssb.py``, when present.
+
+The flows' docstrings give the parameter descriptions the Prefect UI shows in its run form.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from typing import Any
+
+from prefect.schedules import Cron
+
+from seiscore.settings import PipelineSettings, get_settings
+
+
+def build_deployments(settings: PipelineSettings, survey: str = "synthetic_demo") -> list[Any]:
+    from flows.process_survey import process_survey
+    from flows.reprocess_archive import reprocess_archive
+
+    schedule = Cron(settings.schedule_cron, timezone=settings.schedule_timezone)
+    tags = ["seiscore", "nightly"]
+    deployments = [
+        process_survey.to_deployment(
+            name="nightly", schedules=[schedule], parameters={"survey": survey}, tags=tags,
+            description=f"Denoise one catalog survey (default {survey}) nightly; trigger any survey from the UI form.",
+        ),
+        reprocess_archive.to_deployment(
+            name="nightly", schedules=[schedule], tags=tags,
+            description="Reprocess every catalog survey whose input, denoiser, parameters or code changed.",
+        ),
+    ]
+    deployments += ssb_deployments(settings)
+    return deployments
+
+
+def ssb_deployments(settings: PipelineSettings) -> list[Any]:
+    """The SSB training deployment(s) of ``deployments/train_ssb.py``, if that module exists."""
+    try:
+        mod = importlib.import_module("deployments.train_ssb")
+    except ModuleNotFoundError:
+        return []
+    for name in ("build_deployments", "build_deployment", "deployment"):
+        obj = getattr(mod, name, None)
+        if obj is None:
+            continue
+        try:
+            made = obj(settings) if callable(obj) else obj
+        except TypeError:
+            made = obj()
+        return list(made) if isinstance(made, (list, tuple)) else [made]
+    return []
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(prog="python -m deployments.serve", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cron", help="cron schedule of the deployments (default SEIS_SCHEDULE_CRON or '0 2 * * *')")
+    parser.add_argument("--timezone", help="time zone of the schedule (default SEIS_SCHEDULE_TIMEZONE or UTC)")
+    parser.add_argument("--survey", default="synthetic_demo", help="survey of the nightly process-survey deployment")
+    return parser
+
+
+def serve_deployments(cron: str | None = None, timezone: str | None = None, survey: str = "synthetic_demo") -> None:
+    from prefect import serve
+
+    settings = get_settings(schedule_cron=cron, schedule_timezone=timezone)
+    serve(*build_deployments(settings, survey))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    serve_deployments(args.cron, args.timezone, args.survey)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
