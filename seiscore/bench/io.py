@@ -1,0 +1,152 @@
+"""``python -m seiscore.bench io [--quick] [--size-gb 2] [--repeats 3]``: SEG-Y <-> store throughput.
+
+Generates a post-stack SEG-Y file of about ``--size-gb`` GB under ``--dir`` (default /tmp)
+with plain segyio (timed: the segyio write baseline), then in the same run times a plain
+segyio read of every trace, ``seiscore.io.ingest`` (default Zstd, plus the lz4 option) and
+``seiscore.io.export``, with the peak resident memory of each next to the configured
+bound. Figures are medians over ``--repeats``; ratios are of medians. Files are deleted
+afterwards. Targets (issue 3): ingest >= 70 % of plain read, export >= 70 % of plain write,
+peak memory within the bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import segyio
+
+from seiscore.bench.common import PeakRSS, md_table, write_results
+from seiscore.io import export, ingest
+from seiscore.io.plan import parse_bytes
+from seiscore.io.segy_write import SegyWriteSpec, write_cube
+
+N_SAMPLES = 1000
+
+
+def _cube(size_bytes: int, seed: int = 0) -> np.ndarray:
+    """Seismic-like cube: band-limited reflectivity varying slowly in space, plus 10 % noise."""
+    n_traces = max(64, size_bytes // (240 + 4 * N_SAMPLES))
+    n_xl = int(np.sqrt(n_traces * 2))
+    n_il = max(2, n_traces // n_xl)
+    rng = np.random.default_rng(seed)
+    t = np.arange(N_SAMPLES, dtype=np.float32)
+    trace = np.sin(t / 7.0) * np.exp(-t / 600.0)
+    cube = np.empty((n_il, n_xl, N_SAMPLES), dtype=np.float32)
+    xl_gain = np.cos(np.arange(n_xl, dtype=np.float32) / 30.0)
+    for i in range(n_il):  # one inline at a time keeps the temporary small
+        cube[i] = xl_gain[:, None] * trace[None, :] + 0.1 * rng.standard_normal((n_xl, N_SAMPLES), dtype=np.float32)
+    return cube
+
+
+def _plain_read(path: Path, block: int = 8192) -> None:
+    with segyio.open(str(path), "r", ignore_geometry=True) as f:
+        for a in range(0, f.tracecount, block):
+            f.trace.raw[a:a + block]
+
+
+def _timed(fn, repeats: int, cleanup=None) -> tuple[list[float], list[int]]:
+    times, peaks = [], []
+    for _ in range(repeats):
+        if cleanup:
+            cleanup()
+        with PeakRSS() as mem:
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        peaks.append(mem.delta)
+    return times, peaks
+
+
+def _rm(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+
+
+def run(size_gb: float, repeats: int, memory_limit: str, workdir: Path) -> dict:
+    work = Path(tempfile.mkdtemp(prefix="seis-bench-io-", dir=workdir))
+    src, store, store_lz4, out = work / "src.sgy", work / "s.zarr", work / "s_lz4.zarr", work / "out.sgy"
+    bound = parse_bytes(memory_limit)
+    try:
+        cube = _cube(int(size_gb * 1e9))
+        shape = cube.shape
+        w_times, w_peaks = _timed(lambda: write_cube(src, cube, SegyWriteSpec()), repeats, lambda: _rm(src))
+        del cube
+        size = src.stat().st_size
+        _plain_read(src)  # warm the page cache so every reader sees the same cache state
+        rows = {"segyio write (plain)": (w_times, w_peaks)}
+        rows["segyio read (plain)"] = _timed(lambda: _plain_read(src), repeats)
+        rows["seiscore ingest (zstd)"] = _timed(lambda: ingest(src, store, memory_limit=memory_limit), repeats,
+                                                lambda: _rm(store))
+        rows["seiscore ingest (lz4)"] = _timed(lambda: ingest(src, store_lz4, memory_limit=memory_limit,
+                                                              compression="lz4"), repeats, lambda: _rm(store_lz4))
+        rows["seiscore export"] = _timed(lambda: export(store, out, memory_limit=memory_limit), repeats,
+                                         lambda: _rm(out))
+        exact = out.read_bytes() == src.read_bytes() if size < 4e9 else None
+        store_bytes = sum(f.stat().st_size for f in store.rglob("*") if f.is_file())
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    med = {k: statistics.median(v[0]) for k, v in rows.items()}
+    result = {
+        "file_bytes": size, "shape": list(shape), "repeats": repeats, "memory_limit_bytes": bound,
+        "workdir": str(workdir), "store_bytes_zstd": store_bytes, "export_byte_exact": exact,
+        "ops": {k: {"seconds": v[0], "median_s": med[k], "mb_per_s": size / med[k] / 1e6,
+                    "peak_rss_delta_bytes": max(v[1])} for k, v in rows.items()},
+    }
+    r = lambda a, b: med[b] / med[a]  # noqa: E731 - throughput ratio a vs b = time b / time a
+    result["ratios"] = {
+        "ingest_zstd_vs_plain_read": r("seiscore ingest (zstd)", "segyio read (plain)"),
+        "ingest_lz4_vs_plain_read": r("seiscore ingest (lz4)", "segyio read (plain)"),
+        "export_vs_plain_write": r("seiscore export", "segyio write (plain)"),
+    }
+    result["peak_within_bound"] = all(result["ops"][k]["peak_rss_delta_bytes"] <= bound
+                                      for k in result["ops"] if k.startswith("seiscore"))
+    return result
+
+
+def markdown(res: dict) -> str:
+    rows = [[k, f"{v['median_s']:.2f}", f"{v['mb_per_s']:.0f}", f"{v['peak_rss_delta_bytes'] / 2**20:.0f}"]
+            for k, v in res["ops"].items()]
+    ratios = res["ratios"]
+    lines = [
+        "# I/O benchmark: SEG-Y <-> survey store",
+        "",
+        f"File: {res['file_bytes'] / 1e9:.2f} GB post-stack SEG-Y, shape {tuple(res['shape'])} (IEEE float, big-endian), "
+        f"in `{res['workdir']}`; medians of {res['repeats']} runs; memory bound {res['memory_limit_bytes'] / 1e9:.2f} GB; "
+        f"Zstd store {res['store_bytes_zstd'] / 1e9:.2f} GB; export byte-exact: {res['export_byte_exact']}.",
+        "",
+        md_table(["operation", "median s", "MB/s", "peak RSS increase MiB"], rows),
+        "",
+        f"- ingest (Zstd) / plain segyio read: **{ratios['ingest_zstd_vs_plain_read']:.0%}** (target >= 70 %)",
+        f"- ingest (lz4) / plain segyio read: **{ratios['ingest_lz4_vs_plain_read']:.0%}**",
+        f"- export / plain segyio write: **{ratios['export_vs_plain_write']:.0%}** (target >= 70 %)",
+        f"- peak memory within the bound: **{res['peak_within_bound']}**",
+        "",
+        "Command: `python -m seiscore.bench io` (see `seiscore/bench/io.py`).",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m seiscore.bench io", description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="0.2 GB file, 1 repeat")
+    ap.add_argument("--size-gb", type=float, default=2.0)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--memory-limit", default="1GB")
+    ap.add_argument("--dir", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")),
+                    help="where the SEG-Y file and stores are written (default /tmp)")
+    args = ap.parse_args(argv)
+    size, repeats = (0.2, 1) if args.quick else (args.size_gb, args.repeats)
+    res = run(size, repeats, args.memory_limit, args.dir)
+    md = markdown(res)
+    write_results("io" if not args.quick else "io_quick", res, md)
+    print(md)
+    return 0
