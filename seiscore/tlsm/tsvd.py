@@ -81,8 +81,7 @@ def _rebuild(F: np.ndarray, route: SpectralRoute, s: np.ndarray, s_new: np.ndarr
         F[...] = (U * s_new[:, None, ::-1].astype(F.real.dtype)) @ Vh
         return
     (U,) = vecs
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cut = np.where(s > 0, 1.0 - s_new / s, 1.0).astype(F.real.dtype)
+    cut = (1.0 - s_new / s).astype(F.real.dtype)  # s > 0: see tsvd_lsm
     M = (U * cut[:, None, :]) @ _hermitian_t(U)
     if F.shape[1] <= F.shape[2]:
         F -= M @ F
@@ -115,6 +114,10 @@ def tsvd_lsm(
     try:
         parts = list(ex.map(lambda sl: _decompose(F[sl], route), slices))
         s = np.concatenate([p[0] for p in parts], axis=0)  # (n3//2+1, r), ascending per slice
+        # Gram eigenvalues that rounding put at or below zero stand for singular values too small
+        # to resolve, not for empty directions: give them the limit of the shrinkage as s -> 0
+        # (keep the component unless its whole group is zeroed) instead of removing them.
+        s = np.maximum(s, np.finfo(s.dtype).tiny)
         s_new = lsm_shrink(s, rho, axis=0, weights=symmetry_weights(n3))
         list(ex.map(lambda a: _rebuild(F[a[0]], route, s[a[0]], s_new[a[0]], a[1][1]), zip(slices, parts)))
     finally:
