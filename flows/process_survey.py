@@ -68,23 +68,27 @@ def run_tiles(job: TileJob, settings: PipelineSettings, cluster: dict) -> dict[s
             raise RuntimeError(f"{job.spec.name} tiles need a worker with resources GPU=1; none of the "
                                f"{cluster['n_workers']} workers at {cluster['scheduler']} advertises one")
         else:
-            logger.warning("no GPU worker: SSB tiles run on the CPU workers")
+            logger.warning("no GPU worker in the local cluster: SSB tiles run on the CPU workers")
+            job = job.model_copy(update={"spec": job.spec.model_copy(update={"params": {**job.spec.params, "allow_cpu": True}})})
     denoise = denoise_tile_task.with_options(retries=settings.task_retries, retry_delay_seconds=settings.task_retry_delay_s)
     write = write_tile_task.with_options(retries=settings.task_retries, retry_delay_seconds=settings.task_retry_delay_s)
     with dask.annotate(resources=resources) if resources else nullcontext():
         denoised = {k: denoise.submit(job, k) for k in to_compute}
     written = {k: write.submit(job, k, wait_for=[denoised[d] for d in deps if d in denoised]) for k, deps in to_write.items()}
-    failures = []
+    failures, per_worker = [], {}
     for stage, futures in (("denoise", denoised), ("write", written)):
         for key, fut in futures.items():
             try:
-                fut.result()
+                info = fut.result()
+                if stage == "denoise":
+                    per_worker[info["worker"]] = per_worker.get(info["worker"], 0) + 1
             except Exception as exc:  # noqa: BLE001 - collected and re-raised below
                 failures.append(f"{stage} tile {key}: {type(exc).__name__}: {exc}")
     if failures:
         raise RuntimeError(f"{len(failures)} tile task(s) failed after {settings.task_retries} retries; first: {failures[0]}"
                            + ("" if len(failures) == 1 else f" (also: {'; '.join(failures[1:4])})"))
-    return {"tiles_denoised": len(to_compute), "tiles_written": len(to_write), "tiles_total": job.plan.n_tiles}
+    return {"tiles_denoised": len(to_compute), "tiles_written": len(to_write), "tiles_total": job.plan.n_tiles,
+            "tiles_per_worker": per_worker}
 
 
 @flow(name="process-survey", task_runner=make_task_runner(get_settings()), log_prints=True)
@@ -115,7 +119,7 @@ def process_survey(
     flow_run_id = str(get_run_context().flow_run.id)
 
     with survey_lock(output, wait_s=settings.lock_wait_s, owner=f"flow run {flow_run_id}"):
-        ing = ingest_survey(str(entry.source_path), str(entry.store), entry.il_byte, entry.xl_byte, entry.sample_unit)
+        ing = ingest_survey(str(entry.source_path), str(entry.store), entry.il_byte, entry.xl_byte, entry.sample_unit, entry.chunks)
         reference = _reference_store(entry)
         record = LineageRecord(run_id=flow_run_id, flow_run_id=flow_run_id, survey=survey, input=DatasetRef(**ing["source"]),
                                output=DatasetRef(uri=str(output.resolve())), denoiser=spec.model_dump(mode="json"))
@@ -170,7 +174,7 @@ def _reference_store(entry: Any) -> str | None:
         return ref
     store = Path(entry.store)
     ing = ingest_survey(ref, str(store.with_name(store.name.removesuffix(".zarr") + "_reference.zarr")),
-                        entry.il_byte, entry.xl_byte, entry.sample_unit)
+                        entry.il_byte, entry.xl_byte, entry.sample_unit, entry.chunks)
     return ing["store"]
 
 

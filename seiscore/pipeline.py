@@ -20,6 +20,7 @@ from seiscore.tile_state import TileState
 from seiscore.tiling import plan_tiles
 
 SOURCE_ATTR = "seiscore_source"
+RANGE_ATTR = "seiscore_amplitude_scale"
 
 
 def source_ref(path: str | os.PathLike, known: dict | None = None) -> DatasetRef:
@@ -70,8 +71,20 @@ def make_job(input_store, output_store, spec: DenoiserSpec) -> TileJob:
     in_chunks = amp.encoding.get("chunks") or amp.shape
     chunks = tuple(int(min(t, n)) if t is not None else int(c) for t, n, c in zip(cfg.tile, amp.shape, in_chunks))
     plan = plan_tiles(amp.shape, cfg, chunks)
-    scale = survey_scale(amp, ds["live_mask"]) if spec.scale == "minmax" else (0.0, 1.0)
+    scale = amplitude_range(input_store, amp, ds["live_mask"]) if spec.scale == "minmax" else (0.0, 1.0)
     return TileJob(input_store=str(input_store), output_store=str(output_store), plan=plan, spec=spec, scale=scale)
+
+
+def amplitude_range(store, amp, live_mask) -> tuple[float, float]:
+    """Survey (mid-range, half-range), cached in the input store's attrs (a re-ingest resets it)."""
+    import zarr
+
+    g = zarr.open_group(str(store), mode="r+", use_consolidated=False)
+    cached = g.attrs.get(RANGE_ATTR)
+    if cached is None:
+        cached = list(survey_scale(amp, live_mask))
+        g.attrs[RANGE_ATTR] = cached
+    return tuple(cached)
 
 
 def run_key(reuse_key: str, job: TileJob) -> str:
@@ -98,9 +111,11 @@ def run_quality(input_store, output_store, report_dir, *, reference=None, max_sl
 
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
-    before = xr.open_zarr(str(input_store))["amplitude"]
-    after = xr.open_zarr(str(output_store))["amplitude"]
-    ref = xr.open_zarr(str(reference))["amplitude"] if reference else None
+    def amplitude(store):  # without cdp_x / cdp_y, which are chunked differently
+        return xr.open_zarr(str(store))["amplitude"].reset_coords(drop=True)
+
+    before, after = amplitude(input_store), amplitude(output_store)
+    ref = amplitude(reference) if reference else None
     metrics = quality_metrics(before, after, ref, max_slices=max_slices)
     images = section_images(before, after, report_dir / "images")
     report = write_qc_report(output_store, report_dir / f"{survey or 'survey'}_qc.html", against=input_store,

@@ -9,6 +9,16 @@ from seiscore.pipeline import make_job
 from seiscore.tile_jobs import DenoiserSpec, TileJob, denoise_tile, write_tile
 
 
+def _worker_name() -> str | None:
+    """Name of the Dask worker running the task (None outside a worker)."""
+    from distributed import get_worker
+
+    try:
+        return str(get_worker().name)
+    except ValueError:
+        return None
+
+
 @task(name="plan-tiles", cache_policy=NO_CACHE)
 def plan_tiles_task(input_store: str, output_store: str, spec: DenoiserSpec) -> TileJob:
     """Tile plan, chunk shape and amplitude scaling of a run."""
@@ -18,10 +28,10 @@ def plan_tiles_task(input_store: str, output_store: str, spec: DenoiserSpec) -> 
 @task(name="denoise-tile", cache_policy=NO_CACHE, task_run_name="denoise-tile-{key}")
 def denoise_tile_task(job: TileJob, key: str) -> dict:
     """Denoise tile ``key`` (extended block) and save its weighted support block."""
-    return denoise_tile(job, key)
+    return {**denoise_tile(job, key), "worker": _worker_name()}
 
 
 @task(name="write-tile", cache_policy=NO_CACHE, task_run_name="write-tile-{key}")
 def write_tile_task(job: TileJob, key: str) -> dict:
     """Blend tile ``key``'s core from its neighbours' blocks and write it to the output store."""
-    return write_tile(job, key)
+    return {**write_tile(job, key), "worker": _worker_name()}

@@ -1,0 +1,56 @@
+"""Shared fixtures: one Prefect test harness per session, a small local Dask cluster, small surveys.
+
+- ``prefect_harness``: a temporary Prefect server + SQLite database for the whole session
+  (starting one takes several seconds, so every test shares it). Its API URL is exported as
+  ``PREFECT_API_URL`` so Dask worker processes started afterwards report to it too.
+- ``dask_cluster``: two worker processes (1 thread each) on 127.0.0.1, started after the harness.
+- ``write_synthetic_segy``: writes a small synthetic survey (and its clean reference) with segyio.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    old = os.environ.get("PREFECT_API_URL")
+    with prefect_test_harness(server_startup_timeout=120):
+        os.environ["PREFECT_API_URL"] = str(PREFECT_API_URL.value())
+        try:
+            yield os.environ["PREFECT_API_URL"]
+        finally:
+            if old is None:
+                os.environ.pop("PREFECT_API_URL", None)
+            else:
+                os.environ["PREFECT_API_URL"] = old
+
+
+@pytest.fixture(scope="session")
+def dask_cluster(prefect_harness):
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      host="127.0.0.1", env={"PREFECT_API_URL": prefect_harness}) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def write_synthetic_segy():
+    """``write(dir, shape=(il, xl, t), seed=0) -> (noisy.sgy, clean.sgy, noisy, clean)`` (segyio, IEEE float)."""
+    from seiscore.io.segy_write import write_cube
+    from seiscore.synth import make_survey
+
+    def write(directory: Path, shape=(24, 40, 60), seed: int = 0):
+        noisy, clean = make_survey(n_inline=shape[0], n_crossline=shape[1], n_time=shape[2], seed=seed)
+        directory.mkdir(parents=True, exist_ok=True)
+        return write_cube(directory / "noisy.sgy", noisy), write_cube(directory / "clean.sgy", clean), noisy, clean
+
+    return write
