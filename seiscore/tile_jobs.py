@@ -30,7 +30,7 @@ DIMS = ("inline", "crossline", "sample")
 # TLSM tiles cut only the tube axis (by measurement, benchmarks/results/tiling.md): its
 # singular-value and TV shrinkage depend on the frontal-slice size, so cutting the smooth or
 # footprint axes costs 1-4 dB, while tube tiles with a small halo match the whole cube.
-TLSM_TUBE_TILE, TLSM_TUBE_HALO = 32, 8
+TLSM_TUBE_TILE, TLSM_TUBE_HALO = 24, 4
 # SSB works on 2-D sections (with its own patch blending): stacks of whole sections.
 SSB_TILE = 32
 
