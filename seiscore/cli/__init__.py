@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "export",
     "info",
     "demo",
+    "train_ssb",
     "qc",
     "run",
     "serve",
