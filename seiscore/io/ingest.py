@@ -1,32 +1,36 @@
-"""SEG-Y -> survey store, streaming band by band under a memory bound.
+"""SEG-Y -> survey store, streaming chunk column by chunk column under a memory bound.
 
 Steps: probe the layout and scan the (inline, crossline) grid (a few header bytes per
-trace); create the store schema under a temporary name; for every band of ``ci`` inlines
-read its traces region by region (whole chunks, see :mod:`seiscore.io.plan`), decode the
-samples to float32 and hand each region to a writer thread (Blosc compression runs there,
-overlapping the next read); decode the band's trace headers into the per-field variables;
-finally flag the store complete and rename it into place.
+trace); create the store schema under a temporary name; split the cube into chunk columns
+(``ci`` inlines x ``cx`` crosslines x a sample window, see :mod:`seiscore.io.plan`) and let a
+pool of threads (one per core) read each column's traces in large runs, decode them straight
+into a chunk-major block (byte swap + conversion in one pass), Blosc-compress the chunks and
+write the chunk files directly (:mod:`seiscore.io.chunk_writer`); decode each group of bands'
+trace headers into the per-field variables on a background thread; finally flag the store
+complete and rename it into place.
 """
 
 from __future__ import annotations
 
 import base64
 import os
+import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import zarr
 from tqdm.auto import tqdm
 
 from . import textual
 from .errors import SegyError
 from .geometry import Geometry, SegyLayout, probe, scan
 from .headers import TRACE_HEADER_SIZE, decode_trace_headers
-from .plan import parse_bytes, plan_regions, resolve_chunks
+from .chunk_writer import ChunkWriter
+from .plan import ColumnPlan, parse_bytes, plan_columns, resolve_chunks
 from .segy_read import TraceReader
-from .store import COMPLETE_ATTR, HEADER_CHUNK_BANDS, compressor, create_schema, prepare_target, publish, run_parallel
+from .store import (COMPLETE_ATTR, DEFAULT_COMPRESSION, FILL_VALUE, HEADER_CHUNK_BANDS, compressor, create_schema,
+                    prepare_target, publish, run_parallel)
 
 SCALAR_VARIABLE = "header_source_group_scalar"  # byte 71, applies to CDP X/Y (bytes 181/185)
 _INEXACT_FORMATS = {2, 6, 9, 10, 12}  # sample types float32 cannot always hold exactly
@@ -78,26 +82,8 @@ def _header_rows(ci: int, n_il: int, n_xl: int, limit: int) -> int:
     return min(n_il, ci * max(1, min(HEADER_CHUNK_BANDS, (limit // 4) // max(1, per_band))))
 
 
-class _Buffers:
-    """Two alternating region buffers (one being filled, one being written): no page faults per region."""
-
-    def __init__(self):
-        self._bufs, self._next = [None, None], 0
-
-    def get(self, shape: tuple[int, ...], full: bool) -> np.ndarray:
-        size = int(np.prod(shape))
-        buf = self._bufs[self._next]
-        if buf is None or buf.size < size:
-            buf = self._bufs[self._next] = np.empty(size, dtype=np.float32)
-        self._next ^= 1
-        region = buf[:size].reshape(shape)
-        if not full:
-            region.fill(0.0)  # dead bins keep the fill value
-        return region
-
-
 class _Writer:
-    """One background thread for Zarr writes; at most one write in flight (bounds memory)."""
+    """One background thread for the header-variable writes; at most one in flight (bounds memory)."""
 
     def __enter__(self) -> "_Writer":
         self._pool, self._pending = ThreadPoolExecutor(max_workers=1), None
@@ -120,6 +106,67 @@ class _Writer:
             self._pool.shutdown(wait=True)
 
 
+class _Columns:
+    """Reads, decodes, compresses and writes chunk columns; called from worker threads.
+
+    Each thread keeps its own reader (reused read buffer) and column block, so a work unit
+    touches no shared state but its own chunk files and its own cells of the band's header array.
+    """
+
+    def __init__(self, layout: SegyLayout, geom: Geometry, plan: ColumnPlan, writer: ChunkWriter):
+        self.layout, self.geom, self.plan, self.writer = layout, geom, plan, writer
+        self._local, self._lock, self._readers = threading.local(), threading.Lock(), []
+
+    def _state(self) -> tuple[TraceReader, np.ndarray]:
+        if not hasattr(self._local, "reader"):
+            ci, cx, cs = self.plan.chunks
+            reader = TraceReader(self.layout, reuse_buffer=True)
+            with self._lock:
+                self._readers.append(reader)
+            self._local.reader = reader
+            self._local.block = np.empty((-(-self.plan.window // cs), ci, cx, cs), dtype=np.float32)
+        return self._local.reader, self._local.block
+
+    def close(self) -> None:
+        for reader in self._readers:
+            reader.close()
+
+    def run(self, band: slice, xs: slice, ss: slice, headers: np.ndarray, row0: int) -> tuple[int, int]:
+        """Write the chunks of column (band, xs, ss) and copy its trace headers into ``headers`` (rows from
+        ``row0``); return (trace bytes read for the progress bar, samples not exact in float32)."""
+        reader, block = self._state()
+        ci, cx, cs = self.plan.chunks
+        idx = self.geom.trace_index[band, xs]
+        width = idx.shape[1]
+        length = ss.stop - ss.start
+        block = block[:-(-length // cs)]
+        flat = idx.reshape(-1)
+        pos = np.flatnonzero(flat >= 0)
+        traces = flat[pos]
+        order = np.argsort(traces, kind="stable")
+        traces, pos = traces[order], pos[order]
+        if pos.size < ci * cx:
+            block.fill(FILL_VALUE)  # edge of the grid or dead bins: the chunk padding / dead traces are fill
+        elif length % cs:
+            block[-1, :, :, length % cs:] = FILL_VALUE
+        batch = self.plan.batch_traces
+        step = batch if batch < width else batch - batch % width  # whole rows: one block copy per batch
+        inexact = 0
+        for k in range(0, pos.size, step):
+            raw = reader.read_raw(traces[k:k + step])
+            p = pos[k:k + step]
+            reader.decode_block(raw, ss, block, p, width)
+            if self.layout.format in _INEXACT_FORMATS:
+                inexact += reader.count_inexact(raw, ss)
+            if ss.start == 0:
+                il_local, xl_local = np.divmod(p, width)
+                headers[il_local + band.start - row0, xl_local + xs.start] = raw[:, :TRACE_HEADER_SIZE]
+        i, j, k0 = band.start // ci, xs.start // cx, ss.start // cs
+        for k in range(block.shape[0]):
+            self.writer.write((i, j, k0 + k), block[k])
+        return (pos.size * self.layout.trace_size if ss.stop == self.layout.n_samples else 0), inexact
+
+
 def _write_header_rows(group, band: slice, raw_headers: np.ndarray, live: np.ndarray, endian: str) -> None:
     n_b, n_xl = live.shape
     fields = decode_trace_headers(raw_headers.reshape(n_b * n_xl, TRACE_HEADER_SIZE), endian)
@@ -133,7 +180,7 @@ def _write_header_rows(group, band: slice, raw_headers: np.ndarray, live: np.nda
 
 def ingest(source: str | os.PathLike, store: str | os.PathLike, *, il_byte: int = 189, xl_byte: int = 193,
            chunks=None, memory_limit: str | int = "1GB", progress: bool = False, overwrite: bool = False,
-           sample_unit: str = "ms", compression: str = "zstd") -> Path:
+           sample_unit: str = "ms", compression: str = DEFAULT_COMPRESSION) -> Path:
     """Convert the post-stack SEG-Y ``source`` into the survey store ``store``; return its path.
 
     The store appears under its final name only once complete; an interrupted run leaves
@@ -149,47 +196,34 @@ def ingest(source: str | os.PathLike, store: str | os.PathLike, *, il_byte: int 
     shape = (n_il, n_xl, layout.n_samples)
     chunks = resolve_chunks(chunks, shape)
     header_rows = _header_rows(chunks[0], n_il, n_xl, limit)
-    plan = plan_regions(shape, chunks, layout.trace_size, limit,
+    plan = plan_columns(shape, chunks, layout.trace_size, limit,
                         fixed=geom.trace_index.nbytes + header_rows * n_xl * HEADER_BYTES_PER_TRACE)
     final, tmp = prepare_target(store, overwrite)
     group = create_schema(tmp, inlines=geom.inlines, crosslines=geom.crosslines, samples=layout.samples,
                           sample_unit=sample_unit, chunks=chunks, trace_index=geom.trace_index,
                           attrs=store_attrs(layout, geom, il_byte, xl_byte, sample_unit), compression=compression,
                           header_rows=header_rows)
-    amp = group["amplitude"]
+    columns = _Columns(layout, geom, plan, ChunkWriter(group["amplitude"]))
     inexact = 0
     bar = tqdm(total=layout.tracecount * layout.trace_size, unit="B", unit_scale=True,
                desc=f"ingest {layout.path.name}", disable=not progress)
-    buffers = _Buffers()
-    with TraceReader(layout) as reader, _Writer() as writer, zarr.config.set({"async.concurrency": plan.zarr_concurrency}):
-        for rows in range(0, n_il, header_rows):
-            rows = slice(rows, min(rows + header_rows, n_il))
-            headers = np.zeros((rows.stop - rows.start, n_xl, TRACE_HEADER_SIZE), dtype=np.uint8)
-            for band in plan.bands(rows):
-                band_idx = geom.trace_index[band]
-                for xs, ss in plan.regions():
-                    idx = band_idx[:, xs]
-                    region = buffers.get(idx.shape + (ss.stop - ss.start,), full=bool((idx >= 0).all()))
-                    flat_region, flat_pos = region.reshape(-1, region.shape[2]), np.flatnonzero(idx.reshape(-1) >= 0)
-                    traces = idx.reshape(-1)[flat_pos]
-                    order = np.argsort(traces, kind="stable")
-                    traces, flat_pos = traces[order], flat_pos[order]
-                    for k in range(0, traces.size, plan.batch_traces):
-                        raw = reader.read_raw(traces[k:k + plan.batch_traces])
-                        pos = flat_pos[k:k + plan.batch_traces]
-                        reader.decode_into(raw, ss, flat_region, pos)
-                        if layout.format in _INEXACT_FORMATS:
-                            inexact += reader.count_inexact(raw, ss)
-                        if ss.start == 0:
-                            il_local, xl_local = np.divmod(pos, idx.shape[1])
-                            headers[il_local + band.start - rows.start, xl_local + xs.start] = raw[:, :TRACE_HEADER_SIZE]
-                        if ss.stop == layout.n_samples:
-                            bar.update(raw.nbytes)
-                        del raw
-                    writer.submit(amp.__setitem__, (band, xs, ss), region)
-                    del region, flat_region
-            writer.submit(_write_header_rows, group, rows, headers, geom.trace_index[rows] >= 0, layout.endian)
-            del headers
+    pool = ThreadPoolExecutor(max_workers=plan.workers, thread_name_prefix="seiscore-ingest")
+    try:
+        with _Writer() as writer:
+            for rows in range(0, n_il, header_rows):
+                rows = slice(rows, min(rows + header_rows, n_il))
+                headers = np.zeros((rows.stop - rows.start, n_xl, TRACE_HEADER_SIZE), dtype=np.uint8)
+                futures = [pool.submit(columns.run, band, xs, ss, headers, rows.start)
+                           for band in plan.bands(rows) for xs, ss in plan.columns()]
+                for fut in futures:
+                    nbytes, n_inexact = fut.result()
+                    bar.update(nbytes)
+                    inexact += n_inexact
+                writer.submit(_write_header_rows, group, rows, headers, geom.trace_index[rows] >= 0, layout.endian)
+                del headers, futures
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # on an error: drop queued columns, finish running ones
+        columns.close()
     bar.close()
     if inexact:
         warnings.warn(f"{layout.path}: {inexact} samples of format {layout.format} ({layout.format_name}) are not "

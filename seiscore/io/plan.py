@@ -9,6 +9,7 @@ fit in the memory bound. Every Zarr write then covers whole chunks: no read-modi
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 
@@ -43,6 +44,12 @@ def resolve_chunks(chunks, shape: tuple[int, int, int]) -> tuple[int, int, int]:
     return tuple(min(c, n) for c, n in zip(chunks, shape))
 
 
+def _bands(n_il: int, ci: int, rows: slice | None):
+    lo, hi = (0, n_il) if rows is None else (rows.start, rows.stop)
+    for a in range(lo, hi, ci):
+        yield slice(a, min(a + ci, hi))
+
+
 @dataclass(frozen=True)
 class RegionPlan:
     """Region sizes for a (n_il, n_xl, n_samples) cube with the given chunks and budget."""
@@ -56,10 +63,7 @@ class RegionPlan:
 
     def bands(self, rows: slice | None = None):
         """Chunk-rows of inlines (within ``rows``, whose start must be chunk-aligned)."""
-        ci = self.chunks[0]
-        lo, hi = (0, self.shape[0]) if rows is None else (rows.start, rows.stop)
-        for a in range(lo, hi, ci):
-            yield slice(a, min(a + ci, hi))
+        return _bands(self.shape[0], self.chunks[0], rows)
 
     def regions(self):
         """(crossline slice, sample slice) pairs covering one band."""
@@ -96,6 +100,71 @@ def plan_regions(shape, chunks, trace_bytes: int, limit: int, fixed: int = 0) ->
     batch = min(batch, ci * width, max(ci, (64 * 2**20) // trace_bytes))
     return RegionPlan(shape=tuple(shape), chunks=tuple(chunks), width=int(width), window=int(window),
                       batch_traces=int(batch), zarr_concurrency=concurrency)
+
+
+DECODE_BYTES_PER_SAMPLE = 32  # raw sample + decode temporaries (IBM: uint32, float64 x2, int32, float32)
+READ_BATCH_BYTES = 4 * 2**20  # raw bytes per read: large sequential requests that stay in cache for decoding
+
+
+@dataclass(frozen=True)
+class ColumnPlan:
+    """Ingest work units: chunk columns ``(ci, cx, window)`` decoded and compressed by ``workers`` threads.
+
+    Each worker holds one column block in chunk-major layout (``window / cs`` whole chunks),
+    one read batch of ``batch_traces`` traces with its decode temporaries, and one encoded chunk.
+    """
+
+    shape: tuple[int, int, int]
+    chunks: tuple[int, int, int]
+    window: int  # samples per work unit (multiple of chunks[2], or all)
+    batch_traces: int  # traces per read
+    workers: int
+
+    def bands(self, rows: slice | None = None):
+        """Chunk-rows of inlines (within ``rows``, whose start must be chunk-aligned)."""
+        return _bands(self.shape[0], self.chunks[0], rows)
+
+    def columns(self):
+        """(crossline slice, sample slice) of every work unit of one band."""
+        cx = self.chunks[1]
+        for x in range(0, self.shape[1], cx):
+            for s in range(0, self.shape[2], self.window):
+                yield slice(x, min(x + cx, self.shape[1])), slice(s, min(s + self.window, self.shape[2]))
+
+
+def default_workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def plan_columns(shape, chunks, trace_bytes: int, limit: int, fixed: int = 0, workers: int | None = None) -> ColumnPlan:
+    """Choose the column window, read batch and worker count so the working set stays under ``limit`` bytes.
+
+    Working set ~ ``fixed`` + workers x (column block + one encoded chunk + one read batch
+    with its decode temporaries). Fewer workers are used when the bound cannot hold one set each.
+    """
+    ci, cx, cs = chunks
+    ns = shape[2]
+    chunk_bytes = ci * cx * cs * 4
+    avail = limit - fixed
+    per_trace = trace_bytes + DECODE_BYTES_PER_SAMPLE * min(ns, cs)
+    need = 2 * chunk_bytes + ci * per_trace  # one-chunk window, a batch of one trace per inline
+    workers = max(1, workers or default_workers())
+    while workers > 1 and workers * need > avail:
+        workers -= 1
+    if avail < need:
+        raise ValueError(f"memory_limit of {limit / 1e6:.1f} MB is too small for chunks {chunks} of this survey "
+                         f"(needs about {(need + fixed) / 1e6:.1f} MB); raise memory_limit or use smaller chunks")
+    per = avail // workers
+    n_sc = -(-ns // cs)  # sample chunks in a whole column
+    fit = max(1, (per // 2) // chunk_bytes)  # half the share for the column block
+    window = ns if n_sc <= fit else cs * fit
+    left = per - chunk_bytes * (-(-window // cs) + 1)
+    batch = min(left // (trace_bytes + DECODE_BYTES_PER_SAMPLE * window), max(1, READ_BATCH_BYTES // trace_bytes))
+    batch = max(1, int(batch))
+    if batch >= cx:
+        batch -= batch % cx  # whole rows of a column: the decode is one block copy
+    return ColumnPlan(shape=tuple(shape), chunks=tuple(chunks), window=int(window), batch_traces=batch,
+                      workers=workers)
 
 
 def runs(sorted_indices: np.ndarray, max_len: int):

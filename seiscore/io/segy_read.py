@@ -20,10 +20,14 @@ from .samples import IBM_FLOAT, decode, raw_dtype
 class TraceReader:
     """Reads traces of ``layout`` by trace number into a reusable buffer (read-only access)."""
 
-    def __init__(self, layout: SegyLayout):
+    def __init__(self, layout: SegyLayout, *, reuse_buffer: bool = False):
+        """``reuse_buffer``: :meth:`read_raw` returns a view of one buffer kept between calls (no
+        allocation and page faults per batch; the previous batch is overwritten)."""
         self.layout = layout
         self._fd = os.open(layout.path, os.O_RDONLY)
         self._dtype = raw_dtype(layout.format, layout.endian)
+        self._reuse = reuse_buffer
+        self._buf = np.empty((0, layout.trace_size), dtype=np.uint8)
 
     def close(self) -> None:
         os.close(self._fd)
@@ -38,7 +42,12 @@ class TraceReader:
         """Raw bytes (n, trace_size) of the given sorted unique trace numbers."""
         lay = self.layout
         tsize = lay.trace_size
-        buf = np.empty((sorted_traces.size, tsize), dtype=np.uint8)
+        if not self._reuse:
+            buf = np.empty((sorted_traces.size, tsize), dtype=np.uint8)
+        else:
+            if self._buf.shape[0] < sorted_traces.size:
+                self._buf = np.empty((sorted_traces.size, tsize), dtype=np.uint8)
+            buf = self._buf[:sorted_traces.size]
         flat = memoryview(buf.reshape(-1))
         row = 0
         for start, count in runs(sorted_traces, max_len=sorted_traces.size):
@@ -68,6 +77,37 @@ class TraceReader:
             np.copyto(out[rows[0]:rows[-1] + 1], src, casting="unsafe")  # byte swap + convert in one pass
         else:
             out[rows] = src
+
+    def decode_block(self, raw: np.ndarray, window: slice, block: np.ndarray, pos: np.ndarray, width: int) -> None:
+        """Decode a raw batch into a chunk-major column block.
+
+        ``block`` is ``(n_sc, ci, cx, cs)`` float32: ``block[k]`` is the chunk holding samples
+        ``window.start + k*cs ...``. The trace of grid position ``p`` (row ``p // width``, column
+        ``p % width`` of the column) fills ``block[:, row, col, :]`` with its samples of ``window``.
+        Rows of consecutive positions decode as one strided block copy (byte swap + conversion
+        in the same pass); other batches scatter by position.
+        """
+        src = self.samples(raw, window)
+        if self.layout.format == IBM_FLOAT:
+            src = decode(src, IBM_FLOAT, self.layout.endian)
+        n, length = src.shape
+        cs = block.shape[3]
+        full, tail = divmod(length, cs)
+        head, rest = src[:, :full * cs], src[:, full * cs:]
+        p0 = int(pos[0])
+        if p0 % width == 0 and n % width == 0 and int(pos[-1]) - p0 == n - 1 and bool(np.all(np.diff(pos) == 1)):
+            r0, nr = p0 // width, n // width
+            if full:
+                np.copyto(block[:full, r0:r0 + nr, :width, :],
+                          head.reshape(nr, width, full, cs).transpose(2, 0, 1, 3), casting="unsafe")
+            if tail:
+                np.copyto(block[full, r0:r0 + nr, :width, :tail], rest.reshape(nr, width, tail), casting="unsafe")
+        else:
+            rows, cols = np.divmod(pos, width)
+            if full:
+                block[:full, rows, cols, :] = head.reshape(n, full, cs).transpose(1, 0, 2)
+            if tail:
+                block[full, rows, cols, :tail] = rest
 
     def count_inexact(self, raw: np.ndarray, window: slice) -> int:
         """Samples of a raw batch that float32 cannot hold exactly (wide integer / double formats)."""

@@ -41,17 +41,24 @@ HEADER_CHUNK_BANDS = 4  # inline chunk-rows per header-variable chunk (few files
 FILL_VALUE = 0.0
 
 
-COMPRESSIONS = ("zstd", "lz4", "none")
+COMPRESSIONS = ("lz4", "zstd", "none")
+DEFAULT_COMPRESSION = "lz4"
 
 
-def compressor(name: str = "zstd") -> BloscCodec | None:
-    """Blosc codec for ``name``: "zstd" (default; Zstd level 1, byte shuffle: ~1.2x on seismic floats),
-    "lz4" (about 4x faster to write, slightly larger) or "none"."""
+def compressor(name: str = DEFAULT_COMPRESSION) -> BloscCodec | None:
+    """Blosc codec for ``name``, always with bit shuffle (groups the sign/exponent/mantissa bits of the
+    float32 samples; better ratios than byte shuffle and faster to compress):
+
+    - "lz4" (default): LZ4 level 5, ~1.7 GB/s per core to compress, 1.17x on the benchmark's noisy
+      cube and 1.94x on Penobscot;
+    - "zstd": Zstd level 1, ~0.55 GB/s per core, 1.17x / 2.02x (slightly smaller on real data);
+    - "none": raw chunks.
+    """
     if name not in COMPRESSIONS:
         raise ValueError(f"compression must be one of {', '.join(COMPRESSIONS)}, got {name!r}")
     if name == "none":
         return None
-    return BloscCodec(cname=name, clevel=1 if name == "zstd" else 5, shuffle="shuffle")
+    return BloscCodec(cname=name, clevel=1 if name == "zstd" else 5, shuffle="bitshuffle")  # typesize: the dtype's
 
 
 def temp_path(final: Path) -> Path:
@@ -114,7 +121,7 @@ def run_parallel(fn, items) -> list:
         return list(pool.map(fn, items))
 
 
-def _array(group, name, shape, chunks, dtype, dims, fill, attrs=None, compression="zstd"):
+def _array(group, name, shape, chunks, dtype, dims, fill, attrs=None, compression=DEFAULT_COMPRESSION):
     codec = compressor(compression)
     return group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, fill_value=fill,
                               dimension_names=dims, attributes=attrs or {},
@@ -122,7 +129,7 @@ def _array(group, name, shape, chunks, dtype, dims, fill, attrs=None, compressio
 
 
 def create_schema(path: Path, *, inlines, crosslines, samples, sample_unit: str, chunks, trace_index,
-                  attrs: dict, compression: str = "zstd", header_rows: int | None = None) -> zarr.Group:
+                  attrs: dict, compression: str = DEFAULT_COMPRESSION, header_rows: int | None = None) -> zarr.Group:
     """Create every array of a survey store at ``path`` and write the geometry (not the traces).
 
     2-D variables are chunked ``(header_rows, 1024)`` (default 4 amplitude chunk-rows of inlines).
@@ -210,7 +217,7 @@ def create_output_store(input_store: str | os.PathLike, output_store: str | os.P
     dg = create_schema(tmp, inlines=sg["inline"][:], crosslines=sg["crossline"][:], samples=sg["sample"][:],
                        sample_unit=sg["sample"].attrs.get("units", "ms"), chunks=out_chunks,
                        trace_index=sg["trace_index"][:], attrs={**src_attrs, **(attrs or {})},
-                       compression=sg.attrs.get("compression", "zstd"))
+                       compression=sg.attrs.get("compression", DEFAULT_COMPRESSION))
     limit = parse_bytes(memory_limit)
     band = max(1, min(n_il, limit // max(1, 8 * n_xl * 16)))
     band = max(out_chunks[0], band - band % out_chunks[0])
