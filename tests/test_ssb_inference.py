@@ -47,6 +47,7 @@ def test_blend_window_is_smooth_and_flat_inside():
 def test_bad_inputs_are_named():
     model = identity_model()
     vol = np.zeros((4, 32, 32), np.float32)
+    assert denoise(vol[:1], model).shape == (1, 32, 32)  # a single section is a valid cube
     with pytest.raises(ValueError, match="3-D"):
         denoise(vol[0], model)
     with pytest.raises(ValueError, match="integer"):

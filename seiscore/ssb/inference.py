@@ -109,7 +109,7 @@ def denoise(volume, model: SSBModel | str | Path, axis: int = 0, batch_size: int
     Returns a new array with the volume's shape and dtype (and, with ``return_gate``, the float32
     gate map g, same shape: 1 = DINOv3, 0 = Swin V2). The input is never modified.
     """
-    vol = as_float_volume("volume", volume, ndim=3)
+    vol = as_float_volume("volume", volume, ndim=3, min_len=1)
     if axis not in (0, 1, 2, -1, -2, -3):
         raise ValueError(f"axis must be 0, 1 or 2 for a 3-D volume, got {axis}")
     if not isinstance(model, SSBModel):
