@@ -55,7 +55,9 @@ class ChunkWriter:
         self._codec = None if blosc is None else Blosc(cname=blosc.cname.value, clevel=blosc.clevel,
                                                        shuffle=_SHUFFLE[blosc.shuffle.value],
                                                        blocksize=blosc.blocksize, typesize=blosc.typesize)
-        self._fill = np.asarray(meta.fill_value, dtype=self.dtype).tobytes()
+        self.shape = tuple(meta.shape)
+        self.fill_value = np.asarray(meta.fill_value, dtype=self.dtype)
+        self._fill = self.fill_value.tobytes()
         self._made: set[str] = set()
 
     def _is_fill(self, chunk: np.ndarray) -> bool:
@@ -82,3 +84,21 @@ class ChunkWriter:
         with open(path, "wb") as fh:
             fh.write(data)
         return len(data) if self._codec is not None else chunk.nbytes
+
+    def write_region(self, origin: tuple[int, ...], values: np.ndarray) -> None:
+        """Write ``values`` at the chunk-aligned index ``origin``; the region must cover whole chunks
+        except where it ends at the array's end (those edge chunks are padded with the fill value)."""
+        values = np.asarray(values)
+        for o, n, c, size in zip(origin, values.shape, self.chunk_shape, self.shape):
+            if o % c or ((o + n) % c and o + n != size):
+                raise ValueError(f"region at {origin} of shape {values.shape} is not aligned to chunks "
+                                 f"{self.chunk_shape} of an array of shape {self.shape}")
+        grid = [range(-(-n // c)) for n, c in zip(values.shape, self.chunk_shape)]
+        for idx in np.ndindex(*(len(g) for g in grid)):
+            part = values[tuple(slice(i * c, (i + 1) * c) for i, c in zip(idx, self.chunk_shape))]
+            if part.shape == self.chunk_shape:
+                chunk = np.ascontiguousarray(part, dtype=self.dtype)
+            else:
+                chunk = np.full(self.chunk_shape, self.fill_value, dtype=self.dtype)
+                chunk[tuple(slice(0, n) for n in part.shape)] = part
+            self.write(tuple(o // c + i for o, c, i in zip(origin, self.chunk_shape, idx)), chunk)

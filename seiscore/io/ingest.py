@@ -25,12 +25,12 @@ from tqdm.auto import tqdm
 from . import textual
 from .errors import SegyError
 from .geometry import Geometry, SegyLayout, probe, scan
-from .headers import TRACE_HEADER_SIZE, decode_trace_headers
+from .headers import FIELD_BY_VARIABLE, TRACE_HEADER_SIZE, decode_trace_headers
 from .chunk_writer import ChunkWriter
 from .plan import ColumnPlan, parse_bytes, plan_columns, resolve_chunks
 from .segy_read import TraceReader
 from .store import (COMPLETE_ATTR, DEFAULT_COMPRESSION, FILL_VALUE, HEADER_CHUNK_BANDS, compressor, create_schema,
-                    prepare_target, publish, run_parallel)
+                    prepare_target, publish)
 
 SCALAR_VARIABLE = "header_source_group_scalar"  # byte 71, applies to CDP X/Y (bytes 181/185)
 _INEXACT_FORMATS = {2, 6, 9, 10, 12}  # sample types float32 cannot always hold exactly
@@ -80,30 +80,6 @@ def _header_rows(ci: int, n_il: int, n_xl: int, limit: int) -> int:
     """Inlines per header chunk: up to 4 chunk-rows while the header buffers use <= 1/4 of the bound."""
     per_band = ci * n_xl * HEADER_BYTES_PER_TRACE
     return min(n_il, ci * max(1, min(HEADER_CHUNK_BANDS, (limit // 4) // max(1, per_band))))
-
-
-class _Writer:
-    """One background thread for the header-variable writes; at most one in flight (bounds memory)."""
-
-    def __enter__(self) -> "_Writer":
-        self._pool, self._pending = ThreadPoolExecutor(max_workers=1), None
-        return self
-
-    def submit(self, fn, *args) -> None:
-        self.wait()
-        self._pending = self._pool.submit(fn, *args)
-
-    def wait(self) -> None:
-        if self._pending is not None:
-            self._pending.result()
-            self._pending = None
-
-    def __exit__(self, *exc) -> None:
-        try:
-            if exc[0] is None:
-                self.wait()
-        finally:
-            self._pool.shutdown(wait=True)
 
 
 class _Columns:
@@ -167,7 +143,9 @@ class _Columns:
         return (pos.size * self.layout.trace_size if ss.stop == self.layout.n_samples else 0), inexact
 
 
-def _write_header_rows(group, band: slice, raw_headers: np.ndarray, live: np.ndarray, endian: str) -> None:
+def _write_header_rows(writers: dict[str, ChunkWriter], rows: slice, raw_headers: np.ndarray, live: np.ndarray,
+                       endian: str) -> None:
+    """Decode the raw trace headers of inlines ``rows`` into the per-field variables and CDP X/Y."""
     n_b, n_xl = live.shape
     fields = decode_trace_headers(raw_headers.reshape(n_b * n_xl, TRACE_HEADER_SIZE), endian)
     x, y = scaled_coordinates(fields)
@@ -175,7 +153,8 @@ def _write_header_rows(group, band: slice, raw_headers: np.ndarray, live: np.nda
     x[dead] = np.nan
     y[dead] = np.nan
     fields.update(cdp_x=x, cdp_y=y)
-    run_parallel(lambda name: group[name].__setitem__(band, fields[name].reshape(n_b, n_xl)), list(fields))
+    for name, values in fields.items():
+        writers[name].write_region((rows.start, 0), values.reshape(n_b, n_xl))
 
 
 def ingest(source: str | os.PathLike, store: str | os.PathLike, *, il_byte: int = 189, xl_byte: int = 193,
@@ -207,20 +186,31 @@ def ingest(source: str | os.PathLike, store: str | os.PathLike, *, il_byte: int 
     inexact = 0
     bar = tqdm(total=layout.tracecount * layout.trace_size, unit="B", unit_scale=True,
                desc=f"ingest {layout.path.name}", disable=not progress)
+    header_writers = {name: ChunkWriter(group[name]) for name in ("cdp_x", "cdp_y", *FIELD_BY_VARIABLE)}
+
+    def finish(rows: slice, headers: np.ndarray, futures: list) -> None:
+        # runs on the main thread while the workers go on with the next group of bands
+        nonlocal inexact
+        for fut in futures:
+            nbytes, n_inexact = fut.result()
+            bar.update(nbytes)
+            inexact += n_inexact
+        _write_header_rows(header_writers, rows, headers, geom.trace_index[rows] >= 0, layout.endian)
+
     pool = ThreadPoolExecutor(max_workers=plan.workers, thread_name_prefix="seiscore-ingest")
     try:
-        with _Writer() as writer:
-            for rows in range(0, n_il, header_rows):
-                rows = slice(rows, min(rows + header_rows, n_il))
-                headers = np.zeros((rows.stop - rows.start, n_xl, TRACE_HEADER_SIZE), dtype=np.uint8)
-                futures = [pool.submit(columns.run, band, xs, ss, headers, rows.start)
-                           for band in plan.bands(rows) for xs, ss in plan.columns()]
-                for fut in futures:
-                    nbytes, n_inexact = fut.result()
-                    bar.update(nbytes)
-                    inexact += n_inexact
-                writer.submit(_write_header_rows, group, rows, headers, geom.trace_index[rows] >= 0, layout.endian)
-                del headers, futures
+        pending = None
+        for rows in range(0, n_il, header_rows):
+            rows = slice(rows, min(rows + header_rows, n_il))
+            headers = np.zeros((rows.stop - rows.start, n_xl, TRACE_HEADER_SIZE), dtype=np.uint8)
+            futures = [pool.submit(columns.run, band, xs, ss, headers, rows.start)
+                       for band in plan.bands(rows) for xs, ss in plan.columns()]
+            if pending is not None:
+                finish(*pending)
+            pending = rows, headers, futures
+            del headers, futures
+        finish(*pending)
+        del pending
     finally:
         pool.shutdown(wait=True, cancel_futures=True)  # on an error: drop queued columns, finish running ones
         columns.close()

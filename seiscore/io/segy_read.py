@@ -8,13 +8,16 @@ all read in large sequential requests.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .geometry import SegyLayout
 from .headers import TRACE_HEADER_SIZE
 from .plan import runs
 from .samples import IBM_FLOAT, decode, raw_dtype
+
+if TYPE_CHECKING:  # geometry imports this module (header_words)
+    from .geometry import SegyLayout
 
 
 class TraceReader:
@@ -114,3 +117,36 @@ class TraceReader:
         n = raw.shape[0]
         src = raw[:, TRACE_HEADER_SIZE:].view(self._dtype).reshape(n, self.layout.n_samples)[:, window]
         return int(np.count_nonzero(src.astype(np.float32).astype(src.dtype) != src))
+
+
+SCAN_BLOCK_BYTES = 8 * 2**20  # bytes per read while collecting header words (one reused buffer)
+
+
+def header_words(layout: SegyLayout, fields: list[tuple[int, int]]) -> list[np.ndarray]:
+    """Signed trace-header words ``(1-based byte, size)`` of every trace, as int64 arrays.
+
+    Reads the file sequentially in blocks of whole traces into one reused buffer and copies
+    out the bytes spanning the requested words: one streaming pass, a few bytes kept per
+    trace (several times cheaper than a read call per trace and word).
+    """
+    lo = min(b for b, _ in fields) - 1
+    hi = max(b - 1 + n for b, n in fields)
+    if lo < 0 or hi > TRACE_HEADER_SIZE:
+        raise ValueError(f"header words {fields} do not lie within the {TRACE_HEADER_SIZE}-byte trace header")
+    tsize, ntr = layout.trace_size, layout.tracecount
+    span = np.empty((ntr, hi - lo), dtype=np.uint8)
+    per_block = max(1, SCAN_BLOCK_BYTES // tsize)
+    buf = np.empty((min(per_block, ntr), tsize), dtype=np.uint8)
+    fd = os.open(layout.path, os.O_RDONLY)
+    try:
+        for a in range(0, ntr, per_block):
+            block = buf[:min(per_block, ntr - a)]
+            want = block.nbytes
+            if os.preadv(fd, [memoryview(block.reshape(-1))], layout.data_offset + a * tsize) != want:
+                raise OSError(f"{layout.path}: short read at trace {a}; file changed?")
+            span[a:a + block.shape[0]] = block[:, lo:hi]
+    finally:
+        os.close(fd)
+    order = ">" if layout.endian == "big" else "<"
+    return [np.ascontiguousarray(span[:, b - 1 - lo:b - 1 - lo + n]).view(f"{order}i{n}").reshape(ntr).astype(np.int64)
+            for b, n in fields]
