@@ -7,6 +7,7 @@ input content, denoiser, parameters and code is a no-op (``force=True`` reproces
 
 from __future__ import annotations
 
+import time
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Literal
@@ -75,12 +76,15 @@ def run_tiles(job: TileJob, settings: PipelineSettings, cluster: dict) -> dict[s
     with dask.annotate(resources=resources) if resources else nullcontext():
         denoised = {k: denoise.submit(job, k) for k in to_compute}
     written = {k: write.submit(job, k, wait_for=[denoised[d] for d in deps if d in denoised]) for k, deps in to_write.items()}
-    failures, per_worker = [], {}
+    failures, per_worker, seconds, samples = [], {}, {"read_s": 0.0, "denoise_s": 0.0, "save_s": 0.0, "write_s": 0.0}, 0
     for stage, futures in (("denoise", denoised), ("write", written)):
         for key, fut in futures.items():
             try:
                 info = fut.result()
+                for k in seconds:
+                    seconds[k] += info.get(k, 0.0)
                 if stage == "denoise":
+                    samples += info["samples"]
                     per_worker[info["worker"]] = per_worker.get(info["worker"], 0) + 1
             except Exception as exc:  # noqa: BLE001 - collected and re-raised below
                 failures.append(f"{stage} tile {key}: {type(exc).__name__}: {exc}")
@@ -88,7 +92,7 @@ def run_tiles(job: TileJob, settings: PipelineSettings, cluster: dict) -> dict[s
         raise RuntimeError(f"{len(failures)} tile task(s) failed after {settings.task_retries} retries; first: {failures[0]}"
                            + ("" if len(failures) == 1 else f" (also: {'; '.join(failures[1:4])})"))
     return {"tiles_denoised": len(to_compute), "tiles_written": len(to_write), "tiles_total": job.plan.n_tiles,
-            "tiles_per_worker": per_worker}
+            "tiles_per_worker": per_worker, "task_seconds": {k: round(v, 3) for k, v in seconds.items()}, "denoised_samples": samples}
 
 
 @flow(name="process-survey", task_runner=make_task_runner(get_settings()), log_prints=True)
@@ -118,9 +122,11 @@ def process_survey(
     output = Path(entry.output)
     flow_run_id = str(get_run_context().flow_run.id)
 
+    clock = _Stages()
     with survey_lock(output, wait_s=settings.lock_wait_s, owner=f"flow run {flow_run_id}"):
         ing = ingest_survey(str(entry.source_path), str(entry.store), entry.il_byte, entry.xl_byte, entry.sample_unit, entry.chunks)
         reference = _reference_store(entry)
+        clock.lap("ingest")
         record = LineageRecord(run_id=flow_run_id, flow_run_id=flow_run_id, survey=survey, input=DatasetRef(**ing["source"]),
                                output=DatasetRef(uri=str(output.resolve())), denoiser=spec.model_dump(mode="json"))
         if settings.code_version:
@@ -133,6 +139,7 @@ def process_survey(
             return _summary(previous, output, skipped=True)
 
         job = plan_tiles_task(ing["store"], str(output), spec)
+        clock.lap("plan")
         record.tile_grid = {"grid": job.plan.grid, "n_tiles": job.plan.n_tiles, "edges": job.plan.edges,
                             "halo": job.plan.halo, "blend": job.plan.blend, "chunks": job.plan.chunks, "scale": job.scale}
         record.dask_cluster = describe_cluster(task_runner_client())
@@ -143,12 +150,16 @@ def process_survey(
             if already:
                 logger.info(f"resuming: {already} of {job.plan.n_tiles} tiles already written")
             write_lineage(output, record)
+            clock.lap("prepare")
             counts = run_tiles(job, settings, record.dask_cluster)
+            clock.lap("tiles")
             record.tiles_computed = counts["tiles_denoised"]
             consolidate(output)  # readers (QC) see the written amplitudes' metadata
             report_dir = output.with_name(output.name.removesuffix(".zarr") + "_qc")
             quality = quality_task(ing["store"], str(output), str(report_dir), reference, survey)
-            record.metrics = {**summary_metrics(quality["metrics"]), "qc_report": quality["report"], **counts}
+            clock.lap("quality")
+            record.metrics = {**summary_metrics(quality["metrics"]), "qc_report": quality["report"], **counts,
+                              "stage_seconds": clock.laps}
             record.status, record.ended = "completed", now_iso()
             write_lineage(output, record)
             io.mark_complete(output)
@@ -162,9 +173,23 @@ def process_survey(
         segy = None
         if export_segy:
             segy = export_segy_task(str(output), str(output.with_suffix(".sgy")))
+            clock.lap("export")
     result = _summary(record, output, skipped=False)
-    result["segy"] = segy
+    result["segy"], result["stage_seconds"] = segy, clock.laps
     return result
+
+
+class _Stages:
+    """Wall seconds per flow stage."""
+
+    def __init__(self):
+        self.laps: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round(self.laps.get(name, 0.0) + now - self._t, 3)
+        self._t = now
 
 
 def _reference_store(entry: Any) -> str | None:
