@@ -2,11 +2,12 @@
 
 Generates a post-stack SEG-Y file of about ``--size-gb`` GB under ``--dir`` (default /tmp)
 with plain segyio (timed: the segyio write baseline), then in the same run times a plain
-segyio read of every trace, ``seiscore.io.ingest`` (default Zstd, plus the lz4 option) and
-``seiscore.io.export``, with the peak resident memory of each next to the configured
-bound. Figures are medians over ``--repeats``; ratios are of medians. Files are deleted
-afterwards. Targets (issue 3): ingest >= 70 % of plain read, export >= 70 % of plain write,
-peak memory within the bound.
+segyio read of every trace (hot page cache), ``seiscore.io.ingest`` with each compression
+(default lz4, zstd, none) and ``seiscore.io.export``, with the peak resident memory of each
+next to the configured bound, the CPU seconds each used (all threads; on a shared machine
+the less noisy figure) and each store's compression ratio. Figures are medians over
+``--repeats``; ratios are of medians. Files are deleted afterwards. Targets (issue 3):
+ingest >= 70 % of plain read, export >= 70 % of plain write, peak memory within the bound.
 """
 
 from __future__ import annotations
@@ -51,17 +52,19 @@ def _plain_read(path: Path, block: int = 8192) -> None:
             f.trace.raw[a:a + block]
 
 
-def _timed(fn, repeats: int, cleanup=None) -> tuple[list[float], list[int]]:
-    times, peaks = [], []
+def _timed(fn, repeats: int, cleanup=None) -> tuple[list[float], list[int], list[float]]:
+    """Wall seconds, peak RSS increase and CPU seconds (this process, all threads) of each repeat."""
+    times, peaks, cpus = [], [], []
     for _ in range(repeats):
         if cleanup:
             cleanup()
         with PeakRSS() as mem:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             fn()
             times.append(time.perf_counter() - t0)
+            cpus.append(time.process_time() - c0)
         peaks.append(mem.delta)
-    return times, peaks
+    return times, peaks, cpus
 
 
 def _rm(path: Path) -> None:
@@ -71,62 +74,79 @@ def _rm(path: Path) -> None:
         path.unlink()
 
 
+COMPRESSIONS = ("lz4", "zstd", "none")  # lz4 is the default
+
+
+def _tree_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
 def run(size_gb: float, repeats: int, memory_limit: str, workdir: Path) -> dict:
     work = Path(tempfile.mkdtemp(prefix="seis-bench-io-", dir=workdir))
-    src, store, store_lz4, out = work / "src.sgy", work / "s.zarr", work / "s_lz4.zarr", work / "out.sgy"
+    src, out = work / "src.sgy", work / "out.sgy"
+    stores = {c: work / f"s_{c}.zarr" for c in COMPRESSIONS}
     bound = parse_bytes(memory_limit)
+    ratios_store = {}
     try:
         cube = _cube(int(size_gb * 1e9))
         shape = cube.shape
-        w_times, w_peaks = _timed(lambda: write_cube(src, cube, SegyWriteSpec()), repeats, lambda: _rm(src))
+        rows = {"segyio write (plain)": _timed(lambda: write_cube(src, cube, SegyWriteSpec()), repeats,
+                                               lambda: _rm(src))}
         del cube
         size = src.stat().st_size
         _plain_read(src)  # warm the page cache so every reader sees the same cache state
-        rows = {"segyio write (plain)": (w_times, w_peaks)}
         rows["segyio read (plain)"] = _timed(lambda: _plain_read(src), repeats)
-        rows["seiscore ingest (zstd)"] = _timed(lambda: ingest(src, store, memory_limit=memory_limit), repeats,
-                                                lambda: _rm(store))
-        rows["seiscore ingest (lz4)"] = _timed(lambda: ingest(src, store_lz4, memory_limit=memory_limit,
-                                                              compression="lz4"), repeats, lambda: _rm(store_lz4))
-        rows["seiscore export"] = _timed(lambda: export(store, out, memory_limit=memory_limit), repeats,
-                                         lambda: _rm(out))
+        for c, store in stores.items():
+            rows[f"seiscore ingest ({c})"] = _timed(lambda: ingest(src, store, memory_limit=memory_limit,
+                                                                   compression=c), repeats, lambda: _rm(store))
+            amp_bytes = _tree_bytes(store / "amplitude")
+            ratios_store[c] = {"store_bytes": _tree_bytes(store), "amplitude_bytes": amp_bytes,
+                               "amplitude_ratio": int(np.prod(shape)) * 4 / amp_bytes}
+            if c != COMPRESSIONS[0]:
+                _rm(store)
+        rows["seiscore export"] = _timed(lambda: export(stores[COMPRESSIONS[0]], out, memory_limit=memory_limit),
+                                         repeats, lambda: _rm(out))
         exact = out.read_bytes() == src.read_bytes() if size < 4e9 else None
-        store_bytes = sum(f.stat().st_size for f in store.rglob("*") if f.is_file())
     finally:
         shutil.rmtree(work, ignore_errors=True)
     med = {k: statistics.median(v[0]) for k, v in rows.items()}
     result = {
         "file_bytes": size, "shape": list(shape), "repeats": repeats, "memory_limit_bytes": bound,
-        "workdir": str(workdir), "store_bytes_zstd": store_bytes, "export_byte_exact": exact,
+        "workdir": str(workdir), "compression": ratios_store, "export_byte_exact": exact,
+        "load_average": os.getloadavg(), "cpu_count": os.cpu_count(),
         "ops": {k: {"seconds": v[0], "median_s": med[k], "mb_per_s": size / med[k] / 1e6,
+                    "cpu_seconds": v[2], "median_cpu_s": statistics.median(v[2]),
                     "peak_rss_delta_bytes": max(v[1])} for k, v in rows.items()},
     }
     r = lambda a, b: med[b] / med[a]  # noqa: E731 - throughput ratio a vs b = time b / time a
-    result["ratios"] = {
-        "ingest_zstd_vs_plain_read": r("seiscore ingest (zstd)", "segyio read (plain)"),
-        "ingest_lz4_vs_plain_read": r("seiscore ingest (lz4)", "segyio read (plain)"),
-        "export_vs_plain_write": r("seiscore export", "segyio write (plain)"),
-    }
+    result["ratios"] = {f"ingest_{c}_vs_plain_read": r(f"seiscore ingest ({c})", "segyio read (plain)")
+                        for c in COMPRESSIONS}
+    result["ratios"]["export_vs_plain_write"] = r("seiscore export", "segyio write (plain)")
     result["peak_within_bound"] = all(result["ops"][k]["peak_rss_delta_bytes"] <= bound
                                       for k in result["ops"] if k.startswith("seiscore"))
     return result
 
 
 def markdown(res: dict) -> str:
-    rows = [[k, f"{v['median_s']:.2f}", f"{v['mb_per_s']:.0f}", f"{v['peak_rss_delta_bytes'] / 2**20:.0f}"]
-            for k, v in res["ops"].items()]
-    ratios = res["ratios"]
+    rows = [[k, f"{v['median_s']:.2f}", f"{v['mb_per_s']:.0f}", f"{v['median_cpu_s']:.2f}",
+             f"{v['peak_rss_delta_bytes'] / 2**20:.0f}"] for k, v in res["ops"].items()]
+    ratios, comp = res["ratios"], res["compression"]
     lines = [
         "# I/O benchmark: SEG-Y <-> survey store",
         "",
         f"File: {res['file_bytes'] / 1e9:.2f} GB post-stack SEG-Y, shape {tuple(res['shape'])} (IEEE float, big-endian), "
         f"in `{res['workdir']}`; medians of {res['repeats']} runs; memory bound {res['memory_limit_bytes'] / 1e9:.2f} GB; "
-        f"Zstd store {res['store_bytes_zstd'] / 1e9:.2f} GB; export byte-exact: {res['export_byte_exact']}.",
+        f"export byte-exact: {res['export_byte_exact']}; {res['cpu_count']} cores, load average at the end "
+        f"{res['load_average'][0]:.1f} (shared machine: compare ratios, not absolute figures).",
         "",
-        md_table(["operation", "median s", "MB/s", "peak RSS increase MiB"], rows),
+        md_table(["operation", "median s", "MB/s", "CPU s (all threads)", "peak RSS increase MiB"], rows),
         "",
-        f"- ingest (Zstd) / plain segyio read: **{ratios['ingest_zstd_vs_plain_read']:.0%}** (target >= 70 %)",
-        f"- ingest (lz4) / plain segyio read: **{ratios['ingest_lz4_vs_plain_read']:.0%}**",
+    ]
+    for c in comp:
+        lines.append(f"- ingest ({c}) / plain segyio read: **{ratios[f'ingest_{c}_vs_plain_read']:.0%}**"
+                     f"{' (default; target >= 70 %)' if c == next(iter(comp)) else ''}; amplitude compression "
+                     f"{comp[c]['amplitude_ratio']:.3f}x, store {comp[c]['store_bytes'] / 1e9:.2f} GB")
+    lines += [
         f"- export / plain segyio write: **{ratios['export_vs_plain_write']:.0%}** (target >= 70 %)",
         f"- peak memory within the bound: **{res['peak_within_bound']}**",
         "",
