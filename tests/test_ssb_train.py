@@ -87,6 +87,8 @@ def test_interrupted_training_resumes_to_identical_weights(tmp_path):
     a = load_model(tmp_path / "a" / "artifacts" / "direct_router_only").state_dict()
     b = load_model(tmp_path / "b" / "artifacts" / "direct_router_only").state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="another configuration"):
+        train(cfg_b.model_copy(update={"expert_stage": StageConfig(epochs=3, lr=3e-3, batch_size=8)}))
 
 
 def test_cli_trains_from_yaml(tmp_path, capsys):

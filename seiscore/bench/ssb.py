@@ -87,7 +87,8 @@ def gate_figure(path: Path, heldout, models: dict, index: int) -> None:
     plt.close(fig)
 
 
-def throughput(cube: np.ndarray, models: dict, repeats: int, device: str) -> list[dict]:
+def throughput(cube: np.ndarray, models: dict, repeats: int, device: str, threads: int) -> list[dict]:
+    torch.set_num_threads(threads)  # set right before timing: other libraries' thread pools may have changed it
     rows = []
     n_sections, samples = cube.shape[0], cube.size
     for label, name, mode in [("DINOv3 + LoRA", "direct_router_only", "dino"), ("Swin V2 + LoRA", "direct_router_only", "swin"),
@@ -95,7 +96,7 @@ def throughput(cube: np.ndarray, models: dict, repeats: int, device: str) -> lis
         model = models[name].to(device)
         denoise(cube, model, axis=0, device=device, mode=mode)  # warm-up
         med, times, _ = median_time(lambda: denoise(cube, model, axis=0, device=device, mode=mode), repeats)
-        rows.append({"model": label, "device": device, "median_s": med, "times_s": times,
+        rows.append({"model": label, "device": device, "threads": torch.get_num_threads(), "median_s": med, "times_s": times,
                      "sections_per_s": n_sections / med, "samples_per_s": samples / med})
         model.to("cpu")
     return rows
@@ -135,11 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     gate_figure(gate_png, heldout, models, worst)
 
     cube = np.moveaxis(heldout.cubes[-1][0], heldout.axis, 0)
-    speed = throughput(cube, models, args.repeats, "cpu")
+    threads = cfg.threads or torch.get_num_threads()
+    speed = throughput(cube, models, args.repeats, "cpu", threads)
     if torch.cuda.is_available():
-        speed += throughput(cube, models, args.repeats, "cuda")
+        speed += throughput(cube, models, args.repeats, "cuda", threads)
     if tlsm_s is not None:
-        speed.append({"model": "TLSM (all held-out cubes)", "device": "cpu", "median_s": tlsm_s / len(heldout.cubes),
+        speed.append({"model": "TLSM (mean over the held-out cubes)", "device": "cpu", "threads": "numba/BLAS default", "median_s": tlsm_s / len(heldout.cubes),
                       "sections_per_s": heldout.cubes[0][0].shape[heldout.axis] * len(heldout.cubes) / tlsm_s,
                       "samples_per_s": sum(c[0].size for c in heldout.cubes) / tlsm_s})
 
@@ -154,23 +156,25 @@ def main(argv: list[str] | None = None) -> int:
         and scores["SSB joint, residual"]["psnr"] > best_single["psnr"],
     }
     card = json.loads((result.artifacts["direct_joint"] / "model_card.json").read_text())
-    payload = {"config": json.loads(cfg.model_dump_json()), "device": "cpu", "torch_threads": torch.get_num_threads(),
+    payload = {"config": json.loads(cfg.model_dump_json()), "device": "cpu", "torch_threads": threads,
                "training_seconds_per_phase": phase_s, "training_seconds_total": sum(phase_s.values()),
                "train_call_seconds_this_run": train_call_s, "dataset_hash": result.dataset_hash,
                "heldout": {"sections": int(heldout.noisy.shape[0]), "shape": list(heldout.noisy.shape[1:]), "levels": heldout.levels},
                "parameters": card["parameters"], "scores": scores, "verdicts": verdicts, "throughput": speed,
                "gate_png": str(gate_png)}
-    rows = [[k, round(v["psnr"], 2), round(v["ssim"], 4), f"{v['gate_dino_share']:.3f}" if "gate_dino_share" in v else "-"] for k, v in scores.items()]
-    srows = [[s["model"], s["device"], round(s["median_s"], 3), round(s["sections_per_s"], 1), f"{s['samples_per_s']:.3g}"] for s in speed]
+    gate = lambda v, k: f"{v[k]:.3f}" if k in v else "-"  # noqa: E731
+    rows = [[k, round(v["psnr"], 2), round(v["ssim"], 4), gate(v, "gate_dino_share"), gate(v, "gate_mean")] for k, v in scores.items()]
+    srows = [[s["model"], s["device"], s["threads"], round(s["median_s"], 3), round(s["sections_per_s"], 1), f"{s['samples_per_s']:.3g}"] for s in speed]
     md = "\n\n".join([
         "# SSB report (CPU figures; no GPU was available)",
         f"Config `{args.config}`: {len(heldout.levels)} noise levels, {payload['heldout']['sections']} held-out sections of "
         f"{heldout.noisy.shape[1]}x{heldout.noisy.shape[2]}; training wall (sum of epochs) {payload['training_seconds_total']:.0f} s "
-        f"on {torch.get_num_threads()} CPU thread(s). Base = same frozen backbone + head, head trained, no adapters.",
-        md_table(["model", "PSNR (dB)", "SSIM", "share g > 0.5 (DINOv3)"], rows),
+        f"on {threads} torch CPU thread(s), 2 shared cores. Base = same frozen backbone + head, head trained, no adapters. "
+        "Joint SSB continues training the stage-1 experts for the joint epochs; the single experts stop after stage 1.",
+        md_table(["model", "PSNR (dB)", "SSIM", "share g > 0.5 (DINOv3)", "mean g"], rows),
         "Verdicts: " + ", ".join(f"{k}: {v}" for k, v in verdicts.items()),
         f"Throughput on one {cube.shape} cube (sections along axis 0), median of {args.repeats}:",
-        md_table(["model", "device", "median s", "sections/s", "samples/s"], srows),
+        md_table(["model", "device", "threads", "median s", "sections/s", "samples/s"], srows),
         f"Gate maps: `{gate_png}`.",
     ])
     json_path, md_path = write_results("ssb", payload, md)

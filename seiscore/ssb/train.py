@@ -168,7 +168,21 @@ class Trainer:
         result.artifacts[name] = save_model(model, self.out / "artifacts" / name, card, overwrite=True)
         self._emit(event="artifact", name=name, path=str(result.artifacts[name]), heldout=heldout)
 
+    def _check_same_run(self) -> None:
+        """Refuse to resume checkpoints written under another configuration (device / threads may differ)."""
+        path = self.out / "train_config.json"
+        if not path.is_file():
+            return
+        volatile = {"device", "threads", "output_dir"}
+        old = {k: v for k, v in json.loads(path.read_text()).items() if k not in volatile}
+        new = {k: v for k, v in json.loads(self.cfg.model_dump_json()).items() if k not in volatile}
+        if old != new:
+            changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+            raise ValueError(f"{self.out} holds a training run with another configuration (differs in {changed}); "
+                             "use a new output_dir or delete the old run")
+
     def run(self) -> TrainResult:
+        self._check_same_run()
         (self.out / "checkpoints").mkdir(parents=True, exist_ok=True)
         (self.out / "train_config.json").write_text(self.cfg.model_dump_json(indent=2) + "\n")
         result = TrainResult(self.out, dataset_hash=self.data_card["hash"])
