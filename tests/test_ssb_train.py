@@ -40,6 +40,18 @@ def test_data_levels_heldout_and_hash_are_fixed():
         training_pairs(cfg, 48)
 
 
+def test_user_pairs_add_crops_and_bad_files_are_named(tmp_path):
+    rng = np.random.default_rng(0)
+    clean = rng.standard_normal((3, 20, 24)).astype(np.float32)
+    np.savez(tmp_path / "pairs.npz", noisy=clean + 0.1, clean=clean)
+    cfg = tiny_train_config("unused").data
+    with_user = training_pairs(cfg.model_copy(update={"user_pairs": tmp_path / "pairs.npz"}), 16)
+    assert with_user.noisy.shape[0] == training_pairs(cfg, 16).noisy.shape[0] + cfg.crops_per_survey
+    np.savez(tmp_path / "bad.npz", noisy=clean)
+    with pytest.raises(ValueError, match=r"lacks array\(s\) \['clean'\]"):
+        training_pairs(cfg.model_copy(update={"user_pairs": tmp_path / "bad.npz"}), 16)
+
+
 def test_train_writes_metrics_artifacts_and_improves_heldout(tmp_path):
     events = []
     result = train(tiny_train_config(tmp_path / "run"), callback=events.append)
