@@ -94,7 +94,7 @@ def task_runner_client():
 
 def describe_cluster(client) -> dict[str, Any]:
     """Scheduler address, workers (threads, memory, resources) of a Dask client's cluster."""
-    info = client.scheduler_info(n_workers=-1) if "n_workers" in client.scheduler_info.__code__.co_varnames else client.scheduler_info()
+    info = client.scheduler_info(n_workers=-1)
     workers = {
         w.get("name", addr).__str__(): {"address": addr, "nthreads": w.get("nthreads"), "memory_limit": w.get("memory_limit"),
                                          "resources": w.get("resources") or {}}

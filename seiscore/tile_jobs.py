@@ -30,7 +30,7 @@ DIMS = ("inline", "crossline", "sample")
 # TLSM tiles cut only the tube axis (by measurement, benchmarks/results/tiling.md): its
 # singular-value and TV shrinkage depend on the frontal-slice size, so cutting the smooth or
 # footprint axes costs 1-4 dB, while tube tiles with a small halo match the whole cube.
-TLSM_TUBE_TILE, TLSM_TUBE_HALO = 24, 4
+TLSM_TUBE_TILE, TLSM_TUBE_HALO = 28, 4
 # SSB works on 2-D sections (with its own patch blending): stacks of whole sections.
 SSB_TILE = 32
 
@@ -77,8 +77,10 @@ class TileJob(BaseModel):
 
 def survey_scale(amplitude, live_mask=None) -> tuple[float, float]:
     """(mid-range, half-range) of the live traces of an (inline, crossline, sample) array."""
+    import dask
+
     a = amplitude if live_mask is None else amplitude.where(live_mask)
-    lo, hi = float(a.min().compute() if hasattr(a, "compute") else a.min()), float(a.max().compute() if hasattr(a, "compute") else a.max())
+    lo, hi = (float(v) for v in dask.compute(a.min(), a.max()))
     if not np.isfinite(lo) or not np.isfinite(hi):
         raise ValueError("survey has no live samples to scale")
     return (lo + hi) / 2, max((hi - lo) / 2, np.finfo(np.float32).tiny)

@@ -199,3 +199,21 @@ def test_second_run_on_a_locked_survey_is_refused(survey, env, prefect_harness):
         holder.join(30)
     with survey_lock(survey["output"], wait_s=5):  # released when the holder ends
         pass
+
+
+def test_status_and_reprocess_archive_skip_up_to_date_surveys(survey, env, prefect_harness, monkeypatch):
+    from flows.reprocess_archive import reprocess_archive
+    from seiscore.cli.run import survey_status
+
+    _run(survey, env)  # up to date after the tests above (or processed now)
+    status = survey_status("small", str(survey["catalog"]))
+    assert status["complete"] and status["tiles"]["done"] == status["tiles"]["total"] == 4
+    assert status["last_run"]["status"] == "completed" and status["metrics"]["psnr_after"] > 30
+    monkeypatch.setenv("SEIS_DASK_WORKERS", "1")
+    # The catalog's parameters differ from the runs above (tiles, iterations): processed once, then skipped.
+    first = reprocess_archive(selection=["small"], catalog=str(survey["catalog"]))["small"]
+    assert not first["skipped"] and first["status"] == "completed" and first["tiles_computed"] >= 1
+    again = reprocess_archive(selection=["small"], catalog=str(survey["catalog"]))["small"]
+    assert again["skipped"] and again["tiles_computed"] == 0 and again["run_id"] == first["run_id"]
+    with pytest.raises(Exception, match="1 of 1 surveys failed: nope"):
+        reprocess_archive(selection=["nope"], catalog=str(survey["catalog"]))

@@ -22,7 +22,7 @@ from seiscore.metrics import psnr, ssim
 from seiscore.synth import make_survey, to_canonical
 from seiscore.tiling import TileConfig, TilePlan, denoise_tiled, plan_tiles
 
-DEFAULT_CONFIGS = ["64x64h16", "64x64h8", "32x64h16", "64x128h16", "100x64h16"]
+DEFAULT_CONFIGS = ["28xallh4", "24xallh4", "32xallh4", "16xallh4", "64xallh8", "allx100h16", "64x64h16"]
 
 
 def parse_config(text: str) -> TileConfig:

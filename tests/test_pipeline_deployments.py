@@ -1,0 +1,22 @@
+"""Deployments: both flows scheduled nightly (02:00 by default, configurable) with described parameters."""
+
+from __future__ import annotations
+
+from deployments.serve import build_deployments
+from seiscore.settings import get_settings
+
+
+def test_nightly_deployments_with_parameter_descriptions(monkeypatch):
+    deps = {d.flow_name: d for d in build_deployments(get_settings(), survey="penobscot")}
+    assert {"process-survey", "reprocess-archive"} <= set(deps)
+    for d in deps.values():
+        if d.flow_name in ("process-survey", "reprocess-archive"):
+            assert d.name == "nightly" and d.schedules[0].schedule.cron == "0 2 * * *"
+    props = deps["process-survey"]._parameter_openapi_schema.properties
+    assert set(props) >= {"survey", "denoiser", "params", "export_segy", "catalog", "force"}
+    assert all(p.get("description") for p in props.values())
+    assert deps["process-survey"].parameters == {"survey": "penobscot"}
+    monkeypatch.setenv("SEIS_SCHEDULE_CRON", "30 1 * * *")
+    monkeypatch.setenv("SEIS_SCHEDULE_TIMEZONE", "Europe/Oslo")
+    d = build_deployments(get_settings())[1]
+    assert d.schedules[0].schedule.cron == "30 1 * * *" and d.schedules[0].schedule.timezone == "Europe/Oslo"
