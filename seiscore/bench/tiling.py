@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         f"# Tiling: TLSM on tiles vs whole cube ({'x'.join(map(str, args.size))}, F = 0.2, sigma = 0.01)", "",
         f"Whole cube: {p_whole:.2f} dB, SSIM {s_whole:.4f}, {t_whole:.1f} s (noisy {payload['whole']['psnr_noisy']:.2f} dB).",
         "Tiles `IxXhH`: core I inlines x X crosslines x all samples, halo H on both tiled axes; "
-        "seam ratio = mean |error| within 2 samples of a core border / mean elsewhere (1 = no seam).", "",
+        "seam ratio = mean |error| within 2 samples of a core border / mean elsewhere (1 = no seam). "
+        "Times are single runs on a shared machine (the tiling overhead is measured by `python -m seiscore.bench pipeline`).", "",
         md_table(["tiles", "grid", "PSNR dB", "delta dB", "SSIM", "seam (vs clean)", "seam (vs whole)", "time s", "time / whole"], rows),
     ])
     write_results("tiling", payload, md)
