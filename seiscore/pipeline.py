@@ -27,7 +27,7 @@ def source_ref(path: str | os.PathLike, known: dict | None = None) -> DatasetRef
     """URI, size and content hash of a file or store; reuses ``known['content_hash']`` if size and mtime match."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"survey source not found: {path}")
+        raise FileNotFoundError(f"survey source not found: {path} (for the bundled surveys: seis make-data NAME)")
     st = path.stat()
     ref = {"uri": str(path.resolve()), "size_bytes": st.st_size if path.is_file() else None}
     if known and known.get("size_bytes") == ref["size_bytes"] and known.get("mtime_ns") == st.st_mtime_ns and known.get("uri") == ref["uri"]:

@@ -58,10 +58,15 @@ def _catalog(args) -> str:
 
 def _run(args) -> int:
     from flows.process_survey import run_process_survey
+    from seiscore.cli import CLIError
+    from seiscore.tile_state import SurveyLocked
 
-    result = run_process_survey(args.survey, scheduler=args.scheduler, denoiser=args.denoiser,
-                                params=parse_params(args.param) or None, export_segy=args.export_segy,
-                                catalog=_catalog(args), force=args.force)
+    try:
+        result = run_process_survey(args.survey, scheduler=args.scheduler, denoiser=args.denoiser,
+                                    params=parse_params(args.param) or None, export_segy=args.export_segy,
+                                    catalog=_catalog(args), force=args.force)
+    except (SurveyLocked, RuntimeError) as exc:  # lock held, or tiles that kept failing: one line
+        raise CLIError(str(exc)) from exc
     _print_result(result)
     return 0
 
