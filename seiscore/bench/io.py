@@ -5,7 +5,8 @@ with plain segyio (timed: the segyio write baseline), then in the same run times
 segyio read of every trace (hot page cache), ``seiscore.io.ingest`` with each compression
 (default lz4, zstd, none) and ``seiscore.io.export``, with the peak resident memory of each
 next to the configured bound, the CPU seconds each used (all threads; on a shared machine
-the less noisy figure) and each store's compression ratio. Figures are medians over
+the less noisy figure) and each store's compression ratio. Every timed repeat starts after an
+``os.sync()`` (untimed), so no step is throttled by the previous step's dirty-page writeback. Figures are medians over
 ``--repeats``; ratios are of medians. Files are deleted afterwards. Targets (issue 3):
 ingest >= 70 % of plain read, export >= 70 % of plain write, peak memory within the bound.
 """
@@ -53,11 +54,16 @@ def _plain_read(path: Path, block: int = 8192) -> None:
 
 
 def _timed(fn, repeats: int, cleanup=None) -> tuple[list[float], list[int], list[float]]:
-    """Wall seconds, peak RSS increase and CPU seconds (this process, all threads) of each repeat."""
+    """Wall seconds, peak RSS increase and CPU seconds (this process, all threads) of each repeat.
+
+    Each repeat starts after ``os.sync()``: writing a 2 GB file leaves GBs of dirty pages whose
+    writeback otherwise throttles whatever writes next (seen: ingest at 8 s CPU took 18 s wall).
+    """
     times, peaks, cpus = [], [], []
     for _ in range(repeats):
         if cleanup:
             cleanup()
+        os.sync()  # untimed: no dirty-page writeback left over from the previous step throttles this one
         with PeakRSS() as mem:
             t0, c0 = time.perf_counter(), time.process_time()
             fn()
