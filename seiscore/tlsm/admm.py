@@ -23,6 +23,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
+import numba
 import numpy as np
 from threadpoolctl import threadpool_limits
 
@@ -64,7 +65,9 @@ def denoise(
     route : {"gram", "svd"}
         Spectral route of the Z-step (same result up to rounding).
     workers : int, optional
-        Threads for FFTs (default: the CPUs this process may use).
+        Threads for everything TLSM runs in parallel: FFTs, the t-SVD batches and the numba
+        kernels (default: the CPUs this process may use). In a Dask worker that runs several
+        tasks at once, give each task its share of the cores.
 
     Returns
     -------
@@ -88,15 +91,20 @@ def denoise(
     X = Y.copy()  # "previous X" for the first relative change
     kernels.multiplier_and_rhs(Z, Z, B, P1, P2, Yc, R, p.alpha, p.beta, p.gamma)  # X = Z: B stays 0
     # BLAS stays single-threaded: the t-SVD runs one batch of frequency slices per thread instead.
-    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
-        for it in range(1, p.iterations + 1):
-            X_new = solver.solve(R)
-            num, den = kernels.add_and_change(X_new, X, B, W)  # W = X + B
-            X = X_new
-            Z = tsvd_lsm(W, rho, route=route, workers=workers, executor=pool)
-            kernels.d1_step(X, Y, B1, P1, mu_d1, periodic)
-            kernels.d2_step(X, B2, P2, mu_d2, periodic)
-            kernels.multiplier_and_rhs(X, Z, B, P1, P2, Yc, R, p.alpha, p.beta, p.gamma)
-            if callback is not None:
-                callback(it, float(np.sqrt(num / den)) if den > 0 else 0.0)
+    numba_threads = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(workers, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+            for it in range(1, p.iterations + 1):
+                X_new = solver.solve(R)
+                num, den = kernels.add_and_change(X_new, X, B, W)  # W = X + B
+                X = X_new
+                Z = tsvd_lsm(W, rho, route=route, workers=workers, executor=pool)
+                kernels.d1_step(X, Y, B1, P1, mu_d1, periodic)
+                kernels.d2_step(X, B2, P2, mu_d2, periodic)
+                kernels.multiplier_and_rhs(X, Z, B, P1, P2, Yc, R, p.alpha, p.beta, p.gamma)
+                if callback is not None:
+                    callback(it, float(np.sqrt(num / den)) if den > 0 else 0.0)
+    finally:
+        numba.set_num_threads(numba_threads)
     return np.ascontiguousarray(np.transpose(X, (1, 2, 0)))
