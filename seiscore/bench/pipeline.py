@@ -60,12 +60,45 @@ def whole_cube_seconds_per_sample(n_cubes: int = 4, workers: int = 2) -> float:
     return sum(t for t, _ in results) / sum(n for _, n in results)
 
 
+def interleaved_overhead(rounds: int = 3) -> dict:
+    """Tiles vs whole cube on the paper cube, alternated in this process (same load): median time ratio."""
+    from seiscore.synth import from_canonical, make_survey, to_canonical
+    from seiscore.tile_jobs import DenoiserSpec
+    from seiscore.tiling import denoise_tiled
+    from seiscore.tlsm import denoise
+
+    noisy = make_survey()[0]
+    cfg = DenoiserSpec().tile_config()
+    run = lambda b: from_canonical(denoise(np.ascontiguousarray(to_canonical(b)), preset="synthetic"))  # noqa: E731
+    run(noisy[:8])  # JIT warm-up
+    whole, tiled = [], []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        run(noisy)
+        whole.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        denoise_tiled(noisy, run, cfg)
+        tiled.append(time.perf_counter() - t0)
+    ratios = np.array(tiled) / np.array(whole)
+    return {"tiles": cfg.model_dump(), "whole_s": whole, "tiled_s": tiled, "ratio_median": float(np.median(ratios))}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m seiscore.bench pipeline", description=__doc__.split("\n\n")[0])
     ap.add_argument("--inlines", type=int, default=3200)
     ap.add_argument("--workdir", default="/tmp/seis_bench_pipeline")
     ap.add_argument("--keep", action="store_true", help="keep the generated data")
+    ap.add_argument("--overhead-only", action="store_true",
+                    help="only the interleaved tiles-vs-whole-cube timing (pipeline_overhead.md)")
     args = ap.parse_args(argv)
+    if args.overhead_only:
+        res = interleaved_overhead()
+        md = (f"# Tiling overhead: TLSM on default tiles vs whole 100x200x400 cube, alternated in one process\n\n"
+              f"tiles {res['tiles']['tile']} halo {res['tiles']['halo']}: whole {np.round(res['whole_s'], 2).tolist()} s, "
+              f"tiled {np.round(res['tiled_s'], 2).tolist()} s; **median ratio {res['ratio_median']:.2f}** (target <= 1.3)")
+        write_results("pipeline_overhead", res, md)
+        print(md)
+        return 0
     work = Path(args.workdir)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
