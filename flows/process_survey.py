@@ -22,7 +22,7 @@ from seiscore.io.store import consolidate
 from seiscore.lineage import DatasetRef, LineageRecord, now_iso, read_lineage, write_lineage
 from seiscore.pipeline import prepare_output, run_key, summary_metrics
 from seiscore.settings import PipelineSettings, get_settings
-from seiscore.tile_jobs import DenoiserSpec, TileJob, pending_work
+from seiscore.tile_jobs import DenoiserSpec, TileJob, pending_work, tile_resources
 from seiscore.tile_state import TileState, survey_lock
 from tasks.export import export_segy as export_segy_task
 from tasks.ingest import ingest_survey
@@ -61,16 +61,9 @@ def run_tiles(job: TileJob, settings: PipelineSettings, cluster: dict) -> dict[s
     logger = get_run_logger()
     to_compute, to_write = pending_work(job.plan, TileState(job.output_store))
     logger.info(f"{job.plan.n_tiles} tiles (grid {job.plan.grid}); {len(to_write)} to write, {len(to_compute)} to denoise")
-    resources = None
-    if job.spec.needs_gpu():
-        if has_resource(cluster, "GPU"):
-            resources = {"GPU": 1}
-        elif cluster["type"] == "external":
-            raise RuntimeError(f"{job.spec.name} tiles need a worker with resources GPU=1; none of the "
-                               f"{cluster['n_workers']} workers at {cluster['scheduler']} advertises one")
-        else:
-            logger.warning("no GPU worker in the local cluster: SSB tiles run on the CPU workers")
-            job = job.model_copy(update={"spec": job.spec.model_copy(update={"params": {**job.spec.params, "allow_cpu": True}})})
+    resources, note = tile_resources(job.spec, cluster, has_gpu=has_resource(cluster, "GPU"))
+    if note:
+        logger.warning(note)
     denoise = denoise_tile_task.with_options(retries=settings.task_retries, retry_delay_seconds=settings.task_retry_delay_s)
     write = write_tile_task.with_options(retries=settings.task_retries, retry_delay_seconds=settings.task_retry_delay_s)
     with dask.annotate(resources=resources) if resources else nullcontext():

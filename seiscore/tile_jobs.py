@@ -65,6 +65,26 @@ class DenoiserSpec(BaseModel):
         return self.name == "ssb"
 
 
+def tile_resources(spec: DenoiserSpec, cluster: dict, *, has_gpu: bool) -> tuple[dict | None, str | None]:
+    """Dask resources the tile tasks of ``spec`` need on ``cluster``, and a warning to log (or None).
+
+    GPU denoisers (SSB) require a worker advertising ``GPU=1``. Without one, an external cluster is
+    an error; a local cluster runs them on CPU workers only when the user set ``allow_cpu=true``
+    explicitly, so a nightly run never silently takes hours on CPU.
+    """
+    if not spec.needs_gpu():
+        return None, None
+    if has_gpu:
+        return {"GPU": 1}, None
+    if cluster.get("type") == "external":
+        raise RuntimeError(f"{spec.name} tiles need a worker with resources GPU=1; none of the "
+                           f"{cluster.get('n_workers')} workers at {cluster.get('scheduler')} advertises one")
+    if spec.params.get("allow_cpu") is True:
+        return None, f"no GPU worker in the local cluster: {spec.name} tiles run on the CPU workers (allow_cpu=true)"
+    raise RuntimeError(f"{spec.name} tiles need a GPU worker and the local cluster has none; pass the parameter "
+                       "allow_cpu=true (seis run SURVEY --param allow_cpu=true) to run them on the CPU workers")
+
+
 class TileJob(BaseModel):
     """Everything a worker needs to process tiles of one run."""
 

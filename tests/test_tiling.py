@@ -85,3 +85,18 @@ def test_tlsm_on_tiles_matches_whole_cube_without_seams():
     # No seam: the error near core borders is no larger than elsewhere.
     assert seam_ratio(tiled - clean, plan) < 1.2
     assert seam_ratio(tiled - whole, plan) < 1.5
+
+
+def test_ssb_tiles_need_a_gpu_worker_or_an_explicit_cpu_opt_in():
+    from seiscore.tile_jobs import DenoiserSpec, tile_resources
+
+    tlsm, ssb = DenoiserSpec(name="tlsm"), DenoiserSpec(name="ssb", params={"model": "m"})
+    local, external = {"type": "local"}, {"type": "external", "n_workers": 2, "scheduler": "tcp://127.0.0.1:8786"}
+    assert tile_resources(tlsm, local, has_gpu=False) == (None, None)
+    assert tile_resources(ssb, external, has_gpu=True) == ({"GPU": 1}, None)
+    with pytest.raises(RuntimeError, match="allow_cpu=true"):
+        tile_resources(ssb, local, has_gpu=False)
+    with pytest.raises(RuntimeError, match="GPU=1"):
+        tile_resources(ssb, external, has_gpu=False)
+    resources, note = tile_resources(ssb.model_copy(update={"params": {"model": "m", "allow_cpu": True}}), local, has_gpu=False)
+    assert resources is None and "CPU workers" in note
