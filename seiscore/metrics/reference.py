@@ -12,7 +12,9 @@ sigma^2 and covariance sigma_re (11 x 11 window, sigma 1.5, 'valid' filtering),
     SSIM = mean( (2 mu_r mu_e + C1)(2 sigma_re + C2) / ((mu_r^2 + mu_e^2 + C1)(sigma_r^2 + sigma_e^2 + C2)) ),
     C1 = (0.01 L)^2, C2 = (0.03 L)^2, L = 255.
 
-All slices are processed at once (separable filtering over the two in-slice axes).
+All slices are processed at once (separable filtering over the two in-slice axes). When only some
+slices of a survey are scored, pass each whole array's ``(min, max)`` as ``reference_range`` /
+``estimate_range`` so the scaling is the one of the whole arrays, as the convention says.
 """
 
 from __future__ import annotations
@@ -28,16 +30,20 @@ SSIM_SIGMA = 1.5
 SSIM_K = (0.01, 0.03)
 
 
-def minmax_255(a: np.ndarray) -> np.ndarray:
-    """Scale a whole array linearly to [0, 255] in float64 (a constant array maps to 0)."""
+Range = tuple[float, float]
+
+
+def minmax_255(a: np.ndarray, value_range: Range | None = None) -> np.ndarray:
+    """Scale an array linearly to [0, 255] in float64, ``value_range`` (default: its own min, max)
+    mapping to 0 and 255 (a constant array maps to 0)."""
     a = np.asarray(a, dtype=np.float64)
-    lo, hi = float(a.min()), float(a.max())
+    lo, hi = (float(a.min()), float(a.max())) if value_range is None else map(float, value_range)
     if hi == lo:
         return np.zeros_like(a)
     return (a - lo) * (PEAK / (hi - lo))
 
 
-def _prepare(reference, estimate, axis: int) -> tuple[np.ndarray, np.ndarray]:
+def _prepare(reference, estimate, axis: int, ranges: tuple[Range | None, Range | None] = (None, None)) -> tuple[np.ndarray, np.ndarray]:
     r, e = np.asarray(reference), np.asarray(estimate)
     check_same_shape("reference", r, "estimate", e)
     if r.ndim not in (2, 3):
@@ -45,15 +51,15 @@ def _prepare(reference, estimate, axis: int) -> tuple[np.ndarray, np.ndarray]:
     for name, a in (("reference", r), ("estimate", e)):
         if not np.isfinite(a).all():
             raise ValueError(f"{name} contains NaN or Inf samples")
-    r, e = minmax_255(r), minmax_255(e)
+    r, e = minmax_255(r, ranges[0]), minmax_255(e, ranges[1])
     if r.ndim == 2:
         return r[None], e[None]
     return np.moveaxis(r, axis, 0), np.moveaxis(e, axis, 0)
 
 
-def psnr_per_slice(reference, estimate, axis: int = 2) -> np.ndarray:
+def psnr_per_slice(reference, estimate, axis: int = 2, *, reference_range: Range | None = None, estimate_range: Range | None = None) -> np.ndarray:
     """PSNR (dB) of every slice along ``axis``; a 2-D input gives one value."""
-    r, e = _prepare(reference, estimate, axis)
+    r, e = _prepare(reference, estimate, axis, (reference_range, estimate_range))
     mse = np.mean((r - e) ** 2, axis=(1, 2))
     with np.errstate(divide="ignore"):
         return 10.0 * np.log10(PEAK**2 / mse)
@@ -77,9 +83,9 @@ def _filter_valid(a: np.ndarray, g: np.ndarray) -> np.ndarray:
     return ndimage.correlate1d(out, g, axis=2, mode="constant")[:, :, h:-h]
 
 
-def ssim_per_slice(reference, estimate, axis: int = 2) -> np.ndarray:
+def ssim_per_slice(reference, estimate, axis: int = 2, *, reference_range: Range | None = None, estimate_range: Range | None = None) -> np.ndarray:
     """SSIM of every slice along ``axis`` (each slice needs >= 11 x 11 samples)."""
-    r, e = _prepare(reference, estimate, axis)
+    r, e = _prepare(reference, estimate, axis, (reference_range, estimate_range))
     if min(r.shape[1:]) < SSIM_WINDOW:
         raise ValueError(f"SSIM needs slices of at least {SSIM_WINDOW} x {SSIM_WINDOW} samples, got {r.shape[1:]}")
     g = _gaussian_window()

@@ -113,8 +113,7 @@ def quality_metrics(
     - ``band_energy``: removed-noise energy per frequency band (and fraction of the original);
       ``spectra``: average amplitude spectra (original, denoised, removed).
     - with ``reference``: ``psnr``, ``ssim`` (paper convention over the sampled slices: each array
-      min-max scaled to [0, 255] over those slices; identical to the paper when all slices are
-      used) and ``snr`` (dB, ``10 log10(|ref|^2 / |ref - x|^2)``), each ``{"before", "after"}``.
+      min-max scaled to [0, 255] by its whole range, found chunk by chunk) and ``snr`` (dB, ``10 log10(|ref|^2 / |ref - x|^2)``), each ``{"before", "after"}``.
     - ``slices``: the indices scored, ``slice_values`` their coordinate values.
 
     Only the sampled slices and a bounded set of traces are loaded (batch by batch).
@@ -157,7 +156,8 @@ def quality_metrics(
     }
     if reference is not None:
         o, d, r = (np.concatenate(s) for s in ref_stacks)
-        out.update(reference_metrics(r, o, d))
+        ranges = [(float(a.min()), float(a.max())) for a in arrays]  # streamed over chunks when dask-backed
+        out.update(reference_metrics(r, o, d, ranges=(ranges[2], ranges[0], ranges[1])))
     return _clean(out)
 
 
@@ -167,12 +167,18 @@ def _snr_per_slice(ref: np.ndarray, est: np.ndarray) -> np.ndarray:
         return 10.0 * np.log10(np.sum(ref.astype(np.float64) ** 2, axis=(1, 2)) / err)
 
 
-def reference_metrics(ref: np.ndarray, before: np.ndarray, after: np.ndarray) -> dict:
-    """PSNR / SSIM / SNR of stacks ``(n, rows, cols)`` against a reference, before and after."""
+def reference_metrics(ref: np.ndarray, before: np.ndarray, after: np.ndarray, ranges=(None, None, None)) -> dict:
+    """PSNR / SSIM / SNR of stacks ``(n, rows, cols)`` against a reference, before and after.
+
+    ``ranges``: the whole arrays' ``(min, max)`` of reference, before and after (default: the stacks')."""
     out = {}
     for name, fn in (("psnr", psnr_per_slice), ("ssim", ssim_per_slice), ("snr", _snr_per_slice)):
-        kw = {} if fn is _snr_per_slice else {"axis": 0}
-        out[name] = {"before": _summary([fn(ref, before, **kw)]), "after": _summary([fn(ref, after, **kw)])}
+        if fn is _snr_per_slice:
+            b, a = fn(ref, before), fn(ref, after)
+        else:
+            b = fn(ref, before, axis=0, reference_range=ranges[0], estimate_range=ranges[1])
+            a = fn(ref, after, axis=0, reference_range=ranges[0], estimate_range=ranges[2])
+        out[name] = {"before": _summary([b]), "after": _summary([a])}
     return out
 
 
