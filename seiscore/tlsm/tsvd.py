@@ -11,8 +11,8 @@ Since ``A`` is real, ``A^_{n3-k} = conj(A^_k)`` has the same singular values: on
 
 Spectral routes (same result up to rounding):
 - ``"svd"``: batched SVD of each slice (LAPACK gesdd).
-- ``"gram"`` (default): eigen-decomposition of the smaller Gram matrix ``G_k = A^_k A^_k^H``
-  (or ``A^_k^H A^_k``), ``s = sqrt(lambda)``, and the rebuild in the stable form
+- ``"gram"`` (default): eigen-decomposition (LAPACK ``heevd`` through numba, GIL released) of the
+  smaller Gram matrix ``G_k = A^_k A^_k^H`` (or ``A^_k^H A^_k``), ``s = sqrt(lambda)``, and the rebuild in the stable form
   ``Z^_k = A^_k - U_k diag(1 - s'/s) U_k^H A^_k``, which never divides by a small singular value
   where the shrinkage leaves it alone.
 """
@@ -22,9 +22,9 @@ from __future__ import annotations
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Literal
 
+import numba
 import numpy as np
 import scipy.fft as sfft
-from scipy.linalg import blas, lapack
 
 from seiscore.tlsm.lsm import lsm_shrink
 
@@ -45,29 +45,32 @@ def _hermitian_t(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.conj(np.swapaxes(a, 1, 2)))
 
 
-def _decompose(F: np.ndarray, route: SpectralRoute):
-    """Singular values (ascending) and the vectors needed for the rebuild, for a batch of slices.
+@numba.njit(nogil=True, cache=True)
+def _gram_eigh(F, wide, lam, U):
+    """Eigen-decompose the Gram matrix of every slice of the batch ``F`` into ``lam`` (ascending), ``U``.
 
-    The Gram route forms the Hermitian product with ``herk`` (half the work of a general
-    product) and calls LAPACK's divide-and-conquer ``heevd`` slice by slice: measured here,
-    that is 1.6x faster than NumPy's batched ``eigh`` and as fast as torch's.
+    Compiled without the GIL so the batches of :func:`tsvd_lsm` really run in parallel threads
+    (SciPy's LAPACK wrappers hold the GIL: two threads took as long as one).
     """
+    for k in range(F.shape[0]):
+        A = F[k]
+        Ah = np.ascontiguousarray(np.conj(A.T))
+        G = A @ Ah if wide else Ah @ A
+        w, v = np.linalg.eigh(G)
+        lam[k] = w
+        U[k] = v
+
+
+def _decompose(F: np.ndarray, route: SpectralRoute):
+    """Singular values (ascending) and the vectors needed for the rebuild, for a batch of slices."""
     if route == "svd":
         U, s, Vh = np.linalg.svd(F, full_matrices=False)
         return s[:, ::-1], (U, Vh)
-    single = F.dtype == np.complex64
-    herk = blas.cherk if single else blas.zherk
-    heevd = lapack.cheevd if single else lapack.zheevd
     wide = F.shape[1] <= F.shape[2]
     r = min(F.shape[1:])
     lam = np.empty((F.shape[0], r), dtype=F.real.dtype)
     U = np.empty((F.shape[0], r, r), dtype=F.dtype)
-    for k in range(F.shape[0]):  # one LAPACK call per slice; the batch runs in its own thread
-        # herk(A) = A A^H (upper triangle); trans=2 gives A^H A for tall slices.
-        G = herk(1.0, F[k]) if wide else herk(1.0, F[k], trans=2)
-        lam[k], U[k], info = heevd(G, compute_v=1, lower=0, overwrite_a=1)
-        if info != 0:
-            raise np.linalg.LinAlgError(f"heevd failed on frequency slice {k} (info={info})")
+    _gram_eigh(F, wide, lam, U)
     return np.sqrt(np.maximum(lam, 0)), (U,)
 
 
