@@ -30,7 +30,7 @@ from tasks.lineage import lineage_task
 from tasks.quality import publish_artifacts, quality_task
 from tasks.tiles import denoise_tile_task, plan_tiles_task, write_tile_task
 
-SPEC_KEYS = ("tiles", "scale", "model", "section_dim", "axes", "preset")
+SPEC_KEYS = ("tiles", "scale", "model", "section_dim", "axes", "preset", "threads_per_task")
 
 
 def _as_dict(obj: Any) -> dict:
@@ -49,7 +49,7 @@ def resolve_spec(entry: Any, denoiser: str | None, params: dict | None) -> Denoi
     if base.get("axes"):
         fields["axes"] = base["axes"]
     if same:
-        fields.update({k: base[k] for k in ("preset", "model", "scale", "tiles", "section_dim") if base.get(k) is not None})
+        fields.update({k: base[k] for k in ("preset", "model", "scale", "tiles", "section_dim", "threads_per_task") if base.get(k) is not None})
     overrides = dict(params or {})
     fields.update({k: overrides.pop(k) for k in SPEC_KEYS if k in overrides})
     fields["params"] = {**(base.get("params") or {} if same else {}), **overrides}
@@ -102,7 +102,7 @@ def process_survey(
     Args:
         survey: Name of the survey in the data catalog.
         denoiser: Denoiser to use ("tlsm" on CPU workers, "ssb" on GPU workers); default: the catalog's.
-        params: Overrides of the denoiser parameters (e.g. {"tau": 0.3}); keys "tiles", "scale", "model", "preset" set the tiling, scaling, SSB model and TLSM preset.
+        params: Overrides of the denoiser parameters (e.g. {"tau": 0.3}); keys "tiles", "scale", "model", "preset", "threads_per_task" set the tiling, scaling, SSB model, TLSM preset and threads per tile task.
         export_segy: Also write the denoised survey as SEG-Y next to the output store.
         catalog: Path of the data catalog (default: SEIS_CATALOG or data_catalog.yaml).
         force: Reprocess even if the output is up to date.

@@ -51,6 +51,8 @@ class DenoiserSpec(BaseModel):
     tiles: TileConfig | None = None
     model: str | None = Field(None, description="SSB model artifact folder")
     section_dim: str = Field("inline", description="SSB: sections are cut across this dim")
+    threads_per_task: int = Field(1, ge=1, description="threads one tile's TLSM uses; the cluster already runs one tile "
+                                  "per worker thread, so 1 keeps every core busy without oversubscribing them")
 
     def tile_config(self) -> TileConfig:
         """The configured tiles, else the default: TLSM tiles along its tube axis, SSB stacks of sections."""
@@ -119,7 +121,8 @@ def block_denoiser(spec: DenoiserSpec) -> Callable[[np.ndarray], np.ndarray]:
         params = spec.params or None
 
         def run(block: np.ndarray) -> np.ndarray:
-            out = denoise(np.ascontiguousarray(np.transpose(block, perm)), params, preset=spec.preset)
+            out = denoise(np.ascontiguousarray(np.transpose(block, perm)), params, preset=spec.preset,
+                          workers=spec.threads_per_task)
             return np.transpose(out, inv)
 
         return run
