@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import dask
+
 import os
 from typing import Any
 
@@ -70,6 +72,8 @@ def make_task_runner(settings: PipelineSettings, *, needs_gpu: bool = False) -> 
             return SeisDaskTaskRunner(cluster_class="dask_cuda.LocalCUDACluster", cluster_kwargs={"resources": {"GPU": 1}})
         except ImportError:
             pass
+    # Read by each nanny before it spawns its worker (glibc reads the variable at start-up only).
+    dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": settings.dask_malloc_trim_threshold})
     return SeisDaskTaskRunner(
         cluster_class="distributed.LocalCluster",
         cluster_kwargs={

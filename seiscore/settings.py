@@ -33,6 +33,10 @@ class PipelineSettings(BaseSettings):
     dask_workers: int = Field(2, ge=1)
     dask_threads_per_worker: int = Field(1, ge=1)
     dask_memory_limit: str = "auto"
+    dask_malloc_trim_threshold: int = Field(
+        256 * 2**20, ge=0,
+        description="MALLOC_TRIM_THRESHOLD_ of local workers. Dask's default (64 KiB) hands every freed array back to the "
+                    "OS, so TLSM's per-iteration arrays page-fault again: measured 4.61 s vs 3.73 s for one tile")
     task_retries: int = Field(2, ge=0)
     task_retry_delay_s: float = Field(2.0, ge=0)
     lock_wait_s: float = Field(0.0, ge=0)
