@@ -48,7 +48,13 @@ class ArtifactPublisher:
 
 @flow(name="train-ssb", log_prints=True)
 def train_ssb(config_path: str = "configs/ssb_small.yaml", output_dir: str | None = None, device: str | None = None) -> dict[str, Any]:
-    """Train the SSB denoiser from the YAML ``config_path`` (resuming an interrupted run in its output folder)."""
+    """Train the SSB denoiser from the YAML ``config_path`` (resuming an interrupted run in its output folder).
+
+    Args:
+        config_path: YAML training configuration (see configs/ssb_small.yaml and docs/ssb.md).
+        output_dir: Folder for checkpoints, metrics and the model artifact; default: the config's.
+        device: "cuda" or "cpu"; default: the config's (cuda when available).
+    """
     cfg = TrainConfig.from_yaml(config_path)
     updates = {k: v for k, v in {"output_dir": output_dir, "device": device}.items() if v is not None}
     cfg = TrainConfig.model_validate({**cfg.model_dump(), **updates}) if updates else cfg
