@@ -19,27 +19,11 @@ import math
 import numba
 import numpy as np
 
-from seiscore.tlsm.lsm import EPS, SQRT8_OVER_400, group_theta
+from seiscore.tlsm.lsm import group_theta, shrink, shrink_coefs
 
 # Reassociation lets LLVM vectorise the sums of squares; results stay deterministic for a given
 # machine and are checked against the literal reference in the tests.
 FASTMATH = {"reassoc", "nsz"}
-
-
-@numba.njit(cache=True, inline="always")
-def _shrink_coefs(theta: float, mu1: float) -> tuple[float, float]:
-    """Per-group constants of S = theta soft(y / (theta + eps), 2 sqrt(2) mu1 y^2 / (400 (theta^2 + eps)))."""
-    if theta == 0.0:
-        return 0.0, 0.0
-    return 1.0 / (theta + EPS), SQRT8_OVER_400 * mu1 / (theta * theta + EPS)
-
-
-@numba.njit(cache=True, inline="always", fastmath=FASTMATH)
-def _shrink(t, theta, inv, c):
-    """Branch-free LSM shrink of one value with its group's constants (0 when theta = 0)."""
-    v = t * inv
-    m = max(abs(v) - c * t * t, 0.0)
-    return theta * math.copysign(m, v)
 
 
 @numba.njit(parallel=True, cache=True, fastmath=FASTMATH)
@@ -60,14 +44,14 @@ def d1_step(X, Y, B1, P1, mu1, periodic):
         for j in range(last):
             ss += ((X[k, i, j + 1] - Y[k, i, j + 1]) - (X[k, i, j] - Y[k, i, j]) + B1[k, i, j]) ** 2
         th = group_theta(math.sqrt(ss / n2), mu1)
-        inv, c = _shrink_coefs(th, mu1)
+        inv, c = shrink_coefs(th, mu1)
         for j in range(last):
             d = (X[k, i, j + 1] - Y[k, i, j + 1]) - (X[k, i, j] - Y[k, i, j])
-            D = _shrink(d + B1[k, i, j], th, inv, c)
+            D = shrink(d + B1[k, i, j], th, inv, c)
             bn = B1[k, i, j] + d - D
             B1[k, i, j] = bn
             P1[k, i, j] = D - bn
-        D = _shrink(d_last + B1[k, i, last], th, inv, c)
+        D = shrink(d_last + B1[k, i, last], th, inv, c)
         bn = B1[k, i, last] + d0_last - D
         B1[k, i, last] = bn
         P1[k, i, last] = D - bn
@@ -91,10 +75,10 @@ def d2_step(X, B2, P2, mu1, periodic):
             t = xa[j] - xb[j] + b2[j]
             ss += t * t
         th = group_theta(math.sqrt(ss / n2), mu1)
-        inv, c = _shrink_coefs(th, mu1)
+        inv, c = shrink_coefs(th, mu1)
         for j in range(n2):
             d = xa[j] - xb[j]
-            D = _shrink(d + b2[j], th, inv, c)
+            D = shrink(d + b2[j], th, inv, c)
             b = b2[j] + keep * d - D
             b2[j] = b
             p2[j] = D - b

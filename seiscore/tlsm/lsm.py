@@ -77,24 +77,29 @@ def group_theta(rms: float, mu1: float) -> float:
 
 
 @numba.njit(cache=True, inline="always")
-def shrink(y: float, theta: float, mu1: float) -> float:
-    """S = theta * soft(y / (theta + eps), 2 sqrt(2) mu1 y^2 / (400 (theta^2 + eps)))."""
-    if theta == 0.0 or y == 0.0:
-        return 0.0
-    v = y / (theta + EPS)
-    thr = SQRT8_OVER_400 * mu1 * y * y / (theta * theta + EPS)
-    m = abs(v) - thr
-    if m <= 0.0:
-        return 0.0
-    return theta * m if v > 0 else -theta * m
+def shrink_coefs(theta: float, mu1: float) -> tuple[float, float]:
+    """Per-group constants ``(1 / (theta + eps), 2 sqrt(2) mu1 / (400 (theta^2 + eps)))`` of :func:`shrink`."""
+    if theta == 0.0:
+        return 0.0, 0.0
+    return 1.0 / (theta + EPS), SQRT8_OVER_400 * mu1 / (theta * theta + EPS)
+
+
+@numba.njit(cache=True, inline="always")
+def shrink(y, theta, inv, c):
+    """S = theta * soft(y / (theta + eps), 2 sqrt(2) mu1 y^2 / (400 (theta^2 + eps))), branch-free,
+    with ``inv, c = shrink_coefs(theta, mu1)`` (0 when theta = 0)."""
+    v = y * inv
+    m = max(abs(v) - c * y * y, 0.0)
+    return theta * math.copysign(m, v)
 
 
 @numba.njit(cache=True)
 def _shrink_rows(y2d, rms, mu1, out2d):
     for g in range(y2d.shape[0]):
         th = group_theta(rms[g], mu1)
+        inv, c = shrink_coefs(th, mu1)
         for j in range(y2d.shape[1]):
-            out2d[g, j] = shrink(y2d[g, j], th, mu1)
+            out2d[g, j] = shrink(y2d[g, j], th, inv, c)
 
 
 def lsm_shrink(y: np.ndarray, mu1: float, axis: int, weights: np.ndarray | None = None) -> np.ndarray:
