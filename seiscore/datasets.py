@@ -19,7 +19,9 @@ import numpy as np
 from seiscore.io.segy_write import SegyWriteSpec, write_cube
 from seiscore.synth import SynthConfig, make_survey
 
-PENOBSCOT_NPY = Path(os.environ.get("SEIS_PENOBSCOT_NPY", "/work/shared/data/penobscot/penobscot_250x150x40.npy"))
+# The shared data folder sits beside the repository (../shared/data/penobscot); SEIS_PENOBSCOT overrides it.
+PENOBSCOT_DIR = Path(os.environ.get("SEIS_PENOBSCOT", Path(__file__).resolve().parents[1].parent / "shared" / "data" / "penobscot"))
+PENOBSCOT_NPY = PENOBSCOT_DIR / "penobscot_250x150x40.npy"
 PENOBSCOT_SPEC = SegyWriteSpec(first_inline=1000, first_crossline=1000, sample_interval_us=4000,
                                origin_x=734000.0, origin_y=4890000.0, inline_step=(0.0, 25.0),
                                crossline_step=(25.0, 0.0), coord_scalar=-100,
@@ -55,7 +57,7 @@ def write_penobscot(dest: str | os.PathLike, npy: str | os.PathLike = PENOBSCOT_
     """Write the Penobscot subset (inline, crossline, time) as SEG-Y (assumptions in the module docstring)."""
     npy, dest = Path(npy), Path(dest)
     if not npy.is_file():
-        raise FileNotFoundError(f"Penobscot cube not found: {npy} (set SEIS_PENOBSCOT_NPY)")
+        raise FileNotFoundError(f"Penobscot cube not found: {npy} (set SEIS_PENOBSCOT to the folder holding it)")
     _refuse_existing(dest, overwrite=overwrite)
     cube = np.load(npy, mmap_mode="r")
     if cube.ndim != 3:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import time
 from pathlib import Path
 
@@ -20,11 +19,12 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from seiscore.bench.common import md_table, median_time, write_results
+from seiscore.datasets import PENOBSCOT_DIR
 from seiscore.metrics.brisque import model_name
 from seiscore.metrics.leakage import leakage_per_slice
 from seiscore.metrics.noref import score_stack
 
-DATA = Path(os.environ.get("SEIS_PENOBSCOT", Path(__file__).resolve().parents[2].parent / "shared" / "data" / "penobscot"))
+DATA = PENOBSCOT_DIR
 
 
 def load_penobscot(data_dir: Path) -> np.ndarray:
