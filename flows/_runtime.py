@@ -19,7 +19,7 @@ from typing import Any
 
 from prefect_dask import DaskTaskRunner
 
-from seiscore.settings import PipelineSettings
+from seiscore.settings import PipelineSettings, get_settings
 
 
 class SeisDaskTaskRunner(DaskTaskRunner):
@@ -33,6 +33,16 @@ class SeisDaskTaskRunner(DaskTaskRunner):
                 env.setdefault("PREFECT_API_URL", url)
                 self.cluster_kwargs["env"] = env
         return super().__enter__()
+
+    @property
+    def client(self):
+        """The client; a local cluster is created here (lazily, by prefect-dask) with our worker settings."""
+        if self._client is None and self._cluster is None and not self.address:
+            # Each nanny reads this before spawning its worker (glibc reads it at start-up only).
+            trim = get_settings().dask_malloc_trim_threshold
+            with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": trim}):
+                return super().client
+        return super().client
 
 
 def current_api_url() -> str | None:
@@ -72,8 +82,6 @@ def make_task_runner(settings: PipelineSettings, *, needs_gpu: bool = False) -> 
             return SeisDaskTaskRunner(cluster_class="dask_cuda.LocalCUDACluster", cluster_kwargs={"resources": {"GPU": 1}})
         except ImportError:
             pass
-    # Read by each nanny before it spawns its worker (glibc reads the variable at start-up only).
-    dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": settings.dask_malloc_trim_threshold})
     return SeisDaskTaskRunner(
         cluster_class="distributed.LocalCluster",
         cluster_kwargs={
