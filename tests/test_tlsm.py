@@ -85,13 +85,19 @@ def test_lsm_shrink_keeps_dtype_and_input():
 # --- X-step ------------------------------------------------------------------------------------
 
 
-def test_xstep_equals_direct_solve_of_normal_equations():
+@pytest.mark.parametrize("backend", ["fftw", "scipy"])
+def test_xstep_equals_direct_solve_of_normal_equations(backend):
     rng = np.random.default_rng(4)
     n3, n1, n2 = 3, 6, 5
     alpha, beta, gamma = 4.0, 1.0, 0.2
     rhs = rng.standard_normal((n3, n1, n2))
-    solver = FourierXSolver((n3, n1, n2), alpha, beta, gamma, np.float64, workers=1)
-    got = solver.solve(rhs)
+    before = rhs.copy()
+    solver = FourierXSolver((n3, n1, n2), alpha, beta, gamma, np.float64, workers=1, backend=backend)
+    got = solver.solve(rhs).copy()
+    np.testing.assert_array_equal(rhs, before)
+    # the solver's output buffers alternate: a second solve must not disturb the first result
+    again = solver.solve(2 * rhs)
+    np.testing.assert_allclose(again, 2 * got, rtol=1e-12, atol=1e-12)
 
     def periodic_diff(n):
         D = -np.eye(n)
@@ -103,6 +109,14 @@ def test_xstep_equals_direct_solve_of_normal_equations():
     A = (1 + alpha + 1e-6) * np.eye(n1 * n2) + beta * Dx.T @ Dx + gamma * Dy.T @ Dy
     want = np.linalg.solve(A, rhs.reshape(n3, -1).T).T.reshape(rhs.shape)
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_xstep_rejects_unknown_backend_and_wrong_shape():
+    with pytest.raises(ValueError, match="unknown FFT backend 'mkl'"):
+        FourierXSolver((2, 3, 4), 1.0, 1.0, 1.0, np.float32, workers=1, backend="mkl")
+    solver = FourierXSolver((2, 3, 4), 1.0, 1.0, 1.0, np.float32, workers=1)
+    with pytest.raises(ValueError, match="shape"):
+        solver.solve(np.zeros((2, 3, 5), np.float32))
 
 
 # --- Z-step ------------------------------------------------------------------------------------

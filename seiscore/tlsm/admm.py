@@ -86,7 +86,7 @@ def denoise(
     zeros = lambda: np.zeros_like(Y)  # noqa: E731
     B, B1, B2, P1, P2 = zeros(), zeros(), zeros(), zeros(), zeros()
     Z = Y.copy()
-    R = np.empty_like(Y)
+    R = solver.rhs  # the X-step reads its right-hand side from its own (aligned) buffer
     W = np.empty_like(Y)
     X = Y.copy()  # "previous X" for the first relative change
     kernels.multiplier_and_rhs(Z, Z, B, P1, P2, Yc, R, p.alpha, p.beta, p.gamma)  # X = Z: B stays 0
@@ -96,13 +96,13 @@ def denoise(
     try:
         with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
             for it in range(1, p.iterations + 1):
-                X_new = solver.solve(R)
+                X_new = solver.solve()
                 num, den = kernels.add_and_change(X_new, X, B, W)  # W = X + B
                 X = X_new
                 Z = tsvd_lsm(W, rho, route=route, workers=workers, executor=pool)
-                kernels.d1_step(X, Y, B1, P1, mu_d1, periodic)
-                kernels.d2_step(X, B2, P2, mu_d2, periodic)
-                kernels.multiplier_and_rhs(X, Z, B, P1, P2, Yc, R, p.alpha, p.beta, p.gamma)
+                kernels.dsteps_multipliers_and_rhs(
+                    X, Y, Z, B, B1, B2, P1, P2, Yc, R, p.alpha, p.beta, p.gamma, mu_d1, mu_d2, periodic
+                )
                 if callback is not None:
                     callback(it, float(np.sqrt(num / den)) if den > 0 else 0.0)
     finally:
