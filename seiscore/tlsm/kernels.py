@@ -2,7 +2,7 @@
 
 Arrays live in the solver's internal layout ``(n3, n1, n2)``: frontal slices contiguous,
 axis 1 the smooth axis (canonical axis 0), axis 2 the footprint axis (canonical axis 1).
-Each kernel makes one pass over its rows, in parallel over rows; the LSM scale of the
+The kernels run in parallel over frontal slices, each slice in one pass; the LSM scale of the
 D-steps is the RMS along axis 2 (the canonical axis 1), so one row is one LSM group.
 
 Boundary conventions (``periodic`` flag):
@@ -26,62 +26,73 @@ from seiscore.tlsm.lsm import group_theta, shrink, shrink_coefs
 FASTMATH = {"reassoc", "nsz"}
 
 
-@numba.njit(parallel=True, cache=True, fastmath=FASTMATH)
-def d1_step(X, Y, B1, P1, mu1, periodic):
-    """D1 = LSM(fdiff_rep(X - Y, axis 2) + B1);  B1 += fdiff0(X - Y, axis 2) - D1;  P1 = D1 - B1."""
-    n3, n1, n2 = X.shape
+@numba.njit(cache=True, fastmath=FASTMATH)
+def _d1_slice(X, Y, B1, P1, mu1, periodic):
+    """D1 = LSM(fdiff_rep(X - Y, axis 1) + B1);  B1 += fdiff0(X - Y, axis 1) - D1;  P1 = D1 - B1 (one slice)."""
+    n1, n2 = X.shape
     last = n2 - 1
-    for r in numba.prange(n3 * n1):
-        k = r // n1
-        i = r % n1
+    for i in range(n1):
         if periodic:
-            d_last = (X[k, i, 0] - Y[k, i, 0]) - (X[k, i, last] - Y[k, i, last])
+            d_last = (X[i, 0] - Y[i, 0]) - (X[i, last] - Y[i, last])
             d0_last = d_last
         else:
-            d_last = (X[k, i, last] - Y[k, i, last]) - (X[k, i, last - 1] - Y[k, i, last - 1])
+            d_last = (X[i, last] - Y[i, last]) - (X[i, last - 1] - Y[i, last - 1])
             d0_last = 0.0
-        ss = (d_last + B1[k, i, last]) ** 2
+        ss = (d_last + B1[i, last]) ** 2
         for j in range(last):
-            ss += ((X[k, i, j + 1] - Y[k, i, j + 1]) - (X[k, i, j] - Y[k, i, j]) + B1[k, i, j]) ** 2
+            ss += ((X[i, j + 1] - Y[i, j + 1]) - (X[i, j] - Y[i, j]) + B1[i, j]) ** 2
         th = group_theta(math.sqrt(ss / n2), mu1)
         inv, c = shrink_coefs(th, mu1)
         for j in range(last):
-            d = (X[k, i, j + 1] - Y[k, i, j + 1]) - (X[k, i, j] - Y[k, i, j])
-            D = shrink(d + B1[k, i, j], th, inv, c)
-            bn = B1[k, i, j] + d - D
-            B1[k, i, j] = bn
-            P1[k, i, j] = D - bn
-        D = shrink(d_last + B1[k, i, last], th, inv, c)
-        bn = B1[k, i, last] + d0_last - D
-        B1[k, i, last] = bn
-        P1[k, i, last] = D - bn
+            d = (X[i, j + 1] - Y[i, j + 1]) - (X[i, j] - Y[i, j])
+            D = shrink(d + B1[i, j], th, inv, c)
+            bn = B1[i, j] + d - D
+            B1[i, j] = bn
+            P1[i, j] = D - bn
+        D = shrink(d_last + B1[i, last], th, inv, c)
+        bn = B1[i, last] + d0_last - D
+        B1[i, last] = bn
+        P1[i, last] = D - bn
 
 
-@numba.njit(parallel=True, cache=True, fastmath=FASTMATH)
-def d2_step(X, B2, P2, mu1, periodic):
-    """D2 = LSM(fdiff_rep(X, axis 1) + B2);  B2 += fdiff0(X, axis 1) - D2;  P2 = D2 - B2."""
-    n3, n1, n2 = X.shape
-    for r in numba.prange(n3 * n1):
-        k, i = r // n1, r % n1
+@numba.njit(cache=True, fastmath=FASTMATH)
+def _d2_slice(X, B2, P2, mu2, periodic):
+    """D2 = LSM(fdiff_rep(X, axis 0) + B2);  B2 += fdiff0(X, axis 0) - D2;  P2 = D2 - B2 (one slice)."""
+    n1, n2 = X.shape
+    for i in range(n1):
         if i < n1 - 1:
             ia, ib, keep = i + 1, i, 1.0
         elif periodic:
             ia, ib, keep = 0, i, 1.0
         else:
             ia, ib, keep = i, i - 1, 0.0  # replicated difference in D2, zero difference in B2
-        xa, xb, b2, p2 = X[k, ia], X[k, ib], B2[k, i], P2[k, i]
         ss = 0.0
         for j in range(n2):
-            t = xa[j] - xb[j] + b2[j]
+            t = X[ia, j] - X[ib, j] + B2[i, j]
             ss += t * t
-        th = group_theta(math.sqrt(ss / n2), mu1)
-        inv, c = shrink_coefs(th, mu1)
+        th = group_theta(math.sqrt(ss / n2), mu2)
+        inv, c = shrink_coefs(th, mu2)
         for j in range(n2):
-            d = xa[j] - xb[j]
-            D = shrink(d + b2[j], th, inv, c)
-            b = b2[j] + keep * d - D
-            b2[j] = b
-            p2[j] = D - b
+            d = X[ia, j] - X[ib, j]
+            D = shrink(d + B2[i, j], th, inv, c)
+            b = B2[i, j] + keep * d - D
+            B2[i, j] = b
+            P2[i, j] = D - b
+
+
+@numba.njit(cache=True, fastmath=FASTMATH)
+def _rhs_slice(X, Z, B, P1, P2, Yc, R, alpha, beta, gamma):
+    """B += X - Z, then R = alpha (Z - B) + beta Dx^T P1 + gamma Dy^T P2 + Yc (one slice)."""
+    n1, n2 = X.shape
+    for i in range(n1):
+        im = i - 1 if i > 0 else n1 - 1
+        bj = B[i, 0] + X[i, 0] - Z[i, 0]
+        B[i, 0] = bj
+        R[i, 0] = alpha * (Z[i, 0] - bj) + beta * (P1[i, n2 - 1] - P1[i, 0]) + gamma * (P2[im, 0] - P2[i, 0]) + Yc[i, 0]
+        for j in range(1, n2):
+            bj = B[i, j] + X[i, j] - Z[i, j]
+            B[i, j] = bj
+            R[i, j] = alpha * (Z[i, j] - bj) + beta * (P1[i, j - 1] - P1[i, j]) + gamma * (P2[im, j] - P2[i, j]) + Yc[i, j]
 
 
 @numba.njit(parallel=True, cache=True, fastmath=FASTMATH)
@@ -92,18 +103,18 @@ def multiplier_and_rhs(X, Z, B, P1, P2, Yc, R, alpha, beta, gamma):
     with periodic adjoint differences Dx^T v[j] = v[j-1] - v[j] (axis 2), Dy^T v[i] = v[i-1] - v[i]
     (axis 1), and Yc = Y + beta Dx^T Dx Y precomputed.
     """
-    n3, n1, n2 = X.shape
-    for r in numba.prange(n3 * n1):
-        k = r // n1
-        i = r % n1
-        im = i - 1 if i > 0 else n1 - 1
-        bj = B[k, i, 0] + X[k, i, 0] - Z[k, i, 0]
-        B[k, i, 0] = bj
-        R[k, i, 0] = alpha * (Z[k, i, 0] - bj) + beta * (P1[k, i, n2 - 1] - P1[k, i, 0]) + gamma * (P2[k, im, 0] - P2[k, i, 0]) + Yc[k, i, 0]
-        for j in range(1, n2):
-            bj = B[k, i, j] + X[k, i, j] - Z[k, i, j]
-            B[k, i, j] = bj
-            R[k, i, j] = alpha * (Z[k, i, j] - bj) + beta * (P1[k, i, j - 1] - P1[k, i, j]) + gamma * (P2[k, im, j] - P2[k, i, j]) + Yc[k, i, j]
+    for k in numba.prange(X.shape[0]):
+        _rhs_slice(X[k], Z[k], B[k], P1[k], P2[k], Yc[k], R[k], alpha, beta, gamma)
+
+
+@numba.njit(parallel=True, cache=True, fastmath=FASTMATH)
+def dsteps_multipliers_and_rhs(X, Y, Z, B, B1, B2, P1, P2, Yc, R, alpha, beta, gamma, mu1, mu2, periodic):
+    """Steps 3-5 of the iteration and the next right-hand side, fused: per frontal slice, the D1
+    step, the D2 step and :func:`multiplier_and_rhs` (all of a slice's data stays in cache)."""
+    for k in numba.prange(X.shape[0]):
+        _d1_slice(X[k], Y[k], B1[k], P1[k], mu1, periodic)
+        _d2_slice(X[k], B2[k], P2[k], mu2, periodic)
+        _rhs_slice(X[k], Z[k], B[k], P1[k], P2[k], Yc[k], R[k], alpha, beta, gamma)
 
 
 @numba.njit(parallel=True, cache=True, fastmath=FASTMATH)
