@@ -9,6 +9,13 @@ array's own parameters, called from the caller's thread: it releases the GIL, so
 threads compress in parallel). The files are byte-for-byte what zarr would write, so any
 Zarr v3 reader (``xarray.open_zarr``) reads them. Like zarr's default
 (``write_empty_chunks=False``) a chunk whose bits all equal the fill value is not written.
+
+Sharded arrays (Zarr v3 ``sharding_indexed``: one file per shard holding many chunks, then an
+index of ``(offset, nbytes)`` uint64 pairs per chunk and its CRC32C) are written a whole shard at
+a time with :meth:`ChunkWriter.write_shard`: the encoded chunks are streamed into the shard file
+and the index appended, again byte-for-byte what zarr writes for a shard whose chunks lie along
+one axis. One file per chunk column instead of one per chunk matters here: creating a file costs
+far more kernel time than writing a megabyte into it on this machine's file system.
 """
 
 from __future__ import annotations
@@ -17,26 +24,52 @@ import os
 import sys
 from pathlib import Path
 
+import google_crc32c
 import numpy as np
 import zarr
 from numcodecs import Blosc
-from zarr.codecs import BloscCodec, BytesCodec
+from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, ShardingCodec
+from zarr.codecs.sharding import ShardingCodecIndexLocation
 from zarr.core.chunk_grids import RegularChunkGrid
 
 _SHUFFLE = {"noshuffle": Blosc.NOSHUFFLE, "shuffle": Blosc.SHUFFLE, "bitshuffle": Blosc.BITSHUFFLE}
 
 
+_EMPTY = 2**64 - 1  # index entry (offset, nbytes) of a chunk absent from its shard
+
+
+def _little_bytes(codec) -> bool:
+    return isinstance(codec, BytesCodec) and (codec.endian is None or codec.endian.value == "little")
+
+
+def _plain_codecs(codecs) -> bool:
+    """``bytes`` (little-endian) optionally followed by ``blosc``."""
+    codecs = list(codecs)
+    return bool(codecs) and _little_bytes(codecs[0]) and \
+        (len(codecs) == 1 or (len(codecs) == 2 and isinstance(codecs[1], BloscCodec)))
+
+
+def _sharding(meta) -> ShardingCodec | None:
+    codecs = list(meta.codecs)
+    return codecs[0] if len(codecs) == 1 and isinstance(codecs[0], ShardingCodec) else None
+
+
 def supports(array: zarr.Array) -> bool:
-    """True when :class:`ChunkWriter` can write ``array``'s chunks (local v3, regular grid, bytes [+ blosc])."""
+    """True when :class:`ChunkWriter` can write ``array``'s chunks: local v3, regular grid, bytes [+ blosc],
+    or sharding with such inner codecs and a little-endian index [+ crc32c] at the end of the shard."""
     meta = array.metadata
     if array.metadata.zarr_format != 3 or sys.byteorder != "little":
         return False
-    codecs = list(meta.codecs)
-    ok_bytes = bool(codecs) and isinstance(codecs[0], BytesCodec) and \
-        (codecs[0].endian is None or codecs[0].endian.value == "little")
-    ok_rest = len(codecs) == 1 or (len(codecs) == 2 and isinstance(codecs[1], BloscCodec))
+    shard = _sharding(meta)
+    if shard is None:
+        ok = _plain_codecs(meta.codecs)
+    else:
+        index = list(shard.index_codecs)
+        ok = _plain_codecs(shard.codecs) and shard.index_location == ShardingCodecIndexLocation.end and \
+            bool(index) and _little_bytes(index[0]) and \
+            (len(index) == 1 or (len(index) == 2 and isinstance(index[1], Crc32cCodec)))
     root = getattr(array.store, "root", None)
-    return ok_bytes and ok_rest and isinstance(meta.chunk_grid, RegularChunkGrid) and root is not None
+    return ok and isinstance(meta.chunk_grid, RegularChunkGrid) and root is not None
 
 
 class ChunkWriter:
@@ -47,11 +80,17 @@ class ChunkWriter:
             raise ValueError(f"array {array.path!r}: chunk files can only be written directly for a local Zarr v3 "
                              f"array with a regular chunk grid and bytes (+ blosc) codecs")
         meta = array.metadata
-        self.chunk_shape = tuple(meta.chunk_grid.chunk_shape)
+        shard = _sharding(meta)
+        grid_shape = tuple(meta.chunk_grid.chunk_shape)
+        codecs = list(meta.codecs if shard is None else shard.codecs)
+        #: shape of one chunk (the inner chunk of a sharded array); ``shard_shape``: None unless sharded
+        self.chunk_shape = grid_shape if shard is None else tuple(shard.chunk_shape)
+        self.shard_shape = None if shard is None else grid_shape
+        self._crc = shard is not None and len(shard.index_codecs) == 2
         self.dtype = np.dtype(array.dtype).newbyteorder("<")
         self._dir = Path(array.store.root) / array.path
         self._key = meta.encode_chunk_key
-        blosc = meta.codecs[1] if len(meta.codecs) == 2 else None
+        blosc = codecs[1] if len(codecs) == 2 else None
         self._codec = None if blosc is None else Blosc(cname=blosc.cname.value, clevel=blosc.clevel,
                                                        shuffle=_SHUFFLE[blosc.shuffle.value],
                                                        blocksize=blosc.blocksize, typesize=blosc.typesize)
@@ -67,28 +106,76 @@ class ChunkWriter:
         bits = np.dtype(f"u{self.dtype.itemsize}")
         return bool(np.all(chunk.view(bits) == np.frombuffer(self._fill, dtype=bits)[0]))
 
-    def write(self, coords: tuple[int, ...], chunk: np.ndarray) -> int:
-        """Write the full-shape C-contiguous ``chunk`` at chunk grid position ``coords``; return bytes written."""
+    def _encode(self, chunk: np.ndarray):
+        """Encoded bytes of a full chunk, or None for an all-fill chunk (not stored)."""
         if chunk.shape != self.chunk_shape or chunk.dtype != self.dtype or not chunk.flags.c_contiguous:
             raise ValueError(f"chunk must be a C-contiguous {self.dtype} array of shape {self.chunk_shape}, "
                              f"got {chunk.dtype} {chunk.shape}")
         data = chunk if self._codec is None else self._codec.encode(chunk)
         # an all-fill chunk compresses to almost nothing: only small outputs need the (full-pass) check
-        if (self._codec is None or len(data) < chunk.nbytes // 32) and self._is_fill(chunk):
-            return 0
+        if (self._codec is None or len(data) < max(chunk.nbytes // 32, 1024)) and self._is_fill(chunk):
+            return None
+        return data
+
+    def _path(self, coords) -> Path:
         path = self._dir / self._key(tuple(int(c) for c in coords))
         parent = str(path.parent)
         if parent not in self._made:
             os.makedirs(parent, exist_ok=True)
             self._made.add(parent)
-        with open(path, "wb") as fh:
+        return path
+
+    def write(self, coords: tuple[int, ...], chunk: np.ndarray) -> int:
+        """Write the full-shape C-contiguous ``chunk`` at chunk grid position ``coords``; return bytes written."""
+        if self.shard_shape is not None:
+            raise ValueError("a sharded array is written a shard at a time (write_shard)")
+        data = self._encode(chunk)
+        if data is None:
+            return 0
+        with open(self._path(coords), "wb") as fh:
             fh.write(data)
         return len(data) if self._codec is not None else chunk.nbytes
+
+    def write_shard(self, coords: tuple[int, ...], chunks) -> int:
+        """Write the shard at shard grid position ``coords`` from ``chunks``: full-shape C-contiguous chunks in
+        C order of the shard's chunk grid (fewer than the shard holds: the rest are absent, e.g. beyond the
+        array's end). Encoded chunks are streamed into the file one at a time, then the index; a shard whose
+        chunks are all fill is not written. Returns the bytes written."""
+        if self.shard_shape is None:
+            raise ValueError("write_shard needs a sharded array")
+        per_shard = tuple(s // c for s, c in zip(self.shard_shape, self.chunk_shape))
+        index = np.full((int(np.prod(per_shard)), 2), _EMPTY, dtype="<u8")
+        fh, offset = None, 0
+        try:
+            for n, chunk in enumerate(chunks):
+                if n >= index.shape[0]:
+                    raise ValueError(f"more chunks than a shard of {self.shard_shape} holds ({index.shape[0]})")
+                data = self._encode(chunk)
+                if data is None:
+                    continue
+                if fh is None:
+                    fh = open(self._path(coords), "wb")
+                size = len(memoryview(data).cast("B"))
+                fh.write(data)
+                index[n] = (offset, size)
+                offset += size
+            if fh is None:
+                return 0
+            raw = index.tobytes()
+            if self._crc:
+                raw += np.uint32(google_crc32c.value(raw)).tobytes()
+            fh.write(raw)
+            return offset + len(raw)
+        finally:
+            if fh is not None:
+                fh.close()
 
     def write_region(self, origin: tuple[int, ...], values: np.ndarray) -> None:
         """Write ``values`` at the chunk-aligned index ``origin``; the region must cover whole chunks
         except where it ends at the array's end (those edge chunks are padded with the fill value)."""
         values = np.asarray(values)
+        if self.shard_shape is not None:
+            raise ValueError("write_region does not support sharded arrays")
         for o, n, c, size in zip(origin, values.shape, self.chunk_shape, self.shape):
             if o % c or ((o + n) % c and o + n != size):
                 raise ValueError(f"region at {origin} of shape {values.shape} is not aligned to chunks "

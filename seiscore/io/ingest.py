@@ -137,9 +137,13 @@ class _Columns:
             if ss.start == 0:
                 il_local, xl_local = np.divmod(p, width)
                 headers[il_local + band.start - row0, xl_local + xs.start] = raw[:, :TRACE_HEADER_SIZE]
-        i, j, k0 = band.start // ci, xs.start // cx, ss.start // cs
-        for k in range(block.shape[0]):
-            self.writer.write((i, j, k0 + k), block[k])
+        i, j = band.start // ci, xs.start // cx
+        if self.writer.shard_shape is not None:  # one shard file per column: its chunks along the samples
+            self.writer.write_shard((i, j, ss.start // self.plan.window), block)
+        else:
+            k0 = ss.start // cs
+            for k in range(block.shape[0]):
+                self.writer.write((i, j, k0 + k), block[k])
         return (pos.size * self.layout.trace_size if ss.stop == self.layout.n_samples else 0), inexact
 
 
@@ -159,8 +163,13 @@ def _write_header_rows(writers: dict[str, ChunkWriter], rows: slice, raw_headers
 
 def ingest(source: str | os.PathLike, store: str | os.PathLike, *, il_byte: int = 189, xl_byte: int = 193,
            chunks=None, memory_limit: str | int = "1GB", progress: bool = False, overwrite: bool = False,
-           sample_unit: str = "ms", compression: str = DEFAULT_COMPRESSION) -> Path:
+           sample_unit: str = "ms", compression: str = DEFAULT_COMPRESSION, shards: bool = True) -> Path:
     """Convert the post-stack SEG-Y ``source`` into the survey store ``store``; return its path.
+
+    ``shards`` (default True): ``amplitude`` is stored with Zarr v3 sharding, one shard file per
+    chunk column (``ci x cx x`` the whole trace, or the sample window the memory bound allows) holding
+    its ``chunks``-shaped chunks; readers still see (and dask still splits by) ``chunks``. False: one
+    file per chunk.
 
     The store appears under its final name only once complete; an interrupted run leaves
     only a hidden temporary that the next run removes. The source is opened read-only.
@@ -181,7 +190,8 @@ def ingest(source: str | os.PathLike, store: str | os.PathLike, *, il_byte: int 
     group = create_schema(tmp, inlines=geom.inlines, crosslines=geom.crosslines, samples=layout.samples,
                           sample_unit=sample_unit, chunks=chunks, trace_index=geom.trace_index,
                           attrs=store_attrs(layout, geom, il_byte, xl_byte, sample_unit), compression=compression,
-                          header_rows=header_rows)
+                          header_rows=header_rows,
+                          shards=(chunks[0], chunks[1], chunks[2] * -(-plan.window // chunks[2])) if shards else None)
     columns = _Columns(layout, geom, plan, ChunkWriter(group["amplitude"]))
     inexact = 0
     bar = tqdm(total=layout.tracecount * layout.trace_size, unit="B", unit_scale=True,
