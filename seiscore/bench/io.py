@@ -5,7 +5,10 @@ with plain segyio (timed: the segyio write baseline), then in the same run times
 segyio read of every trace (hot page cache), ``seiscore.io.ingest`` with each compression
 (default lz4, zstd, none) and ``seiscore.io.export``, with the peak resident memory of each
 next to the configured bound, the CPU seconds each used (all threads; on a shared machine
-the less noisy figure) and each store's compression ratio. Every timed repeat starts after an
+the less noisy figure, split into user and kernel time) and each store's compression ratio. A
+"raw file write" row writes the default store's bytes as that many new files (no decoding, no
+compression) in the same place: with the plain read it bounds the best ingest possible here.
+Every timed repeat starts after an
 ``os.sync()`` (untimed), so no step is throttled by the previous step's dirty-page writeback. Figures are medians over
 ``--repeats``; ratios are of medians. Files are deleted afterwards. Targets (issue 3):
 ingest >= 70 % of plain read, export >= 70 % of plain write, peak memory within the bound.
@@ -15,10 +18,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -53,24 +58,49 @@ def _plain_read(path: Path, block: int = 8192) -> None:
             f.trace.raw[a:a + block]
 
 
-def _timed(fn, repeats: int, cleanup=None) -> tuple[list[float], list[int], list[float]]:
-    """Wall seconds, peak RSS increase and CPU seconds (this process, all threads) of each repeat.
+def _timed(fn, repeats: int, cleanup=None) -> tuple[list[float], list[int], list[float], list[float], list[float]]:
+    """Wall seconds, peak RSS increase, CPU seconds (this process, all threads) and of those the user and
+    system (kernel) seconds of each repeat.
 
     Each repeat starts after ``os.sync()``: writing a 2 GB file leaves GBs of dirty pages whose
     writeback otherwise throttles whatever writes next (seen: ingest at 8 s CPU took 18 s wall).
     """
-    times, peaks, cpus = [], [], []
+    times, peaks, cpus, users, syss = [], [], [], [], []
     for _ in range(repeats):
         if cleanup:
             cleanup()
         os.sync()  # untimed: no dirty-page writeback left over from the previous step throttles this one
         with PeakRSS() as mem:
+            r0 = resource.getrusage(resource.RUSAGE_SELF)
             t0, c0 = time.perf_counter(), time.process_time()
             fn()
             times.append(time.perf_counter() - t0)
             cpus.append(time.process_time() - c0)
+            r1 = resource.getrusage(resource.RUSAGE_SELF)
+        users.append(r1.ru_utime - r0.ru_utime)
+        syss.append(r1.ru_stime - r0.ru_stime)
         peaks.append(mem.delta)
-    return times, peaks, cpus
+    return times, peaks, cpus, users, syss
+
+
+def _write_files(folder: Path, groups: list[tuple[int, int]], workers: int = 2) -> None:
+    """For each (total bytes, file count) of ``groups`` write that many bytes of incompressible data as that many
+    new equal files under ``folder`` (a chunk-key-like tree, ``workers`` threads as ingest uses): the kernel
+    cost of creating a store of that size and file count, and nothing else."""
+    jobs = []
+    for g, (total, n_files) in enumerate(groups):
+        if n_files > 0:
+            data = np.random.default_rng(g).integers(0, 256, max(1, total // n_files), dtype=np.uint8).tobytes()
+            jobs += [(folder / str(g) / str(k // 64), k, data) for k in range(n_files)]
+
+    def one(job) -> None:
+        sub, k, data = job
+        sub.mkdir(parents=True, exist_ok=True)
+        with open(sub / str(k), "wb") as fh:
+            fh.write(data)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(one, jobs))
 
 
 def _rm(path: Path) -> None:
@@ -107,9 +137,20 @@ def run(size_gb: float, repeats: int, memory_limit: str, workdir: Path) -> dict:
                                                                    compression=c), repeats, lambda: _rm(store))
             amp_bytes = _tree_bytes(store / "amplitude")
             ratios_store[c] = {"store_bytes": _tree_bytes(store), "amplitude_bytes": amp_bytes,
-                               "amplitude_ratio": int(np.prod(shape)) * 4 / amp_bytes}
+                               "amplitude_ratio": int(np.prod(shape)) * 4 / amp_bytes,
+                               "amplitude_files": sum(1 for f in (store / "amplitude").rglob("*") if f.is_file()),
+                               "store_files": sum(1 for f in store.rglob("*") if f.is_file())}
             if c != COMPRESSIONS[0]:
                 _rm(store)
+        # the floor of any ingest here: writing the default store's bytes as that many files of its sizes
+        floor_dir = work / "write_floor"
+        default = ratios_store[COMPRESSIONS[0]]
+        rows["raw file write (store size)"] = _timed(
+            lambda: _write_files(floor_dir, [(default["amplitude_bytes"], default["amplitude_files"]),
+                                             (default["store_bytes"] - default["amplitude_bytes"],
+                                              default["store_files"] - default["amplitude_files"])]), repeats,
+            lambda: _rm(floor_dir))
+        _rm(floor_dir)
         rows["seiscore export"] = _timed(lambda: export(stores[COMPRESSIONS[0]], out, memory_limit=memory_limit),
                                          repeats, lambda: _rm(out))
         exact = out.read_bytes() == src.read_bytes() if size < 4e9 else None
@@ -122,12 +163,20 @@ def run(size_gb: float, repeats: int, memory_limit: str, workdir: Path) -> dict:
         "load_average": os.getloadavg(), "cpu_count": os.cpu_count(),
         "ops": {k: {"seconds": v[0], "median_s": med[k], "mb_per_s": size / med[k] / 1e6,
                     "cpu_seconds": v[2], "median_cpu_s": statistics.median(v[2]),
+                    "median_user_s": statistics.median(v[3]), "median_sys_s": statistics.median(v[4]),
                     "peak_rss_delta_bytes": max(v[1])} for k, v in rows.items()},
     }
     r = lambda a, b: med[b] / med[a]  # noqa: E731 - throughput ratio a vs b = time b / time a
     result["ratios"] = {f"ingest_{c}_vs_plain_read": r(f"seiscore ingest ({c})", "segyio read (plain)")
                         for c in COMPRESSIONS}
     result["ratios"]["export_vs_plain_write"] = r("seiscore export", "segyio write (plain)")
+    # best ingest possible = read the file + write the store: serially, or both overlapped on 2 cores
+    t_r, t_w = med["segyio read (plain)"], med["raw file write (store size)"]
+    cpu = {k: result["ops"][k]["median_cpu_s"] for k in ("segyio read (plain)", "raw file write (store size)")}
+    result["floor"] = {"read_s": t_r, "write_s": t_w, "serial_s": t_r + t_w,
+                       "overlapped_s": max(t_r, t_w, sum(cpu.values()) / 2),
+                       "best_ratio_serial": t_r / (t_r + t_w),
+                       "best_ratio_overlapped": t_r / max(t_r, t_w, sum(cpu.values()) / 2)}
     result["peak_within_bound"] = all(result["ops"][k]["peak_rss_delta_bytes"] <= bound
                                       for k in result["ops"] if k.startswith("seiscore"))
     return result
@@ -135,6 +184,7 @@ def run(size_gb: float, repeats: int, memory_limit: str, workdir: Path) -> dict:
 
 def markdown(res: dict) -> str:
     rows = [[k, f"{v['median_s']:.2f}", f"{v['mb_per_s']:.0f}", f"{v['median_cpu_s']:.2f}",
+             f"{v.get('median_user_s', float('nan')):.2f} / {v.get('median_sys_s', float('nan')):.2f}",
              f"{v['peak_rss_delta_bytes'] / 2**20:.0f}"] for k, v in res["ops"].items()]
     ratios, comp = res["ratios"], res["compression"]
     lines = [
@@ -145,14 +195,22 @@ def markdown(res: dict) -> str:
         f"export byte-exact: {res['export_byte_exact']}; {res['cpu_count']} cores, load average at the end "
         f"{res['load_average'][0]:.1f} (shared machine: compare ratios, not absolute figures).",
         "",
-        md_table(["operation", "median s", "MB/s", "CPU s (all threads)", "peak RSS increase MiB"], rows),
+        md_table(["operation", "median s", "MB/s (of the SEG-Y size)", "CPU s (all threads)", "user / sys s",
+                  "peak RSS increase MiB"], rows),
         "",
     ]
     for c in comp:
         lines.append(f"- ingest ({c}) / plain segyio read: **{ratios[f'ingest_{c}_vs_plain_read']:.0%}**"
                      f"{' (default; target >= 70 %)' if c == next(iter(comp)) else ''}; amplitude compression "
                      f"{comp[c]['amplitude_ratio']:.3f}x, store {comp[c]['store_bytes'] / 1e9:.2f} GB")
+    fl, d = res["floor"], comp[next(iter(comp))]
     lines += [
+        f"- write floor: {d['store_bytes'] / 1e9:.2f} GB as {d['store_files']} new files (the default store's bytes and "
+        f"file count: {d['amplitude_files']} amplitude files, the rest headers and metadata) takes {fl['write_s']:.2f} s "
+        f"here. An ingest "
+        f"must at least read the file and write the store: {fl['serial_s']:.2f} s one after the other = at best "
+        f"**{fl['best_ratio_serial']:.0%}** of plain read, {fl['overlapped_s']:.2f} s fully overlapped on 2 cores = at best "
+        f"**{fl['best_ratio_overlapped']:.0%}** (before decoding or compressing anything)",
         f"- export / plain segyio write: **{ratios['export_vs_plain_write']:.0%}** (target >= 70 %)",
         f"- peak memory within the bound: **{res['peak_within_bound']}**",
         "",
