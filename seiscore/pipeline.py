@@ -119,7 +119,7 @@ def run_quality(input_store, output_store, report_dir, *, reference=None, max_sl
     metrics = quality_metrics(before, after, ref, max_slices=max_slices)
     images = section_images(before, after, report_dir / "images")
     report = write_qc_report(output_store, report_dir / f"{survey or 'survey'}_qc.html", against=input_store,
-                             metrics=metrics, max_slices=max_slices)
+                             metrics=metrics, max_slices=max_slices, images=images)
     return {"metrics": metrics, "images": {k: str(v) for k, v in images.items()}, "report": str(report)}
 
 

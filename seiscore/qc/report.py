@@ -111,12 +111,14 @@ def _summary_rows(m: dict, store: Path, against: Path | None) -> list[tuple[str,
     return rows
 
 
-def write_qc_report(store, html_path, *, against=None, metrics: dict | None = None, lineage=None, config: QCConfig | None = None, max_slices: int | None = 64, progress: bool = False) -> Path:
+def write_qc_report(store, html_path, *, against=None, metrics: dict | None = None, lineage=None, config: QCConfig | None = None, max_slices: int | None = 64, progress: bool = False, images: dict[str, Path] | None = None) -> Path:
     """Write the QC report of survey store ``store`` (the denoised output) to ``html_path``.
 
     ``against``: the original (input) store, for before / after / removed comparisons;
     ``metrics``: a :func:`~seiscore.qc.quality_metrics` dict (computed when None);
-    ``lineage``: shown as a table (default: the store's ``lineage`` attribute, if any).
+    ``lineage``: shown as a table (default: the store's ``lineage`` attribute, if any);
+    ``images``: section images already made by :func:`~seiscore.qc.section_images` for these
+    stores (made here when None).
     The HTML is written atomically; PNGs go to ``<stem>_images/`` beside it. Returns the HTML path.
     """
     cfg = config or QCConfig()
@@ -139,7 +141,7 @@ def write_qc_report(store, html_path, *, against=None, metrics: dict | None = No
 
     img_dir = html_path.with_name(html_path.stem + "_images")
     html_path.parent.mkdir(parents=True, exist_ok=True)
-    images = section_images(orig, den, img_dir, clip_percentile=cfg.clip_percentile)
+    images = dict(images) if images is not None else section_images(orig, den, img_dir, clip_percentile=cfg.clip_percentile)
     images["spectra"] = spectra_image(metrics["spectra"], img_dir / "spectra.png")
     if orig is not None:
         sel, rows_cols = _views(orig, None, None, None)["time"]
