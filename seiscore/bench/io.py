@@ -5,7 +5,8 @@ with plain segyio (timed: the segyio write baseline), then in the same run times
 segyio read of every trace (hot page cache), ``seiscore.io.ingest`` with each compression
 (default lz4, zstd, none) and ``seiscore.io.export``, with the peak resident memory of each
 next to the configured bound, the CPU seconds each used (all threads; on a shared machine
-the less noisy figure, split into user and kernel time) and each store's compression ratio. A
+the less noisy figure, split into user and kernel time; timed runs have no memory sampler, the peak
+RSS comes from one extra run) and each store's compression ratio. A
 "raw file write" row writes the default store's bytes as that many new files (no decoding, no
 compression) in the same place: with the plain read it bounds the best ingest possible here.
 Every timed repeat starts after an
@@ -70,16 +71,21 @@ def _timed(fn, repeats: int, cleanup=None) -> tuple[list[float], list[int], list
         if cleanup:
             cleanup()
         os.sync()  # untimed: no dirty-page writeback left over from the previous step throttles this one
-        with PeakRSS() as mem:
-            r0 = resource.getrusage(resource.RUSAGE_SELF)
-            t0, c0 = time.perf_counter(), time.process_time()
-            fn()
-            times.append(time.perf_counter() - t0)
-            cpus.append(time.process_time() - c0)
-            r1 = resource.getrusage(resource.RUSAGE_SELF)
+        r0 = resource.getrusage(resource.RUSAGE_SELF)
+        t0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        times.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
         users.append(r1.ru_utime - r0.ru_utime)
         syss.append(r1.ru_stime - r0.ru_stime)
-        peaks.append(mem.delta)
+    # memory in a run of its own: the RSS sampler thread (a psutil poll every 5 ms) costs CPU and the GIL
+    if cleanup:
+        cleanup()
+    os.sync()
+    with PeakRSS() as mem:
+        fn()
+    peaks.append(mem.delta)
     return times, peaks, cpus, users, syss
 
 
