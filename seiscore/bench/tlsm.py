@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import time
 
 import numpy as np
@@ -77,6 +78,7 @@ def timing(repeats: int, log) -> dict:
             "psnr_in": psnr(x, y), "psnr": psnr(x, out), "ssim": ssim(x, out),
         }
     res["f32_f64_db"] = abs(res["float32"]["psnr"] - res["float64"]["psnr"])
+    res["load_average_1min"] = os.getloadavg()[0]
     res["f32_f64_rel"] = float(np.linalg.norm(outs["float32"] - outs["float64"]) / np.linalg.norm(outs["float64"]))
     return res
 
@@ -151,7 +153,9 @@ def _markdown(r: dict, quick: bool) -> str:
         ]), "",
         f"Timing detail: float32 CPU time median {demo32['cpu_s_median']:.2f} s, float64 {t['float64']['cpu_s_median']:.2f} s "
         f"(CPU time / 2 approximates the wall time of an unloaded 2-core machine); peak RSS float64 {t['float64']['peak_rss_gb']:.2f} GB "
-        f"(process total, Python and libraries included); demo cube starts at {demo32['psnr_in']:.2f} dB (paper {PAPER['demo_initial_psnr']}).", "",
+        f"(process total, Python and libraries included); demo cube starts at {demo32['psnr_in']:.2f} dB (paper {PAPER['demo_initial_psnr']}). "
+        f"Load average when the timing ended: {t.get('load_average_1min', float('nan')):.1f} on {r['machine']['cpus']} CPUs "
+        "(wall times only count on a quiet machine: `--only-timing`, `tlsm_timing.md`).", "",
         "## Table II (PSNR dB, ours / paper average over 4 sizes)", "",
         md_table(["F", "sigma", *[f"{n} inl." for n in sizes], "paper"],
                  [[f, s, *[round(by_level[(f, s)][n]["psnr"], 2) for n in sizes], PAPER_TABLE2[(f, s)]] for f, s in LEVELS]),
