@@ -120,6 +120,16 @@ def test_report_without_original_and_with_given_metrics(stores):
     assert out2.read_text().count('<tr class="mean">') == 1
 
 
+def test_report_embeds_given_section_images(stores, tmp_path):
+    made = section_images(_amp(stores["noisy"]), _amp(stores["denoised"]), tmp_path / "given_images")
+    out = tmp_path / "fresh" / "r.html"  # its folder does not exist yet
+    write_qc_report(stores["denoised"], out, against=stores["noisy"], max_slices=4, images=made)
+    text = out.read_text()
+    assert text.count("data:image/png;base64,") == 11
+    # the sections were not drawn again: only the spectra and leakage maps are in the report's folder
+    assert sorted(p.name for p in (out.parent / "r_images").iterdir()) == ["spectra.png", "time_leakage.png"]
+
+
 def test_report_rejects_bad_stores(stores, tmp_path):
     with pytest.raises(FileNotFoundError):
         write_qc_report(tmp_path / "missing.zarr", tmp_path / "r.html")

@@ -140,7 +140,7 @@ def write_qc_report(store, html_path, *, against=None, metrics: dict | None = No
         metrics = quality_metrics(orig, den, max_slices=max_slices, config=cfg, progress=progress) if orig is not None else volume_metrics(den, max_slices=max_slices, config=cfg, progress=progress)
 
     img_dir = html_path.with_name(html_path.stem + "_images")
-    html_path.parent.mkdir(parents=True, exist_ok=True)
+    img_dir.mkdir(parents=True, exist_ok=True)
     images = dict(images) if images is not None else section_images(orig, den, img_dir, clip_percentile=cfg.clip_percentile)
     images["spectra"] = spectra_image(metrics["spectra"], img_dir / "spectra.png")
     if orig is not None:
