@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from seiscore.lineage import DatasetRef, content_hash, fingerprint
-from seiscore.tile_jobs import DenoiserSpec, TileJob, survey_scale
+from seiscore.tile_jobs import DenoiserSpec, TileJob, scale_from_range, survey_scale
 from seiscore.tile_state import TileState
 from seiscore.tiling import plan_tiles
 
@@ -76,13 +76,20 @@ def make_job(input_store, output_store, spec: DenoiserSpec) -> TileJob:
 
 
 def amplitude_range(store, amp, live_mask) -> tuple[float, float]:
-    """Survey (mid-range, half-range), cached in the input store's attrs (a re-ingest resets it)."""
+    """Survey (mid-range, half-range), cached in the input store's attrs (a re-ingest resets it); from the
+    range ingest measured when the store has it, else one pass over the live traces."""
     import zarr
+
+    from seiscore.io.store import AMPLITUDE_MAX_ATTR, AMPLITUDE_MIN_ATTR
 
     g = zarr.open_group(str(store), mode="r+", use_consolidated=False)
     cached = g.attrs.get(RANGE_ATTR)
     if cached is None:
-        cached = list(survey_scale(amp, live_mask))
+        lo, hi = g.attrs.get(AMPLITUDE_MIN_ATTR), g.attrs.get(AMPLITUDE_MAX_ATTR)
+        if lo is not None and hi is not None:  # measured by ingest: no pass over the survey
+            cached = list(scale_from_range(lo, hi))
+        else:
+            cached = list(survey_scale(amp, live_mask))
         g.attrs[RANGE_ATTR] = cached
     return tuple(cached)
 

@@ -107,7 +107,12 @@ def survey_scale(amplitude, live_mask=None) -> tuple[float, float]:
     lo, hi = (float(v) for v in dask.compute(a.min(), a.max()))
     if not np.isfinite(lo) or not np.isfinite(hi):
         raise ValueError("survey has no live samples to scale")
-    return (lo + hi) / 2, max((hi - lo) / 2, np.finfo(np.float32).tiny)
+    return scale_from_range(lo, hi)
+
+
+def scale_from_range(lo: float, hi: float) -> tuple[float, float]:
+    """(mid-range, half-range) of amplitudes spanning [lo, hi] (the half-range never 0)."""
+    return (lo + hi) / 2, max((hi - lo) / 2, float(np.finfo(np.float32).tiny))
 
 
 def block_denoiser(spec: DenoiserSpec) -> Callable[[np.ndarray], np.ndarray]:

@@ -113,3 +113,16 @@ def test_export_formats_ieee_and_ibm(tmp_path):
     assert _digest(ibm) == _digest(src)
     with pytest.raises(ValueError, match="format must be one of"):
         export(store, tmp_path / "x.sgy", format="int16")
+
+
+@pytest.mark.parametrize("chunks", [(4, 4, 8), (4, 5, 7), (9, 13, 24)])
+def test_ingest_records_the_range_of_live_samples_only(tmp_path, chunks):
+    cube = np.abs(_cube(5, seed=3)) + 1.0  # every live sample >= 1: counting the fill (0) would show
+    cube[3, 7, 20] = peak = float(cube.max()) + 10.0  # one sample sets the maximum
+    missing = np.zeros(SHAPE[:2], bool)
+    missing[0, :4] = True
+    missing[5, 6] = True
+    src = write_cube(tmp_path / "in.sgy", cube, SegyWriteSpec(), missing=missing)
+    ds = open_survey(ingest(src, tmp_path / "s.zarr", chunks=chunks))
+    live = cube[~missing]
+    assert ds.attrs["amplitude_min"] == float(live.min()) and ds.attrs["amplitude_max"] == peak

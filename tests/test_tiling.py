@@ -100,3 +100,25 @@ def test_ssb_tiles_need_a_gpu_worker_or_an_explicit_cpu_opt_in():
         tile_resources(ssb, external, has_gpu=False)
     resources, note = tile_resources(ssb.model_copy(update={"params": {"model": "m", "allow_cpu": True}}), local, has_gpu=False)
     assert resources is None and "CPU workers" in note
+
+
+def test_survey_scale_comes_from_the_range_ingest_measured(tmp_path, write_synthetic_segy):
+    import xarray as xr
+    import zarr
+
+    from seiscore.io import ingest
+    from seiscore.pipeline import RANGE_ATTR, amplitude_range
+    from seiscore.tile_jobs import survey_scale
+
+    noisy_sgy, _, noisy, _ = write_synthetic_segy(tmp_path, shape=(6, 8, 10))
+    store = ingest(noisy_sgy, tmp_path / "s.zarr", chunks=(4, 4, 4))
+    ds = xr.open_zarr(str(store))
+    g = zarr.open_group(str(store), mode="r+")
+    assert (g.attrs["amplitude_min"], g.attrs["amplitude_max"]) == (float(noisy.min()), float(noisy.max()))
+    measured = survey_scale(ds["amplitude"], ds["live_mask"])  # one pass over the survey
+    assert amplitude_range(store, ds["amplitude"], ds["live_mask"]) == pytest.approx(measured, rel=1e-7)
+    # without ingest's range (a store from an older version) the pass gives the same, and is cached
+    g = zarr.open_group(str(store), mode="r+")
+    del g.attrs["amplitude_min"], g.attrs[RANGE_ATTR]
+    assert amplitude_range(store, ds["amplitude"], ds["live_mask"]) == pytest.approx(measured, rel=1e-7)
+    assert zarr.open_group(str(store)).attrs[RANGE_ATTR] == pytest.approx(list(measured), rel=1e-7)

@@ -29,8 +29,8 @@ from .headers import FIELD_BY_VARIABLE, TRACE_HEADER_SIZE, decode_trace_headers
 from .chunk_writer import ChunkWriter
 from .plan import ColumnPlan, parse_bytes, plan_columns, resolve_chunks
 from .segy_read import TraceReader
-from .store import (COMPLETE_ATTR, DEFAULT_COMPRESSION, FILL_VALUE, HEADER_CHUNK_BANDS, compressor, create_schema,
-                    prepare_target, publish)
+from .store import (AMPLITUDE_MAX_ATTR, AMPLITUDE_MIN_ATTR, COMPLETE_ATTR, DEFAULT_COMPRESSION, FILL_VALUE,
+                    HEADER_CHUNK_BANDS, compressor, create_schema, prepare_target, publish)
 
 SCALAR_VARIABLE = "header_source_group_scalar"  # byte 71, applies to CDP X/Y (bytes 181/185)
 _INEXACT_FORMATS = {2, 6, 9, 10, 12}  # sample types float32 cannot always hold exactly
@@ -107,9 +107,10 @@ class _Columns:
         for reader in self._readers:
             reader.close()
 
-    def run(self, band: slice, xs: slice, ss: slice, headers: np.ndarray, row0: int) -> tuple[int, int]:
+    def run(self, band: slice, xs: slice, ss: slice, headers: np.ndarray, row0: int) -> tuple[int, int, float, float]:
         """Write the chunks of column (band, xs, ss) and copy its trace headers into ``headers`` (rows from
-        ``row0``); return (trace bytes read for the progress bar, samples not exact in float32)."""
+        ``row0``); return (trace bytes read for the progress bar, samples not exact in float32, and the
+        min and max of the column's live samples, +inf / -inf when it has none)."""
         reader, block = self._state()
         ci, cx, cs = self.plan.chunks
         idx = self.geom.trace_index[band, xs]
@@ -137,6 +138,7 @@ class _Columns:
             if ss.start == 0:
                 il_local, xl_local = np.divmod(p, width)
                 headers[il_local + band.start - row0, xl_local + xs.start] = raw[:, :TRACE_HEADER_SIZE]
+        lo, hi = _live_range(block, pos, idx.shape, length)
         i, j = band.start // ci, xs.start // cx
         if self.writer.shard_shape is not None:  # one shard file per column: its chunks along the samples
             self.writer.write_shard((i, j, ss.start // self.plan.window), block)
@@ -144,7 +146,25 @@ class _Columns:
             k0 = ss.start // cs
             for k in range(block.shape[0]):
                 self.writer.write((i, j, k0 + k), block[k])
-        return (pos.size * self.layout.trace_size if ss.stop == self.layout.n_samples else 0), inexact
+        return (pos.size * self.layout.trace_size if ss.stop == self.layout.n_samples else 0), inexact, lo, hi
+
+
+def _live_range(block: np.ndarray, pos: np.ndarray, grid: tuple[int, int], length: int) -> tuple[float, float]:
+    """(min, max) of the live samples of a chunk-major column ``block`` (n_k, ci, cx, cs): the traces at
+    flat positions ``pos`` of the column's ``grid`` (rows, width), the first ``length`` samples. Views
+    when every slot of the block is live (the common case), a gather otherwise."""
+    if pos.size == 0:
+        return np.inf, -np.inf
+    n_k, ci, cx, cs = block.shape
+    rows, width = grid
+    if pos.size == ci * cx and (rows, width) == (ci, cx):
+        values = block
+    else:
+        il, xl = np.divmod(pos, width)
+        values = block[:, il, xl]  # (n_k, live traces, cs)
+    full, rest = divmod(length, cs)
+    parts = [v for v in (values[:full], values[full:full + 1, ..., :rest]) if v.size]
+    return min(float(v.min()) for v in parts), max(float(v.max()) for v in parts)
 
 
 def _write_header_rows(writers: dict[str, ChunkWriter], rows: slice, raw_headers: np.ndarray, live: np.ndarray,
@@ -202,11 +222,13 @@ def ingest(source: str | os.PathLike, store: str | os.PathLike, *, il_byte: int 
         # runs on the main thread while the workers go on with the next group of bands
         nonlocal inexact
         for fut in futures:
-            nbytes, n_inexact = fut.result()
+            nbytes, n_inexact, lo, hi = fut.result()
             bar.update(nbytes)
             inexact += n_inexact
+            live_range[0], live_range[1] = min(live_range[0], lo), max(live_range[1], hi)
         _write_header_rows(header_writers, rows, headers, geom.trace_index[rows] >= 0, layout.endian)
 
+    live_range = [np.inf, -np.inf]
     pool = ThreadPoolExecutor(max_workers=plan.workers, thread_name_prefix="seiscore-ingest")
     try:
         pending = None
@@ -229,5 +251,7 @@ def ingest(source: str | os.PathLike, store: str | os.PathLike, *, il_byte: int 
         warnings.warn(f"{layout.path}: {inexact} samples of format {layout.format} ({layout.format_name}) are not "
                       f"exactly representable as float32; the store holds the nearest float32", stacklevel=2)
         group.attrs["inexact_samples"] = int(inexact)
+    if np.isfinite(live_range).all():  # NaN samples (IEEE files) or no live trace: leave the range unknown
+        group.attrs.update({AMPLITUDE_MIN_ATTR: live_range[0], AMPLITUDE_MAX_ATTR: live_range[1]})
     group.attrs[COMPLETE_ATTR] = True
     return publish(tmp, final)

@@ -39,6 +39,8 @@ DIMS = ("inline", "crossline", "sample")
 HEADER_CHUNK_XL = 1024  # crosslines per header-variable chunk
 HEADER_CHUNK_BANDS = 4  # inline chunk-rows per header-variable chunk (few files: file creation is slow)
 FILL_VALUE = 0.0
+# Range of the live amplitudes, measured by ingest as it decodes (absent when unknown, e.g. NaN samples).
+AMPLITUDE_MIN_ATTR, AMPLITUDE_MAX_ATTR = "amplitude_min", "amplitude_max"
 
 
 COMPRESSIONS = ("lz4", "zstd", "none")
@@ -237,7 +239,8 @@ def create_output_store(input_store: str | os.PathLike, output_store: str | os.P
     sg = zarr.open_group(str(src), mode="r")
     n_il, n_xl, ns = sg["amplitude"].shape
     out_chunks = resolve_chunks(chunks if chunks is not None else sg["amplitude"].chunks, (n_il, n_xl, ns))
-    src_attrs = {k: v for k, v in sg.attrs.items() if k != COMPLETE_ATTR}
+    # the input's completeness flag and amplitude range say nothing about the output's amplitudes
+    src_attrs = {k: v for k, v in sg.attrs.items() if k not in (COMPLETE_ATTR, AMPLITUDE_MIN_ATTR, AMPLITUDE_MAX_ATTR)}
     src_attrs["source_store"] = str(src.resolve())
     dg = create_schema(tmp, inlines=sg["inline"][:], crosslines=sg["crossline"][:], samples=sg["sample"][:],
                        sample_unit=sg["sample"].attrs.get("units", "ms"), chunks=out_chunks,
