@@ -138,7 +138,7 @@ def process_survey(
         record.dask_cluster = describe_cluster(task_runner_client())
         lineage_task(record, "START", settings)
         try:
-            already = prepare_output(job, run_key(record.reuse_key(), job),
+            already = prepare_output(job, run_key(record.reuse_key(), job), restart=force,
                                      attrs={"processing": f"seiscore {spec.name} denoise, flow run {flow_run_id}"})
             if already:
                 logger.info(f"resuming: {already} of {job.plan.n_tiles} tiles already written")
@@ -147,15 +147,26 @@ def process_survey(
             counts = run_tiles(job, settings, record.dask_cluster)
             clock.lap("tiles")
             record.tiles_computed = counts["tiles_denoised"]
-            consolidate(output)  # readers (QC) see the written amplitudes' metadata
+            consolidate(output)  # readers (QC, export) see the written amplitudes' metadata
+            # Every tile is written: the amplitudes are whole, so the store is complete (its lineage
+            # still says "running"), and the SEG-Y export runs on a Dask worker while QC runs here.
+            io.mark_complete(output)
+            export = export_segy_task.submit(str(output), str(output.with_suffix(".sgy"))) if export_segy else None
             report_dir = output.with_name(output.name.removesuffix(".zarr") + "_qc")
-            quality = quality_task(ing["store"], str(output), str(report_dir), reference, survey)
+            try:
+                quality = quality_task(ing["store"], str(output), str(report_dir), reference, survey)
+            except BaseException:
+                if export is not None:
+                    export.wait()  # let it finish (or fail) before the run is reported failed
+                raise
             clock.lap("quality")
+            segy = export.result() if export is not None else None
+            if export is not None:
+                clock.lap("export")  # the part of the export that outlasted QC
             record.metrics = {**summary_metrics(quality["metrics"]), "qc_report": quality["report"], **counts,
                               "stage_seconds": clock.laps}
             record.status, record.ended = "completed", now_iso()
             write_lineage(output, record)
-            io.mark_complete(output)
             TileState(output).clear_blocks()
             lineage_task(record, "COMPLETE", settings)
             publish_artifacts(survey, quality)
@@ -163,10 +174,6 @@ def process_survey(
             record.status, record.ended, record.error = "failed", now_iso(), f"{type(exc).__name__}: {exc}"
             lineage_task(record, "FAIL", settings, store=str(output) if output.exists() else None)
             raise
-        segy = None
-        if export_segy:
-            segy = export_segy_task(str(output), str(output.with_suffix(".sgy")))
-            clock.lap("export")
     result = _summary(record, output, skipped=False)
     result["segy"], result["stage_seconds"] = segy, clock.laps
     return result

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -98,13 +99,15 @@ def run_key(reuse_key: str, job: TileJob) -> str:
     return fingerprint({"reuse": reuse_key, "plan": job.plan.model_dump(mode="json"), "scale": job.scale})
 
 
-def prepare_output(job: TileJob, key: str, attrs: dict | None = None) -> int:
-    """Create the output store for run ``key`` or keep it to resume; returns tiles already done."""
+def prepare_output(job: TileJob, key: str, attrs: dict | None = None, *, restart: bool = False) -> int:
+    """Create the output store for run ``key`` or keep it to resume (unless ``restart``); returns tiles already done."""
     from seiscore import io
 
     state = TileState(job.output_store)
     out = Path(job.output_store)
-    if not (out.exists() and state.run_key() == key and not io.is_complete(out)):
+    # Same run key: the same input, plan, denoiser and code wrote it, so its recorded tiles stand,
+    # also when it is complete (every tile written; the run then stopped in QC, export or lineage).
+    if restart or not (out.exists() and state.run_key() == key):
         io.create_output_store(job.input_store, out, chunks=job.plan.chunks, attrs=attrs, overwrite=True)
     return state.begin(key, job.plan)
 
@@ -123,8 +126,10 @@ def run_quality(input_store, output_store, report_dir, *, reference=None, max_sl
 
     before, after = amplitude(input_store), amplitude(output_store)
     ref = amplitude(reference) if reference else None
-    metrics = quality_metrics(before, after, ref, max_slices=max_slices)
-    images = section_images(before, after, report_dir / "images")
+    with ThreadPoolExecutor(1, thread_name_prefix="seiscore-qc-images") as pool:  # drawing beside the metrics
+        drawn = pool.submit(section_images, before, after, report_dir / "images")
+        metrics = quality_metrics(before, after, ref, max_slices=max_slices)
+        images = drawn.result()
     report = write_qc_report(output_store, report_dir / f"{survey or 'survey'}_qc.html", against=input_store,
                              metrics=metrics, max_slices=max_slices, images=images)
     return {"metrics": metrics, "images": {k: str(v) for k, v in images.items()}, "report": str(report)}

@@ -201,6 +201,33 @@ def test_second_run_on_a_locked_survey_is_refused(survey, env, prefect_harness):
         pass
 
 
+def test_qc_failure_keeps_the_written_tiles_and_the_export_runs_beside_qc(survey, env, prefect_harness, monkeypatch):
+    import segyio
+
+    import flows.process_survey as ps
+    from seiscore import io
+
+    def broken_qc(*args, **kwargs):
+        raise RuntimeError("QC exploded")
+
+    real_qc = ps.quality_task
+    monkeypatch.setattr(ps, "quality_task", broken_qc)
+    with pytest.raises(RuntimeError, match="QC exploded"):
+        _run(survey, env, force=True, export_segy=True)
+    out = survey["output"]
+    rec = read_lineage(out)
+    assert rec.status == "failed" and "QC exploded" in rec.error
+    assert io.is_complete(out)  # every tile was written before QC started
+    monkeypatch.setattr(ps, "quality_task", real_qc)
+    again = _run(survey, env, export_segy=True)  # resumes: no tile recomputed or rewritten
+    assert again["status"] == "completed" and not again["skipped"]
+    assert again["tiles_computed"] == 0 and again["metrics"]["tiles_written"] == 0
+    with segyio.open(again["segy"], ignore_geometry=True) as f:
+        traces = f.trace.raw[:]
+    amp = _amplitude(out)
+    np.testing.assert_array_equal(traces.reshape(amp.shape), amp)
+
+
 def test_status_and_reprocess_archive_skip_up_to_date_surveys(survey, env, prefect_harness, monkeypatch):
     from flows.reprocess_archive import reprocess_archive
     from seiscore.cli.run import survey_status

@@ -132,7 +132,9 @@ def _run(args, work: Path) -> int:
     ratio = tiles_denoise / (per_sample * n)
     halo_share = m["denoised_samples"] / n
     keys = ["ingest", "plan", "prepare", "tiles", "quality", "export"]
-    rows = [[k, stages.get(k, 0.0), 100 * stages.get(k, 0.0) / wall] for k in keys]
+    labels = {"export": "export (the part that outlasted QC: it runs on a worker beside it)",
+              "plan": "plan (tiles; amplitude range from ingest)"}
+    rows = [[labels.get(k, k), stages.get(k, 0.0), 100 * stages.get(k, 0.0) / wall] for k in keys]
     rows.append(["other (flow and cluster start, lineage, artifacts)", wall - sum(stages.get(k, 0.0) for k in keys),
                  100 * (wall - sum(stages.get(k, 0.0) for k in keys)) / wall])
     payload = {"shape": shape, "samples": n, "segy_bytes": segy.stat().st_size, "generate_s": t_gen, "wall_s": wall,

@@ -1,4 +1,5 @@
-"""PNG images for the QC report and Prefect artifacts (matplotlib, Agg backend).
+"""PNG images for the QC report and Prefect artifacts (matplotlib ``Figure`` objects, no pyplot state,
+so images can be drawn in a thread beside other work).
 
 Sections use the ``seismic`` colour map with a symmetric clip at a percentile of the
 original's absolute amplitudes; before, after and removed noise share that scale.
@@ -9,12 +10,9 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import xarray as xr  # noqa: E402
+import numpy as np
+import xarray as xr
+from matplotlib.figure import Figure
 
 DIMS = ("inline", "crossline", "sample")
 KINDS = ("before", "after", "removed")
@@ -66,7 +64,8 @@ def _extent(s: xr.DataArray) -> list[float] | None:
 
 def save_image(data: np.ndarray, path: Path, *, title: str, clip: float | None, cmap: str = "seismic", extent=None, xlabel="", ylabel="", cbar_label="amplitude") -> Path:
     """One 2-D image as a PNG (symmetric colour scale ``[-clip, clip]``, or [0, 1] when clip is None)."""
-    fig, ax = plt.subplots(figsize=(6.0, 4.2), dpi=90)
+    fig = Figure(figsize=(6.0, 4.2), dpi=90)
+    ax = fig.subplots()
     vmin, vmax = (-clip, clip) if clip is not None else (0.0, 1.0)
     im = ax.imshow(data, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", extent=extent, interpolation="nearest")
     ax.set_title(title, fontsize=10)
@@ -75,7 +74,6 @@ def save_image(data: np.ndarray, path: Path, *, title: str, clip: float | None, 
     fig.colorbar(im, ax=ax, label=cbar_label)
     fig.tight_layout()
     fig.savefig(path, format="png")
-    plt.close(fig)
     return path
 
 
@@ -117,7 +115,8 @@ def leakage_image(leak_map: np.ndarray, path: Path, *, title: str, extent=None, 
 
 def spectra_image(spec: dict, path: Path) -> Path:
     """Average amplitude spectra (original, denoised, removed) on one plot."""
-    fig, ax = plt.subplots(figsize=(6.0, 3.8), dpi=90)
+    fig = Figure(figsize=(6.0, 3.8), dpi=90)
+    ax = fig.subplots()
     for key, style in (("original", "-"), ("denoised", "-"), ("removed", "--")):
         if spec.get(key) is not None:
             ax.plot(spec["frequency"], spec[key], style, label=key)
@@ -128,7 +127,6 @@ def spectra_image(spec: dict, path: Path) -> Path:
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, format="png")
-    plt.close(fig)
     return path
 
 
