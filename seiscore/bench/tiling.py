@@ -22,7 +22,7 @@ from seiscore.metrics import psnr, ssim
 from seiscore.synth import make_survey, to_canonical
 from seiscore.tiling import TileConfig, TilePlan, denoise_tiled, plan_tiles
 
-DEFAULT_CONFIGS = ["44xallh4", "28xallh4", "24xallh2", "32xallh2", "36xallh4", "50xallh2", "allx100h16", "64x64h16"]
+DEFAULT_CONFIGS = ["44xallh2", "44xallh4", "40xallh2", "28xallh4", "24xallh2", "36xallh4", "60xallh4", "allx100h16", "64x64h16"]
 
 
 def parse_config(text: str) -> TileConfig:
