@@ -116,7 +116,9 @@ class LineageRecord(BaseModel):
 
 
 def write_lineage(store: str | os.PathLike, record: LineageRecord) -> None:
-    zarr.open_group(str(store), mode="a", use_consolidated=False).attrs[LINEAGE_ATTR] = record.model_dump(mode="json")
+    from seiscore.io import set_attrs
+
+    set_attrs(store, {LINEAGE_ATTR: record.model_dump(mode="json")})
 
 
 def read_lineage(store: str | os.PathLike) -> LineageRecord | None:

@@ -56,8 +56,7 @@ def ensure_ingested(source, store, *, il_byte: int = 189, xl_byte: int = 193, sa
         return store, ref, False
     io.ingest(source, store, il_byte=il_byte, xl_byte=xl_byte, sample_unit=sample_unit, chunks=chunks,
               progress=progress, overwrite=True)
-    g = zarr.open_group(str(store), mode="r+")
-    g.attrs[SOURCE_ATTR] = {**ref.model_dump(), "mtime_ns": Path(source).stat().st_mtime_ns}
+    io.set_attrs(store, {SOURCE_ATTR: {**ref.model_dump(), "mtime_ns": Path(source).stat().st_mtime_ns}})
     return store, ref, True
 
 
@@ -81,9 +80,10 @@ def amplitude_range(store, amp, live_mask) -> tuple[float, float]:
     range ingest measured when the store has it, else one pass over the live traces."""
     import zarr
 
+    from seiscore.io import set_attrs
     from seiscore.io.store import AMPLITUDE_MAX_ATTR, AMPLITUDE_MIN_ATTR
 
-    g = zarr.open_group(str(store), mode="r+", use_consolidated=False)
+    g = zarr.open_group(str(store), mode="r", use_consolidated=False)
     cached = g.attrs.get(RANGE_ATTR)
     if cached is None:
         lo, hi = g.attrs.get(AMPLITUDE_MIN_ATTR), g.attrs.get(AMPLITUDE_MAX_ATTR)
@@ -91,7 +91,7 @@ def amplitude_range(store, amp, live_mask) -> tuple[float, float]:
             cached = list(scale_from_range(lo, hi))
         else:
             cached = list(survey_scale(amp, live_mask))
-        g.attrs[RANGE_ATTR] = cached
+        set_attrs(store, {RANGE_ATTR: cached})
     return tuple(cached)
 
 

@@ -13,6 +13,7 @@ import multiprocessing as mp
 import os
 import shutil
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +98,10 @@ def test_flow_end_to_end_then_noop(survey, env, prefect_harness):
     out = survey["output"]
     assert result["status"] == "completed" and not result["skipped"]
     assert io.is_complete(out)
+    with warnings.catch_warnings():  # opens from consolidated metadata (the lineage written last kept it)
+        warnings.simplefilter("error")
+        xr.open_zarr(str(out))
+        xr.open_zarr(str(survey["store"]))
     n_tiles = 4
     assert result["tiles_computed"] == n_tiles
     np.testing.assert_allclose(_amplitude(out), _expected(survey["noisy"]), atol=2e-5)

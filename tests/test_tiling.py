@@ -103,6 +103,8 @@ def test_ssb_tiles_need_a_gpu_worker_or_an_explicit_cpu_opt_in():
 
 
 def test_survey_scale_comes_from_the_range_ingest_measured(tmp_path, write_synthetic_segy):
+    import warnings
+
     import xarray as xr
     import zarr
 
@@ -122,3 +124,6 @@ def test_survey_scale_comes_from_the_range_ingest_measured(tmp_path, write_synth
     del g.attrs["amplitude_min"], g.attrs[RANGE_ATTR]
     assert amplitude_range(store, ds["amplitude"], ds["live_mask"]) == pytest.approx(measured, rel=1e-7)
     assert zarr.open_group(str(store)).attrs[RANGE_ATTR] == pytest.approx(list(measured), rel=1e-7)
+    with warnings.catch_warnings():  # the store still opens from its consolidated metadata
+        warnings.simplefilter("error")
+        assert xr.open_zarr(str(store)).attrs[RANGE_ATTR] == pytest.approx(list(measured), rel=1e-7)

@@ -7,10 +7,10 @@ from .export import export
 from .geometry import Geometry, SegyLayout, probe, scan
 from .ingest import ingest
 from .plan import DEFAULT_CHUNKS
-from .store import create_output_store, is_complete, mark_complete, open_survey
+from .store import create_output_store, is_complete, mark_complete, open_survey, set_attrs
 
 __all__ = [
-    "ingest", "export", "open_survey", "create_output_store", "mark_complete", "is_complete", "probe", "scan",
+    "ingest", "export", "open_survey", "create_output_store", "mark_complete", "set_attrs", "is_complete", "probe", "scan",
     "Geometry", "SegyLayout", "DEFAULT_CHUNKS", "SegyError", "GeometryError", "DuplicateTraceError",
     "PreStackNotSupportedError", "StoreError", "IncompleteStoreError",
 ]

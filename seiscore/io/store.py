@@ -210,6 +210,16 @@ def _has_consolidated(path: Path) -> bool:
         return False
 
 
+def set_attrs(store: str | os.PathLike, attrs: dict) -> None:
+    """Update the group attributes of ``store``, keeping its consolidated metadata (if any) current
+    (rewriting the group's ``zarr.json`` drops it, and ``xarray.open_zarr`` then warns and reads slowly)."""
+    path = Path(store)
+    consolidated = _has_consolidated(path)
+    zarr.open_group(str(path), mode="r+", use_consolidated=False).attrs.update(attrs)
+    if consolidated:
+        consolidate(path)
+
+
 def mark_complete(store: str | os.PathLike) -> Path:
     """Flag ``store`` whole (sets ``seiscore_complete``) and refresh its consolidated metadata."""
     path = Path(store)
