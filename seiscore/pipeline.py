@@ -62,9 +62,9 @@ def ensure_ingested(source, store, *, il_byte: int = 189, xl_byte: int = 193, sa
 
 def make_job(input_store, output_store, spec: DenoiserSpec) -> TileJob:
     """Plan the tiles and measure the survey's amplitude range (for the global scaling)."""
-    import xarray as xr
+    from seiscore import io
 
-    ds = xr.open_zarr(str(input_store))
+    ds = io.open_survey(input_store)
     amp = ds["amplitude"].transpose("inline", "crossline", "sample")
     cfg = spec.tile_config()
     # Output chunks are whole cores along tiled axes, the input's chunking along whole axes.
@@ -121,8 +121,11 @@ def run_quality(input_store, output_store, report_dir, *, reference=None, max_sl
 
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
+    from seiscore.io.store import has_consolidated_metadata
+
     def amplitude(store):  # without cdp_x / cdp_y, which are chunked differently
-        return xr.open_zarr(str(store))["amplitude"].reset_coords(drop=True)
+        ds = xr.open_zarr(str(store), consolidated=has_consolidated_metadata(store))
+        return ds["amplitude"].reset_coords(drop=True)
 
     before, after = amplitude(input_store), amplitude(output_store)
     ref = amplitude(reference) if reference else None

@@ -199,13 +199,15 @@ def open_survey(store: str | os.PathLike, *, require_complete: bool = True) -> x
     if require_complete and not is_complete(path):
         raise IncompleteStoreError(f"survey store {path} is incomplete (interrupted ingest, or an output store "
                                    f"not yet marked complete)")
-    return xr.open_zarr(str(path), consolidated=_has_consolidated(path))
+    return xr.open_zarr(str(path), consolidated=has_consolidated_metadata(path))
 
 
-def _has_consolidated(path: Path) -> bool:
+def has_consolidated_metadata(path: str | os.PathLike) -> bool:
+    """True when the Zarr v3 group at ``path`` carries consolidated metadata (open it with
+    ``consolidated=`` this value: xarray warns when it looks for consolidated metadata in vain)."""
     import json
     try:
-        return json.loads((path / "zarr.json").read_text()).get("consolidated_metadata") is not None
+        return json.loads((Path(path) / "zarr.json").read_text()).get("consolidated_metadata") is not None
     except (OSError, ValueError):
         return False
 
@@ -214,7 +216,7 @@ def set_attrs(store: str | os.PathLike, attrs: dict) -> None:
     """Update the group attributes of ``store``, keeping its consolidated metadata (if any) current
     (rewriting the group's ``zarr.json`` drops it, and ``xarray.open_zarr`` then warns and reads slowly)."""
     path = Path(store)
-    consolidated = _has_consolidated(path)
+    consolidated = has_consolidated_metadata(path)
     zarr.open_group(str(path), mode="r+", use_consolidated=False).attrs.update(attrs)
     if consolidated:
         consolidate(path)

@@ -19,6 +19,7 @@ import xarray as xr
 from seiscore.metrics.leakage import leakage_per_slice
 from seiscore.qc.config import QCConfig
 from seiscore.qc.images import _extent, _section, _views, data_uri, leakage_image, section_images, spectra_image
+from seiscore.io.store import has_consolidated_metadata
 from seiscore.qc.metrics import quality_metrics, volume_metrics
 
 CSS = """body{font-family:sans-serif;margin:2em;max-width:1400px;color:#222}
@@ -33,7 +34,7 @@ def open_amplitude(store) -> xr.Dataset:
     if not path.exists():
         raise FileNotFoundError(f"survey store not found: {path}")
     try:
-        ds = xr.open_zarr(path)
+        ds = xr.open_zarr(path, consolidated=has_consolidated_metadata(path))
     except Exception as exc:  # zarr raises several types for "not a store"
         raise ValueError(f"{path} is not a readable Zarr survey store: {exc}") from exc
     if "amplitude" not in ds:
