@@ -18,7 +18,6 @@ from prefect.context import get_run_context
 
 from flows._runtime import describe_cluster, get_entry, has_resource, make_task_runner, task_runner_client
 from seiscore import io
-from seiscore.io.store import consolidate
 from seiscore.lineage import DatasetRef, LineageRecord, now_iso, read_lineage, write_lineage
 from seiscore.pipeline import prepare_output, run_key, summary_metrics
 from seiscore.settings import PipelineSettings, get_settings
@@ -147,9 +146,9 @@ def process_survey(
             counts = run_tiles(job, settings, record.dask_cluster)
             clock.lap("tiles")
             record.tiles_computed = counts["tiles_denoised"]
-            consolidate(output)  # readers (QC, export) see the written amplitudes' metadata
             # Every tile is written: the amplitudes are whole, so the store is complete (its lineage
-            # still says "running"), and the SEG-Y export runs on a Dask worker while QC runs here.
+            # still says "running"; marking also consolidates the metadata QC and export read), and
+            # the SEG-Y export runs on a Dask worker while QC runs here.
             io.mark_complete(output)
             export = export_segy_task.submit(str(output), str(output.with_suffix(".sgy"))) if export_segy else None
             report_dir = output.with_name(output.name.removesuffix(".zarr") + "_qc")

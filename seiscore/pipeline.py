@@ -115,17 +115,14 @@ def prepare_output(job: TileJob, key: str, attrs: dict | None = None, *, restart
 def run_quality(input_store, output_store, report_dir, *, reference=None, max_slices: int = 16,
                 survey: str = "") -> dict[str, Any]:
     """Metrics (PSNR/SSIM when a reference store is given), section images and the QC report."""
-    import xarray as xr
-
     from seiscore.qc import quality_metrics, section_images, write_qc_report
+    from seiscore.qc.report import open_amplitude
 
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
-    from seiscore.io.store import has_consolidated_metadata
 
     def amplitude(store):  # without cdp_x / cdp_y, which are chunked differently
-        ds = xr.open_zarr(str(store), consolidated=has_consolidated_metadata(store))
-        return ds["amplitude"].reset_coords(drop=True)
+        return open_amplitude(store)["amplitude"].reset_coords(drop=True)
 
     before, after = amplitude(input_store), amplitude(output_store)
     ref = amplitude(reference) if reference else None

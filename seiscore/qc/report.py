@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from seiscore.io.store import has_consolidated_metadata
 from seiscore.metrics.leakage import leakage_per_slice
 from seiscore.qc.config import QCConfig
 from seiscore.qc.images import _extent, _section, _views, data_uri, leakage_image, section_images, spectra_image
-from seiscore.io.store import has_consolidated_metadata
 from seiscore.qc.metrics import quality_metrics, volume_metrics
 
 CSS = """body{font-family:sans-serif;margin:2em;max-width:1400px;color:#222}
