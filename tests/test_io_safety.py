@@ -83,22 +83,22 @@ def test_interrupted_ingest_leaves_nothing_complete_and_restarts(tmp_path, segy,
     src, cube = segy
     store = tmp_path / "s.zarr"
     calls = {"n": 0}
-    real = segy_read.TraceReader.read_raw
+    real = segy_read.TraceReader.decode_column
 
-    def failing(self, traces):
+    def failing(self, *args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt  # as if the user pressed Ctrl-C mid-way
-        return real(self, traces)
+        return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(segy_read.TraceReader, "read_raw", failing)
+    monkeypatch.setattr(segy_read.TraceReader, "decode_column", failing)
     with pytest.raises(KeyboardInterrupt):
         ingest(src, store, chunks=(2, 7, 16))
     assert not store.exists() and temp_path(store).exists()  # only the hidden temporary
     assert not is_complete(temp_path(store))
     with pytest.raises(IncompleteStoreError):
         open_survey(temp_path(store))
-    monkeypatch.setattr(segy_read.TraceReader, "read_raw", real)
+    monkeypatch.setattr(segy_read.TraceReader, "decode_column", real)
     ingest(src, store, chunks=(2, 7, 16))  # the rerun clears the leftover and completes
     assert not temp_path(store).exists()
     np.testing.assert_array_equal(open_survey(store)["amplitude"].values, cube)

@@ -6,7 +6,10 @@ than the compression itself. For arrays whose codecs are ``bytes`` (little-endia
 optional ``blosc`` compressor, a chunk file is just ``blosc(chunk.tobytes())`` at
 ``<array>/<chunk key>``, which this writer produces directly (numcodecs' Blosc with the
 array's own parameters, called from the caller's thread: it releases the GIL, so several
-threads compress in parallel). The files are byte-for-byte what zarr would write, so any
+threads compress in parallel). Chunks are compressed by python-blosc where the array's Blosc
+block size is automatic: the same c-blosc release and the same bytes as numcodecs, but a build
+with the AVX2 bit shuffle, ~20 % faster here (numcodecs otherwise). The files are byte-for-byte
+what zarr would write, so any
 Zarr v3 reader (``xarray.open_zarr``) reads them. Like zarr's default
 (``write_empty_chunks=False``) a chunk whose bits all equal the fill value is not written.
 
@@ -24,6 +27,7 @@ import os
 import sys
 from pathlib import Path
 
+import blosc as pyblosc
 import google_crc32c
 import numpy as np
 import zarr
@@ -33,6 +37,29 @@ from zarr.codecs.sharding import ShardingCodecIndexLocation
 from zarr.core.chunk_grids import RegularChunkGrid
 
 _SHUFFLE = {"noshuffle": Blosc.NOSHUFFLE, "shuffle": Blosc.SHUFFLE, "bitshuffle": Blosc.BITSHUFFLE}
+
+
+def _configure_pyblosc() -> None:
+    """Make python-blosc compress in the calling thread without the GIL (its defaults: keep the GIL and
+    spawn up to 8 internal threads per call); ingest runs one compressing thread per core itself."""
+    pyblosc.set_releasegil(True)
+    pyblosc.set_nthreads(1)
+
+
+class _BloscEncoder:
+    """``encode(chunk) -> bytes``: one Blosc frame, the bytes numcodecs' ``Blosc(...).encode`` gives."""
+
+    def __init__(self, cname: str, clevel: int, shuffle: str, blocksize: int, typesize: int):
+        self._args = dict(typesize=typesize, clevel=clevel, shuffle=_SHUFFLE[shuffle], cname=cname)
+        self._numcodecs = None if blocksize == 0 else Blosc(cname=cname, clevel=clevel, shuffle=_SHUFFLE[shuffle],
+                                                            blocksize=blocksize, typesize=typesize)
+        if self._numcodecs is None:
+            _configure_pyblosc()
+
+    def encode(self, chunk: np.ndarray) -> bytes:
+        if self._numcodecs is not None:  # python-blosc sets the block size process-wide: not per array
+            return self._numcodecs.encode(chunk)
+        return pyblosc.compress(chunk.reshape(-1).view(np.uint8), **self._args)
 
 
 _EMPTY = 2**64 - 1  # index entry (offset, nbytes) of a chunk absent from its shard
@@ -54,22 +81,23 @@ def _sharding(meta) -> ShardingCodec | None:
     return codecs[0] if len(codecs) == 1 and isinstance(codecs[0], ShardingCodec) else None
 
 
-def supports(array: zarr.Array) -> bool:
-    """True when :class:`ChunkWriter` can write ``array``'s chunks: local v3, regular grid, bytes [+ blosc],
-    or sharding with such inner codecs and a little-endian index [+ crc32c] at the end of the shard."""
-    meta = array.metadata
-    if array.metadata.zarr_format != 3 or sys.byteorder != "little":
+def _supported_metadata(meta) -> bool:
+    """Zarr v3, regular grid, bytes [+ blosc], or sharding with such inner codecs and a little-endian index
+    [+ crc32c] at the end of the shard (on a little-endian machine)."""
+    if meta.zarr_format != 3 or sys.byteorder != "little" or not isinstance(meta.chunk_grid, RegularChunkGrid):
         return False
     shard = _sharding(meta)
     if shard is None:
-        ok = _plain_codecs(meta.codecs)
-    else:
-        index = list(shard.index_codecs)
-        ok = _plain_codecs(shard.codecs) and shard.index_location == ShardingCodecIndexLocation.end and \
-            bool(index) and _little_bytes(index[0]) and \
-            (len(index) == 1 or (len(index) == 2 and isinstance(index[1], Crc32cCodec)))
-    root = getattr(array.store, "root", None)
-    return ok and isinstance(meta.chunk_grid, RegularChunkGrid) and root is not None
+        return _plain_codecs(meta.codecs)
+    index = list(shard.index_codecs)
+    return _plain_codecs(shard.codecs) and shard.index_location == ShardingCodecIndexLocation.end and \
+        bool(index) and _little_bytes(index[0]) and \
+        (len(index) == 1 or (len(index) == 2 and isinstance(index[1], Crc32cCodec)))
+
+
+def supports(array: zarr.Array) -> bool:
+    """True when :class:`ChunkWriter` can write ``array``'s chunks: a local array whose metadata qualifies."""
+    return getattr(array.store, "root", None) is not None and _supported_metadata(array.metadata)
 
 
 class ChunkWriter:
@@ -79,7 +107,20 @@ class ChunkWriter:
         if not supports(array):
             raise ValueError(f"array {array.path!r}: chunk files can only be written directly for a local Zarr v3 "
                              f"array with a regular chunk grid and bytes (+ blosc) codecs")
-        meta = array.metadata
+        self._setup(array.metadata, Path(array.store.root) / array.path)
+
+    @classmethod
+    def for_metadata(cls, meta, directory: str | os.PathLike) -> "ChunkWriter":
+        """Writer for the array whose metadata is ``meta`` and whose folder is ``directory`` (e.g. one just
+        created: no need to read its metadata back)."""
+        if not _supported_metadata(meta):
+            raise ValueError(f"array at {directory}: chunk files can only be written directly for a Zarr v3 array "
+                             f"with a regular chunk grid and bytes (+ blosc) codecs")
+        writer = cls.__new__(cls)
+        writer._setup(meta, Path(directory))
+        return writer
+
+    def _setup(self, meta, directory: Path) -> None:
         shard = _sharding(meta)
         grid_shape = tuple(meta.chunk_grid.chunk_shape)
         codecs = list(meta.codecs if shard is None else shard.codecs)
@@ -87,13 +128,12 @@ class ChunkWriter:
         self.chunk_shape = grid_shape if shard is None else tuple(shard.chunk_shape)
         self.shard_shape = None if shard is None else grid_shape
         self._crc = shard is not None and len(shard.index_codecs) == 2
-        self.dtype = np.dtype(array.dtype).newbyteorder("<")
-        self._dir = Path(array.store.root) / array.path
+        self.dtype = np.dtype(meta.dtype.to_native_dtype()).newbyteorder("<")
+        self._dir = directory
         self._key = meta.encode_chunk_key
         blosc = codecs[1] if len(codecs) == 2 else None
-        self._codec = None if blosc is None else Blosc(cname=blosc.cname.value, clevel=blosc.clevel,
-                                                       shuffle=_SHUFFLE[blosc.shuffle.value],
-                                                       blocksize=blosc.blocksize, typesize=blosc.typesize)
+        self._codec = None if blosc is None else _BloscEncoder(blosc.cname.value, blosc.clevel, blosc.shuffle.value,
+                                                               blosc.blocksize, blosc.typesize)
         self.shape = tuple(meta.shape)
         self.fill_value = np.asarray(meta.fill_value, dtype=self.dtype)
         self._fill = self.fill_value.tobytes()

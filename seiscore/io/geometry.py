@@ -19,7 +19,7 @@ from .errors import DuplicateTraceError, GeometryError, PreStackNotSupportedErro
 from .headers import (BINARY_FORMAT_BYTE, BINARY_HEADER_OFFSET, BINARY_HEADER_SIZE, TEXTUAL_HEADER_SIZE,
                       TRACE_HEADER_SIZE, decode_binary_header, field_at)
 from .samples import FORMATS, check_format, raw_dtype
-from .segy_read import header_words
+from .segy_read import SCAN_BLOCK_BYTES, header_words
 
 OFFSET_BYTE = 37
 SAMPLE_COUNT_BYTE = 115
@@ -122,6 +122,9 @@ class Geometry:
     crosslines: np.ndarray  # sorted unique crossline numbers (int64)
     trace_index: np.ndarray = field(repr=False)  # (n_il, n_xl) int64, original trace number or -1
     sorting: str  # "inline" | "crossline" | "unsorted"
+    #: False for a grid proposed by :func:`guess_regular` from a few headers: whoever reads the traces
+    #: must check every trace's numbers (:meth:`bins_match`) before trusting it
+    verified: bool = True
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -135,6 +138,16 @@ class Geometry:
     def n_live(self) -> int:
         return int(np.count_nonzero(self.trace_index >= 0))
 
+    def bins_match(self, rows: slice, inlines: np.ndarray, crosslines: np.ndarray, n_samples: np.ndarray,
+                   layout_samples: int) -> bool:
+        """True when the header numbers of the traces on grid rows ``rows`` (arrays ``(rows, n_xl)``,
+        dead bins ignored) are those of their bins, and their sample counts (byte 115) are the
+        file's or 0: what :func:`scan` checks, for the rows of a :func:`guess_regular` grid."""
+        live = self.trace_index[rows] >= 0
+        ok = (inlines == self.inlines[rows, None]) & (crosslines == self.crosslines[None, :])
+        ok &= (n_samples == layout_samples) | (n_samples == 0)
+        return bool(np.all(ok | ~live))
+
 
 def _sorting(il: np.ndarray, xl: np.ndarray) -> str:
     if len(il) < 2:
@@ -147,8 +160,67 @@ def _sorting(il: np.ndarray, xl: np.ndarray) -> str:
     return "unsorted"
 
 
-def scan(layout: SegyLayout, il_byte: int = 189, xl_byte: int = 193) -> Geometry:
-    """Read the inline/crossline numbers of every trace and build the grid.
+GUESS_TRACES = 2**16  # traces read at most to find the first line of a regular file
+
+
+def guess_regular(layout: SegyLayout, il_byte: int = 189, xl_byte: int = 193,
+                  buffer_bytes: int = SCAN_BLOCK_BYTES) -> Geometry | None:
+    """The full grid a regular file proposes from its first line and last trace, or None.
+
+    Post-stack files are nearly always a full rectangle of bins written line by line: trace ``t``
+    of an inline-sorted file with ``n`` traces per line sits at inline ``i0 + (t // n) di`` and
+    crossline ``x0 + (t % n) dx`` (crossline-sorted: the roles swap). The first line (up to the
+    first change of the slow number), the trace count and the last trace are enough to propose
+    that grid without reading every header; the returned geometry is marked unverified, and ingest
+    checks every trace against it (:meth:`Geometry.bins_match`) as it copies the headers, falling
+    back to :func:`scan` on the first mismatch. Returns None (use :func:`scan`) when the file does
+    not evidently follow the pattern.
+    """
+    fields = [(il_byte, field_at(il_byte, "inline byte").size), (xl_byte, field_at(xl_byte, "crossline byte").size),
+              (SAMPLE_COUNT_BYTE, 2)]
+    ntr = layout.tracecount
+    if il_byte == xl_byte or ntr < 2:
+        return None
+    n = min(ntr, 256)
+    while True:  # read up to the first change of line: the first line and one more trace, or give up
+        il, xl, ns = (w.astype(np.int64) for w in header_words(layout, fields, stop=n, buffer_bytes=buffer_bytes))
+        slow = il if il[1] == il[0] else xl
+        if np.any(slow != slow[0]) or n == ntr or n >= GUESS_TRACES:
+            break
+        n = min(ntr, 4 * n, GUESS_TRACES)
+    if il[1] == il[0] and xl[1] != xl[0]:
+        slow, fast, sorting = il, xl, "inline"
+    elif xl[1] == xl[0] and il[1] != il[0]:
+        slow, fast, sorting = xl, il, "crossline"
+    else:
+        return None
+    change = np.flatnonzero(slow != slow[0])
+    n_fast = int(change[0]) if change.size else (ntr if n == ntr else 0)
+    if n_fast < 2 or ntr % n_fast:
+        return None
+    n_slow = ntr // n_fast
+    d_fast = int(fast[1] - fast[0])
+    d_slow = int(slow[n_fast] - slow[0]) if n_slow > 1 else 1
+    t = np.arange(n)
+    if not (np.array_equal(fast, fast[0] + d_fast * (t % n_fast)) and np.array_equal(slow, slow[0] + d_slow * (t // n_fast))
+            and np.all((ns == layout.n_samples) | (ns == 0))):
+        return None
+    last = [int(w[0]) for w in header_words(layout, fields, start=ntr - 1, buffer_bytes=buffer_bytes)]
+    if last[:2] != ([slow[0] + d_slow * (n_slow - 1), fast[0] + d_fast * (n_fast - 1)][::1 if sorting == "inline" else -1]):
+        return None
+    grid = np.arange(ntr, dtype=np.int64).reshape(n_slow, n_fast)[::1 if d_slow > 0 else -1, ::1 if d_fast > 0 else -1]
+    slow_numbers = np.sort(slow[0] + d_slow * np.arange(n_slow, dtype=np.int64))
+    fast_numbers = np.sort(fast[0] + d_fast * np.arange(n_fast, dtype=np.int64))
+    if sorting == "inline":
+        inlines, crosslines, trace_index = slow_numbers, fast_numbers, np.ascontiguousarray(grid)
+    else:
+        inlines, crosslines, trace_index = fast_numbers, slow_numbers, np.ascontiguousarray(grid.T)
+    return Geometry(inlines=inlines, crosslines=crosslines, trace_index=trace_index, sorting=sorting, verified=False)
+
+
+def scan(layout: SegyLayout, il_byte: int = 189, xl_byte: int = 193, buffer_bytes: int = SCAN_BLOCK_BYTES) -> Geometry:
+    """Read the inline/crossline numbers of every trace and build the grid (``buffer_bytes``: read
+    buffer of each of the two scanning threads).
 
     Raises PreStackNotSupportedError when a bin holds traces of several offsets,
     DuplicateTraceError when it holds repeated traces, SegyError for traces whose header
@@ -160,7 +232,7 @@ def scan(layout: SegyLayout, il_byte: int = 189, xl_byte: int = 193) -> Geometry
     path = layout.path
     # one streaming pass over the file (segyio's per-trace attribute reads cost ~7x more CPU)
     il, xl, ns = header_words(layout, [(il_byte, field_at(il_byte).size), (xl_byte, field_at(xl_byte).size),
-                                       (SAMPLE_COUNT_BYTE, 2)])
+                                       (SAMPLE_COUNT_BYTE, 2)], buffer_bytes=buffer_bytes)
     bad = np.flatnonzero((ns != layout.n_samples) & (ns != 0))
     if bad.size:
         raise SegyError(f"{path}: inconsistent trace lengths: trace {bad[0]} declares {ns[bad[0]]} samples "
@@ -168,6 +240,7 @@ def scan(layout: SegyLayout, il_byte: int = 189, xl_byte: int = 193) -> Geometry
     del ns
     inlines, ii = np.unique(il, return_inverse=True)
     crosslines, xi = np.unique(xl, return_inverse=True)
+    inlines, crosslines = inlines.astype(np.int64), crosslines.astype(np.int64)
     flat = ii.astype(np.int64) * len(crosslines) + xi
     order = np.argsort(flat, kind="stable")
     dup = np.flatnonzero(np.diff(flat[order]) == 0)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import segyio
 
+from .kernels import header_fields
+
 TRACE_HEADER_SIZE = 240
 BINARY_HEADER_SIZE = 400
 TEXTUAL_HEADER_SIZE = 3200
@@ -74,10 +76,23 @@ def trace_header_dtype(endian: str) -> np.dtype:
     return np.dtype([(f.variable, f"{e}i{f.size}") for f in TRACE_FIELDS])
 
 
+_OFFSETS = np.array([f.byte - 1 for f in TRACE_FIELDS], dtype=np.int64)
+_SIZES = np.array([f.size for f in TRACE_FIELDS], dtype=np.int64)
+
+
+def header_field_rows(raw: np.ndarray, endian: str, out: np.ndarray | None = None) -> np.ndarray:
+    """``raw`` uint8 (n, 240) -> int32 ``(len(TRACE_FIELDS), n)``, row f the values of ``TRACE_FIELDS[f]``
+    (one pass over the headers, :func:`seiscore.io.kernels.header_fields`; ``out``: reuse this array)."""
+    raw = np.ascontiguousarray(raw, dtype=np.uint8).reshape(-1, TRACE_HEADER_SIZE)
+    if out is None:
+        out = np.empty((len(TRACE_FIELDS), raw.shape[0]), dtype=np.int32)
+    return header_fields(raw, _OFFSETS, _SIZES, endian == "big", out)
+
+
 def decode_trace_headers(raw: np.ndarray, endian: str) -> dict[str, np.ndarray]:
-    """``raw`` uint8 (n, 240) -> {variable name: native int array (n,)}."""
-    rec = np.ascontiguousarray(raw).view(trace_header_dtype(endian)).reshape(raw.shape[0])
-    return {f.variable: rec[f.variable].astype(f.dtype) for f in TRACE_FIELDS}
+    """``raw`` uint8 (n, 240) -> {variable name: native int array (n,)} (2-byte fields as int16)."""
+    rows = header_field_rows(raw, endian)
+    return {f.variable: row if f.size == 4 else row.astype(np.int16) for f, row in zip(TRACE_FIELDS, rows)}
 
 
 def encode_trace_headers(fields: dict[str, np.ndarray], endian: str) -> np.ndarray:

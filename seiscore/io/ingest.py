@@ -24,16 +24,15 @@ from tqdm.auto import tqdm
 
 from . import textual
 from .errors import SegyError
-from .geometry import Geometry, SegyLayout, probe, scan
-from .headers import FIELD_BY_VARIABLE, TRACE_HEADER_SIZE, decode_trace_headers
+from .geometry import SAMPLE_COUNT_BYTE, Geometry, SegyLayout, guess_regular, probe, scan
+from .headers import FIELD_BY_BYTE, FIELD_BY_VARIABLE, TRACE_FIELDS, TRACE_HEADER_SIZE, field_at, header_field_rows
 from .chunk_writer import ChunkWriter
-from .plan import ColumnPlan, parse_bytes, plan_columns, resolve_chunks
-from .segy_read import TraceReader
+from .plan import PLANNED_SHARE, ColumnPlan, parse_bytes, plan_columns, resolve_chunks
+from .segy_read import SCAN_BLOCK_BYTES, ColumnStats, TraceReader
 from .store import (AMPLITUDE_MAX_ATTR, AMPLITUDE_MIN_ATTR, COMPLETE_ATTR, DEFAULT_COMPRESSION, FILL_VALUE,
-                    HEADER_CHUNK_BANDS, compressor, create_schema, prepare_target, publish)
+                    HEADER_CHUNK_BANDS, compressor, create_amplitude, create_variables, prepare_target, publish)
 
 SCALAR_VARIABLE = "header_source_group_scalar"  # byte 71, applies to CDP X/Y (bytes 181/185)
-_INEXACT_FORMATS = {2, 6, 9, 10, 12}  # sample types float32 cannot always hold exactly
 
 
 def _b64(raw: bytes) -> str:
@@ -72,8 +71,8 @@ def scaled_coordinates(fields: dict[str, np.ndarray]) -> tuple[np.ndarray, np.nd
     return fields["header_cdp_x"] * factor, fields["header_cdp_y"] * factor
 
 
-# raw bytes of the band being filled + decoded fields and coordinates + encoded chunks of the band being written
-HEADER_BYTES_PER_TRACE = 3 * TRACE_HEADER_SIZE + 10 * 8
+# the two raw header buffers + the decoded fields (int32) + CDP X/Y and their scalar temporaries
+HEADER_BYTES_PER_TRACE = 2 * TRACE_HEADER_SIZE + 4 * len(TRACE_FIELDS) + 10 * 8
 
 
 def _header_rows(ci: int, n_il: int, n_xl: int, limit: int) -> int:
@@ -107,14 +106,12 @@ class _Columns:
         for reader in self._readers:
             reader.close()
 
-    def run(self, band: slice, xs: slice, ss: slice, headers: np.ndarray, row0: int) -> tuple[int, int, float, float]:
+    def run(self, band: slice, xs: slice, ss: slice, headers: np.ndarray, row0: int) -> tuple[int, ColumnStats]:
         """Write the chunks of column (band, xs, ss) and copy its trace headers into ``headers`` (rows from
-        ``row0``); return (trace bytes read for the progress bar, samples not exact in float32, and the
-        min and max of the column's live samples, +inf / -inf when it has none)."""
+        ``row0``); return the trace bytes read (for the progress bar) and what decoding found."""
         reader, block = self._state()
         ci, cx, cs = self.plan.chunks
         idx = self.geom.trace_index[band, xs]
-        width = idx.shape[1]
         length = ss.stop - ss.start
         block = block[:-(-length // cs)]
         flat = idx.reshape(-1)
@@ -126,19 +123,9 @@ class _Columns:
             block.fill(FILL_VALUE)  # edge of the grid or dead bins: the chunk padding / dead traces are fill
         elif length % cs:
             block[-1, :, :, length % cs:] = FILL_VALUE
-        batch = self.plan.batch_traces
-        step = batch if batch < width else batch - batch % width  # whole rows: one block copy per batch
-        inexact = 0
-        for k in range(0, pos.size, step):
-            raw = reader.read_raw(traces[k:k + step])
-            p = pos[k:k + step]
-            reader.decode_block(raw, ss, block, p, width)
-            if self.layout.format in _INEXACT_FORMATS:
-                inexact += reader.count_inexact(raw, ss)
-            if ss.start == 0:
-                il_local, xl_local = np.divmod(p, width)
-                headers[il_local + band.start - row0, xl_local + xs.start] = raw[:, :TRACE_HEADER_SIZE]
-        lo, hi = _live_range(block, pos, idx.shape, length)
+        stats = reader.decode_column(traces, pos, idx.shape, ss, block, self.plan.batch_traces,
+                                     headers=headers if ss.start == 0 else None,
+                                     origin=(band.start - row0, xs.start))
         i, j = band.start // ci, xs.start // cx
         if self.writer.shard_shape is not None:  # one shard file per column: its chunks along the samples
             self.writer.write_shard((i, j, ss.start // self.plan.window), block)
@@ -146,39 +133,46 @@ class _Columns:
             k0 = ss.start // cs
             for k in range(block.shape[0]):
                 self.writer.write((i, j, k0 + k), block[k])
-        return (pos.size * self.layout.trace_size if ss.stop == self.layout.n_samples else 0), inexact, lo, hi
+        return (pos.size * self.layout.trace_size if ss.stop == self.layout.n_samples else 0), stats
 
 
-def _live_range(block: np.ndarray, pos: np.ndarray, grid: tuple[int, int], length: int) -> tuple[float, float]:
-    """(min, max) of the live samples of a chunk-major column ``block`` (n_k, ci, cx, cs): the traces at
-    flat positions ``pos`` of the column's ``grid`` (rows, width), the first ``length`` samples. Views
-    when every slot of the block is live (the common case), a gather otherwise."""
-    if pos.size == 0:
-        return np.inf, -np.inf
-    n_k, ci, cx, cs = block.shape
-    rows, width = grid
-    if pos.size == ci * cx and (rows, width) == (ci, cx):
-        values = block
-    else:
-        il, xl = np.divmod(pos, width)
-        values = block[:, il, xl]  # (n_k, live traces, cs)
-    full, rest = divmod(length, cs)
-    parts = [v for v in (values[:full], values[full:full + 1, ..., :rest]) if v.size]
-    return min(float(v.min()) for v in parts), max(float(v.max()) for v in parts)
+def _nan_min(a: float, b: float) -> float:
+    return a if a != a else (b if b != b or b < a else a)  # NaN wins: the range is then unknown
+
+
+def _nan_max(a: float, b: float) -> float:
+    return a if a != a else (b if b != b or b > a else a)
 
 
 def _write_header_rows(writers: dict[str, ChunkWriter], rows: slice, raw_headers: np.ndarray, live: np.ndarray,
-                       endian: str) -> None:
-    """Decode the raw trace headers of inlines ``rows`` into the per-field variables and CDP X/Y."""
+                       endian: str, scratch: np.ndarray, pool: ThreadPoolExecutor | None = None) -> dict[str, np.ndarray]:
+    """Decode the raw trace headers of inlines ``rows`` into the per-field variables and CDP X/Y and write
+    them (on ``pool`` when given); return the decoded fields (flat int32 rows, one value per bin).
+    ``scratch``: flat int32 buffer of at least ``len(TRACE_FIELDS)`` values per bin, reused between calls."""
     n_b, n_xl = live.shape
-    fields = decode_trace_headers(raw_headers.reshape(n_b * n_xl, TRACE_HEADER_SIZE), endian)
+    n = n_b * n_xl
+    values = header_field_rows(raw_headers.reshape(n, TRACE_HEADER_SIZE), endian,
+                               scratch[:len(TRACE_FIELDS) * n].reshape(len(TRACE_FIELDS), n))
+    fields = {f.variable: row for f, row in zip(TRACE_FIELDS, values)}  # int32: the writers cast to int16
     x, y = scaled_coordinates(fields)
     dead = ~live.reshape(-1)
     x[dead] = np.nan
     y[dead] = np.nan
-    fields.update(cdp_x=x, cdp_y=y)
-    for name, values in fields.items():
-        writers[name].write_region((rows.start, 0), values.reshape(n_b, n_xl))
+
+    def write(item: tuple[str, np.ndarray]) -> None:
+        writers[item[0]].write_region((rows.start, 0), item[1].reshape(n_b, n_xl))
+
+    items = [*fields.items(), ("cdp_x", x), ("cdp_y", y)]
+    if pool is None:
+        for item in items:
+            write(item)
+    else:
+        list(pool.map(write, items))
+    return fields
+
+
+class _GuessRejected(Exception):
+    """A trace's header numbers contradict the grid :func:`guess_regular` proposed: scan and start again."""
 
 
 def ingest(source: str | os.PathLike, store: str | os.PathLike, *, il_byte: int = 189, xl_byte: int = 193,
@@ -191,6 +185,11 @@ def ingest(source: str | os.PathLike, store: str | os.PathLike, *, il_byte: int 
     its ``chunks``-shaped chunks; readers still see (and dask still splits by) ``chunks``. False: one
     file per chunk.
 
+    A file that looks like a full regular grid from its first line and last trace is converted
+    in one pass over the traces, every trace's inline/crossline numbers checked against that grid
+    as its header is copied (:func:`~seiscore.io.geometry.guess_regular`); any other file, or one
+    that fails the check, is scanned first (:func:`~seiscore.io.geometry.scan`: one more pass).
+
     The store appears under its final name only once complete; an interrupted run leaves
     only a hidden temporary that the next run removes. The source is opened read-only.
     """
@@ -199,59 +198,101 @@ def ingest(source: str | os.PathLike, store: str | os.PathLike, *, il_byte: int 
         raise ValueError(f"sample_unit must be 'ms' or 'm', got {sample_unit!r}")
     limit = parse_bytes(memory_limit)
     layout = probe(source)
-    geom = scan(layout, il_byte, xl_byte)
+    field_at(il_byte, "inline byte"), field_at(xl_byte, "crossline byte")
+    options = dict(store=store, il_byte=il_byte, xl_byte=xl_byte, chunks=chunks, limit=limit, progress=progress,
+                   overwrite=overwrite, sample_unit=sample_unit, compression=compression, shards=shards)
+    geom = guess_regular(layout, il_byte, xl_byte, buffer_bytes=_scan_buffer(limit))
+    if geom is not None:
+        try:
+            return _convert(layout, geom, **options)
+        except _GuessRejected:
+            pass  # an irregular file that starts and ends like a regular one: scan it (the temporary is replaced)
+    return _convert(layout, scan(layout, il_byte, xl_byte, buffer_bytes=_scan_buffer(limit)), **options)
+
+
+def _scan_buffer(limit: int) -> int:
+    """Read buffer per scan thread: 8 MB, or less under a small memory bound."""
+    return max(2**16, min(SCAN_BLOCK_BYTES, limit // 16))
+
+
+def _convert(layout: SegyLayout, geom: Geometry, *, store: str | os.PathLike, il_byte: int, xl_byte: int, chunks,
+             limit: int, progress: bool, overwrite: bool, sample_unit: str, compression: str, shards: bool) -> Path:
+    """Write the store for ``layout`` on the grid ``geom`` (raises _GuessRejected when an unverified grid
+    turns out wrong: the temporary store is then left for the next attempt to replace)."""
     n_il, n_xl = geom.shape
     shape = (n_il, n_xl, layout.n_samples)
     chunks = resolve_chunks(chunks, shape)
-    header_rows = _header_rows(chunks[0], n_il, n_xl, limit)
+    header_rows = _header_rows(chunks[0], n_il, n_xl, int(limit * PLANNED_SHARE))
     plan = plan_columns(shape, chunks, layout.trace_size, limit,
                         fixed=geom.trace_index.nbytes + header_rows * n_xl * HEADER_BYTES_PER_TRACE)
     final, tmp = prepare_target(store, overwrite)
-    group = create_schema(tmp, inlines=geom.inlines, crosslines=geom.crosslines, samples=layout.samples,
-                          sample_unit=sample_unit, chunks=chunks, trace_index=geom.trace_index,
-                          attrs=store_attrs(layout, geom, il_byte, xl_byte, sample_unit), compression=compression,
-                          header_rows=header_rows,
-                          shards=(chunks[0], chunks[1], chunks[2] * -(-plan.window // chunks[2])) if shards else None)
-    columns = _Columns(layout, geom, plan, ChunkWriter(group["amplitude"]))
+    group = create_amplitude(tmp, shape=shape, chunks=chunks, compression=compression,
+                             attrs=store_attrs(layout, geom, il_byte, xl_byte, sample_unit),
+                             shards=(chunks[0], chunks[1], chunks[2] * -(-plan.window // chunks[2])) if shards else None)
+    amplitude = group["amplitude"]
+    columns = _Columns(layout, geom, plan, ChunkWriter(amplitude))
     inexact = 0
     bar = tqdm(total=layout.tracecount * layout.trace_size, unit="B", unit_scale=True,
                desc=f"ingest {layout.path.name}", disable=not progress)
-    header_writers = {name: ChunkWriter(group[name]) for name in ("cdp_x", "cdp_y", *FIELD_BY_VARIABLE)}
+    header_writers, metadata = {}, {"amplitude": amplitude.metadata}
 
-    def finish(rows: slice, headers: np.ndarray, futures: list) -> None:
-        # runs on the main thread while the workers go on with the next group of bands
+    def create_the_rest() -> None:
+        # the other variables are created while the workers fill the first columns
+        metadata.update(create_variables(group, tmp, inlines=geom.inlines, crosslines=geom.crosslines,
+                                         samples=layout.samples, sample_unit=sample_unit,
+                                         trace_index=geom.trace_index, header_rows=header_rows))
+        header_writers.update((name, ChunkWriter.for_metadata(metadata[name], tmp / name))
+                              for name in ("cdp_x", "cdp_y", *FIELD_BY_VARIABLE))
+
+    checked = (FIELD_BY_BYTE[il_byte].variable, FIELD_BY_BYTE[xl_byte].variable, FIELD_BY_BYTE[SAMPLE_COUNT_BYTE].variable)
+
+    def finish(rows: slice, headers: np.ndarray, futures: list, last: bool) -> None:
+        # runs on the main thread while the workers go on with the next group of bands (after the last
+        # group they have nothing else to do: the header variables are written on the pool then)
         nonlocal inexact
         for fut in futures:
-            nbytes, n_inexact, lo, hi = fut.result()
+            nbytes, stats = fut.result()
             bar.update(nbytes)
-            inexact += n_inexact
-            live_range[0], live_range[1] = min(live_range[0], lo), max(live_range[1], hi)
-        _write_header_rows(header_writers, rows, headers, geom.trace_index[rows] >= 0, layout.endian)
+            inexact += stats.inexact
+            live_range[0], live_range[1] = _nan_min(live_range[0], stats.lo), _nan_max(live_range[1], stats.hi)
+        fields = _write_header_rows(header_writers, rows, headers, geom.trace_index[rows] >= 0, layout.endian,
+                                    scratch, pool if last else None)
+        if not geom.verified and not geom.bins_match(rows, *(fields[v].reshape(headers.shape[:2]) for v in checked),
+                                                     layout.n_samples):
+            raise _GuessRejected(rows)
 
     live_range = [np.inf, -np.inf]
+    # two header buffers taking turns: one being filled by the workers, one being decoded and written
+    buffers = [np.empty((min(header_rows, n_il), n_xl, TRACE_HEADER_SIZE), dtype=np.uint8) for _ in range(2)]
+    scratch = np.empty(len(TRACE_FIELDS) * min(header_rows, n_il) * n_xl, dtype=np.int32)
     pool = ThreadPoolExecutor(max_workers=plan.workers, thread_name_prefix="seiscore-ingest")
     try:
         pending = None
-        for rows in range(0, n_il, header_rows):
+        for g, rows in enumerate(range(0, n_il, header_rows)):
             rows = slice(rows, min(rows + header_rows, n_il))
-            headers = np.zeros((rows.stop - rows.start, n_xl, TRACE_HEADER_SIZE), dtype=np.uint8)
+            headers = buffers[g % 2][:rows.stop - rows.start]
+            if not np.all(geom.trace_index[rows] >= 0):
+                headers.fill(0)  # dead bins keep all-zero headers
             futures = [pool.submit(columns.run, band, xs, ss, headers, rows.start)
                        for band in plan.bands(rows) for xs, ss in plan.columns()]
+            if not header_writers:
+                create_the_rest()
             if pending is not None:
-                finish(*pending)
+                finish(*pending, last=False)
             pending = rows, headers, futures
             del headers, futures
-        finish(*pending)
-        del pending
+        finish(*pending, last=True)
+        del pending, buffers, scratch
     finally:
         pool.shutdown(wait=True, cancel_futures=True)  # on an error: drop queued columns, finish running ones
         columns.close()
     bar.close()
+    final_attrs = {COMPLETE_ATTR: True}
     if inexact:
         warnings.warn(f"{layout.path}: {inexact} samples of format {layout.format} ({layout.format_name}) are not "
-                      f"exactly representable as float32; the store holds the nearest float32", stacklevel=2)
-        group.attrs["inexact_samples"] = int(inexact)
+                      f"exactly representable as float32; the store holds the nearest float32", stacklevel=3)
+        final_attrs["inexact_samples"] = int(inexact)
     if np.isfinite(live_range).all():  # NaN samples (IEEE files) or no live trace: leave the range unknown
-        group.attrs.update({AMPLITUDE_MIN_ATTR: live_range[0], AMPLITUDE_MAX_ATTR: live_range[1]})
-    group.attrs[COMPLETE_ATTR] = True
-    return publish(tmp, final)
+        final_attrs.update({AMPLITUDE_MIN_ATTR: live_range[0], AMPLITUDE_MAX_ATTR: live_range[1]})
+    group.attrs.update(final_attrs)
+    return publish(tmp, final, metadata)

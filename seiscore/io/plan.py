@@ -102,8 +102,11 @@ def plan_regions(shape, chunks, trace_bytes: int, limit: int, fixed: int = 0) ->
                       batch_traces=int(batch), zarr_concurrency=concurrency)
 
 
+# share of the memory bound given to the buffers an ingest plan itemises; the rest is headroom for what it
+# does not (Python objects, Zarr metadata, allocator slack: 1-2 MB, which matters under small bounds)
+PLANNED_SHARE = 0.85
 DECODE_BYTES_PER_SAMPLE = 32  # raw sample + decode temporaries (IBM: uint32, float64 x2, int32, float32)
-READ_BATCH_BYTES = 4 * 2**20  # raw bytes per read: large sequential requests that stay in cache for decoding
+READ_BATCH_BYTES = 2**20  # raw bytes per read: about one core's L2 cache, so the decode finds the batch in cache
 
 
 @dataclass(frozen=True)
@@ -140,12 +143,13 @@ def plan_columns(shape, chunks, trace_bytes: int, limit: int, fixed: int = 0, wo
     """Choose the column window, read batch and worker count so the working set stays under ``limit`` bytes.
 
     Working set ~ ``fixed`` + workers x (column block + one encoded chunk + one read batch
-    with its decode temporaries). Fewer workers are used when the bound cannot hold one set each.
+    with its decode temporaries), planned within ``PLANNED_SHARE`` of ``limit``. Fewer workers are
+    used when the bound cannot hold one set each.
     """
     ci, cx, cs = chunks
     ns = shape[2]
     chunk_bytes = ci * cx * cs * 4
-    avail = limit - fixed
+    avail = int(limit * PLANNED_SHARE) - fixed
     per_trace = trace_bytes + DECODE_BYTES_PER_SAMPLE * min(ns, cs)
     need = 2 * chunk_bytes + ci * per_trace  # one-chunk window, a batch of one trace per inline
     workers = max(1, workers or default_workers())
@@ -153,7 +157,7 @@ def plan_columns(shape, chunks, trace_bytes: int, limit: int, fixed: int = 0, wo
         workers -= 1
     if avail < need:
         raise ValueError(f"memory_limit of {limit / 1e6:.1f} MB is too small for chunks {chunks} of this survey "
-                         f"(needs about {(need + fixed) / 1e6:.1f} MB); raise memory_limit or use smaller chunks")
+                         f"(needs about {(need + fixed) / PLANNED_SHARE / 1e6:.1f} MB); raise memory_limit or use smaller chunks")
     per = avail // workers
     n_sc = -(-ns // cs)  # sample chunks in a whole column
     fit = max(1, (per // 2) // chunk_bytes)  # half the share for the column block
@@ -169,9 +173,11 @@ def plan_columns(shape, chunks, trace_bytes: int, limit: int, fixed: int = 0, wo
 
 def runs(sorted_indices: np.ndarray, max_len: int):
     """Split sorted unique trace numbers into (start, count) runs of consecutive traces (<= max_len)."""
-    if sorted_indices.size == 0:
+    n = sorted_indices.size
+    if n == 0:
         return
-    breaks = np.flatnonzero(np.diff(sorted_indices) != 1) + 1
-    for part in np.split(sorted_indices, breaks):
-        for a in range(0, part.size, max_len):
-            yield int(part[a]), int(min(max_len, part.size - a))
+    breaks = (np.flatnonzero(np.diff(sorted_indices) != 1) + 1).tolist()
+    for a, b in zip([0, *breaks], [*breaks, n]):
+        first = int(sorted_indices[a])
+        for k in range(0, b - a, max_len):
+            yield first + k, min(max_len, b - a - k)

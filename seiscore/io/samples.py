@@ -15,6 +15,7 @@ from .errors import SegyError
 
 IBM_FLOAT = 1
 IEEE_FLOAT = 5
+INEXACT_FORMATS = frozenset({2, 6, 9, 10, 12})  # sample types float32 cannot always hold exactly
 
 # SEG-Y sample format code -> (numpy kind+size without byte order, name)
 FORMATS: dict[int, tuple[str, str]] = {

@@ -1,23 +1,42 @@
 """Read batches of traces from a SEG-Y file: raw bytes in, headers and float32 samples out.
 
-Traces are fetched by original trace number in runs of consecutive traces (one
-``readinto`` per run), so inline- and crossline-sorted files and irregular geometries
-all read in large sequential requests.
+Traces are fetched by original trace number in runs of consecutive traces (one ``preadv``
+per run) into a reused buffer of about the size of a core's L2 cache, so inline- and
+crossline-sorted files and irregular geometries all read in large sequential requests and
+are decoded while the bytes are still in cache: 4-byte IEEE and IBM samples (the common
+formats) in a numba kernel (:mod:`seiscore.io.kernels`), the other formats with numpy.
 """
 
 from __future__ import annotations
 
 import os
+import queue
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .headers import TRACE_HEADER_SIZE
+from .kernels import KEY_NONE, decode_float_traces, keys_to_floats
 from .plan import runs
-from .samples import IBM_FLOAT, decode, raw_dtype
+from .samples import IBM_FLOAT, IEEE_FLOAT, INEXACT_FORMATS, decode, raw_dtype
 
 if TYPE_CHECKING:  # geometry imports this module (header_words)
     from .geometry import SegyLayout
+
+
+@dataclass
+class ColumnStats:
+    """What decoding one column found: the min and max of its live samples (+inf / -inf for none;
+    NaN when a sample was NaN) and how many samples float32 could not hold exactly."""
+
+    lo: float = np.inf
+    hi: float = -np.inf
+    inexact: int = 0
+
+
+_NO_HEADERS = np.zeros((1, 1, TRACE_HEADER_SIZE), dtype=np.uint8)  # the kernel's headers argument when not copying
 
 
 class TraceReader:
@@ -31,6 +50,8 @@ class TraceReader:
         self._dtype = raw_dtype(layout.format, layout.endian)
         self._reuse = reuse_buffer
         self._buf = np.empty((0, layout.trace_size), dtype=np.uint8)
+        #: 4-byte float samples (rows a whole number of words) decode in the numba kernel
+        self.kernel_decodes = layout.trace_size % 4 == 0 and layout.format in (IBM_FLOAT, IEEE_FLOAT)
 
     def close(self) -> None:
         os.close(self._fd)
@@ -60,6 +81,45 @@ class TraceReader:
                 raise OSError(f"{lay.path}: short read at trace {start} ({got} of {want} bytes); file changed?")
             row += count
         return buf
+
+    def decode_column(self, traces: np.ndarray, pos: np.ndarray, grid: tuple[int, int], window: slice,
+                      block: np.ndarray, batch: int, headers: np.ndarray | None = None,
+                      origin: tuple[int, int] = (0, 0)) -> ColumnStats:
+        """Decode the samples ``window`` of ``traces`` (sorted) into the chunk-major column ``block``.
+
+        ``block`` is ``(n_k, ci, cx, cs)`` float32 (``block[k]``: the chunk of samples
+        ``window.start + k*cs ...``); trace ``traces[i]`` sits at position ``pos[i]`` (row
+        ``pos // width``, column ``pos % width``) of the column, a ``grid = (rows, width)`` of bins. ``batch`` traces are read at a
+        time. With ``headers``, each trace's
+        240 header bytes are copied to ``headers[origin[0] + row, origin[1] + col]``.
+        """
+        stats = ColumnStats()
+        width = grid[1]
+        length = window.stop - window.start
+        step = batch if batch < width else batch - batch % width  # whole rows: one block copy per batch
+        kmin, kmax = KEY_NONE
+        for k in range(0, traces.size, step):
+            p = pos[k:k + step]
+            raw = self.read_raw(traces[k:k + step])
+            if self.kernel_decodes:
+                dummy = headers is None
+                lo, hi = decode_float_traces(
+                    raw.view(np.uint32), p, width, window.start, length, self.layout.endian == "big",
+                    self.layout.format == IBM_FLOAT, block.view(np.uint32),
+                    _NO_HEADERS if dummy else headers, raw, origin[0], origin[1], not dummy)
+                kmin, kmax = min(kmin, lo), max(kmax, hi)
+                continue
+            self.decode_block(raw, window, block, p, width)
+            if self.layout.format in INEXACT_FORMATS:
+                stats.inexact += self.count_inexact(raw, window)
+            if headers is not None:
+                rows, cols = np.divmod(p, width)
+                headers[rows + origin[0], cols + origin[1]] = raw[:, :TRACE_HEADER_SIZE]
+        if self.kernel_decodes:
+            stats.lo, stats.hi = keys_to_floats(kmin, kmax)
+        else:
+            stats.lo, stats.hi = live_range(block, pos, grid, length)
+        return stats
 
     def samples(self, raw: np.ndarray, window: slice) -> np.ndarray:
         """On-disk samples (n, window) of a raw batch, as a view."""
@@ -119,34 +179,66 @@ class TraceReader:
         return int(np.count_nonzero(src.astype(np.float32).astype(src.dtype) != src))
 
 
-SCAN_BLOCK_BYTES = 8 * 2**20  # bytes per read while collecting header words (one reused buffer)
+def live_range(block: np.ndarray, pos: np.ndarray, grid: tuple[int, int], length: int) -> tuple[float, float]:
+    """(min, max) of the live samples of a chunk-major column ``block`` (n_k, ci, cx, cs): the traces at
+    flat positions ``pos`` of the column's ``grid`` (rows, width), the first ``length`` samples. Views
+    when every slot of the block is live (the common case), a gather otherwise."""
+    if pos.size == 0:
+        return np.inf, -np.inf
+    n_k, ci, cx, cs = block.shape
+    rows, width = grid
+    if pos.size == ci * cx and (rows, width) == (ci, cx):
+        values = block
+    else:
+        il, xl = np.divmod(pos, width)
+        values = block[:, il, xl]  # (n_k, live traces, cs)
+    full, rest = divmod(length, cs)
+    parts = [v for v in (values[:full], values[full:full + 1, ..., :rest]) if v.size]
+    return min(float(v.min()) for v in parts), max(float(v.max()) for v in parts)
 
 
-def header_words(layout: SegyLayout, fields: list[tuple[int, int]]) -> list[np.ndarray]:
-    """Signed trace-header words ``(1-based byte, size)`` of every trace, as int64 arrays.
+SCAN_BLOCK_BYTES = 8 * 2**20  # bytes per read while collecting header words (one reused buffer per thread)
+SCAN_THREADS = 2  # copying the file out of the page cache is most of a scan's cost, and it runs in parallel
 
-    Reads the file sequentially in blocks of whole traces into one reused buffer and copies
-    out the bytes spanning the requested words: one streaming pass, a few bytes kept per
-    trace (several times cheaper than a read call per trace and word).
+
+def header_words(layout: SegyLayout, fields: list[tuple[int, int]], start: int = 0, stop: int | None = None,
+                 buffer_bytes: int = SCAN_BLOCK_BYTES) -> list[np.ndarray]:
+    """Signed trace-header words ``(1-based byte, size)`` (size 2 or 4) of traces ``start .. stop - 1``
+    (default: every trace), as int32 arrays.
+
+    Reads the file in blocks of whole traces (two threads, one reused buffer of about ``buffer_bytes``
+    each) and copies out each word: one streaming pass, 4 bytes kept per trace and word.
     """
-    lo = min(b for b, _ in fields) - 1
-    hi = max(b - 1 + n for b, n in fields)
-    if lo < 0 or hi > TRACE_HEADER_SIZE:
-        raise ValueError(f"header words {fields} do not lie within the {TRACE_HEADER_SIZE}-byte trace header")
-    tsize, ntr = layout.trace_size, layout.tracecount
-    span = np.empty((ntr, hi - lo), dtype=np.uint8)
-    per_block = max(1, SCAN_BLOCK_BYTES // tsize)
-    buf = np.empty((min(per_block, ntr), tsize), dtype=np.uint8)
+    for b, n in fields:
+        if n not in (2, 4) or b < 1 or b - 1 + n > TRACE_HEADER_SIZE:
+            raise ValueError(f"header word at byte {b} of {n} bytes does not lie within the "
+                             f"{TRACE_HEADER_SIZE}-byte trace header")
+    tsize = layout.trace_size
+    stop = layout.tracecount if stop is None else stop
+    ntr = stop - start
+    order = ">" if layout.endian == "big" else "<"
+    out = [np.empty(ntr, dtype=np.int32) for _ in fields]
+    per_block = max(1, min(ntr, buffer_bytes // tsize))
+    buffers = queue.SimpleQueue()
+    for _ in range(SCAN_THREADS):
+        buffers.put(np.empty((per_block, tsize), dtype=np.uint8))
     fd = os.open(layout.path, os.O_RDONLY)
+
+    def one(a: int) -> None:
+        end = min(ntr, a + per_block)
+        buf = buffers.get()
+        try:
+            block = buf[:end - a]
+            if os.preadv(fd, [memoryview(block.reshape(-1))], layout.data_offset + (start + a) * tsize) != block.nbytes:
+                raise OSError(f"{layout.path}: short read at trace {start + a}; file changed?")
+            for (b, n), dest in zip(fields, out):
+                dest[a:end] = block[:, b - 1:b - 1 + n].view(f"{order}i{n}")[:, 0]
+        finally:
+            buffers.put(buf)
+
     try:
-        for a in range(0, ntr, per_block):
-            block = buf[:min(per_block, ntr - a)]
-            want = block.nbytes
-            if os.preadv(fd, [memoryview(block.reshape(-1))], layout.data_offset + a * tsize) != want:
-                raise OSError(f"{layout.path}: short read at trace {a}; file changed?")
-            span[a:a + block.shape[0]] = block[:, lo:hi]
+        with ThreadPoolExecutor(max_workers=SCAN_THREADS, thread_name_prefix="seiscore-scan") as pool:
+            list(pool.map(one, range(0, ntr, per_block)))
     finally:
         os.close(fd)
-    order = ">" if layout.endian == "big" else "<"
-    return [np.ascontiguousarray(span[:, b - 1 - lo:b - 1 - lo + n]).view(f"{order}i{n}").reshape(ntr).astype(np.int64)
-            for b, n in fields]
+    return out

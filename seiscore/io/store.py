@@ -19,6 +19,7 @@ flag is the other guard (output stores are created in place and flagged when fil
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import warnings
@@ -29,6 +30,7 @@ import xarray as xr
 import zarr
 from zarr.codecs import BloscCodec
 
+from .chunk_writer import ChunkWriter
 from .errors import IncompleteStoreError, StoreError
 from .headers import TRACE_FIELDS
 from .plan import parse_bytes, plan_regions, resolve_chunks
@@ -90,9 +92,27 @@ def consolidate(path: Path) -> None:
         zarr.consolidate_metadata(str(path))
 
 
-def publish(tmp: Path, final: Path) -> Path:
-    """Make the finished temporary store visible under its final name."""
-    consolidate(tmp)
+def consolidate_known(path: Path, members: dict) -> None:
+    """:func:`consolidate` for a flat group whose arrays' metadata the caller holds (``members``: {name:
+    metadata}, e.g. from :func:`create_amplitude` / :func:`create_variables`): the same ``zarr.json``,
+    serialised by zarr, without reading every array's metadata back. Falls back to :func:`consolidate`
+    when ``members`` does not name exactly the arrays on disk."""
+    from zarr.core.buffer import default_buffer_prototype
+    from zarr.core.group import ConsolidatedMetadata, GroupMetadata
+    on_disk = {e.name for e in os.scandir(path) if e.is_dir() and (Path(e.path) / "zarr.json").is_file()}
+    if on_disk != set(members):
+        consolidate(path)
+        return
+    doc = json.loads((path / "zarr.json").read_bytes())
+    meta = GroupMetadata(attributes=doc.get("attributes", {}), zarr_format=3,
+                         consolidated_metadata=ConsolidatedMetadata(metadata=dict(sorted(members.items()))))
+    (path / "zarr.json").write_bytes(meta.to_buffer_dict(default_buffer_prototype())["zarr.json"].to_bytes())
+
+
+def publish(tmp: Path, final: Path, members: dict | None = None) -> Path:
+    """Make the finished temporary store visible under its final name (consolidated first; ``members``:
+    the arrays' metadata when the caller has it all, see :func:`consolidate_known`)."""
+    consolidate(tmp) if members is None else consolidate_known(tmp, members)
     if final.exists():
         shutil.rmtree(final) if final.is_dir() else final.unlink()
     os.replace(tmp, final)
@@ -130,8 +150,9 @@ def _array(group, name, shape, chunks, dtype, dims, fill, attrs=None, compressio
                               compressors=[codec] if codec else None)
 
 
-def _create_like(group: zarr.Group, path: Path, specs, make) -> None:
-    """Create the arrays ``specs`` = [(name, dtype, fill, attrs)] that differ only in name, dtype, fill and attrs.
+def _create_like(group: zarr.Group, path: Path, specs, make) -> dict:
+    """Create the arrays ``specs`` = [(name, dtype, fill, attrs)] that differ only in name, dtype, fill and attrs;
+    return {name: metadata}.
 
     The first array of each (dtype, fill) goes through zarr (``make(spec)``); the others get that array's
     metadata with their own attributes, serialised by zarr itself and written as their ``zarr.json``: the
@@ -139,17 +160,18 @@ def _create_like(group: zarr.Group, path: Path, specs, make) -> None:
     header variables of a store, all of it on ingest's serial path).
     """
     from zarr.core.buffer import default_buffer_prototype
-    templates = {}
+    templates, metadata = {}, {}
     for spec in specs:
         name, dtype, fill, attrs = spec
         key = (np.dtype(dtype).str, repr(fill))
         if key not in templates:
-            templates[key] = make(spec).metadata
+            templates[key] = metadata[name] = make(spec).metadata
             continue
-        meta = templates[key].update_attributes(attrs)
+        meta = metadata[name] = templates[key].update_attributes(attrs)
         (path / name).mkdir()
         data = meta.to_buffer_dict(default_buffer_prototype())["zarr.json"].to_bytes()
         (path / name / "zarr.json").write_bytes(data)
+    return metadata
 
 
 def create_schema(path: Path, *, inlines, crosslines, samples, sample_unit: str, chunks, trace_index,
@@ -159,29 +181,52 @@ def create_schema(path: Path, *, inlines, crosslines, samples, sample_unit: str,
 
     2-D variables are chunked ``(header_rows, 1024)`` (default 4 amplitude chunk-rows of inlines).
     ``shards``: shard shape of ``amplitude`` (a multiple of ``chunks``; None: one file per chunk).
+    The two steps, :func:`create_amplitude` and :func:`create_variables`, may also be called apart
+    (ingest starts filling ``amplitude`` before the other variables exist).
     """
-    n_il, n_xl, ns = len(inlines), len(crosslines), len(samples)
-    chunks = resolve_chunks(chunks, (n_il, n_xl, ns))
-    hchunks = (min(n_il, header_rows or chunks[0] * HEADER_CHUNK_BANDS), min(n_xl, HEADER_CHUNK_XL))
+    chunks = resolve_chunks(chunks, (len(inlines), len(crosslines), len(samples)))
+    g = create_amplitude(path, shape=(len(inlines), len(crosslines), len(samples)), chunks=chunks, attrs=attrs,
+                         compression=compression, shards=shards)
+    create_variables(g, path, inlines=inlines, crosslines=crosslines, samples=samples, sample_unit=sample_unit,
+                     trace_index=trace_index, header_rows=header_rows or chunks[0] * HEADER_CHUNK_BANDS)
+    return g
+
+
+def create_amplitude(path: Path, *, shape, chunks, attrs: dict, compression: str = DEFAULT_COMPRESSION,
+                     shards=None) -> zarr.Group:
+    """Create the store's group (flagged incomplete) and its empty ``amplitude`` array."""
     g = zarr.create_group(str(path), overwrite=True, zarr_format=3,
                           attributes={**attrs, COMPLETE_ATTR: False, "seiscore_schema": SCHEMA_VERSION,
                                       "compression": compression})
-    _array(g, "amplitude", (n_il, n_xl, ns), chunks, "float32", DIMS, FILL_VALUE,
+    _array(g, "amplitude", tuple(shape), chunks, "float32", DIMS, FILL_VALUE,
            {"coordinates": "cdp_x cdp_y", "long_name": "amplitude", "dead_trace_fill": FILL_VALUE}, compression,
            shards=shards)
+    return g
+
+
+def create_variables(g: zarr.Group, path: Path, *, inlines, crosslines, samples, sample_unit: str, trace_index,
+                     header_rows: int) -> dict:
+    """Create the coordinates, ``live_mask``, ``trace_index`` (written) and the empty 2-D header variables
+    of the group ``g`` at ``path`` (2-D chunks ``(header_rows, 1024)``); return {name: metadata} of these
+    variables (for :meth:`~seiscore.io.chunk_writer.ChunkWriter.for_metadata` and :func:`consolidate_known`)."""
+    n_il, n_xl = len(inlines), len(crosslines)
+    hchunks = (min(n_il, header_rows), min(n_xl, HEADER_CHUNK_XL))
+    coords = {}
     for name, values, unit in (("inline", inlines, None), ("crossline", crosslines, None), ("sample", samples, sample_unit)):
         values = np.asarray(values, dtype=np.float64 if name == "sample" else np.int64)
         a = _array(g, name, values.shape, values.shape, values.dtype, (name,), 0, {"units": unit} if unit else {}, "none")
         a[:] = values
+        coords[name] = a.metadata
     specs = [(n, "float64", np.nan, {"units": "m", "scalar_applied": True}) for n in ("cdp_x", "cdp_y")]
     specs += [("live_mask", "bool", False, {}),
               ("trace_index", "int64", -1, {"long_name": "original trace number (0-based), -1 where no trace"})]
     specs += [(f.variable, f.dtype, 0, {"segy_byte": f.byte, "segy_bytes": f.size, "segyio_name": f.segyio_name})
               for f in TRACE_FIELDS]
-    _create_like(g, path, specs, lambda sp: _array(g, sp[0], (n_il, n_xl), hchunks, sp[1], DIMS[:2], sp[2], sp[3]))
-    g["live_mask"][:] = trace_index >= 0
-    g["trace_index"][:] = trace_index
-    return g
+    metadata = _create_like(g, path, specs,
+                            lambda sp: _array(g, sp[0], (n_il, n_xl), hchunks, sp[1], DIMS[:2], sp[2], sp[3]))
+    for name, values in (("live_mask", trace_index >= 0), ("trace_index", trace_index)):
+        ChunkWriter.for_metadata(metadata[name], path / name).write_region((0, 0), values)
+    return {**coords, **metadata}
 
 
 def open_survey(store: str | os.PathLike, *, require_complete: bool = True) -> xr.Dataset:

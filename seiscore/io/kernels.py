@@ -1,0 +1,149 @@
+"""numba kernels of the ingest hot path: 4-byte float traces -> chunk-major blocks, header fields.
+
+Both run without the GIL, so ingest's worker threads decode in parallel, one pass over each
+sample of a batch of raw traces still in cache from the read.
+
+- :func:`decode_float_traces`: 4-byte IEEE (format 5) or IBM (format 1) samples, either byte
+  order, into a ``(n_k, ci, cx, cs)`` block (``block[k]`` is one chunk) while keeping the min and
+  max of what it decoded; optionally copies each trace's 240 header bytes next to it.
+- :func:`header_fields`: raw 240-byte trace headers -> one int32 row per field (sign-extended,
+  either byte order): one read of each header instead of one strided pass per field.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+HEADER_WORDS = 60  # 240-byte trace header = 60 uint32 words before the samples
+
+
+@numba.njit(inline="always")
+def _bswap32(w):
+    return np.uint32((w >> np.uint32(24)) | ((w >> np.uint32(8)) & np.uint32(0xFF00))
+                     | ((w << np.uint32(8)) & np.uint32(0xFF0000)) | ((w & np.uint32(0xFF)) << np.uint32(24)))
+
+
+@numba.njit(inline="always")
+def _float_bits(x):
+    return np.array([x], dtype=np.float32).view(np.uint32)[0]
+
+
+@numba.njit(inline="always")
+def _ibm_to_float(w):
+    """IBM single ``(-1)^s 0.F 16^(E-64)`` (native-order word) -> float32 (exact for normalised values)."""
+    frac = np.float64(w & np.uint32(0x00FFFFFF))
+    value = math.ldexp(frac, 4 * (np.int64((w >> np.uint32(24)) & np.uint32(0x7F)) - 64) - 24)
+    if w & np.uint32(0x80000000):
+        value = -value
+    return np.float32(value)
+
+
+@numba.njit(inline="always")
+def _order_key(u):
+    """int32 whose order is the order of the float32 with bits ``u`` (for non-NaN values): min/max of
+    floats as integer reductions, which vectorise where float comparisons with NaN care do not."""
+    i = np.int32(u)
+    return i ^ ((i >> np.int32(31)) & np.int32(0x7FFFFFFF))
+
+
+KEY_NONE = (2**31 - 1, -2**31)  # (min, max) keys before any sample
+KEY_NEG_INF = -0x7F800001  # _order_key of -inf; NaNs with the sign bit set lie below it
+KEY_POS_INF = 0x7F800000  # _order_key of +inf; other NaNs lie above it
+
+
+@numba.njit(nogil=True, cache=True)
+def decode_float_traces(words, pos, width, s0, length, swap, ibm, out_bits, headers, header_bytes,
+                        row0, col0, copy_headers):
+    """Decode samples ``s0 .. s0+length`` of a batch of raw traces into a chunk-major block.
+
+    ``words``: the raw traces as uint32 ``(n, trace_size / 4)`` (samples from word 60); trace
+    ``i`` goes to column position ``pos[i]`` = ``row * width + col`` and fills
+    ``out[k, row, col, :]`` with its samples ``s0 + k*cs ...``, where ``out_bits`` is the float32
+    block ``out`` viewed as uint32: IEEE samples are their bits after the optional byte swap, IBM
+    samples are converted. With ``copy_headers`` the trace's header bytes (``header_bytes``: the
+    same batch as uint8) go to ``headers[row0 + row, col0 + col]``.
+
+    Returns the order keys (see :func:`_order_key`) of the smallest and largest decoded sample
+    ((INT32_MAX, INT32_MIN) when nothing was decoded): NaNs order beyond the infinities, so they
+    show in the keys themselves (:func:`keys_to_floats`).
+    """
+    n_k, _, _, cs = out_bits.shape
+    kmin, kmax = np.int32(2**31 - 1), np.int32(-2**31)
+    for i in range(pos.size):
+        r = pos[i] // width
+        c = pos[i] - r * width
+        src = words[i, HEADER_WORDS + s0:HEADER_WORDS + s0 + length]
+        for k in range(n_k):
+            a = k * cs
+            m = min(cs, length - a)
+            bits = out_bits[k, r, c]
+            if ibm:
+                for j in range(m):
+                    w = _bswap32(src[a + j]) if swap else src[a + j]
+                    bits[j] = _float_bits(_ibm_to_float(w))
+            elif swap:
+                for j in range(m):
+                    bits[j] = _bswap32(src[a + j])
+            else:
+                for j in range(m):
+                    bits[j] = src[a + j]
+            for j in range(m):
+                key = _order_key(bits[j])
+                kmin = min(kmin, key)
+                kmax = max(kmax, key)
+        if copy_headers:
+            headers[row0 + r, col0 + c, :] = header_bytes[i, :headers.shape[2]]
+    return kmin, kmax
+
+
+def keys_to_floats(kmin: int, kmax: int) -> tuple[float, float]:
+    """Values of the min / max order keys :func:`decode_float_traces` returns: (+inf, -inf) for none,
+    (NaN, NaN) when a NaN was among the samples."""
+    if kmin > kmax:
+        return np.inf, -np.inf
+    if kmin < KEY_NEG_INF or kmax > KEY_POS_INF:
+        return np.nan, np.nan
+    keys = np.array([kmin, kmax], dtype=np.int32)
+    bits = keys ^ ((keys >> 31) & np.int32(0x7FFFFFFF))
+    lo, hi = bits.view(np.float32)
+    return float(lo), float(hi)
+
+
+@numba.njit(nogil=True, cache=True)
+def header_fields(raw, offsets, sizes, big, out):
+    """``raw`` uint8 ``(n, 240)`` trace headers -> ``out`` int32 ``(n_fields, n)``: field f is the
+    signed ``sizes[f]``-byte integer (2 or 4) at the even byte ``offsets[f]`` (0-based), big- or
+    little-endian. Each header is read once as 120 half-words, then the fields are picked out.
+    """
+    n = raw.shape[0]
+    nf = offsets.size
+    h = np.empty(raw.shape[1] // 2, dtype=np.uint16)
+    for t in range(n):
+        row = raw[t]
+        for i in range(h.size):
+            a, b = np.uint16(row[2 * i]), np.uint16(row[2 * i + 1])
+            h[i] = (a << np.uint16(8)) | b if big else (b << np.uint16(8)) | a
+        for f in range(nf):
+            i = offsets[f] >> 1
+            if sizes[f] == 4:
+                hi, lo = (h[i], h[i + 1]) if big else (h[i + 1], h[i])
+                out[f, t] = np.int32((np.uint32(hi) << np.uint32(16)) | np.uint32(lo))
+            else:
+                out[f, t] = np.int16(h[i])
+    return out
+
+
+def warm_up() -> None:
+    """Load (or compile, on first use on a machine) both kernels for the argument types ingest passes,
+    e.g. before measuring memory: loading them costs a one-off ~20 MB of Python allocations."""
+    words = np.zeros((2, HEADER_WORDS + 4), dtype=np.uint32)
+    raw = words.view(np.uint8)
+    block = np.zeros((1, 1, 2, 4), dtype=np.float32)
+    for copy_headers in (False, True):
+        decode_float_traces(words, np.arange(2), 2, 0, 4, True, False, block.view(np.uint32),
+                            np.zeros((1, 2, 240), dtype=np.uint8), raw, 0, 0, copy_headers)
+    header_fields(np.zeros((1, 240), dtype=np.uint8), np.array([0, 4]), np.array([4, 2]), True,
+                  np.empty((2, 1), dtype=np.int32))
