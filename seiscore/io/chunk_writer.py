@@ -50,16 +50,19 @@ class _BloscEncoder:
     """``encode(chunk) -> bytes``: one Blosc frame, the bytes numcodecs' ``Blosc(...).encode`` gives."""
 
     def __init__(self, cname: str, clevel: int, shuffle: str, blocksize: int, typesize: int):
-        self._args = dict(typesize=typesize, clevel=clevel, shuffle=_SHUFFLE[shuffle], cname=cname)
+        self._args = (typesize, clevel, _SHUFFLE[shuffle], cname)
         self._numcodecs = None if blocksize == 0 else Blosc(cname=cname, clevel=clevel, shuffle=_SHUFFLE[shuffle],
                                                             blocksize=blocksize, typesize=typesize)
         if self._numcodecs is None:
             _configure_pyblosc()
+            # python-blosc's checks (types, ranges, codec availability) once here; per chunk its extension
+            # function directly (the public wrapper re-parses the library version on every call)
+            pyblosc.compress(b"\0" * typesize, typesize=typesize, clevel=clevel, shuffle=_SHUFFLE[shuffle], cname=cname)
 
     def encode(self, chunk: np.ndarray) -> bytes:
         if self._numcodecs is not None:  # python-blosc sets the block size process-wide: not per array
             return self._numcodecs.encode(chunk)
-        return pyblosc.compress(chunk.reshape(-1).view(np.uint8), **self._args)
+        return pyblosc.blosc_extension.compress(chunk.reshape(-1).view(np.uint8), *self._args)
 
 
 _EMPTY = 2**64 - 1  # index entry (offset, nbytes) of a chunk absent from its shard

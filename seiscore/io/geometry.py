@@ -149,15 +149,20 @@ class Geometry:
         return bool(np.all(ok | ~live))
 
 
+def _grouped(slow: np.ndarray, fast: np.ndarray) -> bool:
+    """Traces come line by line: ``slow`` numbers monotone, ``fast`` numbers strictly monotone (one
+    direction) within each line."""
+    ds, df = np.diff(slow), np.diff(fast)
+    within = df[ds == 0]
+    return bool((np.all(ds >= 0) or np.all(ds <= 0)) and (np.all(within > 0) or np.all(within < 0)))
+
+
 def _sorting(il: np.ndarray, xl: np.ndarray) -> str:
-    if len(il) < 2:
+    """"inline" when the file holds its traces inline by inline (numbers ascending or descending),
+    "crossline" when crossline by crossline, else "unsorted"."""
+    if len(il) < 2 or _grouped(il, xl):
         return "inline"
-    dil, dxl = np.diff(il), np.diff(xl)
-    if np.all(dil >= 0) and np.all((dil != 0) | (dxl > 0)):
-        return "inline"
-    if np.all(dxl >= 0) and np.all((dxl != 0) | (dil > 0)):
-        return "crossline"
-    return "unsorted"
+    return "crossline" if _grouped(xl, il) else "unsorted"
 
 
 GUESS_TRACES = 2**16  # traces read at most to find the first line of a regular file

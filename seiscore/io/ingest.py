@@ -294,5 +294,4 @@ def _convert(layout: SegyLayout, geom: Geometry, *, store: str | os.PathLike, il
         final_attrs["inexact_samples"] = int(inexact)
     if np.isfinite(live_range).all():  # NaN samples (IEEE files) or no live trace: leave the range unknown
         final_attrs.update({AMPLITUDE_MIN_ATTR: live_range[0], AMPLITUDE_MAX_ATTR: live_range[1]})
-    group.attrs.update(final_attrs)
-    return publish(tmp, final, metadata)
+    return publish(tmp, final, metadata, final_attrs)
