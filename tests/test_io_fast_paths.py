@@ -49,7 +49,7 @@ def test_decode_kernel_matches_numpy(fmt, endian):
     block = np.full((4, 3, width, cs), 7.0, dtype=np.float32)
     headers = np.zeros((5, 6, 240), dtype=np.uint8)
     kmin, kmax = decode_float_traces(raw.view(np.uint32), pos, width, s0, length, endian == "big", fmt == IBM_FLOAT,
-                                     block.view(np.uint32), headers, raw, 2, 1, True)
+                                     block, headers, raw, 2, 1, True)
 
     expected = decode(raw[:, 240:].view(raw_dtype(fmt, endian)).reshape(n, ns), fmt, endian)[:, s0:s0 + length]
     rows, cols = np.divmod(pos, width)
@@ -67,7 +67,7 @@ def test_decode_kernel_range_with_special_values(special, expected):
     raw = _raw_traces(values, IEEE_FLOAT, "big", np.random.default_rng(0))
     block = np.zeros((1, 1, 1, 4), dtype=np.float32)
     lo, hi = keys_to_floats(*decode_float_traces(raw.view(np.uint32), np.array([0]), 1, 0, 4, True, False,
-                                                 block.view(np.uint32), np.zeros((1, 1, 240), np.uint8), raw, 0, 0,
+                                                 block, np.zeros((1, 1, 240), np.uint8), raw, 0, 0,
                                                  False))
     if expected == "nan":
         assert np.isnan(lo) and np.isnan(hi)

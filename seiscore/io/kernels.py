@@ -12,8 +12,6 @@ sample of a batch of raw traces still in cache from the read.
 
 from __future__ import annotations
 
-import math
-
 import numba
 import numpy as np
 
@@ -26,19 +24,16 @@ def _bswap32(w):
                      | ((w << np.uint32(8)) & np.uint32(0xFF0000)) | ((w & np.uint32(0xFF)) << np.uint32(24)))
 
 
-@numba.njit(inline="always")
-def _float_bits(x):
-    return np.array([x], dtype=np.float32).view(np.uint32)[0]
+# IBM single (-1)^s 0.F 16^(E-64), F a 24-bit fraction: value = F * IBM_SCALE[word >> 24] with
+# IBM_SCALE[s*128 + E] = (-1)^s 2^(4E - 280) (a normal float64 for every E): exact in float64, then one
+# float32 rounding (overflow to inf, gradual underflow), the same as numpy's ldexp route
+IBM_SCALE = np.array([(-1.0 if s else 1.0) * 2.0 ** (4 * e - 280) for s in (0, 1) for e in range(128)])
 
 
 @numba.njit(inline="always")
-def _ibm_to_float(w):
-    """IBM single ``(-1)^s 0.F 16^(E-64)`` (native-order word) -> float32 (exact for normalised values)."""
-    frac = np.float64(w & np.uint32(0x00FFFFFF))
-    value = math.ldexp(frac, 4 * (np.int64((w >> np.uint32(24)) & np.uint32(0x7F)) - 64) - 24)
-    if w & np.uint32(0x80000000):
-        value = -value
-    return np.float32(value)
+def _ibm_to_float(w, scale):
+    """IBM single (native-order word) -> float32 (exact for normalised values)."""
+    return np.float32(np.float64(w & np.uint32(0x00FFFFFF)) * scale[w >> np.uint32(24)])
 
 
 @numba.njit(inline="always")
@@ -55,22 +50,23 @@ KEY_POS_INF = 0x7F800000  # _order_key of +inf; other NaNs lie above it
 
 
 @numba.njit(nogil=True, cache=True)
-def decode_float_traces(words, pos, width, s0, length, swap, ibm, out_bits, headers, header_bytes,
+def decode_float_traces(words, pos, width, s0, length, swap, ibm, out, headers, header_bytes,
                         row0, col0, copy_headers):
     """Decode samples ``s0 .. s0+length`` of a batch of raw traces into a chunk-major block.
 
     ``words``: the raw traces as uint32 ``(n, trace_size / 4)`` (samples from word 60); trace
     ``i`` goes to column position ``pos[i]`` = ``row * width + col`` and fills
-    ``out[k, row, col, :]`` with its samples ``s0 + k*cs ...``, where ``out_bits`` is the float32
-    block ``out`` viewed as uint32: IEEE samples are their bits after the optional byte swap, IBM
-    samples are converted. With ``copy_headers`` the trace's header bytes (``header_bytes``: the
+    ``out[k, row, col, :]`` (a C-contiguous float32 block) with its samples ``s0 + k*cs ...``: IEEE
+    samples are their bits after the optional byte swap, IBM samples are converted. With ``copy_headers`` the trace's header bytes (``header_bytes``: the
     same batch as uint8) go to ``headers[row0 + row, col0 + col]``.
 
     Returns the order keys (see :func:`_order_key`) of the smallest and largest decoded sample
     ((INT32_MAX, INT32_MIN) when nothing was decoded): NaNs order beyond the infinities, so they
     show in the keys themselves (:func:`keys_to_floats`).
     """
-    n_k, _, _, cs = out_bits.shape
+    n_k, _, _, cs = out.shape
+    out_bits = out.view(np.uint32)
+    scale = IBM_SCALE
     kmin, kmax = np.int32(2**31 - 1), np.int32(-2**31)
     for i in range(pos.size):
         r = pos[i] // width
@@ -81,9 +77,13 @@ def decode_float_traces(words, pos, width, s0, length, swap, ibm, out_bits, head
             m = min(cs, length - a)
             bits = out_bits[k, r, c]
             if ibm:
-                for j in range(m):
-                    w = _bswap32(src[a + j]) if swap else src[a + j]
-                    bits[j] = _float_bits(_ibm_to_float(w))
+                values = out[k, r, c]
+                if swap:
+                    for j in range(m):
+                        values[j] = _ibm_to_float(_bswap32(src[a + j]), scale)
+                else:
+                    for j in range(m):
+                        values[j] = _ibm_to_float(src[a + j], scale)
             elif swap:
                 for j in range(m):
                     bits[j] = _bswap32(src[a + j])
@@ -143,7 +143,7 @@ def warm_up() -> None:
     raw = words.view(np.uint8)
     block = np.zeros((1, 1, 2, 4), dtype=np.float32)
     for copy_headers in (False, True):
-        decode_float_traces(words, np.arange(2), 2, 0, 4, True, False, block.view(np.uint32),
+        decode_float_traces(words, np.arange(2), 2, 0, 4, True, False, block,
                             np.zeros((1, 2, 240), dtype=np.uint8), raw, 0, 0, copy_headers)
     header_fields(np.zeros((1, 240), dtype=np.uint8), np.array([0, 4]), np.array([4, 2]), True,
                   np.empty((2, 1), dtype=np.int32))

@@ -105,7 +105,7 @@ class TraceReader:
                 dummy = headers is None
                 lo, hi = decode_float_traces(
                     raw.view(np.uint32), p, width, window.start, length, self.layout.endian == "big",
-                    self.layout.format == IBM_FLOAT, block.view(np.uint32),
+                    self.layout.format == IBM_FLOAT, block,
                     _NO_HEADERS if dummy else headers, raw, origin[0], origin[1], not dummy)
                 kmin, kmax = min(kmin, lo), max(kmax, hi)
                 continue
