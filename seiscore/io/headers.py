@@ -80,13 +80,14 @@ _OFFSETS = np.array([f.byte - 1 for f in TRACE_FIELDS], dtype=np.int64)
 _SIZES = np.array([f.size for f in TRACE_FIELDS], dtype=np.int64)
 
 
-def header_field_rows(raw: np.ndarray, endian: str, out: np.ndarray | None = None) -> np.ndarray:
+def header_field_rows(raw: np.ndarray, endian: str, out: np.ndarray | None = None, start: int = 0) -> np.ndarray:
     """``raw`` uint8 (n, 240) -> int32 ``(len(TRACE_FIELDS), n)``, row f the values of ``TRACE_FIELDS[f]``
-    (one pass over the headers, :func:`seiscore.io.kernels.header_fields`; ``out``: reuse this array)."""
+    (one pass over the headers, :func:`seiscore.io.kernels.header_fields`). ``out``: a C-contiguous int32
+    ``(len(TRACE_FIELDS), >= start + n)`` array to fill from column ``start`` (returned whole)."""
     raw = np.ascontiguousarray(raw, dtype=np.uint8).reshape(-1, TRACE_HEADER_SIZE)
     if out is None:
-        out = np.empty((len(TRACE_FIELDS), raw.shape[0]), dtype=np.int32)
-    return header_fields(raw, _OFFSETS, _SIZES, endian == "big", out)
+        out = np.empty((len(TRACE_FIELDS), start + raw.shape[0]), dtype=np.int32)
+    return header_fields(raw, _OFFSETS, _SIZES, endian == "big", out, start)
 
 
 def decode_trace_headers(raw: np.ndarray, endian: str) -> dict[str, np.ndarray]:

@@ -71,12 +71,14 @@ def scaled_coordinates(fields: dict[str, np.ndarray]) -> tuple[np.ndarray, np.nd
     return fields["header_cdp_x"] * factor, fields["header_cdp_y"] * factor
 
 
-# the two raw header buffers + the decoded fields (int32) + CDP X/Y and their scalar temporaries
-HEADER_BYTES_PER_TRACE = 2 * TRACE_HEADER_SIZE + 4 * len(TRACE_FIELDS) + 10 * 8
+# per trace of a header group: its decoded fields (int32) + CDP X/Y and their scalar temporaries (the two raw
+# band buffers, 2 x 240 bytes per trace of a band, are counted apart)
+HEADER_BYTES_PER_TRACE = 4 * len(TRACE_FIELDS) + 10 * 8
+FIELD_INDEX = {f.variable: i for i, f in enumerate(TRACE_FIELDS)}
 
 
 def _header_rows(ci: int, n_il: int, n_xl: int, limit: int) -> int:
-    """Inlines per header chunk: up to 4 chunk-rows while the header buffers use <= 1/4 of the bound."""
+    """Inlines per header chunk: up to 4 chunk-rows while their decoded fields use <= 1/4 of the bound."""
     per_band = ci * n_xl * HEADER_BYTES_PER_TRACE
     return min(n_il, ci * max(1, min(HEADER_CHUNK_BANDS, (limit // 4) // max(1, per_band))))
 
@@ -144,31 +146,58 @@ def _nan_max(a: float, b: float) -> float:
     return a if a != a else (b if b != b or b > a else a)
 
 
-def _write_header_rows(writers: dict[str, ChunkWriter], rows: slice, raw_headers: np.ndarray, live: np.ndarray,
-                       endian: str, scratch: np.ndarray, pool: ThreadPoolExecutor | None = None) -> dict[str, np.ndarray]:
-    """Decode the raw trace headers of inlines ``rows`` into the per-field variables and CDP X/Y and write
-    them (on ``pool`` when given); return the decoded fields (flat int32 rows, one value per bin).
-    ``scratch``: flat int32 buffer of at least ``len(TRACE_FIELDS)`` values per bin, reused between calls."""
-    n_b, n_xl = live.shape
-    n = n_b * n_xl
-    values = header_field_rows(raw_headers.reshape(n, TRACE_HEADER_SIZE), endian,
-                               scratch[:len(TRACE_FIELDS) * n].reshape(len(TRACE_FIELDS), n))
-    fields = {f.variable: row for f, row in zip(TRACE_FIELDS, values)}  # int32: the writers cast to int16
-    x, y = scaled_coordinates(fields)
-    dead = ~live.reshape(-1)
-    x[dead] = np.nan
-    y[dead] = np.nan
+class _HeaderBands:
+    """Trace headers band by band (one chunk-row of inlines): the workers copy each trace's 240 header bytes
+    into one of two raw band buffers (taking turns); :meth:`done` decodes a finished band into the fields of
+    its header group (``group_rows`` inlines: one chunk-row of the header variables), checks an unverified
+    grid against it, and writes the group once its last band is in."""
 
-    def write(item: tuple[str, np.ndarray]) -> None:
-        writers[item[0]].write_region((rows.start, 0), item[1].reshape(n_b, n_xl))
+    def __init__(self, geom: Geometry, layout: SegyLayout, ci: int, group_rows: int, checked: tuple[str, str, str]):
+        self.geom, self.layout, self.group_rows, self.checked = geom, layout, group_rows, checked
+        n_il, n_xl = geom.shape
+        self.raw = [np.empty((min(ci, n_il), n_xl, TRACE_HEADER_SIZE), dtype=np.uint8) for _ in range(2)]
+        self.fields = np.empty((len(TRACE_FIELDS), min(group_rows, n_il) * n_xl), dtype=np.int32)
+        self.writers: dict[str, ChunkWriter] = {}
 
-    items = [*fields.items(), ("cdp_x", x), ("cdp_y", y)]
-    if pool is None:
-        for item in items:
-            write(item)
-    else:
-        list(pool.map(write, items))
-    return fields
+    def buffer(self, b: int, band: slice) -> np.ndarray:
+        """The raw buffer band number ``b`` is copied into (all zero where a bin has no trace)."""
+        raw = self.raw[b % 2][:band.stop - band.start]
+        if not np.all(self.geom.trace_index[band] >= 0):
+            raw.fill(0)
+        return raw
+
+    def done(self, band: slice, raw: np.ndarray, pool: ThreadPoolExecutor | None = None) -> None:
+        """Decode the finished ``band``; write its group when complete (the field writes on ``pool`` if given)."""
+        n_xl = self.geom.shape[1]
+        g0 = band.start - band.start % self.group_rows
+        start = (band.start - g0) * n_xl
+        header_field_rows(raw.reshape(-1, TRACE_HEADER_SIZE), self.layout.endian, self.fields, start)
+        if not self.geom.verified:
+            rows = band.stop - band.start
+            il, xl, ns = (self.fields[FIELD_INDEX[v], start:start + rows * n_xl].reshape(rows, n_xl) for v in self.checked)
+            if not self.geom.bins_match(band, il, xl, ns, self.layout.n_samples):
+                raise _GuessRejected(band)
+        if band.stop == self.geom.shape[0] or (band.stop - g0) == self.group_rows:
+            self._write(slice(g0, band.stop), pool)
+
+    def _write(self, rows: slice, pool: ThreadPoolExecutor | None) -> None:
+        n_b, n_xl = rows.stop - rows.start, self.geom.shape[1]
+        values = self.fields[:, :n_b * n_xl]
+        fields = {f.variable: values[i] for i, f in enumerate(TRACE_FIELDS)}  # int32: the writers cast to int16
+        x, y = scaled_coordinates(fields)
+        dead = self.geom.trace_index[rows].reshape(-1) < 0
+        x[dead] = np.nan
+        y[dead] = np.nan
+
+        def write(item: tuple[str, np.ndarray]) -> None:
+            self.writers[item[0]].write_region((rows.start, 0), item[1].reshape(n_b, n_xl))
+
+        items = [*fields.items(), ("cdp_x", x), ("cdp_y", y)]
+        if pool is None:
+            for item in items:
+                write(item)
+        else:
+            list(pool.map(write, items))
 
 
 class _GuessRejected(Exception):
@@ -224,7 +253,8 @@ def _convert(layout: SegyLayout, geom: Geometry, *, store: str | os.PathLike, il
     chunks = resolve_chunks(chunks, shape)
     header_rows = _header_rows(chunks[0], n_il, n_xl, int(limit * PLANNED_SHARE))
     plan = plan_columns(shape, chunks, layout.trace_size, limit,
-                        fixed=geom.trace_index.nbytes + header_rows * n_xl * HEADER_BYTES_PER_TRACE)
+                        fixed=geom.trace_index.nbytes + header_rows * n_xl * HEADER_BYTES_PER_TRACE
+                        + 2 * chunks[0] * n_xl * TRACE_HEADER_SIZE)
     final, tmp = prepare_target(store, overwrite)
     group = create_amplitude(tmp, shape=shape, chunks=chunks, compression=compression,
                              attrs=store_attrs(layout, geom, il_byte, xl_byte, sample_unit),
@@ -234,55 +264,44 @@ def _convert(layout: SegyLayout, geom: Geometry, *, store: str | os.PathLike, il
     inexact = 0
     bar = tqdm(total=layout.tracecount * layout.trace_size, unit="B", unit_scale=True,
                desc=f"ingest {layout.path.name}", disable=not progress)
-    header_writers, metadata = {}, {"amplitude": amplitude.metadata}
+    metadata = {"amplitude": amplitude.metadata}
+    checked = (FIELD_BY_BYTE[il_byte].variable, FIELD_BY_BYTE[xl_byte].variable, FIELD_BY_BYTE[SAMPLE_COUNT_BYTE].variable)
+    headers = _HeaderBands(geom, layout, chunks[0], header_rows, checked)
 
     def create_the_rest() -> None:
         # the other variables are created while the workers fill the first columns
         metadata.update(create_variables(group, tmp, inlines=geom.inlines, crosslines=geom.crosslines,
                                          samples=layout.samples, sample_unit=sample_unit,
                                          trace_index=geom.trace_index, header_rows=header_rows))
-        header_writers.update((name, ChunkWriter.for_metadata(metadata[name], tmp / name))
-                              for name in ("cdp_x", "cdp_y", *FIELD_BY_VARIABLE))
+        headers.writers.update((name, ChunkWriter.for_metadata(metadata[name], tmp / name))
+                               for name in ("cdp_x", "cdp_y", *FIELD_BY_VARIABLE))
 
-    checked = (FIELD_BY_BYTE[il_byte].variable, FIELD_BY_BYTE[xl_byte].variable, FIELD_BY_BYTE[SAMPLE_COUNT_BYTE].variable)
-
-    def finish(rows: slice, headers: np.ndarray, futures: list, last: bool) -> None:
-        # runs on the main thread while the workers go on with the next group of bands (after the last
-        # group they have nothing else to do: the header variables are written on the pool then)
+    def finish(band: slice, raw: np.ndarray, futures: list, last: bool) -> None:
+        # on the main thread while the workers go on with the next band (after the last band they have
+        # nothing else to do: the last group's header variables are written on the pool)
         nonlocal inexact
         for fut in futures:
             nbytes, stats = fut.result()
             bar.update(nbytes)
             inexact += stats.inexact
             live_range[0], live_range[1] = _nan_min(live_range[0], stats.lo), _nan_max(live_range[1], stats.hi)
-        fields = _write_header_rows(header_writers, rows, headers, geom.trace_index[rows] >= 0, layout.endian,
-                                    scratch, pool if last else None)
-        if not geom.verified and not geom.bins_match(rows, *(fields[v].reshape(headers.shape[:2]) for v in checked),
-                                                     layout.n_samples):
-            raise _GuessRejected(rows)
+        headers.done(band, raw, pool if last else None)
 
     live_range = [np.inf, -np.inf]
-    # two header buffers taking turns: one being filled by the workers, one being decoded and written
-    buffers = [np.empty((min(header_rows, n_il), n_xl, TRACE_HEADER_SIZE), dtype=np.uint8) for _ in range(2)]
-    scratch = np.empty(len(TRACE_FIELDS) * min(header_rows, n_il) * n_xl, dtype=np.int32)
     pool = ThreadPoolExecutor(max_workers=plan.workers, thread_name_prefix="seiscore-ingest")
     try:
         pending = None
-        for g, rows in enumerate(range(0, n_il, header_rows)):
-            rows = slice(rows, min(rows + header_rows, n_il))
-            headers = buffers[g % 2][:rows.stop - rows.start]
-            if not np.all(geom.trace_index[rows] >= 0):
-                headers.fill(0)  # dead bins keep all-zero headers
-            futures = [pool.submit(columns.run, band, xs, ss, headers, rows.start)
-                       for band in plan.bands(rows) for xs, ss in plan.columns()]
-            if not header_writers:
+        for b, band in enumerate(plan.bands()):
+            raw = headers.buffer(b, band)
+            futures = [pool.submit(columns.run, band, xs, ss, raw, band.start) for xs, ss in plan.columns()]
+            if not headers.writers:
                 create_the_rest()
             if pending is not None:
                 finish(*pending, last=False)
-            pending = rows, headers, futures
-            del headers, futures
+            pending = band, raw, futures
+            del raw, futures
         finish(*pending, last=True)
-        del pending, buffers, scratch
+        del pending, headers
     finally:
         pool.shutdown(wait=True, cancel_futures=True)  # on an error: drop queued columns, finish running ones
         columns.close()

@@ -113,10 +113,10 @@ def keys_to_floats(kmin: int, kmax: int) -> tuple[float, float]:
 
 
 @numba.njit(nogil=True, cache=True)
-def header_fields(raw, offsets, sizes, big, out):
-    """``raw`` uint8 ``(n, 240)`` trace headers -> ``out`` int32 ``(n_fields, n)``: field f is the
-    signed ``sizes[f]``-byte integer (2 or 4) at the even byte ``offsets[f]`` (0-based), big- or
-    little-endian. Each header is read once as 120 half-words, then the fields are picked out.
+def header_fields(raw, offsets, sizes, big, out, start):
+    """``raw`` uint8 ``(n, 240)`` trace headers -> ``out[:, start:start + n]`` (int32, one row per field):
+    field f is the signed ``sizes[f]``-byte integer (2 or 4) at the even byte ``offsets[f]`` (0-based),
+    big- or little-endian. Each header is read once as 120 half-words, then the fields are picked out.
     """
     n = raw.shape[0]
     nf = offsets.size
@@ -130,9 +130,9 @@ def header_fields(raw, offsets, sizes, big, out):
             i = offsets[f] >> 1
             if sizes[f] == 4:
                 hi, lo = (h[i], h[i + 1]) if big else (h[i + 1], h[i])
-                out[f, t] = np.int32((np.uint32(hi) << np.uint32(16)) | np.uint32(lo))
+                out[f, start + t] = np.int32((np.uint32(hi) << np.uint32(16)) | np.uint32(lo))
             else:
-                out[f, t] = np.int16(h[i])
+                out[f, start + t] = np.int16(h[i])
     return out
 
 
@@ -146,4 +146,4 @@ def warm_up() -> None:
         decode_float_traces(words, np.arange(2), 2, 0, 4, True, False, block,
                             np.zeros((1, 2, 240), dtype=np.uint8), raw, 0, 0, copy_headers)
     header_fields(np.zeros((1, 240), dtype=np.uint8), np.array([0, 4]), np.array([4, 2]), True,
-                  np.empty((2, 1), dtype=np.int32))
+                  np.empty((2, 1), dtype=np.int32), 0)
