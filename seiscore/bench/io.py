@@ -3,7 +3,9 @@
 Generates a post-stack SEG-Y file of about ``--size-gb`` GB under ``--dir`` (default /tmp)
 with plain segyio (timed: the segyio write baseline), then in the same run times a plain
 segyio read of every trace (hot page cache), ``seiscore.io.ingest`` with each compression
-(its compiled kernels loaded beforehand, as the page cache is warmed for the plain read)
+(its compiled kernels loaded beforehand, as the page cache is warmed for the plain read; the plain
+read, the ingests and the write floor run in rounds, one of each per round, so that the ratios compare runs
+made minutes apart on a shared machine as little as possible)
 (default lz4, zstd, none) and ``seiscore.io.export``, with the peak resident memory of each
 next to the configured bound, the CPU seconds each used (all threads; on a shared machine
 the less noisy figure, split into user and kernel time; timed runs have no memory sampler, the peak
@@ -61,34 +63,34 @@ def _plain_read(path: Path, block: int = 8192) -> None:
             f.trace.raw[a:a + block]
 
 
-def _timed(fn, repeats: int, cleanup=None) -> tuple[list[float], list[int], list[float], list[float], list[float]]:
-    """Wall seconds, peak RSS increase, CPU seconds (this process, all threads) and of those the user and
-    system (kernel) seconds of each repeat.
+def _once(fn, cleanup=None) -> tuple[float, float, float, float]:
+    """(wall, CPU, user, system) seconds of one call of ``fn`` (this process, all threads), after ``cleanup()``
+    and an untimed ``os.sync()``: writing GBs leaves dirty pages whose writeback otherwise throttles whatever
+    writes next (seen: ingest at 8 s CPU took 18 s wall)."""
+    if cleanup:
+        cleanup()
+    os.sync()
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    return wall, cpu, r1.ru_utime - r0.ru_utime, r1.ru_stime - r0.ru_stime
 
-    Each repeat starts after ``os.sync()``: writing a 2 GB file leaves GBs of dirty pages whose
-    writeback otherwise throttles whatever writes next (seen: ingest at 8 s CPU took 18 s wall).
-    """
-    times, peaks, cpus, users, syss = [], [], [], [], []
-    for _ in range(repeats):
-        if cleanup:
-            cleanup()
-        os.sync()  # untimed: no dirty-page writeback left over from the previous step throttles this one
-        r0 = resource.getrusage(resource.RUSAGE_SELF)
-        t0, c0 = time.perf_counter(), time.process_time()
-        fn()
-        times.append(time.perf_counter() - t0)
-        cpus.append(time.process_time() - c0)
-        r1 = resource.getrusage(resource.RUSAGE_SELF)
-        users.append(r1.ru_utime - r0.ru_utime)
-        syss.append(r1.ru_stime - r0.ru_stime)
-    # memory in a run of its own: the RSS sampler thread (a psutil poll every 5 ms) costs CPU and the GIL
+
+def _peak(fn, cleanup=None) -> int:
+    """Peak RSS increase of one call, in a run of its own (the sampler thread, a psutil poll every 5 ms,
+    costs CPU and the GIL: timed runs have none)."""
     if cleanup:
         cleanup()
     os.sync()
     with PeakRSS() as mem:
         fn()
-    peaks.append(mem.delta)
-    return times, peaks, cpus, users, syss
+    return mem.delta
+
+
+def _timed(fn, repeats: int, cleanup=None) -> list[tuple[float, float, float, float]]:
+    return [_once(fn, cleanup) for _ in range(repeats)]
 
 
 def _write_files(folder: Path, groups: list[tuple[int, int]], workers: int = 2) -> None:
@@ -131,6 +133,7 @@ def run(size_gb: float, repeats: int, memory_limit: str, workdir: Path) -> dict:
     stores = {c: work / f"s_{c}.zarr" for c in COMPRESSIONS}
     bound = parse_bytes(memory_limit)
     ratios_store = {}
+    peaks: dict[str, int] = {}
     try:
         cube = _cube(int(size_gb * 1e9))
         shape = cube.shape
@@ -140,45 +143,66 @@ def run(size_gb: float, repeats: int, memory_limit: str, workdir: Path) -> dict:
         size = src.stat().st_size
         _plain_read(src)  # warm the page cache so every reader sees the same cache state
         warm_up()  # load the compiled ingest kernels (~0.3 s once per process) outside the timed runs
-        rows["segyio read (plain)"] = _timed(lambda: _plain_read(src), repeats)
+        floor_dir = work / "write_floor"
+
+        def write_floor() -> None:  # the default store's bytes as that many files of its sizes, nothing else
+            d = ratios_store[COMPRESSIONS[0]]
+            _write_files(floor_dir, [(d["amplitude_bytes"], d["amplitude_files"]),
+                                     (d["store_bytes"] - d["amplitude_bytes"], d["store_files"] - d["amplitude_files"])])
+
+        ops = {"segyio read (plain)": (lambda: _plain_read(src), None)}
         for c, store in stores.items():
-            rows[f"seiscore ingest ({c})"] = _timed(lambda: ingest(src, store, memory_limit=memory_limit,
-                                                                   compression=c), repeats, lambda: _rm(store))
-            amp_bytes = _tree_bytes(store / "amplitude")
-            ratios_store[c] = {"store_bytes": _tree_bytes(store), "amplitude_bytes": amp_bytes,
-                               "amplitude_ratio": int(np.prod(shape)) * 4 / amp_bytes,
-                               "amplitude_files": sum(1 for f in (store / "amplitude").rglob("*") if f.is_file()),
-                               "store_files": sum(1 for f in store.rglob("*") if f.is_file())}
+            ops[f"seiscore ingest ({c})"] = (lambda c=c, store=store: ingest(src, store, memory_limit=memory_limit,
+                                                                             compression=c), lambda store=store: _rm(store))
+            if c == COMPRESSIONS[0]:
+                ops["raw file write (store size)"] = (write_floor, lambda: _rm(floor_dir))
+        # rounds: each round runs every operation once, so the plain read and the ingests it is compared with
+        # see the same machine (a shared machine drifts over minutes)
+        for name in ops:
+            rows[name] = []
+        for _ in range(repeats):
+            for name, (fn, cleanup) in ops.items():
+                rows[name].append(_once(fn, cleanup))
+                c = name[len("seiscore ingest ("):-1] if name.startswith("seiscore ingest") else None
+                if c and c not in ratios_store:
+                    store = stores[c]
+                    amp_bytes = _tree_bytes(store / "amplitude")
+                    ratios_store[c] = {"store_bytes": _tree_bytes(store), "amplitude_bytes": amp_bytes,
+                                       "amplitude_ratio": int(np.prod(shape)) * 4 / amp_bytes,
+                                       "amplitude_files": sum(1 for f in (store / "amplitude").rglob("*") if f.is_file()),
+                                       "store_files": sum(1 for f in store.rglob("*") if f.is_file())}
+        for name, (fn, cleanup) in ops.items():
+            if name.startswith("seiscore"):
+                peaks[name] = _peak(fn, cleanup)
+        for c, store in stores.items():
             if c != COMPRESSIONS[0]:
                 _rm(store)
-        # the floor of any ingest here: writing the default store's bytes as that many files of its sizes
-        floor_dir = work / "write_floor"
-        default = ratios_store[COMPRESSIONS[0]]
-        rows["raw file write (store size)"] = _timed(
-            lambda: _write_files(floor_dir, [(default["amplitude_bytes"], default["amplitude_files"]),
-                                             (default["store_bytes"] - default["amplitude_bytes"],
-                                              default["store_files"] - default["amplitude_files"])]), repeats,
-            lambda: _rm(floor_dir))
         _rm(floor_dir)
-        rows["seiscore export"] = _timed(lambda: export(stores[COMPRESSIONS[0]], out, memory_limit=memory_limit),
-                                         repeats, lambda: _rm(out))
+        lz4 = stores[COMPRESSIONS[0]]  # left by its memory run: the default store, for the export rows
+        rows["seiscore export"] = _timed(lambda: export(lz4, out, memory_limit=memory_limit), repeats,
+                                         lambda: _rm(out))
+        peaks["seiscore export"] = _peak(lambda: export(lz4, out, memory_limit=memory_limit), lambda: _rm(out))
         exact = out.read_bytes() == src.read_bytes() if size < 4e9 else None
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    rows = {k: tuple(map(list, zip(*v))) for k, v in rows.items()}  # -> (walls, cpus, users, syss)
     med = {k: statistics.median(v[0]) for k, v in rows.items()}
     result = {
         "file_bytes": size, "shape": list(shape), "repeats": repeats, "memory_limit_bytes": bound,
         "workdir": str(workdir), "compression": ratios_store, "export_byte_exact": exact,
         "load_average": os.getloadavg(), "cpu_count": os.cpu_count(),
         "ops": {k: {"seconds": v[0], "median_s": med[k], "mb_per_s": size / med[k] / 1e6,
-                    "cpu_seconds": v[2], "median_cpu_s": statistics.median(v[2]),
-                    "median_user_s": statistics.median(v[3]), "median_sys_s": statistics.median(v[4]),
-                    "peak_rss_delta_bytes": max(v[1])} for k, v in rows.items()},
+                    "cpu_seconds": v[1], "median_cpu_s": statistics.median(v[1]),
+                    "median_user_s": statistics.median(v[2]), "median_sys_s": statistics.median(v[3]),
+                    "peak_rss_delta_bytes": peaks.get(k, 0)} for k, v in rows.items()},
     }
     r = lambda a, b: med[b] / med[a]  # noqa: E731 - throughput ratio a vs b = time b / time a
     result["ratios"] = {f"ingest_{c}_vs_plain_read": r(f"seiscore ingest ({c})", "segyio read (plain)")
                         for c in COMPRESSIONS}
     result["ratios"]["export_vs_plain_write"] = r("seiscore export", "segyio write (plain)")
+    read = rows["segyio read (plain)"][0]
+    result["round_ratios"] = {f"ingest_{c}_vs_plain_read": [t / i for t, i in zip(read, rows[f"seiscore ingest ({c})"][0])]
+                              for c in COMPRESSIONS}
     # best ingest possible = read the file + write the store: serially, or both overlapped on 2 cores
     t_r, t_w = med["segyio read (plain)"], med["raw file write (store size)"]
     cpu = {k: result["ops"][k]["median_cpu_s"] for k in ("segyio read (plain)", "raw file write (store size)")}
@@ -200,7 +224,8 @@ def markdown(res: dict) -> str:
         "# I/O benchmark: SEG-Y <-> survey store",
         "",
         f"File: {res['file_bytes'] / 1e9:.2f} GB post-stack SEG-Y, shape {tuple(res['shape'])} (IEEE float, big-endian), "
-        f"in `{res['workdir']}`; medians of {res['repeats']} runs; memory bound {res['memory_limit_bytes'] / 1e9:.2f} GB; "
+        f"in `{res['workdir']}`; medians of {res['repeats']} runs (read, ingests and write floor in rounds, one of each "
+        f"per round); memory bound {res['memory_limit_bytes'] / 1e9:.2f} GB; "
         f"export byte-exact: {res['export_byte_exact']}; {res['cpu_count']} cores, load average at the end "
         f"{res['load_average'][0]:.1f} (shared machine: compare ratios, not absolute figures).",
         "",
@@ -209,8 +234,11 @@ def markdown(res: dict) -> str:
         "",
     ]
     for c in comp:
-        lines.append(f"- ingest ({c}) / plain segyio read: **{ratios[f'ingest_{c}_vs_plain_read']:.0%}**"
-                     f"{' (default; target >= 70 %)' if c == next(iter(comp)) else ''}; amplitude compression "
+        per_round = res.get("round_ratios", {}).get(f"ingest_{c}_vs_plain_read", [])
+        rounds = (f" (per round: {', '.join(f'{x:.0%}' for x in per_round)}; median "
+                  f"{statistics.median(per_round):.0%})") if per_round else ""
+        lines.append(f"- ingest ({c}) / plain segyio read: **{ratios[f'ingest_{c}_vs_plain_read']:.0%}**{rounds}"
+                     f"{'; default, target >= 70 %' if c == next(iter(comp)) else ''}; amplitude compression "
                      f"{comp[c]['amplitude_ratio']:.3f}x, store {comp[c]['store_bytes'] / 1e9:.2f} GB")
     fl, d = res["floor"], comp[next(iter(comp))]
     lines += [
