@@ -5,7 +5,7 @@ with plain segyio (timed: the segyio write baseline), then in the same run times
 segyio read of every trace (hot page cache), ``seiscore.io.ingest`` with each compression
 (its compiled kernels loaded beforehand, as the page cache is warmed for the plain read; the plain
 read, the ingests and the write floor run in rounds, one of each per round, so that the ratios compare runs
-made minutes apart on a shared machine as little as possible)
+made minutes apart on a shared machine as little as possible; a first, untimed round is reported apart)
 (default lz4, zstd, none) and ``seiscore.io.export``, with the peak resident memory of each
 next to the configured bound, the CPU seconds each used (all threads; on a shared machine
 the less noisy figure, split into user and kernel time; timed runs have no memory sampler, the peak
@@ -134,6 +134,7 @@ def run(size_gb: float, repeats: int, memory_limit: str, workdir: Path) -> dict:
     bound = parse_bytes(memory_limit)
     ratios_store = {}
     peaks: dict[str, int] = {}
+    first_round: dict[str, float] = {}
     try:
         cube = _cube(int(size_gb * 1e9))
         shape = cube.shape
@@ -158,11 +159,16 @@ def run(size_gb: float, repeats: int, memory_limit: str, workdir: Path) -> dict:
                 ops["raw file write (store size)"] = (write_floor, lambda: _rm(floor_dir))
         # rounds: each round runs every operation once, so the plain read and the ingests it is compared with
         # see the same machine (a shared machine drifts over minutes)
+        # plus one untimed first round: a fresh process pays ~0.3-0.9 s once for its first ingest (loading
+        # the kernels' machine code, first touch of ~200 MB of buffers the host has to back); reported apart
         for name in ops:
             rows[name] = []
-        for _ in range(repeats):
+        for r in range(repeats + 1):
             for name, (fn, cleanup) in ops.items():
-                rows[name].append(_once(fn, cleanup))
+                if r == 0:
+                    first_round[name] = _once(fn, cleanup)[0]
+                else:
+                    rows[name].append(_once(fn, cleanup))
                 c = name[len("seiscore ingest ("):-1] if name.startswith("seiscore ingest") else None
                 if c and c not in ratios_store:
                     store = stores[c]
@@ -190,6 +196,7 @@ def run(size_gb: float, repeats: int, memory_limit: str, workdir: Path) -> dict:
     result = {
         "file_bytes": size, "shape": list(shape), "repeats": repeats, "memory_limit_bytes": bound,
         "workdir": str(workdir), "compression": ratios_store, "export_byte_exact": exact,
+        "first_round_seconds": first_round,
         "load_average": os.getloadavg(), "cpu_count": os.cpu_count(),
         "ops": {k: {"seconds": v[0], "median_s": med[k], "mb_per_s": size / med[k] / 1e6,
                     "cpu_seconds": v[1], "median_cpu_s": statistics.median(v[1]),
@@ -248,6 +255,8 @@ def markdown(res: dict) -> str:
         f"must at least read the file and write the store: {fl['serial_s']:.2f} s one after the other = at best "
         f"**{fl['best_ratio_serial']:.0%}** of plain read, {fl['overlapped_s']:.2f} s fully overlapped on 2 cores = at best "
         f"**{fl['best_ratio_overlapped']:.0%}** (before decoding or compressing anything)",
+        f"- first (untimed) round, seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in res.get("first_round_seconds", {}).items())
+        + " (a fresh process's first ingest loads the kernels and first-touches its buffers once)",
         f"- export / plain segyio write: **{ratios['export_vs_plain_write']:.0%}** (target >= 70 %)",
         f"- peak memory within the bound: **{res['peak_within_bound']}**",
         "",
