@@ -21,8 +21,8 @@ from seiscore.io import DuplicateTraceError, ingest, open_survey
 from seiscore.io.chunk_writer import _BloscEncoder
 from seiscore.io.geometry import guess_regular, probe, scan
 from seiscore.io.headers import TRACE_FIELDS, decode_trace_headers, trace_header_dtype
-from seiscore.io.kernels import HEADER_WORDS, decode_float_traces, keys_to_floats
-from seiscore.io.samples import IBM_FLOAT, IEEE_FLOAT, decode, encode, raw_dtype
+from seiscore.io.kernels import decode_float_traces, float32_to_ibm, keys_to_floats
+from seiscore.io.samples import IBM_FLOAT, IEEE_FLOAT, decode, encode, float_to_ibm, ibm_to_float32, raw_dtype
 from seiscore.io.segy_write import SegyWriteSpec, write_cube
 from seiscore.io.store import consolidate, temp_path
 
@@ -74,6 +74,19 @@ def test_decode_kernel_range_with_special_values(special, expected):
     else:
         assert (lo, hi) == expected
     assert keys_to_floats(2**31 - 1, -2**31) == (np.inf, -np.inf)  # nothing decoded
+
+
+def test_ibm_encoder_matches_numpy_reference():
+    bits = np.random.default_rng(7).integers(0, 2**32, 500_000, dtype=np.uint64).astype(np.uint32)
+    x = bits.view(np.float32).copy()  # every kind of float32: normal, subnormal, zero, inf, NaN
+    x[:8] = (0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -3.4e38, 1.0)
+    with np.errstate(all="ignore"):
+        expected = float_to_ibm(x)
+    np.testing.assert_array_equal(float32_to_ibm(x, np.empty(x.shape, np.uint32), False), expected)
+    big = encode(x.reshape(500, 1000), IBM_FLOAT, "big")
+    assert big.dtype == np.dtype(">u4") and np.array_equal(big.reshape(-1).astype(np.uint32), expected)
+    ibm = expected[np.isfinite(x)]  # IBM -> float32 -> IBM is exact for the words float32 can reach
+    np.testing.assert_array_equal(float32_to_ibm(ibm_to_float32(ibm), np.empty(ibm.shape, np.uint32), False), ibm)
 
 
 @pytest.mark.parametrize("endian", ["big", "little"])

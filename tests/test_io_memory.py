@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from seiscore.io.segy_write import SegyWriteSpec, write_cube
 
@@ -29,10 +30,11 @@ print(json.dumps({"ingest": ingest_peak, "export": export_peak}))
 """
 
 
-def test_ingest_and_export_stay_under_memory_bound(tmp_path):
+@pytest.mark.parametrize("fmt", [5, 1])  # IEEE, and IBM whose encoding once needed ~50 bytes a sample
+def test_ingest_and_export_stay_under_memory_bound(tmp_path, fmt):
     rng = np.random.default_rng(0)
     cube = rng.standard_normal(SHAPE, dtype=np.float32)
-    src = write_cube(tmp_path / "big.sgy", cube, SegyWriteSpec())
+    src = write_cube(tmp_path / "big.sgy", cube, SegyWriteSpec(format=fmt))
     del cube
     size = src.stat().st_size
     assert size > 4 * BOUND

@@ -1,4 +1,4 @@
-"""``python -m seiscore.bench io [--quick] [--size-gb 2] [--repeats 5]``: SEG-Y <-> store throughput.
+"""``python -m seiscore.bench io [--quick] [--size-gb 2] [--repeats 5] [--format ieee|ibm]``: SEG-Y <-> store throughput.
 
 Generates a post-stack SEG-Y file of about ``--size-gb`` GB under ``--dir`` (default /tmp)
 with plain segyio (timed: the segyio write baseline), then in the same run times a plain
@@ -127,7 +127,10 @@ def _tree_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def run(size_gb: float, repeats: int, memory_limit: str, workdir: Path) -> dict:
+SAMPLE_FORMATS = {"ieee": 5, "ibm": 1}
+
+
+def run(size_gb: float, repeats: int, memory_limit: str, workdir: Path, sample_format: str = "ieee") -> dict:
     work = Path(tempfile.mkdtemp(prefix="seis-bench-io-", dir=workdir))
     src, out = work / "src.sgy", work / "out.sgy"
     stores = {c: work / f"s_{c}.zarr" for c in COMPRESSIONS}
@@ -138,7 +141,8 @@ def run(size_gb: float, repeats: int, memory_limit: str, workdir: Path) -> dict:
     try:
         cube = _cube(int(size_gb * 1e9))
         shape = cube.shape
-        rows = {"segyio write (plain)": _timed(lambda: write_cube(src, cube, SegyWriteSpec()), repeats,
+        spec = SegyWriteSpec(format=SAMPLE_FORMATS[sample_format])
+        rows = {"segyio write (plain)": _timed(lambda: write_cube(src, cube, spec), repeats,
                                                lambda: _rm(src))}
         del cube
         size = src.stat().st_size
@@ -194,7 +198,7 @@ def run(size_gb: float, repeats: int, memory_limit: str, workdir: Path) -> dict:
     rows = {k: tuple(map(list, zip(*v))) for k, v in rows.items()}  # -> (walls, cpus, users, syss)
     med = {k: statistics.median(v[0]) for k, v in rows.items()}
     result = {
-        "file_bytes": size, "shape": list(shape), "repeats": repeats, "memory_limit_bytes": bound,
+        "file_bytes": size, "shape": list(shape), "sample_format": sample_format, "repeats": repeats, "memory_limit_bytes": bound,
         "workdir": str(workdir), "compression": ratios_store, "export_byte_exact": exact,
         "first_round_seconds": first_round,
         "load_average": os.getloadavg(), "cpu_count": os.cpu_count(),
@@ -230,7 +234,8 @@ def markdown(res: dict) -> str:
     lines = [
         "# I/O benchmark: SEG-Y <-> survey store",
         "",
-        f"File: {res['file_bytes'] / 1e9:.2f} GB post-stack SEG-Y, shape {tuple(res['shape'])} (IEEE float, big-endian), "
+        f"File: {res['file_bytes'] / 1e9:.2f} GB post-stack SEG-Y, shape {tuple(res['shape'])} "
+        f"({'IBM' if res.get('sample_format') == 'ibm' else 'IEEE'} float, big-endian), "
         f"in `{res['workdir']}`; medians of {res['repeats']} runs (read, ingests and write floor in rounds, one of each "
         f"per round); memory bound {res['memory_limit_bytes'] / 1e9:.2f} GB; "
         f"export byte-exact: {res['export_byte_exact']}; {res['cpu_count']} cores, load average at the end "
@@ -271,12 +276,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size-gb", type=float, default=2.0)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--memory-limit", default="1GB")
+    ap.add_argument("--format", choices=sorted(SAMPLE_FORMATS), default="ieee",
+                    help="sample format of the generated file (default ieee; results of ibm go to io_ibm.*)")
     ap.add_argument("--dir", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")),
                     help="where the SEG-Y file and stores are written (default /tmp)")
     args = ap.parse_args(argv)
     size, repeats = (0.2, 1) if args.quick else (args.size_gb, args.repeats)
-    res = run(size, repeats, args.memory_limit, args.dir)
+    res = run(size, repeats, args.memory_limit, args.dir, args.format)
     md = markdown(res)
-    write_results("io" if not args.quick else "io_quick", res, md)
+    name = "io" + ("" if args.format == "ieee" else f"_{args.format}") + ("_quick" if args.quick else "")
+    write_results(name, res, md)
     print(md)
     return 0

@@ -147,3 +147,82 @@ def warm_up() -> None:
                             np.zeros((1, 2, 240), dtype=np.uint8), raw, 0, 0, copy_headers)
     header_fields(np.zeros((1, 240), dtype=np.uint8), np.array([0, 4]), np.array([4, 2]), True,
                   np.empty((2, 1), dtype=np.int32), 0)
+
+
+@numba.njit(inline="always")
+def _ibm_word(b):
+    """IBM single word for the float32 with bits ``b`` (see :func:`float32_to_ibm`)."""
+    a = b & np.uint32(0x7FFFFFFF)
+    sign = b & np.uint32(0x80000000)
+    ex = np.int32(a >> np.uint32(23))
+    f = np.int32(a & np.uint32(0x7FFFFF))
+    if ex == 0:  # zero or subnormal: normalise the significand (rare: a loop is fine)
+        if f == 0:
+            return np.uint32(0)
+        e = np.int32(-125)
+        while f < 0x800000:
+            f <<= 1
+            e -= 1
+    elif ex == 255:  # inf -> largest magnitude; NaN -> 0
+        return sign | np.uint32(0x7FFFFFFF) if f == 0 else np.uint32(0)
+    else:
+        f |= np.int32(0x800000)
+        e = ex - np.int32(126)
+    e16 = (e + np.int32(3)) >> np.int32(2)  # ceil(e / 4), arithmetic shift floors
+    rsh = np.int32(4) * e16 - e  # 0..3
+    half = (np.int32(1) << rsh) >> np.int32(1)
+    odd = (f >> rsh) & np.int32(1)
+    q = (f + half - np.int32(1) + odd) >> rsh if rsh > 0 else f  # round half to even
+    if q == 0x1000000:  # rounded up to 2^24: one hex digit more
+        q = np.int32(0x100000)
+        e16 += 1
+    return sign | (np.uint32(e16 + 64) << np.uint32(24)) | np.uint32(q)
+
+
+@numba.njit(inline="always")
+def _ibm_word_fast(b):
+    """:func:`_ibm_word` without branches for normal floats, zeros, inf and NaN (vectorisable); 0 for a
+    subnormal, which the caller redoes with :func:`_ibm_word`."""
+    a = b & np.uint32(0x7FFFFFFF)
+    sign = b & np.uint32(0x80000000)
+    ex = np.int32(a >> np.uint32(23))
+    f = np.int32(a & np.uint32(0x7FFFFF)) | np.int32(0x800000)
+    e = ex - np.int32(126)
+    e16 = (e + np.int32(3)) >> np.int32(2)
+    rsh = np.int32(4) * e16 - e
+    half = (np.int32(1) << rsh) >> np.int32(1)
+    odd = (f >> rsh) & np.int32(1)
+    q = (f + half - np.int32(1) + odd) >> rsh
+    q = f if rsh == 0 else q
+    carry = np.int32(q == np.int32(0x1000000))
+    q = np.int32(0x100000) if carry else q
+    w = sign | (np.uint32(e16 + carry + 64) << np.uint32(24)) | np.uint32(q)
+    w = (sign | np.uint32(0x7FFFFFFF)) if a == np.uint32(0x7F800000) else w
+    return np.uint32(0) if (ex == 0 or a > np.uint32(0x7F800000)) else w
+
+
+@numba.njit(nogil=True, cache=True)
+def float32_to_ibm(values, out, swap):
+    """float32 ``values`` -> IBM single words in ``out`` (uint32, same shape, byte-swapped when ``swap``).
+
+    Integer arithmetic on the float32 bits: the significand ``F`` (24 bits, leading one at bit 23) and
+    frexp exponent ``e`` give the hex exponent ``ceil(e / 4)``; ``F`` shifted right by ``4 ceil(e/4) - e``
+    (0-3) bits, rounded half to even, is the IBM fraction (a carry to 2^24 renormalises). Every float32
+    is in IBM's range, so nothing clips. Zeros (either sign) -> 0, NaN -> 0, +-inf -> the largest IBM
+    magnitude with its sign (IBM has neither). One branch-free pass, then subnormals (if any) redone.
+    """
+    bits = values.reshape(-1).view(np.uint32)
+    o = out.reshape(-1)
+    subnormal = False
+    for i in range(bits.size):
+        b = bits[i]
+        subnormal |= (b & np.uint32(0x7F800000)) == 0 and (b & np.uint32(0x7FFFFF)) != 0
+        o[i] = _ibm_word_fast(b)
+    if subnormal:
+        for i in range(bits.size):
+            if (bits[i] & np.uint32(0x7F800000)) == 0:
+                o[i] = _ibm_word(bits[i])
+    if swap:
+        for i in range(o.size):
+            o[i] = _bswap32(o[i])
+    return out

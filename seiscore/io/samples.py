@@ -9,6 +9,8 @@ nearest integer and clips to the type's range.
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from .errors import SegyError
@@ -58,7 +60,8 @@ def ibm_to_float32(words: np.ndarray) -> np.ndarray:
 
 
 def float_to_ibm(x: np.ndarray) -> np.ndarray:
-    """float -> uint32 IBM words (native order), rounding the fraction to nearest even."""
+    """float -> uint32 IBM words (native order), rounding the fraction to nearest even; zeros and NaN -> 0,
+    +-inf -> the largest magnitude (the reference of :func:`seiscore.io.kernels.float32_to_ibm`)."""
     x = np.asarray(x, dtype=np.float64)
     m, e = np.frexp(np.abs(x))  # |x| = m 2^e, 0.5 <= m < 1
     e16 = -((-e) // 4)  # ceil(e / 4)
@@ -69,10 +72,14 @@ def float_to_ibm(x: np.ndarray) -> np.ndarray:
     biased = e16 + 64
     frac = np.where(biased > 127, 0xFFFFFF, frac)
     biased = np.clip(biased, 0, 127)
-    zero = (x == 0) | (e16 + 64 < 0) | ~np.isfinite(x)
-    words = (biased.astype(np.uint32) << np.uint32(24)) | frac.astype(np.uint32)
+    finite = np.isfinite(x)
+    zero = (x == 0) | (e16 + 64 < 0)
+    with np.errstate(invalid="ignore"):
+        words = (biased.astype(np.uint32) << np.uint32(24)) | np.where(finite, frac, 0).astype(np.uint32)
     words |= np.signbit(x).astype(np.uint32) << np.uint32(31)
-    words[zero & np.isfinite(x)] = 0
+    words[zero & finite] = 0
+    words[np.isinf(x)] |= np.uint32(0x7FFFFFFF)  # IBM has no infinity: the largest magnitude
+    words[np.isnan(x)] = 0
     return words
 
 
@@ -84,10 +91,14 @@ def decode(raw: np.ndarray, fmt: int, endian: str) -> np.ndarray:
 
 
 def encode(values: np.ndarray, fmt: int, endian: str) -> np.ndarray:
-    """float32 samples -> on-disk dtype of format ``fmt`` in ``endian`` byte order."""
+    """float32 samples -> on-disk dtype of format ``fmt`` in ``endian`` byte order (IBM: one pass of
+    :func:`seiscore.io.kernels.float32_to_ibm`, no float64 temporaries)."""
     dt = raw_dtype(fmt, endian)
     if fmt == IBM_FLOAT:
-        return float_to_ibm(values).astype(dt)
+        from .kernels import float32_to_ibm
+        values = np.ascontiguousarray(values, dtype=np.float32)
+        out = np.empty(values.shape, dtype=np.uint32)
+        return float32_to_ibm(values, out, dt.byteorder == (">" if sys.byteorder == "little" else "<")).view(dt)
     if dt.kind in "iu":
         info = np.iinfo(dt)
         values = np.clip(np.rint(values), info.min, info.max)
