@@ -8,6 +8,7 @@ sample of a batch of raw traces still in cache from the read.
   max of what it decoded; optionally copies each trace's 240 header bytes next to it.
 - :func:`header_fields`: raw 240-byte trace headers -> one int32 row per field (sign-extended,
   either byte order): one read of each header instead of one strided pass per field.
+- :func:`float32_to_ibm`: export's IBM encoder, integer arithmetic on the float32 bits.
 """
 
 from __future__ import annotations
@@ -136,19 +137,6 @@ def header_fields(raw, offsets, sizes, big, out, start):
     return out
 
 
-def warm_up() -> None:
-    """Load (or compile, on first use on a machine) both kernels for the argument types ingest passes,
-    e.g. before measuring memory: loading them costs a one-off ~20 MB of Python allocations."""
-    words = np.zeros((2, HEADER_WORDS + 4), dtype=np.uint32)
-    raw = words.view(np.uint8)
-    block = np.zeros((1, 1, 2, 4), dtype=np.float32)
-    for copy_headers in (False, True):
-        decode_float_traces(words, np.arange(2), 2, 0, 4, True, False, block,
-                            np.zeros((1, 2, 240), dtype=np.uint8), raw, 0, 0, copy_headers)
-    header_fields(np.zeros((1, 240), dtype=np.uint8), np.array([0, 4]), np.array([4, 2]), True,
-                  np.empty((2, 1), dtype=np.int32), 0)
-
-
 @numba.njit(inline="always")
 def _ibm_word(b):
     """IBM single word for the float32 with bits ``b`` (see :func:`float32_to_ibm`)."""
@@ -226,3 +214,18 @@ def float32_to_ibm(values, out, swap):
         for i in range(o.size):
             o[i] = _bswap32(o[i])
     return out
+
+
+def warm_up() -> None:
+    """Load (or compile, on first use on a machine) the kernels for the argument types ingest and export pass,
+    e.g. before measuring memory: loading them costs a one-off ~20 MB of Python allocations."""
+    words = np.zeros((2, HEADER_WORDS + 4), dtype=np.uint32)
+    raw = words.view(np.uint8)
+    block = np.zeros((1, 1, 2, 4), dtype=np.float32)
+    for copy_headers in (False, True):
+        decode_float_traces(words, np.arange(2), 2, 0, 4, True, False, block,
+                            np.zeros((1, 2, 240), dtype=np.uint8), raw, 0, 0, copy_headers)
+    header_fields(np.zeros((1, 240), dtype=np.uint8), np.array([0, 4]), np.array([4, 2]), True,
+                  np.empty((2, 1), dtype=np.int32), 0)
+    for swap in (False, True):
+        float32_to_ibm(np.ones((1, 2), dtype=np.float32), np.empty((1, 2), dtype=np.uint32), swap)
