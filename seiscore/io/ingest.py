@@ -1,13 +1,15 @@
 """SEG-Y -> survey store, streaming chunk column by chunk column under a memory bound.
 
-Steps: probe the layout and scan the (inline, crossline) grid (a few header bytes per
-trace); create the store schema under a temporary name; split the cube into chunk columns
-(``ci`` inlines x ``cx`` crosslines x a sample window, see :mod:`seiscore.io.plan`) and let a
-pool of threads (one per core) read each column's traces in large runs, decode them straight
-into a chunk-major block (byte swap + conversion in one pass), Blosc-compress the chunks and
-write the chunk files directly (:mod:`seiscore.io.chunk_writer`); decode each group of bands'
-trace headers into the per-field variables on a background thread; finally flag the store
-complete and rename it into place.
+Steps: probe the layout; propose the (inline, crossline) grid of a regular file from its first line
+and last trace (:func:`~seiscore.io.geometry.guess_regular`), or scan every trace's numbers for any
+other file; create ``amplitude`` under a temporary name; split the cube into chunk columns (``ci``
+inlines x ``cx`` crosslines x a sample window, see :mod:`seiscore.io.plan`) and let a pool of threads
+(one per core) read each column's traces in runs into an L2-sized buffer, decode them straight into a
+chunk-major block (:mod:`seiscore.io.kernels` for IEEE / IBM samples), Blosc-compress the chunks and
+write the shard files directly (:mod:`seiscore.io.chunk_writer`). Meanwhile the main thread creates the
+other variables, then decodes each finished band's trace headers into the per-field variables, checking
+a proposed grid trace by trace (a mismatch restarts with the full scan). Finally the store is flagged
+complete, consolidated and renamed into place.
 """
 
 from __future__ import annotations
