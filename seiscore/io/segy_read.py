@@ -89,9 +89,9 @@ class TraceReader:
 
         ``block`` is ``(n_k, ci, cx, cs)`` float32 (``block[k]``: the chunk of samples
         ``window.start + k*cs ...``); trace ``traces[i]`` sits at position ``pos[i]`` (row
-        ``pos // width``, column ``pos % width``) of the column, a ``grid = (rows, width)`` of bins. ``batch`` traces are read at a
-        time. With ``headers``, each trace's
-        240 header bytes are copied to ``headers[origin[0] + row, origin[1] + col]``.
+        ``pos // width``, column ``pos % width``) of the column, a ``grid = (rows, width)`` of bins.
+        ``batch`` traces are read at a time. With ``headers``, each trace's 240 header bytes are
+        copied to ``headers[origin[0] + row, origin[1] + col]``.
         """
         stats = ColumnStats()
         width = grid[1]
@@ -103,11 +103,11 @@ class TraceReader:
             raw = self.read_raw(traces[k:k + step])
             if self.kernel_decodes:
                 dummy = headers is None
-                lo, hi = decode_float_traces(
+                key_lo, key_hi = decode_float_traces(
                     raw.view(np.uint32), p, width, window.start, length, self.layout.endian == "big",
                     self.layout.format == IBM_FLOAT, block,
                     _NO_HEADERS if dummy else headers, raw, origin[0], origin[1], not dummy)
-                kmin, kmax = min(kmin, lo), max(kmax, hi)
+                kmin, kmax = min(kmin, key_lo), max(kmax, key_hi)
                 continue
             self.decode_block(raw, window, block, p, width)
             if self.layout.format in INEXACT_FORMATS:
