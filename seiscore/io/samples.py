@@ -14,6 +14,7 @@ import sys
 import numpy as np
 
 from .errors import SegyError
+from .kernels import float32_to_ibm
 
 IBM_FLOAT = 1
 IEEE_FLOAT = 5
@@ -95,7 +96,6 @@ def encode(values: np.ndarray, fmt: int, endian: str) -> np.ndarray:
     :func:`seiscore.io.kernels.float32_to_ibm`, no float64 temporaries)."""
     dt = raw_dtype(fmt, endian)
     if fmt == IBM_FLOAT:
-        from .kernels import float32_to_ibm
         values = np.ascontiguousarray(values, dtype=np.float32)
         out = np.empty(values.shape, dtype=np.uint32)
         return float32_to_ibm(values, out, dt.byteorder == (">" if sys.byteorder == "little" else "<")).view(dt)
