@@ -4,13 +4,12 @@ zarr-python's write path runs every chunk through an asyncio codec pipeline (tas
 chunk, buffer prototypes, fill checks, store abstraction): on two cores that costs more
 than the compression itself. For arrays whose codecs are ``bytes`` (little-endian) and an
 optional ``blosc`` compressor, a chunk file is just ``blosc(chunk.tobytes())`` at
-``<array>/<chunk key>``, which this writer produces directly (numcodecs' Blosc with the
-array's own parameters, called from the caller's thread: it releases the GIL, so several
-threads compress in parallel). Chunks are compressed by python-blosc where the array's Blosc
-block size is automatic: the same c-blosc release and the same bytes as numcodecs, but a build
-with the AVX2 bit shuffle, ~20 % faster here (numcodecs otherwise). The files are byte-for-byte
-what zarr would write, so any
-Zarr v3 reader (``xarray.open_zarr``) reads them. Like zarr's default
+``<array>/<chunk key>``, which this writer produces directly (Blosc with the array's own
+parameters, called from the caller's thread without the GIL, so several threads compress in
+parallel). The compressor is python-blosc where the array's Blosc block size is automatic: the
+same c-blosc release and the same bytes as numcodecs, but a build with the AVX2 bit shuffle,
+~20 % faster here (numcodecs otherwise). The files are byte-for-byte what zarr would write, so
+any Zarr v3 reader (``xarray.open_zarr``) reads them. Like zarr's default
 (``write_empty_chunks=False``) a chunk whose bits all equal the fill value is not written.
 
 Sharded arrays (Zarr v3 ``sharding_indexed``: one file per shard holding many chunks, then an

@@ -138,15 +138,24 @@ class Geometry:
     def n_live(self) -> int:
         return int(np.count_nonzero(self.trace_index >= 0))
 
-    def bins_match(self, rows: slice, inlines: np.ndarray, crosslines: np.ndarray, n_samples: np.ndarray,
-                   layout_samples: int) -> bool:
-        """True when the header numbers of the traces on grid rows ``rows`` (arrays ``(rows, n_xl)``,
-        dead bins ignored) are those of their bins, and their sample counts (byte 115) are the
-        file's or 0: what :func:`scan` checks, for the rows of a :func:`guess_regular` grid."""
-        live = self.trace_index[rows] >= 0
-        ok = (inlines == self.inlines[rows, None]) & (crosslines == self.crosslines[None, :])
-        ok &= (n_samples == layout_samples) | (n_samples == 0)
-        return bool(np.all(ok | ~live))
+    def bins_match(self, rows: slice, il: np.ndarray, xl: np.ndarray, ns: np.ndarray, n_samples: int) -> bool:
+        """True when the header numbers ``il``, ``xl`` of the traces on grid rows ``rows`` (arrays
+        ``(rows, n_xl)``, dead bins ignored) are those of their bins, and their sample counts ``ns``
+        (byte 115) fit the file's ``n_samples``: what :func:`scan` checks, for the rows of a
+        :func:`guess_regular` grid."""
+        ok = (il == self.inlines[rows, None]) & (xl == self.crosslines[None, :]) & _sample_counts_fit(ns, n_samples)
+        return bool(np.all(ok | (self.trace_index[rows] < 0)))
+
+
+def _sample_counts_fit(ns: np.ndarray, n_samples: int) -> np.ndarray:
+    """Trace-header sample counts that agree with the file's: equal, or 0 (not filled in)."""
+    return (ns == n_samples) | (ns == 0)
+
+
+def _number_words(il_byte: int, xl_byte: int) -> list[tuple[int, int]]:
+    """(byte, size) of the inline, crossline and sample-count header words that place a trace."""
+    return [(il_byte, field_at(il_byte, "inline byte").size), (xl_byte, field_at(xl_byte, "crossline byte").size),
+            (SAMPLE_COUNT_BYTE, 2)]
 
 
 def _grouped(slow: np.ndarray, fast: np.ndarray) -> bool:
@@ -181,8 +190,7 @@ def guess_regular(layout: SegyLayout, il_byte: int = 189, xl_byte: int = 193,
     back to :func:`scan` on the first mismatch. Returns None (use :func:`scan`) when the file does
     not evidently follow the pattern.
     """
-    fields = [(il_byte, field_at(il_byte, "inline byte").size), (xl_byte, field_at(xl_byte, "crossline byte").size),
-              (SAMPLE_COUNT_BYTE, 2)]
+    fields = _number_words(il_byte, xl_byte)
     ntr = layout.tracecount
     if il_byte == xl_byte or ntr < 2:
         return None
@@ -208,7 +216,7 @@ def guess_regular(layout: SegyLayout, il_byte: int = 189, xl_byte: int = 193,
     d_slow = int(slow[n_fast] - slow[0]) if n_slow > 1 else 1
     t = np.arange(n)
     if not (np.array_equal(fast, fast[0] + d_fast * (t % n_fast)) and np.array_equal(slow, slow[0] + d_slow * (t // n_fast))
-            and np.all((ns == layout.n_samples) | (ns == 0))):
+            and np.all(_sample_counts_fit(ns, layout.n_samples))):
         return None
     last = [int(w[0]) for w in header_words(layout, fields, start=ntr - 1, buffer_bytes=buffer_bytes)]
     if last[:2] != ([slow[0] + d_slow * (n_slow - 1), fast[0] + d_fast * (n_fast - 1)][::1 if sorting == "inline" else -1]):
@@ -236,9 +244,8 @@ def scan(layout: SegyLayout, il_byte: int = 189, xl_byte: int = 193, buffer_byte
         raise ValueError(f"inline and crossline byte positions must differ, both are {il_byte}")
     path = layout.path
     # one streaming pass over the file (segyio's per-trace attribute reads cost ~7x more CPU)
-    il, xl, ns = header_words(layout, [(il_byte, field_at(il_byte).size), (xl_byte, field_at(xl_byte).size),
-                                       (SAMPLE_COUNT_BYTE, 2)], buffer_bytes=buffer_bytes)
-    bad = np.flatnonzero((ns != layout.n_samples) & (ns != 0))
+    il, xl, ns = header_words(layout, _number_words(il_byte, xl_byte), buffer_bytes=buffer_bytes)
+    bad = np.flatnonzero(~_sample_counts_fit(ns, layout.n_samples))
     if bad.size:
         raise SegyError(f"{path}: inconsistent trace lengths: trace {bad[0]} declares {ns[bad[0]]} samples "
                         f"in its header (byte {SAMPLE_COUNT_BYTE}), the file has {layout.n_samples} per trace")

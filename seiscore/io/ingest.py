@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from . import textual
 from .errors import SegyError
 from .geometry import SAMPLE_COUNT_BYTE, Geometry, SegyLayout, guess_regular, probe, scan
-from .headers import FIELD_BY_BYTE, FIELD_BY_VARIABLE, TRACE_FIELDS, TRACE_HEADER_SIZE, field_at, header_field_rows
+from .headers import FIELD_BY_BYTE, FIELD_BY_VARIABLE, TRACE_FIELDS, TRACE_HEADER_SIZE, header_field_rows
 from .chunk_writer import ChunkWriter
 from .plan import PLANNED_SHARE, ColumnPlan, parse_bytes, plan_columns, resolve_chunks
 from .segy_read import SCAN_BLOCK_BYTES, ColumnStats, TraceReader
@@ -229,7 +229,6 @@ def ingest(source: str | os.PathLike, store: str | os.PathLike, *, il_byte: int 
         raise ValueError(f"sample_unit must be 'ms' or 'm', got {sample_unit!r}")
     limit = parse_bytes(memory_limit)
     layout = probe(source)
-    field_at(il_byte, "inline byte"), field_at(xl_byte, "crossline byte")
     options = dict(store=store, il_byte=il_byte, xl_byte=xl_byte, chunks=chunks, limit=limit, progress=progress,
                    overwrite=overwrite, sample_unit=sample_unit, compression=compression, shards=shards)
     geom = guess_regular(layout, il_byte, xl_byte, buffer_bytes=_scan_buffer(limit))
@@ -307,7 +306,7 @@ def _convert(layout: SegyLayout, geom: Geometry, *, store: str | os.PathLike, il
     finally:
         pool.shutdown(wait=True, cancel_futures=True)  # on an error: drop queued columns, finish running ones
         columns.close()
-    bar.close()
+        bar.close()  # also when a proposed grid is rejected: the retry opens a bar of its own
     final_attrs = {COMPLETE_ATTR: True}
     if inexact:
         warnings.warn(f"{layout.path}: {inexact} samples of format {layout.format} ({layout.format_name}) are not "

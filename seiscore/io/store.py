@@ -92,15 +92,16 @@ def consolidate(path: Path) -> None:
         zarr.consolidate_metadata(str(path))
 
 
-def consolidate_known(path: Path, members: dict, attrs: dict | None = None) -> None:
+def consolidate_known(path: Path, members: dict | None, attrs: dict | None = None) -> None:
     """:func:`consolidate` for a flat group whose arrays' metadata the caller holds (``members``: {name:
     metadata}, e.g. from :func:`create_amplitude` / :func:`create_variables`), updating the group's
     attributes with ``attrs`` in the same write: the same ``zarr.json`` zarr writes, without reading every
-    array's metadata back. Falls back to zarr when ``members`` does not name exactly the arrays on disk."""
+    array's metadata back. Falls back to zarr when ``members`` is None or does not name exactly the arrays
+    on disk."""
     from zarr.core.buffer import default_buffer_prototype
     from zarr.core.group import ConsolidatedMetadata, GroupMetadata
     on_disk = {e.name for e in os.scandir(path) if e.is_dir() and (Path(e.path) / "zarr.json").is_file()}
-    if on_disk != set(members):
+    if members is None or on_disk != set(members):
         if attrs:
             zarr.open_group(str(path), mode="r+", use_consolidated=False).attrs.update(attrs)
         consolidate(path)
@@ -115,12 +116,7 @@ def publish(tmp: Path, final: Path, members: dict | None = None, attrs: dict | N
     """Make the finished temporary store visible under its final name (its attributes updated with
     ``attrs`` and its metadata consolidated first; ``members``: the arrays' metadata when the caller has
     it all, see :func:`consolidate_known`)."""
-    if members is None:
-        if attrs:
-            zarr.open_group(str(tmp), mode="r+", use_consolidated=False).attrs.update(attrs)
-        consolidate(tmp)
-    else:
-        consolidate_known(tmp, members, attrs)
+    consolidate_known(tmp, members, attrs)
     if final.exists():
         shutil.rmtree(final) if final.is_dir() else final.unlink()
     os.replace(tmp, final)
