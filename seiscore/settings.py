@@ -9,6 +9,7 @@
 | ``SEIS_TASK_RETRIES`` / ``SEIS_TASK_RETRY_DELAY_S`` | retries of a failing task and the pause between them | 2 / 2 |
 | ``SEIS_LOCK_WAIT_S`` | how long a second run on the same survey waits for the first (0 = refuse at once) | 0 |
 | ``SEIS_CATALOG`` | catalog file | ``data_catalog.yaml`` |
+| ``SEIS_DATA_ROOTS`` | more folders the product may write under (``os.pathsep``-separated), besides the catalog folder's ``data/`` (see :mod:`seiscore.safety`) | unset |
 | ``SEIS_LINEAGE_DIR`` | directory of the OpenLineage event file (file transport) | ``openlineage`` |
 | ``SEIS_OPENLINEAGE_URL`` | HTTP endpoint (e.g. Marquez ``http://localhost:5000``): events go there instead | unset |
 | ``SEIS_OPENLINEAGE_NAMESPACE`` | OpenLineage job namespace | ``seiscore`` |
@@ -18,10 +19,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class PipelineSettings(BaseSettings):
@@ -41,12 +44,21 @@ class PipelineSettings(BaseSettings):
     task_retry_delay_s: float = Field(2.0, ge=0)
     lock_wait_s: float = Field(0.0, ge=0)
     catalog: Path = Path("data_catalog.yaml")
+    data_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list, description="more folders the product may write under (SEIS_DATA_ROOTS: os.pathsep-separated)")
     lineage_dir: Path = Path("openlineage")
     openlineage_url: str | None = None
     openlineage_namespace: str = "seiscore"
     code_version: str | None = Field(None, description="code identity for reuse decisions (default: package version + git commit)")
     schedule_cron: str = "0 2 * * *"
     schedule_timezone: str = "UTC"
+
+    @field_validator("data_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value):
+        if isinstance(value, str):
+            return [part for part in value.split(os.pathsep) if part.strip()]
+        return value
 
 
 def get_settings(**overrides) -> PipelineSettings:
