@@ -118,8 +118,12 @@ def run_quality(input_store, output_store, report_dir, *, reference=None, max_sl
     from seiscore.qc import quality_metrics, section_images, write_qc_report
     from seiscore.qc.report import open_amplitude
 
-    report_dir = Path(report_dir)
+    from seiscore.safety import check_write_target, mark_owned
+
+    report_dir = check_write_target(report_dir, what="QC report folder", roots=None,
+                                    protected=[("input store", input_store), ("output store", output_store)])
     report_dir.mkdir(parents=True, exist_ok=True)
+    mark_owned(report_dir)
 
     def amplitude(store):  # without cdp_x / cdp_y, which are chunked differently
         return open_amplitude(store)["amplitude"].reset_coords(drop=True)

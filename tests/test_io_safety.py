@@ -112,10 +112,15 @@ def test_existing_store_and_export_target_are_protected(tmp_path, segy):
     ingest(src, store, overwrite=True)
     dest = tmp_path / "out.sgy"
     dest.write_bytes(b"keep me")
+    for overwrite in (False, True):  # a file seiscore did not write is never replaced (seiscore.safety)
+        with pytest.raises(ValueError, match="not something seiscore wrote"):
+            export(store, dest, overwrite=overwrite)
+    assert dest.read_bytes() == b"keep me"
+    dest.unlink()
+    export(store, dest)
     with pytest.raises(FileExistsError, match="overwrite"):
         export(store, dest)
-    assert dest.read_bytes() == b"keep me"
-    export(store, dest, overwrite=True)
+    export(store, dest, overwrite=True)  # its own export: replaced
     assert dest.read_bytes()[:3600] == src.read_bytes()[:3600]
 
 

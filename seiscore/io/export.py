@@ -5,7 +5,8 @@ headers kept as attributes, the trace headers re-encoded from the per-field inte
 variables (they tile all 240 bytes) and the amplitudes encoded in the sample format.
 Each trace goes back to its original position (``trace_index``), so an unprocessed
 IEEE-float store exports byte for byte identical to its source. Output is written under a
-temporary name and renamed when whole.
+temporary name and renamed when whole, with a sidecar marking it as the product's
+(:mod:`seiscore.safety`): an existing file is replaced only when this product wrote it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import zarr
 from tqdm.auto import tqdm
+
+from seiscore.safety import check_replaceable, check_write_target, replace_file
 
 from . import textual
 from .errors import IncompleteStoreError, StoreError
@@ -51,15 +54,18 @@ def export(store: str | os.PathLike, dest: str | os.PathLike, *, format: str = "
 
     ``format``: "original" (the source's sample format), "ieee" (format 5) or "ibm" (format 1).
     Integer formats are rounded to the nearest integer and clipped to the type's range.
+    ``overwrite`` replaces a SEG-Y file this product exported, never another file, the store or its source.
     """
-    src, dest = Path(store), Path(dest)
+    src = Path(store)
     if not is_complete(src):
         raise IncompleteStoreError(f"store {src} is missing or not marked complete; finish writing it and call "
                                    f"seiscore.io.mark_complete before exporting")
-    if dest.exists() and not overwrite:
-        raise FileExistsError(f"{dest} already exists; pass overwrite=True (--overwrite) to replace it")
     g = zarr.open_group(str(src), mode="r")
     attrs = dict(g.attrs)
+    dest = check_write_target(dest, what="SEG-Y file", roots=None, protected=[
+        ("store being exported", src), ("SEG-Y source of the store", attrs.get("source_file"))])
+    if dest.exists() and not overwrite:
+        raise FileExistsError(f"{dest} already exists; pass overwrite=True (--overwrite) to replace it")
     if "binary_header_b64" not in attrs:
         raise StoreError(f"store {src} has no SEG-Y headers (not made by seiscore ingest)")
     endian, fmt = attrs["endian"], _output_format(format, attrs["sample_format"])
@@ -74,7 +80,7 @@ def export(store: str | os.PathLike, dest: str | os.PathLike, *, format: str = "
     # fixed: trace_index + one band of headers (fields read, encoded and sliced: ~4 x 240 bytes a trace)
     plan = plan_regions(amp.shape, amp.chunks, tsize + ns * 4, parse_bytes(memory_limit),
                         fixed=trace_index.nbytes + amp.chunks[0] * n_xl * 4 * TRACE_HEADER_SIZE)
-    tmp = dest.with_name(f".{dest.name}.seiscore-tmp")
+    tmp = check_replaceable(dest.with_name(f".{dest.name}.seiscore-tmp"), "temporary SEG-Y file")
     dest.parent.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=len(head) + ntr * tsize, unit="B", unit_scale=True, desc=f"export {dest.name}",
                disable=not progress)
@@ -89,8 +95,7 @@ def export(store: str | os.PathLike, dest: str | os.PathLike, *, format: str = "
         raise
     os.close(fd)
     bar.close()
-    os.replace(tmp, dest)
-    return dest
+    return replace_file(tmp, dest)
 
 
 def _write_traces(fd, g, plan, trace_index, head: bytes, tsize: int, fmt: int, endian: str, bar) -> None:
@@ -100,8 +105,8 @@ def _write_traces(fd, g, plan, trace_index, head: bytes, tsize: int, fmt: int, e
     bps = raw_dtype(fmt, endian).itemsize
     ntr = int(np.count_nonzero(trace_index >= 0))
     names = [f.variable for f in TRACE_FIELDS]
+    os.pwrite(fd, head, 0)  # the headers first: a temporary is recognisable as a SEG-Y from the start
     os.ftruncate(fd, len(head) + ntr * tsize)
-    os.pwrite(fd, head, 0)
     bar.update(len(head))
     for band in plan.bands():
         idx_band = trace_index[band]

@@ -256,7 +256,7 @@ def _convert(layout: SegyLayout, geom: Geometry, *, store: str | os.PathLike, il
     plan = plan_columns(shape, chunks, layout.trace_size, limit,
                         fixed=geom.trace_index.nbytes + header_rows * n_xl * HEADER_BYTES_PER_TRACE
                         + 2 * chunks[0] * n_xl * TRACE_HEADER_SIZE)
-    final, tmp = prepare_target(store, overwrite)
+    final, tmp = prepare_target(store, overwrite, protected=[("source SEG-Y", layout.path)])
     group = create_amplitude(tmp, shape=shape, chunks=chunks, compression=compression,
                              attrs=store_attrs(layout, geom, il_byte, xl_byte, sample_unit),
                              shards=(chunks[0], chunks[1], chunks[2] * -(-plan.window // chunks[2])) if shards else None)

@@ -14,14 +14,14 @@ Schema (dims ``inline, crossline, sample``)::
 Group attrs: ``textual_header`` (decoded text), ``*_b64`` raw header bytes, ``binary_header``
 (decoded dict), ``sample_format``, ``endian``, ``seiscore_complete``. A store is built under a
 temporary sibling name and renamed into place only when whole; the ``seiscore_complete``
-flag is the other guard (output stores are created in place and flagged when filled).
+flag is the other guard (output stores are created in place and flagged when filled). What is
+replaced, and where, follows :mod:`seiscore.safety`: never a path the product did not write.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import warnings
 from pathlib import Path
 
@@ -29,6 +29,8 @@ import numpy as np
 import xarray as xr
 import zarr
 from zarr.codecs import BloscCodec
+
+from seiscore.safety import STORE_MARK_ATTR, check_replaceable, check_write_target, remove_replaceable
 
 from .chunk_writer import ChunkWriter
 from .errors import IncompleteStoreError, StoreError
@@ -70,17 +72,18 @@ def temp_path(final: Path) -> Path:
     return final.with_name(f".{final.name}.seiscore-tmp")
 
 
-def prepare_target(store: str | os.PathLike, overwrite: bool) -> tuple[Path, Path]:
-    """Check ``store`` may be (re)written; clear any leftover temporary; return (final, temp)."""
-    final = Path(store)
-    if final.exists():
-        if is_complete(final) and not overwrite:
-            raise FileExistsError(f"store {final} already exists; pass overwrite=True (--overwrite) to replace it")
-        if not _looks_like_store(final) and not overwrite:
-            raise FileExistsError(f"{final} exists and is not a survey store; refusing to replace it")
+def prepare_target(store: str | os.PathLike, overwrite: bool, *, what: str = "store",
+                   protected=()) -> tuple[Path, Path]:
+    """Check ``store`` may be (re)written; clear any leftover temporary; return (final, temp), resolved.
+
+    Whatever ``overwrite`` says, an existing path is replaced only when the product wrote it, and the store
+    never equals, lies inside or contains a ``protected`` path (see :func:`seiscore.safety.check_write_target`).
+    """
+    final = check_write_target(store, what=what, roots=None, protected=protected)
+    if final.exists() and is_complete(final) and not overwrite:
+        raise FileExistsError(f"store {final} already exists; pass overwrite=True (--overwrite) to replace it")
     tmp = temp_path(final)
-    if tmp.exists():
-        shutil.rmtree(tmp)  # an interrupted earlier run: restart cleanly
+    remove_replaceable(tmp, f"temporary {what}")  # an interrupted earlier run: restart cleanly
     final.parent.mkdir(parents=True, exist_ok=True)
     return final, tmp
 
@@ -115,10 +118,10 @@ def consolidate_known(path: Path, members: dict | None, attrs: dict | None = Non
 def publish(tmp: Path, final: Path, members: dict | None = None, attrs: dict | None = None) -> Path:
     """Make the finished temporary store visible under its final name (its attributes updated with
     ``attrs`` and its metadata consolidated first; ``members``: the arrays' metadata when the caller has
-    it all, see :func:`consolidate_known`)."""
+    it all, see :func:`consolidate_known`). An existing ``final`` is replaced only when the product wrote it."""
+    check_replaceable(final, "store")
     consolidate_known(tmp, members, attrs)
-    if final.exists():
-        shutil.rmtree(final) if final.is_dir() else final.unlink()
+    remove_replaceable(final, "store")
     os.replace(tmp, final)
     return final
 
@@ -200,7 +203,7 @@ def create_amplitude(path: Path, *, shape, chunks, attrs: dict, compression: str
                      shards=None) -> zarr.Group:
     """Create the store's group (flagged incomplete) and its empty ``amplitude`` array."""
     g = zarr.create_group(str(path), overwrite=True, zarr_format=3,
-                          attributes={**attrs, COMPLETE_ATTR: False, "seiscore_schema": SCHEMA_VERSION,
+                          attributes={**attrs, COMPLETE_ATTR: False, STORE_MARK_ATTR: SCHEMA_VERSION,
                                       "compression": compression})
     _array(g, "amplitude", tuple(shape), chunks, "float32", DIMS, FILL_VALUE,
            {"coordinates": "cdp_x cdp_y", "long_name": "amplitude", "dead_trace_fill": FILL_VALUE}, compression,
@@ -296,7 +299,7 @@ def create_output_store(input_store: str | os.PathLike, output_store: str | os.P
     src = Path(input_store)
     if not is_complete(src):
         raise IncompleteStoreError(f"input store {src} is missing or incomplete")
-    final, tmp = prepare_target(output_store, overwrite)
+    final, tmp = prepare_target(output_store, overwrite, what="output store", protected=[("input store", src)])
     sg = zarr.open_group(str(src), mode="r")
     n_il, n_xl, ns = sg["amplitude"].shape
     out_chunks = resolve_chunks(chunks if chunks is not None else sg["amplitude"].chunks, (n_il, n_xl, ns))
