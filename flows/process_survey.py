@@ -20,6 +20,7 @@ from flows._runtime import describe_cluster, get_entry, has_resource, make_task_
 from seiscore import io
 from seiscore.lineage import DatasetRef, LineageRecord, now_iso, read_lineage, write_lineage
 from seiscore.pipeline import prepare_output, run_key, summary_metrics
+from seiscore.safety import check_write_targets, reference_store_path
 from seiscore.settings import PipelineSettings, get_settings
 from seiscore.tile_jobs import DenoiserSpec, TileJob, pending_work, tile_resources
 from seiscore.tile_state import TileState, survey_lock
@@ -102,7 +103,7 @@ def process_survey(
         survey: Name of the survey in the data catalog.
         denoiser: Denoiser to use ("tlsm" on CPU workers, "ssb" on GPU workers); default: the catalog's.
         params: Overrides of the denoiser parameters (e.g. {"tau": 0.3}); keys "tiles", "scale", "model", "preset", "threads_per_task" set the tiling, scaling, SSB model, TLSM preset and threads per tile task.
-        export_segy: Also write the denoised survey as SEG-Y next to the output store.
+        export_segy: Also write the denoised survey as SEG-Y (the catalog's output_segy, default next to the output store).
         catalog: Path of the data catalog (default: SEIS_CATALOG or data_catalog.yaml).
         force: Reprocess even if the output is up to date.
     """
@@ -110,6 +111,7 @@ def process_survey(
     settings = get_settings()
     catalog = catalog or str(settings.catalog)
     entry = get_entry(survey, catalog)
+    targets = check_write_targets(entry, settings, catalog, export_segy=export_segy)  # before anything is written
     spec = resolve_spec(entry, denoiser, params)
     output = Path(entry.output)
     flow_run_id = str(get_run_context().flow_run.id)
@@ -150,8 +152,8 @@ def process_survey(
             # still says "running"; marking also consolidates the metadata QC and export read), and
             # the SEG-Y export runs on a Dask worker while QC runs here.
             io.mark_complete(output)
-            export = export_segy_task.submit(str(output), str(output.with_suffix(".sgy"))) if export_segy else None
-            report_dir = output.with_name(output.name.removesuffix(".zarr") + "_qc")
+            export = export_segy_task.submit(str(output), str(targets["output_segy"])) if export_segy else None
+            report_dir = targets["qc"]
             try:
                 quality = quality_task(ing["store"], str(output), str(report_dir), reference, survey)
             except BaseException:
@@ -196,8 +198,7 @@ def _reference_store(entry: Any) -> str | None:
     ref = getattr(entry, "reference", None)
     if not ref or Path(ref).suffix.lower() not in (".sgy", ".segy"):
         return ref
-    store = Path(entry.store)
-    ing = ingest_survey(ref, str(store.with_name(store.name.removesuffix(".zarr") + "_reference.zarr")),
+    ing = ingest_survey(ref, str(reference_store_path(entry)),
                         entry.il_byte, entry.xl_byte, entry.sample_unit, entry.chunks)
     return ing["store"]
 

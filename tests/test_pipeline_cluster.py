@@ -66,7 +66,7 @@ def cli_cluster(tmp_path_factory, prefect_harness):
 def survey(tmp_path_factory, write_synthetic_segy):
     d = tmp_path_factory.mktemp("cluster_survey")
     noisy_path, clean_path, noisy, _ = write_synthetic_segy(d / "segy", SHAPE, seed=3)
-    return {"catalog": _catalog(d, noisy_path, clean_path), "noisy": noisy, "output": d / "stores" / "small_denoised.zarr"}
+    return {"catalog": _catalog(d, noisy_path, clean_path), "noisy": noisy, "output": d / "data" / "stores" / "small_denoised.zarr"}
 
 
 def _run(survey, address, monkeypatch, tmp_path, **kw):

@@ -35,8 +35,8 @@ def _catalog(directory: Path, noisy: Path, clean: Path) -> Path:
         "surveys:\n"
         "  small:\n"
         f"    source: {noisy}\n"
-        "    store: stores/small.zarr\n"
-        "    output: stores/small_denoised.zarr\n"
+        "    store: data/stores/small.zarr\n"
+        "    output: data/stores/small_denoised.zarr\n"
         f"    reference: {clean}\n"
         "    chunks: [8, 40, 60]\n"
         "    denoiser:\n"
@@ -52,7 +52,7 @@ def survey(tmp_path_factory, write_synthetic_segy):
     d = tmp_path_factory.mktemp("pipeline")
     noisy_path, clean_path, noisy, clean = write_synthetic_segy(d / "segy", SHAPE)
     return {"dir": d, "catalog": _catalog(d, noisy_path, clean_path), "noisy": noisy, "clean": clean,
-            "source": noisy_path, "output": d / "stores" / "small_denoised.zarr", "store": d / "stores" / "small.zarr"}
+            "source": noisy_path, "output": d / "data" / "stores" / "small_denoised.zarr", "store": d / "data" / "stores" / "small.zarr"}
 
 
 @pytest.fixture()

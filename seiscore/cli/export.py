@@ -1,4 +1,7 @@
-"""``seis export STORE DEST [--format ibm|ieee|original] [--overwrite]``: survey store -> SEG-Y."""
+"""``seis export STORE DEST [--format ibm|ieee|original] [--overwrite]``: survey store -> SEG-Y.
+
+DEST must lie under ``SEIS_DATA_ROOTS`` when it is set; ``--overwrite`` replaces only a file this product
+exported (:mod:`seiscore.safety`)."""
 
 from __future__ import annotations
 
@@ -19,8 +22,10 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from seiscore.cli import check_roots
     from seiscore.io import export
 
+    check_roots(args.dest, "SEG-Y file")
     print(export(args.store, args.dest, format=args.format, overwrite=args.overwrite,
                  memory_limit=args.memory_limit, progress=True))
     return 0

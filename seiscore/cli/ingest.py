@@ -1,11 +1,15 @@
-"""``seis ingest SOURCE STORE`` / ``seis ingest --survey NAME``: SEG-Y -> survey store (Zarr)."""
+"""``seis ingest SOURCE STORE`` / ``seis ingest --survey NAME``: SEG-Y -> survey store (Zarr).
+
+The store must lie under a data root (``SEIS_DATA_ROOTS``; with ``--survey`` also the catalog's ``data/``);
+without ``SEIS_DATA_ROOTS`` a store named on the command line may go anywhere, but never replaces a path the
+product did not write (:mod:`seiscore.safety`)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from seiscore.cli import CLIError
+from seiscore.cli import CLIError, check_roots
 
 
 def _chunks(text: str) -> tuple[int, int, int]:
@@ -51,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         source, store = args.source, args.store
     else:
         raise CLIError("need SOURCE and STORE, or --survey NAME")
+    check_roots(store, "store", catalog=args.catalog if args.survey else None)
     for key in ("il_byte", "xl_byte", "sample_unit", "chunks"):
         if getattr(args, key) is not None:
             kwargs[key] = getattr(args, key)

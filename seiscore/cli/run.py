@@ -57,6 +57,9 @@ def _catalog(args) -> str:
 
 
 def _run(args) -> int:
+    from seiscore.safety import check_survey
+
+    check_survey(args.survey, _catalog(args), export_segy=args.export_segy)  # refused before any server or cluster
     from flows.process_survey import run_process_survey
     from seiscore.cli import CLIError
     from seiscore.tile_state import SurveyLocked
@@ -90,6 +93,11 @@ def _print_result(result: dict) -> None:
 def _reprocess(args) -> int:
     import os
 
+    from seiscore.catalog import load_catalog
+    from seiscore.safety import check_survey
+
+    for name in args.surveys or load_catalog(_catalog(args)).names():  # refused before any server or cluster
+        check_survey(name, _catalog(args), export_segy=False)
     if args.scheduler:  # read by the process-survey sub-flows' task runner
         os.environ["SEIS_DASK_ADDRESS"] = args.scheduler
     from flows.reprocess_archive import reprocess_archive
