@@ -312,7 +312,8 @@ def _entry_targets(entry: Any, settings: Any, catalog_path, export_segy: bool) -
         ("store", "input store (catalog field 'store')", Path(entry.store)),
         ("reference_store", "reference store", reference_store_path(entry)),
         ("output", "output store (catalog field 'output')", output),
-        ("output_segy", "SEG-Y export (catalog field 'output_segy')",
+        ("output_segy", "SEG-Y export (catalog field 'output_segy')" if entry.output_segy else
+         "SEG-Y export (no output_segy in the catalog: beside the output)",
          Path(entry.output_segy) if entry.output_segy else default_segy_path(output)),
         ("qc", "QC report folder", qc_dir(output)),
     ]

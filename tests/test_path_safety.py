@@ -22,7 +22,7 @@ import seiscore.cli as cli
 from seiscore.safety import (UnsafePathError, check_write_target, check_write_targets, data_roots, is_owned,
                              mark_owned, may_replace, sidecar)
 
-SHAPE = (6, 8, 24)
+SHAPE = (16, 16, 24)  # time slices of at least 16 x 16 (BRISQUE)
 DENOISER = {"name": "tlsm", "preset": "synthetic", "params": {"iterations": 2},
             "axes": {"smooth": "crossline", "footprint": "sample", "tube": "inline"}}
 
@@ -289,6 +289,10 @@ def test_library_writes_never_replace_foreign_paths(site, tiny_segy, capsys):
     assert err.startswith("seis export: error: SEG-Y file") and "exists and is not" in err and err.count("\n") == 1
     assert cli.main(["ingest", str(data / "tiny.sgy"), str(data / "victim"), "--overwrite"]) == 2
     assert "exists and is not" in capsys.readouterr().err
+    assert cli.main(["qc", str(store), "--output", str(foreign), "--force"]) == 2
+    assert "seis qc: error: QC report" in capsys.readouterr().err
+    assert cli.main(["qc", str(store), "--output", str(store), "--force"]) == 2
+    assert "is the store" in capsys.readouterr().err
     assert snapshot(site.parent) == before
 
 
@@ -300,3 +304,25 @@ def test_direct_commands_apply_the_configured_roots(site, tiny_segy, monkeypatch
     assert snapshot(site.parent) == before
     assert cli.main(["ingest", str(tiny_segy), str(site / "data" / "new.zarr")]) == 0
     assert is_owned(site / "data" / "new.zarr")
+
+
+# ---------------------------------------------------------------- a legitimate run still works
+
+@pytest.mark.slow
+def test_legitimate_run_writes_where_the_catalog_says_and_replaces_its_own(site, capsys, dask_cluster, monkeypatch):
+    from seiscore import io
+
+    monkeypatch.setenv("SEIS_CODE_VERSION", "test")
+    monkeypatch.setenv("SEIS_TASK_RETRY_DELAY_S", "0")
+    catalog = _catalog(site, output_segy="data/exports/tiny_denoised.sgy", chunks=[16, 16, 24])
+    argv = ["run", "tiny", "--catalog", str(catalog), "--scheduler", dask_cluster.scheduler_address, "--export-segy"]
+    source = snapshot(site / "data")["tiny.sgy"]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    out, segy = site / "data" / "stores" / "tiny_denoised.zarr", site / "data" / "exports" / "tiny_denoised.sgy"
+    assert io.is_complete(out) and is_owned(out) and is_owned(segy) and is_owned(site / "data" / "stores" / "tiny_denoised_qc")
+    assert not out.with_suffix(".sgy").exists()  # the catalog's output_segy is honoured
+    assert f"SEG-Y        : {segy}" in capsys.readouterr().out
+    first = segy.stat().st_mtime_ns
+    assert cli.main([*argv, "--force"]) == 0  # its own store, export and QC folder are replaced
+    assert io.is_complete(out) and is_owned(segy) and segy.stat().st_mtime_ns != first
+    assert snapshot(site / "data")["tiny.sgy"] == source

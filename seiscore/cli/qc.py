@@ -27,13 +27,18 @@ def default_output(store: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from seiscore.cli import check_roots
     from seiscore.qc import write_qc_report
+    from seiscore.safety import check_write_target, mark_owned
 
-    out = args.output or default_output(args.store)
+    out = check_roots(args.output or default_output(args.store), "QC report")
     if out.exists() and not args.force:
         raise FileExistsError(f"{out} exists; pass --force to overwrite or --output to choose another path")
+    out = check_write_target(out, what="QC report", roots=None,  # --force replaces only a report seiscore wrote
+                             protected=[("store", args.store), ("original store", args.against)])
     if args.max_slices < 0:
         raise ValueError(f"--max-slices must be >= 0, got {args.max_slices}")
-    path = write_qc_report(args.store, out, against=args.against, max_slices=args.max_slices or None, progress=True)
+    path = mark_owned(write_qc_report(args.store, out, against=args.against, max_slices=args.max_slices or None,
+                                      progress=True))
     print(path)
     return 0
