@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from seiscore.io.segy_write import SegyWriteSpec, write_cube
+from seiscore.safety import mark_owned
 from seiscore.synth import SynthConfig, make_survey
 
 # The shared data folder sits beside the repository (../shared/data/penobscot); SEIS_PENOBSCOT overrides it.
@@ -30,9 +31,13 @@ DATASETS = ("synthetic", "penobscot")
 
 
 def _refuse_existing(*paths: Path, overwrite: bool) -> None:
+    """Refuse existing files unless ``overwrite``, and always those this product did not write (seiscore.safety)."""
+    from seiscore.safety import check_replaceable
+
     for p in paths:
         if p.exists() and not overwrite:
             raise FileExistsError(f"{p} already exists; pass overwrite=True (--overwrite) to replace it")
+        check_replaceable(p, "demo SEG-Y file")
 
 
 def write_synthetic(dest: str | os.PathLike, reference: str | os.PathLike | None = None,
@@ -46,9 +51,9 @@ def write_synthetic(dest: str | os.PathLike, reference: str | os.PathLike | None
     spec = SegyWriteSpec(sample_interval_us=int(round(cfg.dt * 1e6)),
                          text=f"SEISCORE SYNTHETIC SURVEY {cfg.n_inline}X{cfg.n_crossline}X{cfg.n_time} "
                               f"F={cfg.footprint_peak} SIGMA={cfg.sigma} SEED={cfg.seed}")
-    write_cube(dest, noisy, spec)
+    mark_owned(write_cube(dest, noisy, spec))
     if ref is not None:
-        write_cube(ref, clean, spec.model_copy(update={"text": spec.text.replace("SURVEY", "CLEAN REFERENCE")}))
+        mark_owned(write_cube(ref, clean, spec.model_copy(update={"text": spec.text.replace("SURVEY", "CLEAN REFERENCE")})))
     return dest, ref
 
 
@@ -62,7 +67,7 @@ def write_penobscot(dest: str | os.PathLike, npy: str | os.PathLike = PENOBSCOT_
     cube = np.load(npy, mmap_mode="r")
     if cube.ndim != 3:
         raise ValueError(f"{npy}: expected a 3-D (inline, crossline, time) array, got shape {cube.shape}")
-    return write_cube(dest, np.asarray(cube, dtype=np.float32), PENOBSCOT_SPEC)
+    return mark_owned(write_cube(dest, np.asarray(cube, dtype=np.float32), PENOBSCOT_SPEC))
 
 
 def load_reference(path: str | os.PathLike) -> np.ndarray:

@@ -296,6 +296,14 @@ def test_library_writes_never_replace_foreign_paths(site, tiny_segy, capsys):
     assert snapshot(site.parent) == before
 
 
+def test_make_data_never_overwrites_a_file_it_did_not_write(site, capsys):
+    before = snapshot(site.parent)
+    assert cli.main(["make-data", "synthetic", str(site / "data" / "tiny.sgy"), "--reference",
+                     str(site / "README.txt"), "--overwrite"]) == 2
+    assert "seis make-data: error: demo SEG-Y file" in capsys.readouterr().err
+    assert snapshot(site.parent) == before
+
+
 def test_direct_commands_apply_the_configured_roots(site, tiny_segy, monkeypatch, capsys):
     monkeypatch.setenv("SEIS_DATA_ROOTS", str(site / "data"))
     before = snapshot(site.parent)

@@ -48,6 +48,13 @@ def test_round_trip_reproduces_outputs_exactly(tmp_path):
     assert np.array_equal(out_a, out_b) and np.array_equal(g_a, g_b) and np.array_equal(out_a, out_c)
     with pytest.raises(FileExistsError, match="already exists"):
         save_model(model, path)
+    assert save_model(model, path, overwrite=True) == path  # its own artifact: replaced
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "notes.txt").write_text("keep")
+    with pytest.raises(ValueError, match="not an SSB model artifact"):  # never a folder it did not write
+        save_model(model, user, overwrite=True)
+    assert (user / "notes.txt").read_text() == "keep"
 
 
 def test_other_version_and_missing_tensors_are_refused(tmp_path):

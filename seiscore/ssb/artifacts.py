@@ -21,6 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import seiscore
+from seiscore.safety import UnsafePathError, may_replace
 from seiscore.ssb.config import EXPERTS, SSBModelConfig
 from seiscore.ssb.model import SSBModel
 
@@ -58,6 +59,9 @@ def save_model(model: SSBModel, folder: str | Path, card: dict[str, Any] | None 
     folder = Path(folder)
     if folder.exists() and not overwrite:
         raise FileExistsError(f"model artifact folder {folder} already exists; pass overwrite=True to replace it")
+    if folder.exists() and not (_is_artifact(folder) or may_replace(folder)):  # never a folder it did not write
+        raise UnsafePathError(f"model artifact folder {folder} exists and is not an SSB model artifact; refusing to "
+                              f"replace it whatever overwrite says: move it away or choose another folder")
     state = model.state_dict()
     tensors = {k: state[k].detach().cpu().contiguous() for k in model.artifact_keys()}
     meta = {
@@ -83,6 +87,13 @@ def save_model(model: SSBModel, folder: str | Path, card: dict[str, Any] | None 
         if tmp.exists():
             shutil.rmtree(tmp)
     return folder
+
+
+def _is_artifact(folder: Path) -> bool:
+    try:
+        return json.loads((folder / CARD).read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def read_card(folder: str | Path) -> dict[str, Any]:
