@@ -189,10 +189,13 @@ def may_replace(path: str | os.PathLike) -> bool:
         return False
     if not path.exists():
         return True
-    if path.is_dir():
-        return is_owned(path) or not any(path.iterdir())
-    if path.is_file():
-        return is_owned(path) or path.stat().st_size == 0
+    try:
+        if path.is_dir():
+            return is_owned(path) or not any(path.iterdir())
+        if path.is_file():
+            return is_owned(path) or path.stat().st_size == 0
+    except OSError:  # unreadable: not known to be the product's
+        return False
     return False  # FIFO, socket, device
 
 

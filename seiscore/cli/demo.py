@@ -57,6 +57,9 @@ def run_pipeline(args: argparse.Namespace) -> int:
     if not entry.source_path.exists():
         print(f"writing the synthetic survey: {entry.source_path}")
         datasets.write_synthetic(entry.source_path, entry.reference)
+    from seiscore.safety import check_survey
+
+    check_survey(args.survey, catalog)  # every path the run writes, before a server or cluster starts
     from flows.process_survey import run_process_survey  # Prefect lives in flows/, imported only here
 
     print(f"processing {args.survey!r} with the process-survey flow (temporary Prefect server, local Dask cluster)...")
