@@ -18,10 +18,14 @@ import numpy as np
 import pytest
 import yaml
 
+import flows.process_survey
+import flows.reprocess_archive
 import seiscore.cli as cli
 from seiscore.safety import (UnsafePathError, check_write_target, check_write_targets, data_roots, is_owned,
                              mark_owned, may_replace, sidecar)
 
+# Prefect is imported here, not inside a test: its log handlers bind to the sys.stderr of the moment, and a
+# test's capsys stream is closed after that test.
 SHAPE = (16, 16, 24)  # time slices of at least 16 x 16 (BRISQUE)
 DENOISER = {"name": "tlsm", "preset": "synthetic", "params": {"iterations": 2},
             "axes": {"smooth": "crossline", "footprint": "sample", "tube": "inline"}}
@@ -83,12 +87,11 @@ def snapshot(root: Path) -> dict[str, tuple]:
 @pytest.fixture
 def no_flow(monkeypatch):
     """A tripwire: the refusal must come before the flow (Prefect server, Dask cluster) starts."""
-    import flows.process_survey as ps
-
     def started(*args, **kwargs):
         raise AssertionError("the flow started for a refused catalog entry")
 
-    monkeypatch.setattr(ps, "run_process_survey", started)
+    monkeypatch.setattr(flows.process_survey, "run_process_survey", started)
+    monkeypatch.setattr(flows.reprocess_archive, "reprocess_archive", started)
 
 
 def _refused(capsys, argv: list[str], *fragments: str) -> str:
@@ -155,10 +158,7 @@ def test_symlink_out_of_the_root(site, capsys, no_flow):
     assert snapshot(site.parent) == before
 
 
-def test_reprocess_refuses_before_starting(site, capsys, no_flow, monkeypatch):
-    import flows.reprocess_archive as ra
-
-    monkeypatch.setattr(ra, "reprocess_archive", lambda **kw: pytest.fail("the flow started"))
+def test_reprocess_refuses_before_starting(site, capsys, no_flow):
     catalog = _catalog(site, output="data")
     before = snapshot(site.parent)
     _refused(capsys, ["reprocess", "--catalog", str(catalog)], "contains the source SEG-Y")
