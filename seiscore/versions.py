@@ -152,9 +152,10 @@ def survey_state(output: str | os.PathLike) -> dict:
         state = "unknown-owner"
     elif st["staging"] is not None or leftovers or (st["published"] and not st["published"]["complete"]):
         state = "interrupted"
-        run = (st["staging"] or {}).get("run")
-        if run and run.get("status") == "running":  # its process died before it could record an end
-            run["status"] = "interrupted"
+        for version in (st["staging"], st["published"]):
+            run = (version or {}).get("run")
+            if run and run.get("status") == "running":  # its process died before it could record an end
+                run["status"] = "interrupted"
     else:
         state = "published" if st["published"] else "missing"
     return {"state": state, **st}

@@ -159,7 +159,7 @@ def _print_staging(stg: dict) -> None:
         print(f"              run {run['run_id']} {run['status']} since {run['started']} "
               f"({run['denoiser']}/{run['preset']}, params {run['params']})")
         if run.get("error"):
-            print(f"  error     : {run['error']}")
+            print(f"  error     : {' '.join(run['error'].split())[:400]}")
 
 
 def _print_owner(st: dict) -> None:
