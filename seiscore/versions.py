@@ -175,7 +175,8 @@ def _describe(store: Path) -> dict:
         rec = None
     out["run"] = None if rec is None else {
         "run_id": rec.run_id, "status": rec.status, "started": rec.started, "ended": rec.ended, "error": rec.error,
-        "denoiser": rec.denoiser.get("name"), "preset": rec.denoiser.get("preset"), "params": rec.denoiser.get("params"),
+        "denoiser": rec.denoiser.get("name"), "preset": rec.denoiser.get("preset"),
+        "params": rec.denoiser.get("params"),
         "input": rec.input.uri, "input_hash": rec.input.content_hash, "code": rec.code,
         "dask": {"scheduler": rec.dask_cluster.get("scheduler"), "workers": rec.dask_cluster.get("n_workers")},
         "metrics": rec.metrics}

@@ -30,7 +30,7 @@ def register(sub) -> None:
     r.add_argument("--catalog", help="catalog file")
     r.set_defaults(func=_reprocess)
 
-    s = sub.add_parser("status", help="published version, run in progress or interrupted, metrics and lineage of a survey")
+    s = sub.add_parser("status", help="published version, run in progress or interrupted, metrics, lineage")
     s.add_argument("survey", help="survey name in the catalog")
     s.add_argument("--catalog", help="catalog file")
     s.add_argument("--json", action="store_true", help="print the status as JSON")
@@ -136,7 +136,8 @@ def _status(args) -> int:
         what = "complete" if pub["complete"] else "INCOMPLETE (left by an older seiscore; the next run moves it aside)"
         print(f"  published : {pub['path']} ({what})")
         if run:
-            print(f"              run {run['run_id']} {run['status']} {run['ended']} ({run['denoiser']}/{run['preset']})")
+            print(f"              run {run['run_id']} {run['status']} {run['ended']} "
+                  f"({run['denoiser']}/{run['preset']})")
             print(f"  lineage   : input {run['input']} [{run['input_hash']}], code {run['code'].get('version')} "
                   f"{run['code'].get('git_commit') or ''}, dask {run['dask']['scheduler']} x{run['dask']['workers']}")
         if st.get("metrics"):
