@@ -1,7 +1,8 @@
 """Flow ``process-survey``: catalog entry -> ingest -> tiles on Dask -> output store -> QC -> lineage -> SEG-Y.
 
-Resumable: tiles are recorded done in the output store, so a re-run after a crash or a
-cancellation computes only what is missing; a re-run of a finished survey with the same
+Resumable: tiles are recorded done in the output's staging version (published atomically only
+when complete, see :mod:`seiscore.versions`), so a re-run after a crash or a cancellation computes
+only what is missing; a re-run of a finished survey with the same
 input content, denoiser, parameters and code is a no-op (``force=True`` reprocesses).
 """
 
@@ -24,6 +25,7 @@ from seiscore.safety import check_write_targets, reference_store_path
 from seiscore.settings import PipelineSettings, get_settings
 from seiscore.tile_jobs import DenoiserSpec, TileJob, pending_work, tile_resources
 from seiscore.tile_state import TileState, survey_lock
+from seiscore.versions import publish_staging, recover, staging_path
 from tasks.export import export_segy as export_segy_task
 from tasks.ingest import ingest_survey
 from tasks.lineage import lineage_task
@@ -118,6 +120,8 @@ def process_survey(
 
     clock = _Stages()
     with survey_lock(output, wait_s=settings.lock_wait_s, owner=f"flow run {flow_run_id}"):
+        for line in recover(output):
+            logger.warning(f"{survey}: {line}")
         ing = ingest_survey(str(entry.source_path), str(entry.store), entry.il_byte, entry.xl_byte, entry.sample_unit, entry.chunks)
         reference = _reference_store(entry)
         clock.lap("ingest")
@@ -132,7 +136,9 @@ def process_survey(
             logger.info(f"{survey}: output {output} is up to date (run {previous.run_id}); nothing to do")
             return _summary(previous, output, skipped=True)
 
-        job = plan_tiles_task(ing["store"], str(output), spec)
+        # Tiles, QC and lineage go to a staging version; the published output changes only when it is whole.
+        staging = staging_path(output)
+        job = plan_tiles_task(ing["store"], str(staging), spec)
         clock.lap("plan")
         record.tile_grid = {"grid": job.plan.grid, "n_tiles": job.plan.n_tiles, "edges": job.plan.edges,
                             "halo": job.plan.halo, "blend": job.plan.blend, "chunks": job.plan.chunks, "scale": job.scale}
@@ -143,19 +149,19 @@ def process_survey(
                                      attrs={"processing": f"seiscore {spec.name} denoise, flow run {flow_run_id}"})
             if already:
                 logger.info(f"resuming: {already} of {job.plan.n_tiles} tiles already written")
-            write_lineage(output, record)
+            write_lineage(staging, record)
             clock.lap("prepare")
             counts = run_tiles(job, settings, record.dask_cluster)
             clock.lap("tiles")
             record.tiles_computed = counts["tiles_denoised"]
-            # Every tile is written: the amplitudes are whole, so the store is complete (its lineage
+            # Every tile is written: the amplitudes are whole, so the staging store is complete (its lineage
             # still says "running"; marking also consolidates the metadata QC and export read), and
             # the SEG-Y export runs on a Dask worker while QC runs here.
-            io.mark_complete(output)
-            export = export_segy_task.submit(str(output), str(targets["output_segy"])) if export_segy else None
+            io.mark_complete(staging)
+            export = export_segy_task.submit(str(staging), str(targets["output_segy"])) if export_segy else None
             report_dir = targets["qc"]
             try:
-                quality = quality_task(ing["store"], str(output), str(report_dir), reference, survey)
+                quality = quality_task(ing["store"], str(staging), str(report_dir), reference, survey)
             except BaseException:
                 if export is not None:
                     export.wait()  # let it finish (or fail) before the run is reported failed
@@ -167,13 +173,14 @@ def process_survey(
             record.metrics = {**summary_metrics(quality["metrics"]), "qc_report": quality["report"], **counts,
                               "stage_seconds": clock.laps}
             record.status, record.ended = "completed", now_iso()
-            write_lineage(output, record)
-            TileState(output).clear_blocks()
+            write_lineage(staging, record)
+            TileState(staging).clear_blocks()
+            publish_staging(staging, output)
             lineage_task(record, "COMPLETE", settings)
             publish_artifacts(survey, quality)
         except BaseException as exc:
             record.status, record.ended, record.error = "failed", now_iso(), f"{type(exc).__name__}: {exc}"
-            lineage_task(record, "FAIL", settings, store=str(output) if output.exists() else None)
+            lineage_task(record, "FAIL", settings, store=str(staging) if staging.exists() else None)
             raise
     result = _summary(record, output, skipped=False)
     result["segy"], result["stage_seconds"] = segy, clock.laps

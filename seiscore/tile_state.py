@@ -134,7 +134,7 @@ def survey_lock(store: str | os.PathLike, *, wait_s: float = 0.0, owner: str = "
     store = Path(store)
     store.parent.mkdir(parents=True, exist_ok=True)
     lock_path = store.with_name(store.name + ".lock")
-    info_path = store.with_name(store.name + ".lock.json")
+    info_path = _info_path(store)
     lock = FileLock(str(lock_path))
     try:
         lock.acquire(timeout=wait_s)
@@ -145,8 +145,64 @@ def survey_lock(store: str | os.PathLike, *, wait_s: float = 0.0, owner: str = "
             f"wait for it to finish or set SEIS_LOCK_WAIT_S to wait"
         ) from None
     try:
-        info_path.write_text(json.dumps({"owner": owner, "pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}))
+        info_path.write_text(json.dumps({"owner": owner, "pid": os.getpid(), "pid_started": process_start(os.getpid()),
+                                         "host": socket.gethostname(), "since": time.time()}))
         yield lock_path
     finally:
         info_path.unlink(missing_ok=True)
         lock.release()
+
+
+def _info_path(store: Path) -> Path:
+    return store.with_name(store.name + ".lock.json")
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """Fields of ``/proc/PID/stat`` after the command name (state first), or None (no such process, no /proc)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def process_start(pid: int) -> int | None:
+    """Start time of process ``pid`` in clock ticks since boot (Linux ``/proc``), or None where unknown:
+    tells a live owner from a later process that reused its pid."""
+    fields = _proc_stat(pid)
+    try:
+        return int(fields[19]) if fields else None
+    except (IndexError, ValueError):
+        return None
+
+
+def lock_owner(store: str | os.PathLike) -> dict | None:
+    """Who holds (or held, if it died) the survey lock of ``store``: the recorded owner, pid, host and
+    start time, with ``alive`` True / False for a process on this host and None on another host.
+
+    The record is removed when a run ends normally; one left behind by a killed run names a dead pid.
+    """
+    path = _info_path(Path(store))
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if info.get("host") != socket.gethostname():
+        return {**info, "alive": None}
+    return {**info, "alive": _alive(int(info.get("pid", -1)), info.get("pid_started"))}
+
+
+def _alive(pid: int, started: int | None) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        pass
+    fields = _proc_stat(pid)
+    if fields is None:  # no /proc: the pid exists, that is all we can tell
+        return True
+    if fields[0] in ("Z", "X"):  # exited, not yet reaped
+        return False
+    return started is None or process_start(pid) == started

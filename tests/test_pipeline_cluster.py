@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from seiscore.tile_state import TileState
+from seiscore.versions import staging_path
 from test_pipeline_flow import PARAMS, _amplitude, _catalog, _expected
 
 SHAPE = (48, 40, 60)
@@ -90,14 +91,16 @@ def test_ssb_tiles_run_only_on_the_gpu_worker(cli_cluster, survey, tmp_path, mon
 
 def test_killed_worker_mid_run_gives_the_undisturbed_output(cli_cluster, survey, tmp_path, monkeypatch):
     out = survey["output"]
+    staging = staging_path(out)  # where the run writes its tiles until it publishes
     killed = {}
 
     def kill_cpu_worker_after_first_tile():
         try:
-            _wait_for(lambda: out.exists() and TileState(out).run_key() is not None and len(TileState(out).done()) >= 1, 300, "a first tile")
+            _wait_for(lambda: staging.exists() and TileState(staging).run_key() is not None
+                      and len(TileState(staging).done()) >= 1, 300, "a first tile")
         except TimeoutError:
             return
-        killed["done_before"] = len(TileState(out).done())
+        killed["done_before"] = len(TileState(staging).done())
         os.kill(cli_cluster["cpu"].pid, signal.SIGKILL)
         killed["at"] = time.time()
 

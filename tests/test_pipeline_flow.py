@@ -3,7 +3,8 @@
 A small synthetic SEG-Y written with segyio is ingested, tiled, denoised with TLSM on the
 workers, blended and written; the result must equal the in-memory tiled reference, carry
 its lineage, emit OpenLineage events and publish artifacts. Re-runs are no-ops; a run
-interrupted by a failing tile fails naming it, and the next run resumes.
+interrupted by a failing tile fails naming it, publishes nothing, and the next run resumes its
+staging version (tests/test_staging.py: the published version survives failed and killed runs).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import zarr
 
 from seiscore.lineage import read_events, read_lineage
 from seiscore.tile_state import SurveyLocked, TileState, survey_lock
+from seiscore.versions import staging_path
 
 SHAPE = (32, 40, 60)
 TILES = {"tile": [8, None, None], "halo": [4, 0, 0]}
@@ -149,8 +151,9 @@ def test_failing_tile_fails_the_run_naming_it_and_the_next_run_resumes(survey, e
     from seiscore import io
 
     monkeypatch.setenv("SEIS_TASK_RETRIES", "1")
-    store = survey["store"]
+    store, out = survey["store"], survey["output"]
     _run(survey, env, force=False)  # make sure the input store exists (no-op if the first test ran)
+    shutil.rmtree(out)  # a first run: nothing published yet
     # Corrupt the input chunk of inlines 24..31 (input chunks are 8 inlines): a real read error in
     # tiles 2 and 3 (their blocks reach those inlines); tile 0 can still be written.
     chunk_dir = store / "amplitude" / "c"
@@ -164,11 +167,12 @@ def test_failing_tile_fails_the_run_naming_it_and_the_next_run_resumes(survey, e
             _run(survey, env, force=True)
     finally:
         shutil.copy(backup, victim)
-    out = survey["output"]
-    assert not io.is_complete(out)
-    rec = read_lineage(out)
+    assert not out.exists()  # nothing published; the tiles and the failure are in the staging version
+    staging = staging_path(out)
+    assert not io.is_complete(staging)
+    rec = read_lineage(staging)
     assert rec.status == "failed" and "denoise tile 2-0-0" in rec.error
-    state = TileState(out)
+    state = TileState(staging)
     assert state.done() == {"0-0-0"}  # tile 1 blends tile 2's block, so only tile 0 is written
     events = [e for e in read_events(env["lineage"]) if e["run"]["runId"] == rec.run_id]
     assert [e["eventType"] for e in events] == ["START", "FAIL"]
@@ -177,7 +181,7 @@ def test_failing_tile_fails_the_run_naming_it_and_the_next_run_resumes(survey, e
     resumed = _run(survey, env)
     assert resumed["status"] == "completed" and not resumed["skipped"]
     assert resumed["metrics"]["tiles_written"] == 3 and resumed["tiles_computed"] == 2  # blocks 2 and 3 only
-    assert io.is_complete(out)
+    assert io.is_complete(out) and not staging.parent.exists()
     np.testing.assert_allclose(_amplitude(out), _expected(survey["noisy"]), atol=2e-5)
 
 
@@ -217,12 +221,14 @@ def test_qc_failure_keeps_the_written_tiles_and_the_export_runs_beside_qc(survey
 
     real_qc = ps.quality_task
     monkeypatch.setattr(ps, "quality_task", broken_qc)
+    out = survey["output"]
+    shutil.rmtree(out)  # nothing published: the next run has to resume the staging version
     with pytest.raises(RuntimeError, match="QC exploded"):
         _run(survey, env, force=True, export_segy=True)
-    out = survey["output"]
-    rec = read_lineage(out)
+    assert not out.exists()  # not published before QC and the lineage are done
+    rec = read_lineage(staging_path(out))
     assert rec.status == "failed" and "QC exploded" in rec.error
-    assert io.is_complete(out)  # every tile was written before QC started
+    assert io.is_complete(staging_path(out))  # every tile was written before QC started
     monkeypatch.setattr(ps, "quality_task", real_qc)
     again = _run(survey, env, export_segy=True)  # resumes: no tile recomputed or rewritten
     assert again["status"] == "completed" and not again["skipped"]

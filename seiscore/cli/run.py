@@ -2,7 +2,7 @@
 
 ``run`` and ``reprocess`` execute the Prefect flows in this process (a temporary Prefect
 server is started when none is configured via ``PREFECT_API_URL``) on a local Dask cluster,
-or on ``--scheduler`` / ``SEIS_DASK_ADDRESS``. ``status`` only reads the output store.
+or on ``--scheduler`` / ``SEIS_DASK_ADDRESS``. ``status`` only reads the output's versions and lock.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def register(sub) -> None:
     r.add_argument("--catalog", help="catalog file")
     r.set_defaults(func=_reprocess)
 
-    s = sub.add_parser("status", help="tiles done, last run, metrics and lineage of a survey's output")
+    s = sub.add_parser("status", help="published version, run in progress or interrupted, metrics, lineage")
     s.add_argument("survey", help="survey name in the catalog")
     s.add_argument("--catalog", help="catalog file")
     s.add_argument("--json", action="store_true", help="print the status as JSON")
@@ -109,33 +109,24 @@ def _reprocess(args) -> int:
 
 
 def survey_status(survey: str, catalog: str) -> dict:
-    """Completeness, tiles done, last run and metrics of a survey's output store (no Prefect)."""
-    from seiscore import io
+    """State (published / in-progress / interrupted / unknown-owner / missing), the published version and any
+    staging version of a survey's output (no Prefect). ``complete``, ``tiles``, ``metrics`` describe the
+    published version; ``last_run`` is the most recent run (the staging version's, else the published one's)."""
     from seiscore.catalog import load_catalog
-    from seiscore.lineage import read_lineage
-    from seiscore.tile_state import TileState
-    from seiscore.tiling import TilePlan
+    from seiscore.versions import survey_state
 
     entry = load_catalog(catalog).get(survey)
     out = Path(entry.output)
-    status: dict = {"survey": survey, "output": str(out), "exists": out.exists(), "complete": io.is_complete(out)}
-    if not out.exists():
-        return status
-    state = TileState(out)
-    try:
-        import zarr
-
-        plan = TilePlan.model_validate_json(zarr.open_group(str(out), mode="r", use_consolidated=False)["tile_state"].attrs["plan"])
-        status["tiles"] = {"done": len(state.done()), "total": plan.n_tiles, "grid": plan.grid}
-    except (KeyError, FileNotFoundError):
-        status["tiles"] = None
-    rec = read_lineage(out)
-    if rec is not None:
-        status["last_run"] = {"run_id": rec.run_id, "status": rec.status, "started": rec.started, "ended": rec.ended,
-                              "error": rec.error, "denoiser": rec.denoiser.get("name"), "preset": rec.denoiser.get("preset"),
-                              "input": rec.input.uri, "input_hash": rec.input.content_hash, "code": rec.code,
-                              "dask": {"scheduler": rec.dask_cluster.get("scheduler"), "workers": rec.dask_cluster.get("n_workers")}}
-        status["metrics"] = rec.metrics
+    st = survey_state(out)
+    pub, stg = st["published"], st["staging"]
+    status: dict = {"survey": survey, "output": str(out), "state": st["state"], "exists": pub is not None,
+                    "complete": bool(pub and pub["complete"]), "tiles": pub and pub["tiles"],
+                    "published": pub, "staging": stg, "owner": st["owner"], "leftovers": st["leftovers"]}
+    last = (stg and stg["run"]) or (pub and pub["run"])
+    if last:
+        status["last_run"] = {k: v for k, v in last.items() if k not in ("metrics", "params")}
+    if pub and pub["run"]:
+        status["metrics"] = pub["run"]["metrics"]
     return status
 
 
@@ -144,18 +135,49 @@ def _status(args) -> int:
     if args.json:
         print(json.dumps(st, indent=2, default=str))
         return 0
-    print(f"{st['survey']}: output {st['output']} ({'complete' if st['complete'] else 'exists, incomplete' if st['exists'] else 'missing'})")
-    if st.get("tiles"):
-        t = st["tiles"]
-        print(f"  tiles     : {t['done']}/{t['total']} done (grid {t['grid']})")
-    if st.get("last_run"):
-        r = st["last_run"]
-        print(f"  last run  : {r['status']} {r['started']} -> {r['ended']} (run {r['run_id']}, {r['denoiser']}/{r['preset']})")
-        if r.get("error"):
-            print(f"  error     : {r['error']}")
-        print(f"  lineage   : input {r['input']} [{r['input_hash']}], code {r['code'].get('version')} {r['code'].get('git_commit') or ''}, "
-              f"dask {r['dask']['scheduler']} x{r['dask']['workers']}")
-    if st.get("metrics"):
-        print("  metrics   : " + ", ".join(f"{k}={v}" for k, v in st["metrics"].items() if k != "qc_report"))
-        print(f"  QC report : {st['metrics'].get('qc_report')}")
+    pub, stg = st["published"], st["staging"]
+    print(f"{st['survey']}: {st['state']}")
+    if pub is None:
+        print(f"  published : none yet ({st['output']})")
+    else:
+        run = pub["run"] or {}
+        what = "complete" if pub["complete"] else "INCOMPLETE (left by an older seiscore; the next run moves it aside)"
+        print(f"  published : {pub['path']} ({what})")
+        if run:
+            print(f"              run {run['run_id']} {run['status']} {run['ended']} "
+                  f"({run['denoiser']}/{run['preset']})")
+            print(f"  lineage   : input {run['input']} [{run['input_hash']}], code {run['code'].get('version')} "
+                  f"{run['code'].get('git_commit') or ''}, dask {run['dask']['scheduler']} x{run['dask']['workers']}")
+        if st.get("metrics"):
+            print("  metrics   : " + ", ".join(f"{k}={v}" for k, v in st["metrics"].items() if k != "qc_report"))
+            print(f"  QC report : {st['metrics'].get('qc_report')}")
+    if stg is not None:
+        _print_staging(stg)
+    if stg is not None or st["state"] in ("in-progress", "unknown-owner"):
+        _print_owner(st)
+    if st["leftovers"]:
+        print(f"  leftovers : {', '.join(st['leftovers'])} (an interrupted publish; the next run repairs it)")
     return 0
+
+
+def _print_staging(stg: dict) -> None:
+    run, tiles = stg["run"] or {}, stg["tiles"]
+    done = f"{tiles['done']}/{tiles['total']} tiles" if tiles else "no tiles yet"
+    print(f"  staging   : {stg['path']} ({done}{', complete' if stg['complete'] else ''})")
+    if run:
+        print(f"              run {run['run_id']} {run['status']} since {run['started']} "
+              f"({run['denoiser']}/{run['preset']}, params {run['params']})")
+        if run.get("error"):
+            print(f"  error     : {' '.join(run['error'].split())[:400]}")
+
+
+def _print_owner(st: dict) -> None:
+    owner = st["owner"] or {}
+    who = f"pid {owner.get('pid')} on {owner.get('host')} ({owner.get('owner')})" if owner else "no owner recorded"
+    if st["state"] == "in-progress":
+        print(f"  owner     : {who}, alive")
+    elif st["state"] == "unknown-owner":
+        print(f"  owner     : {who}: unknown owner (another host; cannot tell whether it is alive)")
+    else:
+        print(f"  owner     : {who + ', gone' if owner else who}; a rerun with the same parameters resumes it, "
+              "any other run replaces it")
