@@ -20,6 +20,7 @@ from typing import Any
 from prefect_dask import DaskTaskRunner
 
 from seiscore.settings import PipelineSettings, get_settings
+from seiscore.tile_jobs import gpu_available
 
 
 class SeisDaskTaskRunner(DaskTaskRunner):
@@ -60,15 +61,6 @@ def current_api_url() -> str | None:
 
     # No configured server: the run uses Prefect's temporary server; this returns its URL.
     return str(get_client(sync_client=True).api_url).rstrip("/")
-
-
-def gpu_available() -> bool:
-    try:
-        import torch
-
-        return bool(torch.cuda.is_available())
-    except ImportError:  # pragma: no cover - torch is a dependency
-        return False
 
 
 def make_task_runner(settings: PipelineSettings, *, needs_gpu: bool = False) -> DaskTaskRunner:

@@ -21,38 +21,13 @@ from seiscore import io
 from seiscore.lineage import DatasetRef, LineageRecord, now_iso, read_lineage, write_lineage
 from seiscore.pipeline import prepare_output, run_key, summary_metrics
 from seiscore.settings import PipelineSettings, get_settings
-from seiscore.tile_jobs import DenoiserSpec, TileJob, pending_work, tile_resources
+from seiscore.tile_jobs import TileJob, pending_work, resolve_spec, tile_resources
 from seiscore.tile_state import TileState, survey_lock
 from tasks.export import export_segy as export_segy_task
 from tasks.ingest import ingest_survey
 from tasks.lineage import lineage_task
 from tasks.quality import publish_artifacts, quality_task
 from tasks.tiles import denoise_tile_task, plan_tiles_task, write_tile_task
-
-SPEC_KEYS = ("tiles", "scale", "model", "section_dim", "axes", "preset", "threads_per_task")
-
-
-def _as_dict(obj: Any) -> dict:
-    if obj is None:
-        return {}
-    return obj.model_dump() if hasattr(obj, "model_dump") else dict(obj)
-
-
-def resolve_spec(entry: Any, denoiser: str | None, params: dict | None) -> DenoiserSpec:
-    """Denoiser of a catalog entry with the run's overrides (``params`` keys ``tiles``, ``scale``,
-    ``model``, ``section_dim``, ``axes``, ``preset`` set the spec; the others are denoiser parameters)."""
-    base = _as_dict(getattr(entry, "denoiser", None))
-    name = denoiser or base.get("name") or "tlsm"
-    same = base.get("name", name) == name
-    fields: dict[str, Any] = {"name": name}
-    if base.get("axes"):
-        fields["axes"] = base["axes"]
-    if same:
-        fields.update({k: base[k] for k in ("preset", "model", "scale", "tiles", "section_dim", "threads_per_task") if base.get(k) is not None})
-    overrides = dict(params or {})
-    fields.update({k: overrides.pop(k) for k in SPEC_KEYS if k in overrides})
-    fields["params"] = {**(base.get("params") or {} if same else {}), **overrides}
-    return DenoiserSpec(**fields)
 
 
 def run_tiles(job: TileJob, settings: PipelineSettings, cluster: dict) -> dict[str, int]:
