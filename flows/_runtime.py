@@ -86,6 +86,15 @@ def make_task_runner(settings: PipelineSettings, *, needs_gpu: bool = False) -> 
     )
 
 
+def runner_settings(settings: PipelineSettings) -> PipelineSettings:
+    """``settings`` with the scheduler address of the running flow's task runner, if it has one."""
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    address = getattr(getattr(ctx, "task_runner", None), "address", None)
+    return settings.model_copy(update={"dask_address": address}) if address else settings
+
+
 def task_runner_client():
     """The Dask client of the running flow's task runner."""
     from prefect.context import FlowRunContext

@@ -17,9 +17,11 @@ from prefect import flow, get_run_logger
 from prefect.context import get_run_context
 
 from flows._runtime import describe_cluster, get_entry, has_resource, make_task_runner, task_runner_client
+from flows._runtime import runner_settings
 from seiscore import io
 from seiscore.lineage import DatasetRef, LineageRecord, now_iso, read_lineage, write_lineage
 from seiscore.pipeline import prepare_output, run_key, summary_metrics
+from seiscore.preflight import preflight
 from seiscore.settings import PipelineSettings, get_settings
 from seiscore.tile_jobs import TileJob, pending_work, resolve_spec, tile_resources
 from seiscore.tile_state import TileState, survey_lock
@@ -84,6 +86,8 @@ def process_survey(
     logger = get_run_logger()
     settings = get_settings()
     catalog = catalog or str(settings.catalog)
+    preflight(survey, catalog=catalog, denoiser=denoiser, params=params, export_segy=export_segy, force=force,
+              settings=runner_settings(settings))  # configuration errors fail here, before ingest
     entry = get_entry(survey, catalog)
     spec = resolve_spec(entry, denoiser, params)
     output = Path(entry.output)
