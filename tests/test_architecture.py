@@ -6,7 +6,7 @@ import sys
 LIBRARY_MODULES = [
     "seiscore.tlsm", "seiscore.synth", "seiscore.metrics", "seiscore.qc", "seiscore.io", "seiscore.catalog",
     "seiscore.tiling", "seiscore.tile_jobs", "seiscore.tile_state", "seiscore.lineage", "seiscore.pipeline",
-    "seiscore.settings", "seiscore.ssb", "seiscore.cli",
+    "seiscore.settings", "seiscore.ssb", "seiscore.cli", "seiscore.preflight",
 ]
 
 
