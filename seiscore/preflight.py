@@ -375,8 +375,6 @@ def _system_memory() -> int:
 def worker_memory_limit(value: str, threads: int) -> int | None:
     """Bytes per local worker for ``SEIS_DASK_MEMORY_LIMIT`` (Dask's rules: ``auto`` = the machine's share of the
     worker's threads, a number <= 1 a fraction of it, else bytes such as ``4GB``; 0 / none = no limit)."""
-    from dask.utils import parse_bytes
-
     text = str(value).strip().lower()
     if text in ("0", "none", "", "null"):
         return None
@@ -386,6 +384,8 @@ def worker_memory_limit(value: str, threads: int) -> int | None:
     try:
         number = float(text)
     except ValueError:
+        from dask.utils import parse_bytes
+
         return int(parse_bytes(text))
     return int(_system_memory() * number) if number <= 1 else int(number)
 
