@@ -88,6 +88,7 @@ class RunPlan(BaseModel):
     peak_memory_per_tile: int = Field(description="estimated bytes one tile task needs at its peak")
     workers: Workers
     targets: dict[str, str] = Field(description="where results go (input/output stores, SEG-Y, QC, lineage)")
+    lineage_endpoint: str | None = Field(None, description="OpenLineage HTTP endpoint, if events go there")
     export_segy: bool = False
     up_to_date: bool | None = Field(None, description="True: a run computes nothing; None: unknown before ingest")
     up_to_date_reason: str = ""
@@ -97,7 +98,7 @@ class RunPlan(BaseModel):
         """A few readable lines for ``seis run --check``."""
         t, w = self.tiles, self.workers
         params = " ".join(f"{k}={v}" for k, v in self.params.items())
-        method = f"{self.method}" + (f", preset {self.preset}" if self.preset else "") + (f": {params}" if params else "")
+        method = self.method + (f", preset {self.preset}" if self.preset else "") + (f": {params}" if params else "")
         where = (f"{w.n_workers} local worker(s) x {w.threads_per_worker} thread(s), "
                  f"{_size(w.memory_limit) if w.memory_limit else 'no'} memory limit each" if w.cluster != "external"
                  else f"external scheduler {w.scheduler} (its workers are checked when the run connects)")
@@ -106,9 +107,8 @@ class RunPlan(BaseModel):
         lines = [
             f"{self.survey}: pre-flight OK (nothing computed or written)",
             f"  method      : {method}",
-            f"  survey      : {' x '.join(map(str, self.shape))} (inline x crossline x sample, from {self.shape_from})",
-            f"  tiles       : {t.count} (grid {' x '.join(map(str, t.grid))}), core up to {' x '.join(map(str, t.core))}, "
-            f"block with halo {' x '.join(map(str, t.block))}",
+            f"  survey      : {_x(self.shape)} (inline x crossline x sample, from {self.shape_from})",
+            f"  tiles       : {t.count} (grid {_x(t.grid)}), core up to {_x(t.core)}, block with halo {_x(t.block)}",
             f"  memory      : ~{_size(self.peak_memory_per_tile)} peak per tile; {where}",
             f"  input store : {self.targets['input_store']}",
             f"  output store: {self.targets['output_store']} ({self.up_to_date_reason})",
@@ -116,7 +116,8 @@ class RunPlan(BaseModel):
         if self.export_segy:
             lines.append(f"  SEG-Y       : {self.targets['segy']}")
         lines.append(f"  QC report   : {self.targets['qc_report']}")
-        lines.append(f"  lineage     : attrs['lineage'] of the output store; OpenLineage events -> {self.targets['lineage']}")
+        events = self.lineage_endpoint or self.targets["lineage"]
+        lines.append(f"  lineage     : attrs['lineage'] of the output store; OpenLineage events -> {events}")
         lines += [f"  note        : {n}" for n in self.notes]
         return lines
 
@@ -146,9 +147,10 @@ def preflight(survey: str, *, catalog: str | os.PathLike, denoiser: str | None =
     peak = _peak_memory(spec, tiles, model)
     notes += _check_memory(survey, peak, workers)
     up_to_date, reason = _up_to_date(entry, spec, settings, source, store_fresh, force)
-    return RunPlan(survey=survey, catalog=str(catalog_path.resolve()), method=spec.name, preset=spec.preset, params=resolved,
-                   spec=spec, shape=shape, shape_from=shape_from, tiles=tiles, peak_memory_per_tile=peak, workers=workers,
-                   targets={k: str(v) for k, v in targets.items()}, export_segy=export_segy, up_to_date=up_to_date,
+    return RunPlan(survey=survey, catalog=str(catalog_path.resolve()), method=spec.name, preset=spec.preset,
+                   params=resolved, spec=spec, shape=shape, shape_from=shape_from, tiles=tiles,
+                   peak_memory_per_tile=peak, workers=workers, targets={k: str(v) for k, v in targets.items()},
+                   lineage_endpoint=settings.openlineage_url, export_segy=export_segy, up_to_date=up_to_date,
                    up_to_date_reason=reason, notes=notes)
 
 
@@ -221,7 +223,8 @@ def _method_params(spec: DenoiserSpec) -> tuple[dict[str, Any], dict | None]:
                                  f"{', '.join(DIMS)}: {detail}") from None
         return _schema_params(spec, TLSMParams, PRESETS[spec.preset or "synthetic"].model_dump()), None
     if spec.section_dim not in DIMS:
-        raise PreflightError(f"SSB section_dim {spec.section_dim!r} is not a store dim{_did_you_mean(spec.section_dim, DIMS)} "
+        hint = _did_you_mean(spec.section_dim, DIMS)
+        raise PreflightError(f"SSB section_dim {spec.section_dim!r} is not a store dim{hint} "
                              f"(one of {', '.join(DIMS)})")
     return _schema_params(spec, SSBParams, {}), _ssb_card(spec.model)
 
@@ -408,7 +411,7 @@ def _workers(spec: DenoiserSpec, settings: PipelineSettings) -> tuple[Workers, l
         raise PreflightError(str(exc)) from None
     threads = settings.dask_threads_per_worker
     if has_gpu:
-        return Workers(cluster="local CUDA", n_workers=None, threads_per_worker=1, resources=resources), [note] if note else []
+        return Workers(cluster="local CUDA", threads_per_worker=1, resources=resources), [note] if note else []
     try:
         limit = worker_memory_limit(settings.dask_memory_limit, threads)
     except ValueError as exc:
@@ -430,6 +433,10 @@ def _check_memory(survey: str, peak: int, workers: Workers) -> list[str]:
         return [f"{threads} tiles at once need ~{_size(threads * peak)}, over 80 % of a worker's "
                 f"{_size(workers.memory_limit)}: Dask may pause or spill (fewer threads per worker avoid it)"]
     return []
+
+
+def _x(shape) -> str:
+    return " x ".join(map(str, shape))
 
 
 def _size(n: int | None) -> str:

@@ -65,8 +65,8 @@ def _seis(*args: str, env: dict | None = None) -> tuple[subprocess.CompletedProc
     """``seis ARGS`` in a fresh interpreter: (result, wall seconds, CPU seconds of the child)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    res = subprocess.run([sys.executable, "-c", "import sys; from seiscore.cli import main; sys.exit(main(sys.argv[1:]))",
-                          *args], capture_output=True, text=True, timeout=120, cwd=REPO,
+    code = "import sys; from seiscore.cli import main; sys.exit(main(sys.argv[1:]))"
+    res = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120, cwd=REPO,
                          env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -219,9 +219,10 @@ def test_check_prints_the_plan_the_run_uses_and_writes_nothing(catalog, capsys):
 
 
 def test_check_imports_neither_prefect_nor_distributed(catalog):
-    code = ("import sys; from seiscore.cli import main; rc = main(['run', 'small', '--catalog', sys.argv[1], '--check']); "
-            "print(rc, sorted({m.split('.')[0] for m in sys.modules if m.split('.')[0] in "
-            "('prefect', 'distributed', 'flows', 'tasks', 'torch')} | {m for m in sys.modules if m == 'dask.distributed'}))")
+    code = ("import sys; from seiscore.cli import main\n"
+            "rc = main(['run', 'small', '--catalog', sys.argv[1], '--check'])\n"
+            "roots = ('prefect', 'distributed', 'flows', 'tasks', 'torch')\n"
+            "print(rc, sorted({m for m in sys.modules if m.split('.')[0] in roots or m == 'dask.distributed'}))")
     res = subprocess.run([sys.executable, "-c", code, str(catalog)], capture_output=True, text=True, timeout=120,
                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert res.returncode == 0, res.stderr

@@ -65,7 +65,8 @@ def _run(args) -> int:
     # Pre-flight first: a configuration error is refused here, before any Prefect server or cluster starts.
     params = parse_params(args.param) or None
     plan = preflight(args.survey, catalog=_catalog(args), denoiser=args.denoiser, params=params,
-                     export_segy=args.export_segy, force=args.force, settings=get_settings(dask_address=args.scheduler))
+                     export_segy=args.export_segy, force=args.force,
+                     settings=get_settings(dask_address=args.scheduler))
     if args.check:
         print("\n".join(plan.summary()))
         return 0
@@ -127,7 +128,8 @@ def preflight_all(surveys: list[str], catalog: str, force: bool) -> None:
         except (ValueError, FileNotFoundError, NotImplementedError) as exc:
             failed.append(f"{name}: {exc}")
     if failed:
-        raise CLIError(f"{len(failed)} of {len(names)} surveys fail the pre-flight, nothing started: {'; '.join(failed)}")
+        raise CLIError(f"{len(failed)} of {len(names)} surveys fail the pre-flight, nothing started: "
+                       + "; ".join(failed))
 
 
 def survey_status(survey: str, catalog: str) -> dict:
