@@ -135,6 +135,7 @@ def preflight(survey: str, *, catalog: str | os.PathLike, denoiser: str | None =
     spec = _spec(entry, denoiser, params)
     resolved, model = _method_params(spec)
     source = _check_source(entry)
+    _check_reference(entry)
     targets = _write_targets(entry, settings, catalog_path)
     shape, chunks, shape_from, store_fresh = _geometry(entry, source)
     _check_axes(spec, shape, model)
@@ -276,6 +277,12 @@ def _check_source(entry) -> Path:
     except PermissionError:
         raise PreflightError(f"survey {entry.name!r}: source {path} cannot be read (permission denied)") from None
     return path
+
+
+def _check_reference(entry) -> None:
+    """The clean reference (synthetic surveys), if the entry names one, must exist: the run ingests or reads it."""
+    if entry.reference and "://" not in entry.reference and not Path(entry.reference).exists():
+        raise PreflightError(f"survey {entry.name!r}: reference {entry.reference} not found")
 
 
 def _write_targets(entry, settings: PipelineSettings, catalog_path: Path) -> dict[str, Path]:

@@ -238,6 +238,8 @@ def test_source_and_memory_problems_are_one_line(tmp_path, segy, monkeypatch):
         preflight("small", catalog=_catalog(tmp_path, tmp_path / "fifo.sgy"))
     with pytest.raises(PreflightError, match="not found"):
         preflight("small", catalog=_catalog(tmp_path, tmp_path / "missing.sgy"))
+    with pytest.raises(PreflightError, match="reference .*clean.sgy not found"):
+        preflight("small", catalog=_catalog(tmp_path, segy, f"    reference: {tmp_path / 'clean.sgy'}\n"))
     catalog = _catalog(tmp_path, segy)
     monkeypatch.setenv("SEIS_DASK_MEMORY_LIMIT", "1MB")
     with pytest.raises(PreflightError, match="one tile needs ~.* but a worker may use 976.6 KiB"):
