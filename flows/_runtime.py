@@ -20,6 +20,7 @@ from typing import Any
 from prefect_dask import DaskTaskRunner
 
 from seiscore.settings import PipelineSettings, get_settings
+from seiscore.tile_jobs import gpu_available
 
 
 class SeisDaskTaskRunner(DaskTaskRunner):
@@ -62,15 +63,6 @@ def current_api_url() -> str | None:
     return str(get_client(sync_client=True).api_url).rstrip("/")
 
 
-def gpu_available() -> bool:
-    try:
-        import torch
-
-        return bool(torch.cuda.is_available())
-    except ImportError:  # pragma: no cover - torch is a dependency
-        return False
-
-
 def make_task_runner(settings: PipelineSettings, *, needs_gpu: bool = False) -> DaskTaskRunner:
     """A runner on ``settings.dask_address`` if set, else a local (CUDA) cluster for the run."""
     if settings.dask_address:
@@ -92,6 +84,15 @@ def make_task_runner(settings: PipelineSettings, *, needs_gpu: bool = False) -> 
             "dashboard_address": None,
         },
     )
+
+
+def runner_settings(settings: PipelineSettings) -> PipelineSettings:
+    """``settings`` with the scheduler address of the running flow's task runner, if it has one."""
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    address = getattr(getattr(ctx, "task_runner", None), "address", None)
+    return settings.model_copy(update={"dask_address": address}) if address else settings
 
 
 def task_runner_client():

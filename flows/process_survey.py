@@ -18,12 +18,14 @@ from prefect import flow, get_run_logger
 from prefect.context import get_run_context
 
 from flows._runtime import describe_cluster, get_entry, has_resource, make_task_runner, task_runner_client
+from flows._runtime import runner_settings
 from seiscore import io
 from seiscore.lineage import DatasetRef, LineageRecord, now_iso, read_lineage, write_lineage
 from seiscore.pipeline import prepare_output, run_key, summary_metrics
-from seiscore.safety import check_write_targets, reference_store_path
+from seiscore.preflight import preflight
+from seiscore.safety import reference_store_path
 from seiscore.settings import PipelineSettings, get_settings
-from seiscore.tile_jobs import DenoiserSpec, TileJob, pending_work, tile_resources
+from seiscore.tile_jobs import TileJob, pending_work, tile_resources
 from seiscore.tile_state import TileState, survey_lock
 from seiscore.versions import publish_staging, recover, staging_path
 from tasks.export import export_segy as export_segy_task
@@ -31,31 +33,6 @@ from tasks.ingest import ingest_survey
 from tasks.lineage import lineage_task
 from tasks.quality import publish_artifacts, quality_task
 from tasks.tiles import denoise_tile_task, plan_tiles_task, write_tile_task
-
-SPEC_KEYS = ("tiles", "scale", "model", "section_dim", "axes", "preset", "threads_per_task")
-
-
-def _as_dict(obj: Any) -> dict:
-    if obj is None:
-        return {}
-    return obj.model_dump() if hasattr(obj, "model_dump") else dict(obj)
-
-
-def resolve_spec(entry: Any, denoiser: str | None, params: dict | None) -> DenoiserSpec:
-    """Denoiser of a catalog entry with the run's overrides (``params`` keys ``tiles``, ``scale``,
-    ``model``, ``section_dim``, ``axes``, ``preset`` set the spec; the others are denoiser parameters)."""
-    base = _as_dict(getattr(entry, "denoiser", None))
-    name = denoiser or base.get("name") or "tlsm"
-    same = base.get("name", name) == name
-    fields: dict[str, Any] = {"name": name}
-    if base.get("axes"):
-        fields["axes"] = base["axes"]
-    if same:
-        fields.update({k: base[k] for k in ("preset", "model", "scale", "tiles", "section_dim", "threads_per_task") if base.get(k) is not None})
-    overrides = dict(params or {})
-    fields.update({k: overrides.pop(k) for k in SPEC_KEYS if k in overrides})
-    fields["params"] = {**(base.get("params") or {} if same else {}), **overrides}
-    return DenoiserSpec(**fields)
 
 
 def run_tiles(job: TileJob, settings: PipelineSettings, cluster: dict) -> dict[str, int]:
@@ -112,9 +89,11 @@ def process_survey(
     logger = get_run_logger()
     settings = get_settings()
     catalog = catalog or str(settings.catalog)
+    plan = preflight(survey, catalog=catalog, denoiser=denoiser, params=params, export_segy=export_segy, force=force,
+                     settings=runner_settings(settings))  # configuration errors and unsafe paths fail here
     entry = get_entry(survey, catalog)
-    targets = check_write_targets(entry, settings, catalog, export_segy=export_segy)  # before anything is written
-    spec = resolve_spec(entry, denoiser, params)
+    targets = plan.targets  # every path this run writes, checked by the pre-flight (seiscore.safety)
+    spec = plan.spec
     output = Path(entry.output)
     flow_run_id = str(get_run_context().flow_run.id)
 
@@ -158,8 +137,8 @@ def process_survey(
             # still says "running"; marking also consolidates the metadata QC and export read), and
             # the SEG-Y export runs on a Dask worker while QC runs here.
             io.mark_complete(staging)
-            export = export_segy_task.submit(str(staging), str(targets["output_segy"])) if export_segy else None
-            report_dir = targets["qc"]
+            export = export_segy_task.submit(str(staging), str(targets["segy"])) if export_segy else None
+            report_dir = Path(targets["qc_report"])
             try:
                 quality = quality_task(ing["store"], str(staging), str(report_dir), reference, survey)
             except BaseException:

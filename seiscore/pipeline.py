@@ -16,9 +16,8 @@ from typing import Any
 import numpy as np
 
 from seiscore.lineage import DatasetRef, content_hash, fingerprint
-from seiscore.tile_jobs import DenoiserSpec, TileJob, scale_from_range, survey_scale
+from seiscore.tile_jobs import DenoiserSpec, TileJob, plan_job_tiles, scale_from_range, survey_scale
 from seiscore.tile_state import TileState
-from seiscore.tiling import plan_tiles
 
 SOURCE_ATTR = "seiscore_source"
 RANGE_ATTR = "seiscore_amplitude_scale"
@@ -66,11 +65,7 @@ def make_job(input_store, output_store, spec: DenoiserSpec) -> TileJob:
 
     ds = io.open_survey(input_store)
     amp = ds["amplitude"].transpose("inline", "crossline", "sample")
-    cfg = spec.tile_config()
-    # Output chunks are whole cores along tiled axes, the input's chunking along whole axes.
-    in_chunks = amp.encoding.get("chunks") or amp.shape
-    chunks = tuple(int(min(t, n)) if t is not None else int(c) for t, n, c in zip(cfg.tile, amp.shape, in_chunks))
-    plan = plan_tiles(amp.shape, cfg, chunks)
+    plan = plan_job_tiles(amp.shape, amp.encoding.get("chunks") or amp.shape, spec)
     scale = amplitude_range(input_store, amp, ds["live_mask"]) if spec.scale == "minmax" else (0.0, 1.0)
     return TileJob(input_store=str(input_store), output_store=str(output_store), plan=plan, spec=spec, scale=scale)
 

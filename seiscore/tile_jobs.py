@@ -23,7 +23,7 @@ import zarr
 from pydantic import BaseModel, ConfigDict, Field
 
 from seiscore.tile_state import TileState
-from seiscore.tiling import Tile, TileConfig, TilePlan, denoise_block, core_from_neighbours
+from seiscore.tiling import Tile, TileConfig, TilePlan, core_from_neighbours, denoise_block, plan_tiles
 
 DIMS = ("inline", "crossline", "sample")
 
@@ -69,6 +69,52 @@ class DenoiserSpec(BaseModel):
 
     def needs_gpu(self) -> bool:
         return self.name == "ssb"
+
+
+# Keys of a run's ``params`` that set the DenoiserSpec itself; every other key is a denoiser parameter.
+SPEC_KEYS = ("tiles", "scale", "model", "section_dim", "axes", "preset", "threads_per_task")
+
+
+def _as_dict(obj: Any) -> dict:
+    if obj is None:
+        return {}
+    return obj.model_dump() if hasattr(obj, "model_dump") else dict(obj)
+
+
+def resolve_spec(entry: Any, denoiser: str | None, params: dict | None) -> DenoiserSpec:
+    """Denoiser of a catalog entry with the run's overrides (``params`` keys ``tiles``, ``scale``,
+    ``model``, ``section_dim``, ``axes``, ``preset`` set the spec; the others are denoiser parameters)."""
+    base = _as_dict(getattr(entry, "denoiser", None))
+    name = denoiser or base.get("name") or "tlsm"
+    same = base.get("name", name) == name
+    fields: dict[str, Any] = {"name": name}
+    if base.get("axes"):
+        fields["axes"] = base["axes"]
+    if same:
+        fields.update({k: base[k] for k in ("preset", "model", "scale", "tiles", "section_dim", "threads_per_task")
+                       if base.get(k) is not None})
+    overrides = dict(params or {})
+    fields.update({k: overrides.pop(k) for k in SPEC_KEYS if k in overrides})
+    fields["params"] = {**(base.get("params") or {} if same else {}), **overrides}
+    return DenoiserSpec(**fields)
+
+
+def plan_job_tiles(shape, input_chunks, spec: DenoiserSpec) -> TilePlan:
+    """The tile plan of a run on an input of ``shape`` chunked ``input_chunks``: output chunks are whole
+    cores along the tiled axes and the input's chunking along whole axes."""
+    cfg = spec.tile_config()
+    chunks = tuple(int(min(t, n)) if t is not None else int(c) for t, n, c in zip(cfg.tile, shape, input_chunks))
+    return plan_tiles(shape, cfg, chunks)
+
+
+def gpu_available() -> bool:
+    """True when torch sees a CUDA device (imports torch: about 3 s)."""
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return False
 
 
 def tile_resources(spec: DenoiserSpec, cluster: dict, *, has_gpu: bool) -> tuple[dict | None, str | None]:

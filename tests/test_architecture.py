@@ -7,6 +7,7 @@ LIBRARY_MODULES = [
     "seiscore.tlsm", "seiscore.synth", "seiscore.metrics", "seiscore.qc", "seiscore.io", "seiscore.catalog",
     "seiscore.tiling", "seiscore.tile_jobs", "seiscore.tile_state", "seiscore.lineage", "seiscore.pipeline",
     "seiscore.settings", "seiscore.safety", "seiscore.ssb", "seiscore.cli", "seiscore.versions",
+    "seiscore.preflight",
 ]
 
 

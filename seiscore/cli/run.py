@@ -21,6 +21,8 @@ def register(sub) -> None:
     p.add_argument("--export-segy", action="store_true", help="also export the denoised survey as SEG-Y")
     p.add_argument("--force", action="store_true", help="reprocess even if the output is up to date")
     p.add_argument("--catalog", help="catalog file (default SEIS_CATALOG or data_catalog.yaml)")
+    p.add_argument("--check", action="store_true",
+                   help="only pre-flight: validate the entry, parameters, model, paths and memory, print the plan")
     p.set_defaults(func=_run)
 
     r = sub.add_parser("reprocess", help="reprocess catalog surveys, skipping those up to date")
@@ -57,16 +59,25 @@ def _catalog(args) -> str:
 
 
 def _run(args) -> int:
-    from seiscore.safety import check_survey
+    from seiscore.preflight import preflight
+    from seiscore.settings import get_settings
 
-    check_survey(args.survey, _catalog(args), export_segy=args.export_segy)  # refused before any server or cluster
+    # Pre-flight first: a configuration error or an unsafe path is refused here, before any Prefect server or
+    # cluster starts.
+    params = parse_params(args.param) or None
+    plan = preflight(args.survey, catalog=_catalog(args), denoiser=args.denoiser, params=params,
+                     export_segy=args.export_segy, force=args.force,
+                     settings=get_settings(dask_address=args.scheduler))
+    if args.check:
+        print("\n".join(plan.summary()))
+        return 0
     from flows.process_survey import run_process_survey
     from seiscore.cli import CLIError
     from seiscore.tile_state import SurveyLocked
 
     try:
         result = run_process_survey(args.survey, scheduler=args.scheduler, denoiser=args.denoiser,
-                                    params=parse_params(args.param) or None, export_segy=args.export_segy,
+                                    params=params, export_segy=args.export_segy,
                                     catalog=_catalog(args), force=args.force)
     except (SurveyLocked, RuntimeError) as exc:  # lock held, or tiles that kept failing: one line
         raise CLIError(str(exc)) from exc
@@ -93,19 +104,33 @@ def _print_result(result: dict) -> None:
 def _reprocess(args) -> int:
     import os
 
-    from seiscore.catalog import load_catalog
-    from seiscore.safety import check_survey
-
-    for name in args.surveys or load_catalog(_catalog(args)).names():  # refused before any server or cluster
-        check_survey(name, _catalog(args), export_segy=False)
     if args.scheduler:  # read by the process-survey sub-flows' task runner
         os.environ["SEIS_DASK_ADDRESS"] = args.scheduler
+    preflight_all(args.surveys, _catalog(args), args.force)
     from flows.reprocess_archive import reprocess_archive
 
     results = reprocess_archive(selection=args.surveys or None, force=args.force, catalog=_catalog(args))
     for res in results.values():
         _print_result(res)
     return 0
+
+
+def preflight_all(surveys: list[str], catalog: str, force: bool) -> None:
+    """Pre-flight every selected survey (default: all); one line naming each that fails."""
+    from seiscore.catalog import load_catalog
+    from seiscore.cli import CLIError
+    from seiscore.preflight import preflight
+
+    names = surveys or load_catalog(catalog).names()
+    failed = []
+    for name in names:
+        try:
+            preflight(name, catalog=catalog, force=force)
+        except (ValueError, FileNotFoundError, NotImplementedError) as exc:
+            failed.append(f"{name}: {exc}")
+    if failed:
+        raise CLIError(f"{len(failed)} of {len(names)} surveys fail the pre-flight, nothing started: "
+                       + "; ".join(failed))
 
 
 def survey_status(survey: str, catalog: str) -> dict:
