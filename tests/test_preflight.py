@@ -33,8 +33,8 @@ def _catalog(directory: Path, noisy: Path, extra: str = "") -> Path:
         "surveys:\n"
         "  small:\n"
         f"    source: {noisy}\n"
-        "    store: stores/small.zarr\n"
-        "    output: stores/small_denoised.zarr\n"
+        "    store: data/stores/small.zarr\n"
+        "    output: data/stores/small_denoised.zarr\n"
         "    chunks: [8, 40, 60]\n"
         "    denoiser:\n"
         "      name: tlsm\n"
@@ -123,7 +123,7 @@ def test_bad_values_presets_axes_and_tiles_are_refused_with_the_field_named(cata
         preflight("small", catalog=catalog, params=parse_params([param]))
     assert message in str(exc.value) and "\n" not in str(exc.value)
     assert main(["run", "small", "--catalog", str(catalog), "--param", param, "--check"]) == 2
-    assert not (catalog.parent / "stores").exists()
+    assert not (catalog.parent / "data" / "stores").exists()
 
 
 def test_unknown_survey_and_denoiser_get_suggestions(catalog, capsys):
@@ -143,7 +143,7 @@ def test_ssb_without_a_model_or_with_a_missing_one_is_refused_before_compute(cat
     res, _, _ = _seis("run", "small", "--catalog", str(catalog), "--denoiser", "ssb", "--param",
                       f"model={catalog.parent / 'no_such_model'}")
     assert f"SSB model folder {catalog.parent / 'no_such_model'} does not exist" in _one_line_error(res)
-    assert _snapshot(catalog.parent) == before and not (catalog.parent / "stores").exists()
+    assert _snapshot(catalog.parent) == before and not (catalog.parent / "data" / "stores").exists()
 
 
 @pytest.fixture(scope="module")
@@ -251,8 +251,8 @@ def test_source_and_memory_problems_are_one_line(tmp_path, segy, monkeypatch):
 def test_reprocess_preflights_every_survey_before_starting(tmp_path, segy):
     extra = ("  broken:\n"
              f"    source: {segy}\n"
-             "    store: stores/broken.zarr\n"
-             "    output: stores/broken_denoised.zarr\n"
+             "    store: data/stores/broken.zarr\n"
+             "    output: data/stores/broken_denoised.zarr\n"
              "    denoiser:\n"
              "      name: tlsm\n"
              "      params: {lamda1: 2}\n"
@@ -262,7 +262,7 @@ def test_reprocess_preflights_every_survey_before_starting(tmp_path, segy):
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert ("1 of 2 surveys fail the pre-flight, nothing started: broken: unknown TLSM parameter 'lamda1'; "
             "did you mean 'lambda1'") in res.stderr
-    assert not (tmp_path / "stores").exists()
+    assert not (tmp_path / "data" / "stores").exists()
 
 
 @pytest.mark.slow
@@ -274,7 +274,7 @@ def test_flow_fails_before_ingest_then_runs_and_check_reports_up_to_date(catalog
     run = dict(scheduler=dask_cluster.scheduler_address, catalog=str(catalog))
     with pytest.raises(PreflightError, match="did you mean 'tau'"):
         run_process_survey("small", params={"tua": 0.3}, **run)
-    assert not (catalog.parent / "stores").exists()  # failed before ingest: no store created
+    assert not (catalog.parent / "data" / "stores").exists()  # failed before ingest: no store created
     params = {"tiles": TILES}
     result = run_process_survey("small", params=params, **run)
     assert result["status"] == "completed"
