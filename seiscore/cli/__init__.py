@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from contextlib import nullcontext
 
 # Modules of this package that contribute sub-commands, in help order.
 COMMAND_MODULES = [
@@ -25,6 +26,8 @@ COMMAND_MODULES = [
     "run",
     "serve",
 ]
+# Sub-commands that run the pipeline: Ctrl-C / SIGTERM stop them cleanly (one line, exit 130 / 143).
+STOPPABLE = {"run", "reprocess", "demo"}
 
 
 class CLIError(Exception):
@@ -43,8 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .signals import clean_stops
+
     try:
-        return int(args.func(args) or 0)
+        with clean_stops(args.command) if args.command in STOPPABLE else nullcontext():
+            return int(args.func(args) or 0)
     except (CLIError, ValueError, FileNotFoundError, FileExistsError, NotImplementedError) as exc:
         print(f"seis {args.command}: error: {exc}", file=sys.stderr)
         return 2
