@@ -41,7 +41,8 @@ def source_ref(path: str | os.PathLike, known: dict | None = None) -> DatasetRef
 
 
 def ensure_ingested(source, store, *, il_byte: int = 189, xl_byte: int = 193, sample_unit: str = "ms",
-                    chunks=None, progress: bool = False, lock_wait_s: float | None = None) -> tuple[Path, DatasetRef, bool]:
+                    chunks=None, progress: bool = False,
+                    lock_wait_s: float | None = None) -> tuple[Path, DatasetRef, bool]:
     """Return (store, source ref, ingested now?); (re)ingest when the store is missing, incomplete or stale.
 
     Holds the store's lock (:mod:`seiscore.io.locks`) from the check to the end of ingest: a run that shares

@@ -13,6 +13,6 @@ from seiscore.settings import get_settings
 def ingest_survey(source: str, store: str, il_byte: int = 189, xl_byte: int = 193, sample_unit: str = "ms",
                   chunks: tuple[int, int, int] | None = None) -> dict:
     """Ingest ``source`` into ``store`` when missing or stale; returns the store, source ref and whether it ran."""
-    path, ref, ingested = ensure_ingested(source, store, il_byte=il_byte, xl_byte=xl_byte, sample_unit=sample_unit, chunks=chunks,
-                                          lock_wait_s=get_settings().ingest_lock_wait_s)
+    path, ref, ingested = ensure_ingested(source, store, il_byte=il_byte, xl_byte=xl_byte, sample_unit=sample_unit,
+                                          chunks=chunks, lock_wait_s=get_settings().ingest_lock_wait_s)
     return {"store": str(path), "source": ref.model_dump(), "ingested": ingested}

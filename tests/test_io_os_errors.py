@@ -104,6 +104,15 @@ def test_unreadable_source_is_permission_denied(write_synthetic_segy):
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr.strip() == f"seis ingest: error: permission denied: {src}"
         assert not (base / "d" / "out.zarr").exists()
+        # a readable source, a folder this user cannot write: the folder is named
+        src.chmod(0o644)
+        (base / "ro").mkdir(mode=0o755)
+        if not as_nobody:
+            (base / "ro").chmod(0o555)
+        proc = _seis_subprocess(["ingest", str(src), str(base / "ro" / "out.zarr")], cwd=base, as_nobody=as_nobody)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.strip() == f"seis ingest: error: permission denied: {base / 'ro'}"
+        assert list((base / "ro").iterdir()) == []
 
 
 def _temporaries(folder: Path) -> list[str]:
@@ -132,7 +141,8 @@ def test_disk_full_during_export_leaves_no_temporary(tmp_path, write_synthetic_s
     proc = _seis_subprocess(["export", str(store), str(dest)], cwd=tmp_path, fsize=300_000)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1].startswith(f"seis export: error: disk full writing {dest.parent}/.out.sgy")
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"seis export: error: disk full writing {dest.parent}/.out.sgy.seiscore-tmp")
     assert _temporaries(dest.parent) == [] and not dest.exists()
 
 
@@ -157,7 +167,8 @@ def test_full_filesystem_ingest_and_export(tmp_path, small_fs, seis, capsys, wri
     src, *_ = write_synthetic_segy(tmp_path / "d", shape=(40, 60, 200))  # ~2.5 MB: more than fits
     assert seis(["ingest", str(src), str(small_fs / "s.zarr"), "--compression", "none"]) == 2
     line = capsys.readouterr().err.strip().splitlines()[-1]
-    assert line == f"seis ingest: error: disk full writing {small_fs / '.s.zarr.seiscore-tmp'}; free some space and rerun"
+    tmp = small_fs / ".s.zarr.seiscore-tmp"
+    assert line == f"seis ingest: error: disk full writing {tmp}; free some space and rerun"
     assert [p.name for p in small_fs.iterdir() if not p.name.endswith(".seiscore-lock")] == []
     assert os.statvfs(small_fs).f_bfree == os.statvfs(small_fs).f_blocks  # the disk is not left full
 
@@ -165,5 +176,6 @@ def test_full_filesystem_ingest_and_export(tmp_path, small_fs, seis, capsys, wri
     # before: pwrite's short count on the full disk was ignored and the export "succeeded" with missing traces
     assert seis(["export", str(store), str(small_fs / "out.sgy")]) == 2
     line = capsys.readouterr().err.strip().splitlines()[-1]
-    assert line == f"seis export: error: disk full writing {small_fs / '.out.sgy.seiscore-tmp'}; free some space and rerun"
+    tmp = small_fs / ".out.sgy.seiscore-tmp"
+    assert line == f"seis export: error: disk full writing {tmp}; free some space and rerun"
     assert [p.name for p in small_fs.iterdir() if not p.name.endswith(".seiscore-lock")] == []

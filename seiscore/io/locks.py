@@ -9,6 +9,7 @@ too); other threads and processes wait.
 
 from __future__ import annotations
 
+import errno
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,10 +35,12 @@ def store_lock(store: str | os.PathLike, *, wait_s: float | None = None, what: s
     """Hold the lock of ``store``; wait up to ``wait_s`` seconds (None: as long as it takes), then raise
     :class:`StoreLocked` naming the store."""
     path = lock_path(store)
-    path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(path), is_singleton=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         lock.acquire(timeout=-1 if wait_s is None else wait_s)
+    except PermissionError:  # the folder the store goes in cannot be written: name it, not the lock file
+        raise PermissionError(errno.EACCES, "permission denied", str(path.parent)) from None
     except Timeout:
         raise StoreLocked(f"{what} {store} is being written by another run (lock {path}); wait for it to finish"
                           + (f" (waited {wait_s:g} s)" if wait_s else "")) from None
