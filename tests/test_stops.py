@@ -40,25 +40,41 @@ def _env(tmp_path: Path) -> dict:
 INGEST_SCRIPT = """
 import json, sys, time
 from seiscore.pipeline import ensure_ingested
+print("ready", flush=True)
+sys.stdin.readline()  # go
 t0 = time.time()
 store, ref, ingested = ensure_ingested(sys.argv[1], sys.argv[2], lock_wait_s=float(sys.argv[3]))
 print(json.dumps({"ingested": ingested, "start": t0, "end": time.time()}))
 """
 
 
+@pytest.mark.slow
 def test_two_runs_sharing_an_input_store_both_succeed(tmp_path, write_synthetic_segy):
-    """Before: both ingested into the same hidden temporary at once and failed. Now the second waits for the
-    first and reuses its complete store."""
+    """Before: both ingested into the same hidden temporary at once, and one or both failed. Now the second
+    waits for the first and reuses its complete store."""
     src, *_ = write_synthetic_segy(tmp_path / "d", shape=(60, 80, 300))
     store = tmp_path / "d" / "shared.zarr"
     procs = [subprocess.Popen([sys.executable, "-c", INGEST_SCRIPT, str(src), str(store), "600"], env=_env(tmp_path),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    for p in procs:
+        assert p.stdout.readline().strip() == "ready"
+    procs[0].stdin.write("go\n")
+    procs[0].stdin.flush()
+    deadline = time.monotonic() + 60
+    while not store.with_name(".shared.zarr.seiscore-tmp").exists():  # the first is writing: now the second
+        assert time.monotonic() < deadline and procs[0].poll() is None
+        time.sleep(0.005)
+    procs[1].stdin.write("go\n")
+    procs[1].stdin.flush()
     results = []
     for p in procs:
         out, err = p.communicate(timeout=300)
         assert p.returncode == 0, err[-3000:]
         results.append(json.loads(out.strip().splitlines()[-1]))
-    assert sorted(r["ingested"] for r in results) == [False, True]
+    first, second = results
+    assert first["ingested"] and not second["ingested"]
+    assert second["start"] < first["end"] <= second["end"]  # it came while the first was ingesting, and waited
     from seiscore.io import is_complete, open_survey
 
     assert is_complete(store)
