@@ -15,12 +15,19 @@ from __future__ import annotations
 import dask
 
 import os
+import signal
+import threading
 from typing import Any
 
 from prefect_dask import DaskTaskRunner
 
 from seiscore.settings import PipelineSettings, get_settings
 from seiscore.tile_jobs import gpu_available
+
+
+# Dask preload of local workers: they ignore Ctrl-C (a terminal sends it to the whole process group); the
+# command stops them (seiscore.cli.signals).
+WORKER_PRELOAD = "seiscore.cli.signals"
 
 
 class SeisDaskTaskRunner(DaskTaskRunner):
@@ -33,7 +40,19 @@ class SeisDaskTaskRunner(DaskTaskRunner):
                 env = dict(self.cluster_kwargs.get("env") or {})
                 env.setdefault("PREFECT_API_URL", url)
                 self.cluster_kwargs["env"] = env
+        self._sigterm = _announce_sigterm()
         return super().__enter__()
+
+    def __exit__(self, *exc_info):
+        """On an interrupt or termination (not an ordinary error) the local workers are killed first: a busy
+        worker would otherwise hold the cluster's shutdown for the nanny's 4 s grace."""
+        try:
+            if exc_info[0] is not None and not issubclass(exc_info[0], Exception) and self._cluster is not None:
+                kill_local_workers(self._cluster)
+            return super().__exit__(*exc_info)
+        finally:
+            if getattr(self, "_sigterm", None) is not None and threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGTERM, self._sigterm)
 
     @property
     def client(self):
@@ -44,6 +63,39 @@ class SeisDaskTaskRunner(DaskTaskRunner):
             with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": trim}):
                 return super().client
         return super().client
+
+
+def _announce_sigterm():
+    """During the run, SIGTERM first starts the CLI's clean stop (one line, the rest silenced), then goes on
+    to the handler in place (Prefect's, which reports the flow run crashed). Returns that handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_sigterm(signum, frame):
+        from seiscore.cli import signals
+
+        signals.begin(signum)
+        if callable(previous):
+            previous(signum, frame)
+        else:
+            raise signals.Interrupted()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    return previous
+
+
+def kill_local_workers(cluster) -> None:
+    """SIGKILL the worker processes of a local cluster (their nannies told not to restart them)."""
+    for nanny in list(getattr(cluster, "workers", {}).values()):
+        pid = getattr(nanny, "pid", None)
+        if pid is None or not hasattr(nanny, "close_gracefully"):
+            continue
+        nanny.close_gracefully(reason="seis-stop")
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 def current_api_url() -> str | None:
@@ -71,7 +123,8 @@ def make_task_runner(settings: PipelineSettings, *, needs_gpu: bool = False) -> 
         try:
             import dask_cuda  # noqa: F401
 
-            return SeisDaskTaskRunner(cluster_class="dask_cuda.LocalCUDACluster", cluster_kwargs={"resources": {"GPU": 1}})
+            return SeisDaskTaskRunner(cluster_class="dask_cuda.LocalCUDACluster",
+                                      cluster_kwargs={"resources": {"GPU": 1}, "preload": [WORKER_PRELOAD]})
         except ImportError:
             pass
     return SeisDaskTaskRunner(
@@ -82,6 +135,7 @@ def make_task_runner(settings: PipelineSettings, *, needs_gpu: bool = False) -> 
             "processes": True,
             "memory_limit": settings.dask_memory_limit,
             "dashboard_address": None,
+            "preload": [WORKER_PRELOAD],
         },
     )
 

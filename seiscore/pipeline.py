@@ -40,22 +40,31 @@ def source_ref(path: str | os.PathLike, known: dict | None = None) -> DatasetRef
 
 
 def ensure_ingested(source, store, *, il_byte: int = 189, xl_byte: int = 193, sample_unit: str = "ms",
-                    chunks=None, progress: bool = False) -> tuple[Path, DatasetRef, bool]:
-    """Return (store, source ref, ingested now?); (re)ingest when the store is missing, incomplete or stale."""
+                    chunks=None, progress: bool = False,
+                    lock_wait_s: float | None = None) -> tuple[Path, DatasetRef, bool]:
+    """Return (store, source ref, ingested now?); (re)ingest when the store is missing, incomplete or stale.
+
+    Holds the store's lock (:mod:`seiscore.io.locks`) from the check to the end of ingest: a run that shares
+    the input store waits (up to ``lock_wait_s`` seconds; None: as long as it takes), then reuses it."""
     import zarr
 
     from seiscore import io
+    from seiscore.io.locks import store_lock
+    from seiscore.io.os_errors import check_regular_file
 
     store = Path(store)
-    known = None
-    if io.is_complete(store):
-        known = zarr.open_group(str(store), mode="r").attrs.get(SOURCE_ATTR)
-    ref = source_ref(source, known)
-    if known and known.get("content_hash") == ref.content_hash:
-        return store, ref, False
-    io.ingest(source, store, il_byte=il_byte, xl_byte=xl_byte, sample_unit=sample_unit, chunks=chunks,
-              progress=progress, overwrite=True)
-    io.set_attrs(store, {SOURCE_ATTR: {**ref.model_dump(), "mtime_ns": Path(source).stat().st_mtime_ns}})
+    if "://" not in str(source) and Path(source).exists():
+        check_regular_file(source)  # a directory or a FIFO is refused before it is hashed (a FIFO would block)
+    with store_lock(store, wait_s=lock_wait_s, what="input store"):
+        known = None
+        if io.is_complete(store):
+            known = zarr.open_group(str(store), mode="r").attrs.get(SOURCE_ATTR)
+        ref = source_ref(source, known)
+        if known and known.get("content_hash") == ref.content_hash:
+            return store, ref, False
+        io.ingest(source, store, il_byte=il_byte, xl_byte=xl_byte, sample_unit=sample_unit, chunks=chunks,
+                  progress=progress, overwrite=True)
+        io.set_attrs(store, {SOURCE_ATTR: {**ref.model_dump(), "mtime_ns": Path(source).stat().st_mtime_ns}})
     return store, ref, True
 
 

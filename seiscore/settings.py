@@ -43,6 +43,8 @@ class PipelineSettings(BaseSettings):
     task_retries: int = Field(2, ge=0)
     task_retry_delay_s: float = Field(2.0, ge=0)
     lock_wait_s: float = Field(0.0, ge=0)
+    ingest_lock_wait_s: float = Field(3600.0, ge=0, description="how long a run waits while another run ingests "
+                                      "the same input store, then reuses it (0: refuse at once)")
     catalog: Path = Path("data_catalog.yaml")
     data_roots: Annotated[list[Path], NoDecode] = Field(
         default_factory=list, description="more folders the product may write under (SEIS_DATA_ROOTS: os.pathsep-separated)")

@@ -3,8 +3,9 @@
 Each sub-command lives in its own module of this package and exposes
 ``register(subparsers)``, which adds its parser and sets ``func`` (called with the
 parsed namespace, returning an exit code). Errors raised as :class:`CLIError`,
-``ValueError``, ``FileNotFoundError`` or ``FileExistsError`` become a one-line
-reason on stderr and a non-zero exit status.
+``ValueError``, ``FileNotFoundError`` or ``FileExistsError``, and the OS refusals a user can act on
+(disk full, permission denied; :mod:`seiscore.io.os_errors`) become a one-line reason on stderr and
+exit status 2. ``run``, ``reprocess`` and ``demo`` stop cleanly on Ctrl-C / SIGTERM (:mod:`.signals`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from contextlib import nullcontext
 
 # Modules of this package that contribute sub-commands, in help order.
 COMMAND_MODULES = [
@@ -25,6 +27,8 @@ COMMAND_MODULES = [
     "run",
     "serve",
 ]
+# Sub-commands that run the pipeline: Ctrl-C / SIGTERM stop them cleanly (one line, exit 130 / 143).
+STOPPABLE = {"run", "reprocess", "demo"}
 
 
 class CLIError(Exception):
@@ -53,10 +57,20 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .signals import clean_stops
+
     try:
-        return int(args.func(args) or 0)
+        with clean_stops(args.command) if args.command in STOPPABLE else nullcontext():
+            return int(args.func(args) or 0)
     except (CLIError, ValueError, FileNotFoundError, FileExistsError, NotImplementedError) as exc:
         print(f"seis {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # disk full, permission denied, ...: one line (seiscore.io.os_errors)
+        from seiscore.io.os_errors import os_error_message
+
+        if (line := os_error_message(exc)) is None:
+            raise
+        print(f"seis {args.command}: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"seis {args.command}: interrupted", file=sys.stderr)

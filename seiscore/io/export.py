@@ -24,6 +24,7 @@ from seiscore.safety import check_replaceable, check_write_target, replace_file
 from . import textual
 from .errors import IncompleteStoreError, StoreError
 from .headers import TRACE_FIELDS, TRACE_HEADER_SIZE, encode_trace_headers, patch_binary_format
+from .os_errors import writing
 from .plan import parse_bytes, plan_regions, runs
 from .samples import IBM_FLOAT, IEEE_FLOAT, check_format, encode, raw_dtype
 from .store import is_complete, run_parallel
@@ -84,14 +85,16 @@ def export(store: str | os.PathLike, dest: str | os.PathLike, *, format: str = "
     dest.parent.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=len(head) + ntr * tsize, unit="B", unit_scale=True, desc=f"export {dest.name}",
                disable=not progress)
+    # O_TRUNC: a temporary left by a killed export is emptied before anything is written
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        with zarr.config.set({"async.concurrency": plan.zarr_concurrency}):
+        with zarr.config.set({"async.concurrency": plan.zarr_concurrency}), writing(tmp):
             _write_traces(fd, g, plan, trace_index, head, tsize, fmt, endian, bar)
-        os.fsync(fd)
-    except BaseException:
+            os.fsync(fd)
+    except BaseException:  # failed (disk full included) or interrupted: no temporary left behind
         os.close(fd)
         tmp.unlink(missing_ok=True)
+        bar.close()
         raise
     os.close(fd)
     bar.close()
@@ -105,7 +108,7 @@ def _write_traces(fd, g, plan, trace_index, head: bytes, tsize: int, fmt: int, e
     bps = raw_dtype(fmt, endian).itemsize
     ntr = int(np.count_nonzero(trace_index >= 0))
     names = [f.variable for f in TRACE_FIELDS]
-    os.pwrite(fd, head, 0)  # the headers first: a temporary is recognisable as a SEG-Y from the start
+    _pwrite_all(fd, head, 0)  # the headers first: a temporary is recognisable as a SEG-Y from the start
     os.ftruncate(fd, len(head) + ntr * tsize)
     bar.update(len(head))
     for band in plan.bands():
@@ -142,8 +145,17 @@ def _write_runs(fd: int, traces: np.ndarray, rows: np.ndarray, data_offset: int,
     for start, count in runs(traces, max_len=max(1, traces.size)):
         base = data_offset + start * tsize + within
         if width == tsize:  # whole traces: one contiguous write
-            os.pwrite(fd, rows[k:k + count].data, base)
+            _pwrite_all(fd, rows[k:k + count].data, base)
         else:
             for j in range(count):
-                os.pwrite(fd, rows[k + j].data, base + j * tsize)
+                _pwrite_all(fd, rows[k + j].data, base + j * tsize)
         k += count
+
+
+def _pwrite_all(fd: int, data, offset: int) -> None:
+    """``pwrite`` all of ``data``: a short write (a full disk returns one before it raises ENOSPC) is continued,
+    so a full disk raises instead of leaving a file with missing traces."""
+    view = memoryview(data).cast("B")
+    while view.nbytes:
+        n = os.pwrite(fd, view, offset)
+        view, offset = view[n:], offset + n

@@ -18,6 +18,7 @@ import segyio
 from .errors import DuplicateTraceError, GeometryError, PreStackNotSupportedError, SegyError
 from .headers import (BINARY_FORMAT_BYTE, BINARY_HEADER_OFFSET, BINARY_HEADER_SIZE, TEXTUAL_HEADER_SIZE,
                       TRACE_HEADER_SIZE, decode_binary_header, field_at)
+from .os_errors import check_regular_file
 from .samples import FORMATS, check_format, raw_dtype
 from .segy_read import SCAN_BLOCK_BYTES, header_words
 
@@ -80,9 +81,7 @@ def detect_endian(path: Path, head: bytes) -> str:
 
 def probe(path: str | os.PathLike) -> SegyLayout:
     """Open ``path`` with segyio and describe its layout; SegyError for non-SEG-Y or truncated files."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"SEG-Y file not found: {path}")
+    path = check_regular_file(path)
     size = path.stat().st_size
     head_len = TEXTUAL_HEADER_SIZE + BINARY_HEADER_SIZE
     if size < head_len + TRACE_HEADER_SIZE:

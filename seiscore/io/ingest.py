@@ -29,10 +29,13 @@ from .errors import SegyError
 from .geometry import SAMPLE_COUNT_BYTE, Geometry, SegyLayout, guess_regular, probe, scan
 from .headers import FIELD_BY_BYTE, FIELD_BY_VARIABLE, TRACE_FIELDS, TRACE_HEADER_SIZE, header_field_rows
 from .chunk_writer import ChunkWriter
+from .locks import store_lock
+from .os_errors import removed_on_failure, writing
 from .plan import PLANNED_SHARE, ColumnPlan, parse_bytes, plan_columns, resolve_chunks
 from .segy_read import SCAN_BLOCK_BYTES, ColumnStats, TraceReader
 from .store import (AMPLITUDE_MAX_ATTR, AMPLITUDE_MIN_ATTR, COMPLETE_ATTR, DEFAULT_COMPRESSION, FILL_VALUE,
-                    HEADER_CHUNK_BANDS, compressor, create_amplitude, create_variables, prepare_target, publish)
+                    HEADER_CHUNK_BANDS, compressor, create_amplitude, create_variables, prepare_target, publish,
+                    temp_path)
 
 SCALAR_VARIABLE = "header_source_group_scalar"  # byte 71, applies to CDP X/Y (bytes 181/185)
 
@@ -208,7 +211,8 @@ class _GuessRejected(Exception):
 
 def ingest(source: str | os.PathLike, store: str | os.PathLike, *, il_byte: int = 189, xl_byte: int = 193,
            chunks=None, memory_limit: str | int = "1GB", progress: bool = False, overwrite: bool = False,
-           sample_unit: str = "ms", compression: str = DEFAULT_COMPRESSION, shards: bool = True) -> Path:
+           sample_unit: str = "ms", compression: str = DEFAULT_COMPRESSION, shards: bool = True,
+           lock_wait_s: float | None = 0.0) -> Path:
     """Convert the post-stack SEG-Y ``source`` into the survey store ``store``; return its path.
 
     ``shards`` (default True): ``amplitude`` is stored with Zarr v3 sharding, one shard file per
@@ -221,8 +225,10 @@ def ingest(source: str | os.PathLike, store: str | os.PathLike, *, il_byte: int 
     as its header is copied (:func:`~seiscore.io.geometry.guess_regular`); any other file, or one
     that fails the check, is scanned first (:func:`~seiscore.io.geometry.scan`: one more pass).
 
-    The store appears under its final name only once complete; an interrupted run leaves
-    only a hidden temporary that the next run removes. The source is opened read-only.
+    The store appears under its final name only once complete; it is built under a hidden temporary name
+    that is removed when ingest fails or is interrupted (a killed run leaves it for the next run to remove).
+    The store's lock (:mod:`seiscore.io.locks`) is held throughout: another writer is waited for up to
+    ``lock_wait_s`` seconds (None: without limit). The source is opened read-only.
     """
     compressor(compression)  # validate before any work
     if sample_unit not in ("ms", "m"):
@@ -231,13 +237,15 @@ def ingest(source: str | os.PathLike, store: str | os.PathLike, *, il_byte: int 
     layout = probe(source)
     options = dict(store=store, il_byte=il_byte, xl_byte=xl_byte, chunks=chunks, limit=limit, progress=progress,
                    overwrite=overwrite, sample_unit=sample_unit, compression=compression, shards=shards)
-    geom = guess_regular(layout, il_byte, xl_byte, buffer_bytes=_scan_buffer(limit))
-    if geom is not None:
-        try:
-            return _convert(layout, geom, **options)
-        except _GuessRejected:
-            pass  # an irregular file that starts and ends like a regular one: scan it (the temporary is replaced)
-    return _convert(layout, scan(layout, il_byte, xl_byte, buffer_bytes=_scan_buffer(limit)), **options)
+    tmp = temp_path(Path(store))
+    with store_lock(store, wait_s=lock_wait_s), removed_on_failure(tmp), writing(tmp):
+        geom = guess_regular(layout, il_byte, xl_byte, buffer_bytes=_scan_buffer(limit))
+        if geom is not None:
+            try:
+                return _convert(layout, geom, **options)
+            except _GuessRejected:
+                pass  # an irregular file that starts and ends like a regular one: scan it (the temporary is replaced)
+        return _convert(layout, scan(layout, il_byte, xl_byte, buffer_bytes=_scan_buffer(limit)), **options)
 
 
 def _scan_buffer(limit: int) -> int:
