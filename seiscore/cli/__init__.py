@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "qc",
     "run",
     "serve",
+    "lineage",
 ]
 
 
