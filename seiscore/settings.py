@@ -9,7 +9,7 @@
 | ``SEIS_TASK_RETRIES`` / ``SEIS_TASK_RETRY_DELAY_S`` | retries of a failing task and the pause between them | 2 / 2 |
 | ``SEIS_LOCK_WAIT_S`` | how long a second run on the same survey waits for the first (0 = refuse at once) | 0 |
 | ``SEIS_CATALOG`` | catalog file | ``data_catalog.yaml`` |
-| ``SEIS_LINEAGE_DIR`` | directory of the OpenLineage event file (file transport) | ``openlineage`` |
+| ``SEIS_LINEAGE_DIR`` | directory of the OpenLineage event file (file transport) and of the spool of events an HTTP endpoint did not take | ``openlineage`` |
 | ``SEIS_OPENLINEAGE_URL`` | HTTP endpoint (e.g. Marquez ``http://localhost:5000``): events go there instead | unset |
 | ``SEIS_OPENLINEAGE_NAMESPACE`` | OpenLineage job namespace | ``seiscore`` |
 | ``SEIS_CODE_VERSION`` | code identity used to decide whether an output is up to date | package version + git commit |
