@@ -134,23 +134,33 @@ class SpoolingTransport(Transport):
     def emit(self, event) -> None:
         run = getattr(getattr(event, "run", None), "runId", None)
         key = (self.url, None if run is None else str(run))
-        down = key in _runs_warned  # this run found the endpoint unreachable: do not wait on it again
-        exc: BaseException | None = None
+        down = key in _runs_warned  # this run found the endpoint unavailable: do not wait on it again
+        exc = None
+        if not down and not self.spool.path.exists():  # nothing waiting: send without touching the disk
+            exc = self._send(event)
+            if exc is None:
+                return
         with self.spool.locked():
-            if not down and self.spool.pending():
-                exc = self.spool.flush(self.http.emit)[2]  # older events first
             if not down and exc is None:
-                try:
-                    self.http.emit(event)
-                    return
-                except Exception as err:  # noqa: BLE001 - lineage never fails a run
-                    exc = err
+                if self.spool.pending():
+                    exc = self.spool.flush(self.http.emit)[2]  # older events first
+                if exc is None:
+                    exc = self._send(event)
+                    if exc is None:
+                        return
             self.spool.append(Serde.to_json(event))
             n = len(self.spool.pending())
         if not down:
             _runs_warned.add(key)
-            self.warning = (f"OpenLineage endpoint {self.url} unreachable ({describe(exc)}); event kept in "
+            self.warning = (f"OpenLineage endpoint {self.url} unavailable ({describe(exc)}); event kept in "
                             f"{self.spool.path} ({n} unsent; re-sent by the next run or `seis lineage flush`)")
+
+    def _send(self, event) -> BaseException | None:
+        try:
+            self.http.emit(event)
+        except Exception as exc:  # noqa: BLE001 - lineage never fails a run
+            return exc
+        return None
 
     def close(self, timeout: float = -1) -> bool:
         return self.http.close(timeout)

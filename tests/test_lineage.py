@@ -139,7 +139,7 @@ def test_endpoint_down_spools_with_one_warning_then_flush_sends_in_order(tmp_pat
     first = emit_event(rec, "START", down)
     second = emit_event(rec, "COMPLETE", down)
     assert time.perf_counter() - t0 < 5
-    assert first and "unreachable (connection failed)" in first and str(tmp_path / "ol" / "spool.jsonl") in first
+    assert first and "unavailable (connection failed)" in first and str(tmp_path / "ol" / "spool.jsonl") in first
     assert "\n" not in first and second is None  # one warning line per run
     assert [(e["eventType"], e["run"]["runId"]) for e in _spooled(tmp_path / "ol")] == [("START", rec.run_id),
                                                                                        ("COMPLETE", rec.run_id)]
@@ -170,10 +170,16 @@ def test_next_run_sends_the_spooled_events_first(tmp_path):
     try:
         new = _record()
         assert emit_event(new, "START", PipelineSettings(openlineage_url=up.url, lineage_dir=lineage_dir)) is None
+        assert emit_event(new, "COMPLETE", _unused(tmp_path, up.url)) is None
     finally:
         up.close()
-    assert [e["run"]["runId"] for e in up.received] == [old.run_id, new.run_id]
+    assert [e["run"]["runId"] for e in up.received] == [old.run_id, new.run_id, new.run_id]
     assert _spooled(lineage_dir) == []
+    assert not (tmp_path / "unused").exists()  # with nothing spooled, sending touches no file
+
+
+def _unused(tmp_path, url):
+    return PipelineSettings(openlineage_url=url, lineage_dir=tmp_path / "unused")
 
 
 def test_error_answers_and_slow_endpoints_spool_too(tmp_path):
