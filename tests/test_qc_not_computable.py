@@ -14,6 +14,7 @@ import xarray as xr
 
 from seiscore.pipeline import run_quality, summary_metrics
 from seiscore.qc import quality_metrics, write_qc_report
+from seiscore.qc.metrics import NO_FINITE_VALUE
 
 
 def _store(path, amp):
@@ -69,7 +70,7 @@ def test_constant_and_all_nan_volumes(tmp_path, output):
     before, after = (_amp(_store(tmp_path / f"{k}.zarr", a)) for k, a in (("in", noisy), ("out", out)))
     m = quality_metrics(before, after)
     assert m["brisque"]["before"]["mean"] is not None and m["brisque"]["after"]["mean"] is None
-    assert m["brisque"]["reason"] == "after: no scored slice has a finite value (e.g. constant slices)"
+    assert m["brisque"]["reason"] == f"after: {NO_FINITE_VALUE}"
     assert summary_metrics(m)["brisque_after"] is None and summary_metrics(m)["brisque_before"] is not None
     assert m["piqe"]["after"]["mean"] == 100.0  # PIQE defines a flat image's score
 
@@ -77,7 +78,7 @@ def test_constant_and_all_nan_volumes(tmp_path, output):
 def test_constant_input_and_output(tmp_path):
     flat = np.full((16, 16, 8), 3.0)
     result = run_quality(_store(tmp_path / "in.zarr", flat), _store(tmp_path / "out.zarr", flat), tmp_path / "qc")
-    assert result["metrics"]["brisque"]["reason"] == "no scored slice has a finite value (e.g. constant slices)"
+    assert result["metrics"]["brisque"]["reason"] == NO_FINITE_VALUE
     assert all(p.endswith(".png") for p in result["images"].values())
 
 

@@ -63,6 +63,7 @@ def _summary(values: list[np.ndarray]) -> dict:
 # what a metric raises on data it cannot score (too small, degenerate, a model that does not load): the metric
 # is then reported n/a with the message as its reason, and the run goes on
 NOT_COMPUTABLE = (ValueError, ArithmeticError, RuntimeError, ImportError, OSError)
+NO_FINITE_VALUE = "no scored slice gave a finite value (constant slices, or too uniform for the metric)"
 
 
 def not_available(reason: str, n_slices: int, whens=("before", "after")) -> dict:
@@ -94,7 +95,7 @@ class _Scores:
         flat = [w for w in whens if out[w]["mean"] is None]
         if flat:
             side = "" if len(flat) == len(whens) else f"{' and '.join(flat)}: "
-            out["reason"] = f"{side}no scored slice has a finite value (e.g. constant slices)"
+            out["reason"] = f"{side}{NO_FINITE_VALUE}"
         return out
 
 
