@@ -3,7 +3,8 @@
 A :class:`LineageRecord` is stored in the output store's attributes (key ``lineage``)
 and sent as OpenLineage run events (START, COMPLETE, FAIL) through ``openlineage-python``:
 to a JSON-lines file by default (``SEIS_LINEAGE_DIR/events.jsonl``), or to an HTTP
-endpoint such as Marquez when ``SEIS_OPENLINEAGE_URL`` is set.
+endpoint such as Marquez when ``SEIS_OPENLINEAGE_URL`` is set (events it cannot take are
+spooled and re-sent later: :mod:`seiscore.lineage_spool`).
 """
 
 from __future__ import annotations
@@ -150,10 +151,10 @@ def make_client(settings: PipelineSettings):
     """OpenLineage client: HTTP when ``openlineage_url`` is set, else a JSON-lines file."""
     from openlineage.client import OpenLineageClient
 
-    if settings.openlineage_url:
-        from openlineage.client.transport.http import HttpConfig, HttpTransport
+    if settings.openlineage_url:  # an endpoint that is down or slow never fails the run: see lineage_spool
+        from seiscore.lineage_spool import SpoolingTransport
 
-        return OpenLineageClient(transport=HttpTransport(HttpConfig(url=settings.openlineage_url)))
+        return OpenLineageClient(transport=SpoolingTransport(settings.openlineage_url, settings.lineage_dir))
     from openlineage.client.transport.file import FileConfig, FileTransport
 
     settings.lineage_dir.mkdir(parents=True, exist_ok=True)
@@ -161,8 +162,11 @@ def make_client(settings: PipelineSettings):
     return OpenLineageClient(transport=FileTransport(FileConfig(log_file_path=str(path), append=True)))
 
 
-def emit_event(record: LineageRecord, event_type: str, settings: PipelineSettings, client=None) -> None:
-    """Send one OpenLineage run event (START, COMPLETE or FAIL) for ``record``."""
+def emit_event(record: LineageRecord, event_type: str, settings: PipelineSettings, client=None) -> str | None:
+    """Send one OpenLineage run event (START, COMPLETE or FAIL) for ``record``.
+
+    Returns a one-line warning when the HTTP endpoint could not take it (the event is then spooled,
+    :mod:`seiscore.lineage_spool`; said once per run), else None."""
     from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
     from openlineage.client.generated.error_message_run import ErrorMessageRunFacet
 
@@ -181,6 +185,7 @@ def emit_event(record: LineageRecord, event_type: str, settings: PipelineSetting
     client = client or make_client(settings)
     client.emit(event)
     client.close()
+    return getattr(client.transport, "warning", None)
 
 
 def read_events(path: str | os.PathLike) -> list[dict]:

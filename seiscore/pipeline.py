@@ -143,9 +143,11 @@ def run_quality(input_store, output_store, report_dir, *, reference=None, max_sl
     return {"metrics": metrics, "images": {k: str(v) for k, v in images.items()}, "report": str(report)}
 
 
-def summary_metrics(metrics: dict) -> dict[str, float | None]:
-    """Headline numbers of a :func:`seiscore.qc.quality_metrics` dict (mean before / after)."""
-    out: dict[str, float | None] = {}
+def summary_metrics(metrics: dict) -> dict[str, Any]:
+    """Headline numbers of a :func:`seiscore.qc.quality_metrics` dict (mean before / after; None for a
+    metric that could not be computed, whose reason is under ``not_computed``)."""
+    out: dict[str, Any] = {}
+    reasons = {k: m["reason"] for k, m in metrics.items() if isinstance(m, dict) and m.get("reason")}
     for name in ("psnr", "ssim", "snr", "brisque", "piqe"):
         m = metrics.get(name)
         if isinstance(m, dict):
@@ -156,4 +158,6 @@ def summary_metrics(metrics: dict) -> dict[str, float | None]:
     leak = metrics.get("leakage", {})
     if isinstance(leak, dict) and leak.get("mean") is not None:
         out["leakage"] = float(np.round(leak["mean"], 4))
+    if reasons:
+        out["not_computed"] = reasons
     return out

@@ -10,7 +10,7 @@
 | ``SEIS_LOCK_WAIT_S`` | how long a second run on the same survey waits for the first (0 = refuse at once) | 0 |
 | ``SEIS_CATALOG`` | catalog file | ``data_catalog.yaml`` |
 | ``SEIS_DATA_ROOTS`` | more folders the product may write under (``os.pathsep``-separated), besides the catalog folder's ``data/`` (see :mod:`seiscore.safety`) | unset |
-| ``SEIS_LINEAGE_DIR`` | directory of the OpenLineage event file (file transport) | ``openlineage`` |
+| ``SEIS_LINEAGE_DIR`` | directory of the OpenLineage event file (file transport) and of the spool of events an HTTP endpoint did not take | ``openlineage`` |
 | ``SEIS_OPENLINEAGE_URL`` | HTTP endpoint (e.g. Marquez ``http://localhost:5000``): events go there instead | unset |
 | ``SEIS_OPENLINEAGE_NAMESPACE`` | OpenLineage job namespace | ``seiscore`` |
 | ``SEIS_CODE_VERSION`` | code identity used to decide whether an output is up to date | package version + git commit |

@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "qc",
     "run",
     "serve",
+    "lineage",
 ]
 # Sub-commands that run the pipeline: Ctrl-C / SIGTERM stop them cleanly (one line, exit 130 / 143).
 STOPPABLE = {"run", "reprocess", "demo"}

@@ -102,6 +102,11 @@ def probe(path: str | os.PathLike) -> SegyLayout:
     with open(path, "rb") as fh:
         fh.seek(head_len)
         ext_raw = fh.read(TEXTUAL_HEADER_SIZE * n_ext)
+        if not len(samples):  # segyio then reads the file as header-only traces
+            fh.seek(head_len + SAMPLE_COUNT_BYTE - 1)
+            first = int.from_bytes(fh.read(2), endian, signed=True)
+            raise SegyError(f"{path}: the binary header gives 0 samples per trace (byte 3221, and byte 3269 of "
+                            f"SEG-Y rev 2); the first trace header says {first} (byte {SAMPLE_COUNT_BYTE})")
     layout = SegyLayout(path=path, endian=endian, format=fmt, n_samples=len(samples), samples=samples,
                         n_ext_headers=n_ext, tracecount=tracecount, file_size=size,
                         textual_raw=head[:TEXTUAL_HEADER_SIZE], binary_raw=head[BINARY_HEADER_OFFSET:head_len],

@@ -44,6 +44,7 @@ from scipy.special import gamma as _gamma
 from seiscore.metrics.mscn import mscn
 
 N_FEATURES = 36
+MIN_SIZE = 16  # smallest image side BRISQUE and PIQE (16 x 16 blocks) score
 PAIR_SHIFTS = ((0, 1), (1, 0), (1, 1), (-1, 1))
 CUBIC_A = -0.75  # OpenCV's bicubic kernel parameter
 
@@ -155,8 +156,8 @@ def _as_stack(images, name: str = "images") -> np.ndarray:
         raise ValueError(f"{name} must be a 2-D image or a stack (n, rows, cols), got shape {a.shape}")
     if a.dtype.kind not in "uif":
         raise ValueError(f"{name} must hold grey levels (uint8 or float in [0, 255]), got dtype {a.dtype}")
-    if min(a.shape[1:]) < 16:
-        raise ValueError(f"{name} must be at least 16 x 16 pixels, got {a.shape[1:]}")
+    if min(a.shape[1:]) < MIN_SIZE:
+        raise ValueError(f"{name} must be at least {MIN_SIZE} x {MIN_SIZE} pixels, got {a.shape[1:]}")
     if a.dtype.kind == "f" and not np.isfinite(a).all():
         raise ValueError(f"{name} contains NaN or Inf values")
     return a
@@ -189,7 +190,20 @@ def _model_files() -> tuple[Path, Path]:
 
 def model_name() -> str:
     """Name of the model that produces BRISQUE scores (quoted in every report)."""
-    return f"LIVE epsilon-SVR (RBF) from brisque {importlib.metadata.version('brisque')} (models/svm.txt + normalize.pickle), via libsvm-official"
+    try:
+        version = importlib.metadata.version("brisque")
+    except importlib.metadata.PackageNotFoundError:
+        return "none (the 'brisque' package with the LIVE model files is not installed)"
+    return f"LIVE epsilon-SVR (RBF) from brisque {version} (models/svm.txt + normalize.pickle), via libsvm-official"
+
+
+def model_unavailable() -> str | None:
+    """Why BRISQUE cannot score here (model files or ``libsvm`` missing or unreadable), or None when it can."""
+    try:
+        load_model()
+    except (RuntimeError, ImportError, OSError, ValueError, KeyError, pickle.UnpicklingError) as exc:
+        return f"BRISQUE model unavailable: {exc}"
+    return None
 
 
 @functools.lru_cache(maxsize=1)

@@ -7,13 +7,15 @@ dask-backed arrays, batch by batch.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 import xarray as xr
 
-from seiscore.metrics.brisque import model_name
+from seiscore.metrics.brisque import MIN_SIZE, brisque, model_name, model_unavailable
 from seiscore.metrics.leakage import leakage_per_slice
-from seiscore.metrics.noref import iter_slice_batches, sample_indices, score_stack
+from seiscore.metrics.noref import iter_slice_batches, sample_indices, to_uint8
+from seiscore.metrics.piqe import piqe
 from seiscore.metrics.reference import psnr_per_slice, ssim_per_slice
 from seiscore.metrics.spectra import amplitude_spectrum, band_edges, band_energies, frequency_axis
 from seiscore.qc.config import QCConfig
@@ -56,6 +58,61 @@ def _summary(values: list[np.ndarray]) -> dict:
     a = np.concatenate(values) if values else np.array([])
     finite = a[np.isfinite(a)]
     return {"mean": float(finite.mean()) if finite.size else None, "per_slice": a}
+
+
+# what a metric raises on data it cannot score (too small, degenerate, a model that does not load): the metric
+# is then reported n/a with the message as its reason, and the run goes on
+NOT_COMPUTABLE = (ValueError, ArithmeticError, RuntimeError, ImportError, OSError)
+NO_FINITE_VALUE = "no scored slice gave a finite value (constant slices, or too uniform for the metric)"
+
+
+def not_available(reason: str, n_slices: int, whens=("before", "after")) -> dict:
+    """A metric that could not be computed: ``{when: {"mean": None, "per_slice": [None] * n}, "reason"}``."""
+    return {**{w: {"mean": None, "per_slice": np.full(n_slices, np.nan)} for w in whens}, "reason": reason}
+
+
+class _Scores:
+    """Per-slice values of the metrics of one run, batch by batch; a metric that raises becomes n/a."""
+
+    def __init__(self, n_slices: int):
+        self.n = n_slices
+        self.values: dict[tuple[str, str], list[np.ndarray]] = {}
+        self.reasons: dict[str, str] = {}
+
+    def add(self, name: str, when: str, fn, *args) -> None:
+        if name in self.reasons:
+            return
+        try:
+            self.values.setdefault((name, when), []).append(np.atleast_1d(np.asarray(fn(*args), dtype=np.float64)))
+        except NOT_COMPUTABLE as exc:
+            self.reasons[name] = f"{type(exc).__name__}: {exc}"
+
+    def result(self, name: str, whens=("before", "after")) -> dict:
+        """``{when: {"mean", "per_slice"}}``, plus ``"reason"`` when the metric (or one side of it) has no value."""
+        if name in self.reasons:
+            return not_available(self.reasons[name], self.n, whens)
+        out: dict = {w: _summary(self.values.get((name, w), [])) for w in whens}
+        flat = [w for w in whens if out[w]["mean"] is None]
+        if flat:
+            side = "" if len(flat) == len(whens) else f"{' and '.join(flat)}: "
+            out["reason"] = f"{side}{NO_FINITE_VALUE}"
+        return out
+
+
+def noref_unavailable(rows: int, cols: int, dims: tuple[str, str]) -> dict[str, str]:
+    """Why BRISQUE / PIQE cannot score slices of ``rows`` x ``cols`` here: {metric: reason}."""
+    if min(rows, cols) < MIN_SIZE:
+        reason = (f"time slices are {rows} x {cols} ({dims[0]} x {dims[1]}), smaller than the "
+                  f"{MIN_SIZE} x {MIN_SIZE} images BRISQUE and PIQE score")
+        return {"brisque": reason, "piqe": reason}
+    model = model_unavailable()
+    return {"brisque": model} if model else {}
+
+
+def _score_noref(scores: _Scores, when: str, stack: np.ndarray) -> None:
+    u8 = to_uint8(stack)
+    scores.add("brisque", when, brisque, u8)
+    scores.add("piqe", when, piqe, u8)
 
 
 def _batches(arrays, slice_dim: str, idx: np.ndarray, cfg: QCConfig, progress: bool):
@@ -116,6 +173,10 @@ def quality_metrics(
       min-max scaled to [0, 255] by its whole range, found chunk by chunk) and ``snr`` (dB, ``10 log10(|ref|^2 / |ref - x|^2)``), each ``{"before", "after"}``.
     - ``slices``: the indices scored, ``slice_values`` their coordinate values.
 
+    A metric that cannot be computed on these data (slices smaller than 16 x 16 for BRISQUE / PIQE
+    or 11 x 11 for SSIM, a missing BRISQUE model, only constant slices) is n/a, not an error: its
+    means and per-slice values are None and ``"reason"`` says why (:func:`not_available`).
+
     Only the sampled slices and a bounded set of traces are loaded (batch by batch).
     """
     cfg = config or QCConfig()
@@ -126,17 +187,15 @@ def quality_metrics(
         arrays.append(_check("reference", reference, original, slice_dim))
     idx = sample_indices(original.sizes[slice_dim], max_slices)
 
-    acc: dict[str, list[np.ndarray]] = {k: [] for k in ("b0", "b1", "p0", "p1", "leak")}
+    scores = _Scores(len(idx))
+    scores.reasons.update(noref_unavailable(*_slice_shape(original, slice_dim)))
     ref_stacks: list[list[np.ndarray]] = [[], [], []]
     batches = _batches(arrays, slice_dim, idx, cfg, progress)
     for _, stacks in batches:
         o, d = stacks[0], stacks[1]
-        before, after = score_stack(o), score_stack(d)
-        acc["b0"].append(before["brisque"])
-        acc["b1"].append(after["brisque"])
-        acc["p0"].append(before["piqe"])
-        acc["p1"].append(after["piqe"])
-        acc["leak"].append(leakage_per_slice(d, o - d, radius=cfg.leakage_radius, niter=cfg.leakage_niter)[0])
+        _score_noref(scores, "before", o)
+        _score_noref(scores, "after", d)
+        scores.add("leakage", "all", _leakage_means, d, o - d, cfg)
         if reference is not None:
             for k in range(3):
                 ref_stacks[k].append(stacks[k].astype(np.float32))
@@ -148,9 +207,9 @@ def quality_metrics(
         "slices": idx,
         "slice_values": original[slice_dim].values[idx] if slice_dim in original.coords else idx,
         "brisque_model": model_name(),
-        "brisque": {"before": _summary(acc["b0"]), "after": _summary(acc["b1"])},
-        "piqe": {"before": _summary(acc["p0"]), "after": _summary(acc["p1"])},
-        "leakage": {**_summary(acc["leak"]), "radius": cfg.leakage_radius, "niter": cfg.leakage_niter},
+        "brisque": scores.result("brisque"),
+        "piqe": scores.result("piqe"),
+        "leakage": {**_leakage(scores), "radius": cfg.leakage_radius, "niter": cfg.leakage_niter},
         "band_energy": spec.pop("bands"),
         "spectra": spec,
     }
@@ -159,6 +218,21 @@ def quality_metrics(
         ranges = [(float(a.min()), float(a.max())) for a in arrays]  # streamed over chunks when dask-backed
         out.update(reference_metrics(r, o, d, ranges=(ranges[2], ranges[0], ranges[1])))
     return _clean(out)
+
+
+def _slice_shape(da: xr.DataArray, slice_dim: str) -> tuple[int, int, tuple[str, str]]:
+    d0, d1 = [d for d in da.dims if d != slice_dim]
+    return da.sizes[d0], da.sizes[d1], (d0, d1)
+
+
+def _leakage_means(denoised: np.ndarray, removed: np.ndarray, cfg: QCConfig) -> np.ndarray:
+    return leakage_per_slice(denoised, removed, radius=cfg.leakage_radius, niter=cfg.leakage_niter)[0]
+
+
+def _leakage(scores: _Scores) -> dict:
+    """``{"mean", "per_slice"}`` of the leakage (and ``"reason"`` when it has no value)."""
+    out = scores.result("leakage", whens=("all",))
+    return {**out["all"], **({"reason": out["reason"]} if "reason" in out else {})}
 
 
 def _snr_per_slice(ref: np.ndarray, est: np.ndarray) -> np.ndarray:
@@ -171,15 +245,17 @@ def reference_metrics(ref: np.ndarray, before: np.ndarray, after: np.ndarray, ra
     """PSNR / SSIM / SNR of stacks ``(n, rows, cols)`` against a reference, before and after.
 
     ``ranges``: the whole arrays' ``(min, max)`` of reference, before and after (default: the stacks')."""
-    out = {}
+    scores = _Scores(len(ref))
     for name, fn in (("psnr", psnr_per_slice), ("ssim", ssim_per_slice), ("snr", _snr_per_slice)):
         if fn is _snr_per_slice:
-            b, a = fn(ref, before), fn(ref, after)
+            scores.add(name, "before", fn, ref, before)
+            scores.add(name, "after", fn, ref, after)
         else:
-            b = fn(ref, before, axis=0, reference_range=ranges[0], estimate_range=ranges[1])
-            a = fn(ref, after, axis=0, reference_range=ranges[0], estimate_range=ranges[2])
-        out[name] = {"before": _summary([b]), "after": _summary([a])}
-    return out
+            scores.add(name, "before", partial(fn, axis=0, reference_range=ranges[0], estimate_range=ranges[1]),
+                       ref, before)
+            scores.add(name, "after", partial(fn, axis=0, reference_range=ranges[0], estimate_range=ranges[2]),
+                       ref, after)
+    return {name: scores.result(name) for name in ("psnr", "ssim", "snr")}
 
 
 def volume_metrics(data: xr.DataArray, *, slice_dim: str = "sample", max_slices: int | None = 64, config: QCConfig | None = None, progress: bool = False) -> dict:
@@ -187,12 +263,11 @@ def volume_metrics(data: xr.DataArray, *, slice_dim: str = "sample", max_slices:
     cfg = config or QCConfig()
     data = _check("data", data, None, slice_dim)
     idx = sample_indices(data.sizes[slice_dim], max_slices)
-    b, p = [], []
+    scores = _Scores(len(idx))
+    scores.reasons.update(noref_unavailable(*_slice_shape(data, slice_dim)))
     batches = _batches([data], slice_dim, idx, cfg, progress)
     for _, (stack,) in batches:
-        s = score_stack(stack)
-        b.append(s["brisque"])
-        p.append(s["piqe"])
+        _score_noref(scores, "after", stack)
     spec = spectra(data, data, slice_dim, cfg)
     spec.pop("bands")
     spec["removed"] = spec["original"] = None
@@ -202,7 +277,7 @@ def volume_metrics(data: xr.DataArray, *, slice_dim: str = "sample", max_slices:
         "slices": idx,
         "slice_values": data[slice_dim].values[idx] if slice_dim in data.coords else idx,
         "brisque_model": model_name(),
-        "brisque": {"after": _summary(b)},
-        "piqe": {"after": _summary(p)},
+        "brisque": scores.result("brisque", whens=("after",)),
+        "piqe": scores.result("piqe", whens=("after",)),
         "spectra": spec,
     })

@@ -106,10 +106,15 @@ def _summary_rows(m: dict, store: Path, against: Path | None) -> list[tuple[str,
     for metric in ("brisque", "piqe", "psnr", "ssim", "snr"):
         for when in ("before", "after"):
             if when in m.get(metric, {}):
-                rows.append((f"{metric.upper()} {when} (mean)", m[metric][when]["mean"]))
+                rows.append((f"{metric.upper()} {when} (mean)", _or_reason(m[metric][when]["mean"], m[metric])))
     if "leakage" in m:
-        rows.append(("signal leakage (mean local similarity)", m["leakage"]["mean"]))
+        rows.append(("signal leakage (mean local similarity)", _or_reason(m["leakage"]["mean"], m["leakage"])))
     return rows
+
+
+def _or_reason(value, metric: dict):
+    """The value, or "n/a (why)" for a metric that could not be computed."""
+    return f"n/a ({metric['reason']})" if value is None and metric.get("reason") else value
 
 
 def write_qc_report(store, html_path, *, against=None, metrics: dict | None = None, lineage=None, config: QCConfig | None = None, max_slices: int | None = 64, progress: bool = False, images: dict[str, Path] | None = None) -> Path:
