@@ -4,7 +4,7 @@
     seis serve ...                       (same)
 
 Deployments (each with a nightly schedule, 02:00 by default; ``SEIS_SCHEDULE_CRON`` /
-``SEIS_SCHEDULE_TIMEZONE`` or the options change it):
+``SEIS_SCHEDULE_TIMEZONE`` or the options change it, ``SEIS_SCHEDULE_INTERVAL_S`` replaces it by an interval):
 
 - ``process-survey/nightly``: one survey (default ``synthetic_demo``);
 - ``reprocess-archive/nightly``: every catalog survey, skipping those up to date;
@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+from datetime import timedelta
 from typing import Any
 
-from prefect.schedules import Cron
+from prefect.schedules import Cron, Interval, Schedule
+from prefect.types.entrypoint import EntrypointType
 
 from seiscore.settings import PipelineSettings, get_settings
 
@@ -28,20 +30,30 @@ def build_deployments(settings: PipelineSettings, survey: str = "synthetic_demo"
     from flows.process_survey import process_survey
     from flows.reprocess_archive import reprocess_archive
 
-    schedule = Cron(settings.schedule_cron, timezone=settings.schedule_timezone)
+    schedule = deployment_schedule(settings)
     tags = ["seiscore", "nightly"]
+    # Runs import the flow as ``flows.process_survey``: loaded from its file path it would be a top-level module
+    # ``process_survey`` that the scheduler and workers of an existing Dask cluster cannot import.
+    module = EntrypointType.MODULE_PATH
     deployments = [
         process_survey.to_deployment(
-            name="nightly", schedules=[schedule], parameters={"survey": survey}, tags=tags,
+            name="nightly", schedules=[schedule], parameters={"survey": survey}, tags=tags, entrypoint_type=module,
             description=f"Denoise one catalog survey (default {survey}) nightly; trigger any survey from the UI form.",
         ),
         reprocess_archive.to_deployment(
-            name="nightly", schedules=[schedule], tags=tags,
+            name="nightly", schedules=[schedule], tags=tags, entrypoint_type=module,
             description="Reprocess every catalog survey whose input, denoiser, parameters or code changed.",
         ),
     ]
     deployments += ssb_deployments(settings)
     return deployments
+
+
+def deployment_schedule(settings: PipelineSettings) -> Schedule:
+    """The cron (nightly by default), or every ``schedule_interval_s`` seconds when that is set."""
+    if settings.schedule_interval_s:
+        return Interval(timedelta(seconds=settings.schedule_interval_s), timezone=settings.schedule_timezone)
+    return Cron(settings.schedule_cron, timezone=settings.schedule_timezone)
 
 
 def ssb_deployments(settings: PipelineSettings) -> list[Any]:

@@ -7,7 +7,8 @@
 - ``SEIS_DASK_ADDRESS`` (or ``--scheduler``) makes the same flows use an existing cluster.
 - Worker processes of a local cluster inherit the flow's Prefect API URL, so task runs are
   reported to the same (possibly temporary) Prefect server instead of each worker
-  starting its own.
+  starting its own. Workers of an existing cluster cannot inherit it: the flow checks at its
+  start that each reports to the flow's API and refuses to run otherwise, saying how to start them.
 """
 
 from __future__ import annotations
@@ -41,7 +42,14 @@ class SeisDaskTaskRunner(DaskTaskRunner):
                 env.setdefault("PREFECT_API_URL", url)
                 self.cluster_kwargs["env"] = env
         self._sigterm = _announce_sigterm()
-        return super().__enter__()
+        runner = super().__enter__()
+        if self.address:
+            try:
+                check_worker_prefect_api(self.client, self.address)
+            except BaseException:
+                self.__exit__(None, None, None)
+                raise
+        return runner
 
     def __exit__(self, *exc_info):
         """On an interrupt or termination (not an ordinary error) the local workers are killed first: a busy
@@ -101,11 +109,10 @@ def kill_local_workers(cluster) -> None:
 def current_api_url() -> str | None:
     """The Prefect API this process talks to (a configured server, the test harness or the temporary one)."""
     from prefect.context import FlowRunContext
-    from prefect.settings import PREFECT_API_URL
 
-    url = os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value()
+    url = configured_api_url()
     if url:
-        return str(url)
+        return url
     ctx = FlowRunContext.get()
     if ctx is not None and getattr(ctx, "client", None) is not None:
         return str(ctx.client.api_url).rstrip("/")
@@ -113,6 +120,46 @@ def current_api_url() -> str | None:
 
     # No configured server: the run uses Prefect's temporary server; this returns its URL.
     return str(get_client(sync_client=True).api_url).rstrip("/")
+
+
+class WorkerPrefectAPIError(RuntimeError):
+    """Workers of an existing Dask cluster would record the tile runs outside the flow's Prefect API."""
+
+
+def worker_prefect_api() -> str | None:
+    """The Prefect API URL of this process (run on each worker); None: its task runs would start their own server."""
+    from prefect.settings import get_current_settings
+
+    url = get_current_settings().api.url
+    return str(url).rstrip("/") if url else None
+
+
+def check_worker_prefect_api(client, address: str) -> None:
+    """Refuse (one line, with the command that fixes it) when a worker's Prefect API is not the flow's."""
+    url = current_api_url().rstrip("/")
+    seen = client.run(worker_prefect_api)
+    wrong = {worker: theirs for worker, theirs in seen.items() if theirs != url}
+    if not wrong:
+        return
+    theirs = next(iter(wrong.values()))
+    where = (f"report to {theirs}" if theirs else
+             "have no PREFECT_API_URL (each would record its tile runs in a temporary Prefect server of its own)")
+    head = f"{len(wrong)} of {len(seen)} Dask workers of {address} {where}"
+    if configured_api_url():
+        raise WorkerPrefectAPIError(f"{head}, not to this run's Prefect API {url}; "
+                                    f"start the workers with: PREFECT_API_URL={url} dask worker {address}")
+    raise WorkerPrefectAPIError(
+        f"{head}, and this run records into a temporary Prefect server they cannot know; start a Prefect server "
+        f"(prefect server start) and give its API URL to this run and to the workers: "
+        f"PREFECT_API_URL=http://127.0.0.1:4200/api dask worker {address}")
+
+
+def configured_api_url() -> str | None:
+    """The Prefect API URL set in the environment or the Prefect profile (None: runs use a temporary server)."""
+    from prefect.settings import PREFECT_API_URL
+
+    url = os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value()
+    return str(url) if url else None
 
 
 def make_task_runner(settings: PipelineSettings, *, needs_gpu: bool = False) -> DaskTaskRunner:

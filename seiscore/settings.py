@@ -15,6 +15,7 @@
 | ``SEIS_OPENLINEAGE_NAMESPACE`` | OpenLineage job namespace | ``seiscore`` |
 | ``SEIS_CODE_VERSION`` | code identity used to decide whether an output is up to date | package version + git commit |
 | ``SEIS_SCHEDULE_CRON`` / ``SEIS_SCHEDULE_TIMEZONE`` | nightly schedule of the deployments | ``0 2 * * *`` / ``UTC`` |
+| ``SEIS_SCHEDULE_INTERVAL_S`` | run the deployments every N seconds instead of on the cron | unset |
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class PipelineSettings(BaseSettings):
     code_version: str | None = Field(None, description="code identity for reuse decisions (default: package version + git commit)")
     schedule_cron: str = "0 2 * * *"
     schedule_timezone: str = "UTC"
+    schedule_interval_s: float | None = Field(None, gt=0, description="run every N seconds instead of on the cron")
 
     @field_validator("data_roots", mode="before")
     @classmethod

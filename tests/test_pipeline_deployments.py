@@ -20,3 +20,9 @@ def test_nightly_deployments_with_parameter_descriptions(monkeypatch):
     monkeypatch.setenv("SEIS_SCHEDULE_TIMEZONE", "Europe/Oslo")
     d = build_deployments(get_settings())[1]
     assert d.schedules[0].schedule.cron == "30 1 * * *" and d.schedules[0].schedule.timezone == "Europe/Oslo"
+    monkeypatch.setenv("SEIS_SCHEDULE_INTERVAL_S", "3600")
+    d = build_deployments(get_settings())[0]
+    schedule = d.schedules[0].schedule
+    assert schedule.interval.total_seconds() == 3600 and schedule.timezone == "Europe/Oslo"
+    # imported as a package module, so the scheduler and workers of an existing Dask cluster can unpickle its tasks
+    assert d.entrypoint == "flows.process_survey.process_survey"
