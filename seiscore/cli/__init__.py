@@ -33,16 +33,23 @@ class CLIError(Exception):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seis", description="Seismic survey denoising pipeline.")
+    verbose = "also show Prefect's and Dask's INFO log lines (default: the product's lines and warnings only)"
+    parser.add_argument("-v", "--verbose", action="store_true", help=verbose)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMAND_MODULES:
         importlib.import_module(f"{__name__}.{name}").register(sub)
+    for command in sub.choices.values():  # -v after the command too (seis run S -v)
+        command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from seiscore.cli.output import configure_logging
+
+    configure_logging(args.verbose)  # before Prefect or Dask is imported
     try:
         return int(args.func(args) or 0)
     except (CLIError, ValueError, FileNotFoundError, FileExistsError, NotImplementedError) as exc:
