@@ -42,10 +42,13 @@ def configure_logging(verbose: bool) -> None:
         os.environ.setdefault(key, value)
     if verbose:
         return
-    if "dask" in sys.modules:  # read the level from the environment again
+    level = os.environ["DASK_LOGGING__DISTRIBUTED"]
+    if "dask" in sys.modules:  # imported before the variable was set: tell its config too
         import dask
 
-        dask.config.refresh()
+        dask.config.set({"logging.distributed": level})
+    if "distributed" in sys.modules:  # its loggers are configured at import
+        logging.getLogger("distributed").setLevel(level.upper())
     noise = _DropShutdownNoise()
     for name in ("distributed", "distributed.nanny", "distributed.worker", "distributed.core", "distributed.comm",
                  "distributed.batched", "prefect", "prefect.events", "tornado.application", "asyncio"):
