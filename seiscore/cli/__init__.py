@@ -4,7 +4,8 @@ Each sub-command lives in its own module of this package and exposes
 ``register(subparsers)``, which adds its parser and sets ``func`` (called with the
 parsed namespace, returning an exit code). Errors raised as :class:`CLIError`,
 ``ValueError``, ``FileNotFoundError`` or ``FileExistsError`` become a one-line
-reason on stderr and a non-zero exit status.
+reason on stderr and a non-zero exit status. Output is quiet unless ``-v`` / ``--verbose``
+(before or after the command; ``seis serve`` always logs): see :mod:`seiscore.cli.output`.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from seiscore.cli.output import configure_logging
 
-    configure_logging(args.verbose)  # before Prefect or Dask is imported
+    configure_logging(args.verbose or args.command == "serve")  # before Prefect or Dask is imported; a server logs
     try:
         return int(args.func(args) or 0)
     except (CLIError, ValueError, FileNotFoundError, FileExistsError, NotImplementedError) as exc:
