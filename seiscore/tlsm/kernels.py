@@ -25,7 +25,7 @@ from seiscore.tlsm.lsm import group_theta, shrink, shrink_coefs
 # two compilations of the same kernel, and a kernel compiled now and the same kernel loaded from
 # numba's cache gave results up to 1e-6 apart. Without it every sum runs in source order, so the
 # output is bitwise the same whatever the cache state and thread count (tests/test_determinism.py);
-# it costs ~15 % of the kernels' time, ~2 % of TLSM's (docs/TLSM.md, "Determinism").
+# it costs ~2 % of TLSM time in float32 (docs/tlsm.md, "Determinism").
 FASTMATH = False
 
 
