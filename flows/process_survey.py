@@ -16,10 +16,12 @@ from typing import Any, Literal
 import dask
 from prefect import flow, get_run_logger
 from prefect.context import get_run_context
+from prefect.futures import as_completed
 
 from flows._runtime import describe_cluster, get_entry, has_resource, make_task_runner, task_runner_client
 from flows._runtime import runner_settings
-from seiscore import io
+from seiscore import io, progress
+from seiscore.export_state import segy_is_current
 from seiscore.lineage import DatasetRef, LineageRecord, now_iso, read_lineage, write_lineage
 from seiscore.pipeline import prepare_output, run_key, summary_metrics
 from seiscore.preflight import preflight
@@ -49,17 +51,23 @@ def run_tiles(job: TileJob, settings: PipelineSettings, cluster: dict) -> dict[s
         denoised = {k: denoise.submit(job, k) for k in to_compute}
     written = {k: write.submit(job, k, wait_for=[denoised[d] for d in deps if d in denoised]) for k, deps in to_write.items()}
     failures, per_worker, seconds, samples = [], {}, {"read_s": 0.0, "denoise_s": 0.0, "save_s": 0.0, "write_s": 0.0}, 0
-    for stage, futures in (("denoise", denoised), ("write", written)):
-        for key, fut in futures.items():
-            try:
-                info = fut.result()
-                for k in seconds:
-                    seconds[k] += info.get(k, 0.0)
-                if stage == "denoise":
-                    samples += info["samples"]
-                    per_worker[info["worker"]] = per_worker.get(info["worker"], 0) + 1
-            except Exception as exc:  # noqa: BLE001 - collected and re-raised below
-                failures.append(f"{stage} tile {key}: {type(exc).__name__}: {exc}")
+    label, tiles_done = Path(job.output_store).name, job.plan.n_tiles - len(to_write)
+    progress.report("tiles", label, tiles_done, job.plan.n_tiles)
+    stage_of = {**{f: ("denoise", k) for k, f in denoised.items()}, **{f: ("write", k) for k, f in written.items()}}
+    for fut in as_completed(list(stage_of)):  # in completion order, so the progress advances tile by tile
+        stage, key = stage_of[fut]
+        try:
+            info = fut.result()
+            for k in seconds:
+                seconds[k] += info.get(k, 0.0)
+            if stage == "denoise":
+                samples += info["samples"]
+                per_worker[info["worker"]] = per_worker.get(info["worker"], 0) + 1
+            else:
+                tiles_done += 1
+                progress.report("tiles", label, tiles_done, job.plan.n_tiles)
+        except Exception as exc:  # noqa: BLE001 - collected and re-raised below
+            failures.append(f"{stage} tile {key}: {type(exc).__name__}: {exc}")
     if failures:
         raise RuntimeError(f"{len(failures)} tile task(s) failed after {settings.task_retries} retries; first: {failures[0]}"
                            + ("" if len(failures) == 1 else f" (also: {'; '.join(failures[1:4])})"))
@@ -110,10 +118,15 @@ def process_survey(
             record.code["version"] = settings.code_version
             record.code["git_commit"] = None
         previous = read_lineage(output) if output.exists() else None
+        segy_path = Path(targets["segy"])
         if (not force and previous is not None and previous.status == "completed" and io.is_complete(output)
                 and previous.reuse_key() == record.reuse_key()):
             logger.info(f"{survey}: output {output} is up to date (run {previous.run_id}); nothing to do")
-            return _summary(previous, output, skipped=True)
+            skipped = _summary(previous, output, skipped=True)
+            if export_segy:  # still export when asked, unless the SEG-Y already holds this output
+                current = segy_is_current(segy_path, previous.started)
+                skipped["segy"] = str(segy_path) if current else export_segy_task(str(output), str(segy_path))
+            return skipped
 
         # Tiles, QC and lineage go to a staging version; the published output changes only when it is whole.
         staging = staging_path(output)
@@ -137,7 +150,7 @@ def process_survey(
             # still says "running"; marking also consolidates the metadata QC and export read), and
             # the SEG-Y export runs on a Dask worker while QC runs here.
             io.mark_complete(staging)
-            export = export_segy_task.submit(str(staging), str(targets["segy"])) if export_segy else None
+            export = export_segy_task.submit(str(staging), str(segy_path)) if export_segy else None
             report_dir = Path(targets["qc_report"])
             try:
                 quality = quality_task(ing["store"], str(staging), str(report_dir), reference, survey)

@@ -6,6 +6,8 @@ parsed namespace, returning an exit code). Errors raised as :class:`CLIError`,
 ``ValueError``, ``FileNotFoundError`` or ``FileExistsError``, and the OS refusals a user can act on
 (disk full, permission denied; :mod:`seiscore.io.os_errors`) become a one-line reason on stderr and
 exit status 2. ``run``, ``reprocess`` and ``demo`` stop cleanly on Ctrl-C / SIGTERM (:mod:`.signals`).
+Output is quiet unless ``-v`` / ``--verbose`` (before or after the command; ``seis serve`` always logs):
+see :mod:`seiscore.cli.output`.
 """
 
 from __future__ import annotations
@@ -48,18 +50,25 @@ def check_roots(path, what: str, catalog=None):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seis", description="Seismic survey denoising pipeline.")
+    verbose = "also show Prefect's and Dask's INFO log lines (default: the product's lines and warnings only)"
+    parser.add_argument("-v", "--verbose", action="store_true", help=verbose)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMAND_MODULES:
         importlib.import_module(f"{__name__}.{name}").register(sub)
+    for command in sub.choices.values():  # -v after the command too (seis run S -v)
+        command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from seiscore.cli.output import configure_logging
+
     from .signals import clean_stops
 
+    configure_logging(args.verbose or args.command == "serve")  # before Prefect or Dask is imported; a server logs
     try:
         with clean_stops(args.command) if args.command in STOPPABLE else nullcontext():
             return int(args.func(args) or 0)

@@ -18,6 +18,8 @@ import time
 
 import numpy as np
 
+from seiscore.cli.run import add_progress_flag
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the pipeline on the synthetic demo survey (or --in-memory: TLSM only)")
@@ -30,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--iterations", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
+    add_progress_flag(p)
     p.set_defaults(func=run)
 
 
@@ -50,12 +53,13 @@ def run(args: argparse.Namespace) -> int:
 def run_pipeline(args: argparse.Namespace) -> int:
     from seiscore import datasets
     from seiscore.catalog import load_catalog
+    from seiscore.cli.output import shown, tile_progress
     from seiscore.settings import get_settings
 
     catalog = str(get_settings().catalog)
     entry = load_catalog(catalog).get(args.survey)
     if not entry.source_path.exists():
-        print(f"writing the synthetic survey: {entry.source_path}")
+        print(f"writing the synthetic survey: {shown(entry.source_path)}")
         datasets.write_synthetic(entry.source_path, entry.reference)
     from seiscore.safety import check_survey
 
@@ -64,7 +68,8 @@ def run_pipeline(args: argparse.Namespace) -> int:
 
     print(f"processing {args.survey!r} with the process-survey flow (temporary Prefect server, local Dask cluster)...")
     t0 = time.perf_counter()
-    result = run_process_survey(args.survey, export_segy=True, catalog=catalog, force=args.force)
+    with tile_progress(args.progress):
+        result = run_process_survey(args.survey, export_segy=True, catalog=catalog, force=args.force)
     elapsed = time.perf_counter() - t0
     m = result.get("metrics") or {}
     if result.get("skipped"):
@@ -76,10 +81,11 @@ def run_pipeline(args: argparse.Namespace) -> int:
     if m.get("leakage") is not None:
         print(f"signal leakage (local similarity of output and removed noise): {m['leakage']}")
     print(f"time: {elapsed:.1f} s end to end; {result.get('tiles_computed')} tiles computed")
-    print(f"output store: {result.get('output')}   (xarray.open_zarr; lineage in its attrs)")
-    print(f"QC report:    {result.get('qc_report')}")
-    if getattr(entry, "output_segy", None):
-        print(f"SEG-Y:        {entry.output_segy}")
+    print(f"output store: {shown(result['output'])}   (xarray.open_zarr; lineage in its attrs)")
+    if result.get("qc_report"):
+        print(f"QC report:    {shown(result['qc_report'])}")
+    if result.get("segy"):  # where the flow wrote it, not where the catalog asked
+        print(f"SEG-Y:        {shown(result['segy'])}")
     return 0 if result.get("status", "completed") == "completed" else 1
 
 

@@ -40,5 +40,5 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--max-slices must be >= 0, got {args.max_slices}")
     path = mark_owned(write_qc_report(args.store, out, against=args.against, max_slices=args.max_slices or None,
                                       progress=True))
-    print(path)
+    print(Path(path).resolve())
     return 0

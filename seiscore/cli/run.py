@@ -7,6 +7,7 @@ or on ``--scheduler`` / ``SEIS_DASK_ADDRESS``. ``status`` only reads the output'
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -23,6 +24,7 @@ def register(sub) -> None:
     p.add_argument("--catalog", help="catalog file (default SEIS_CATALOG or data_catalog.yaml)")
     p.add_argument("--check", action="store_true",
                    help="only pre-flight: validate the entry, parameters, model, paths and memory, print the plan")
+    add_progress_flag(p)
     p.set_defaults(func=_run)
 
     r = sub.add_parser("reprocess", help="reprocess catalog surveys, skipping those up to date")
@@ -30,6 +32,7 @@ def register(sub) -> None:
     r.add_argument("--force", action="store_true", help="reprocess even surveys whose output is up to date")
     r.add_argument("--scheduler", help="address of an existing Dask scheduler")
     r.add_argument("--catalog", help="catalog file")
+    add_progress_flag(r)
     r.set_defaults(func=_reprocess)
 
     s = sub.add_parser("status", help="published version, run in progress or interrupted, metrics, lineage")
@@ -37,6 +40,11 @@ def register(sub) -> None:
     s.add_argument("--catalog", help="catalog file")
     s.add_argument("--json", action="store_true", help="print the status as JSON")
     s.set_defaults(func=_status)
+
+
+def add_progress_flag(p) -> None:
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="tiles done / total with ETA on stderr (default: when stderr is a terminal)")
 
 
 def parse_params(items: list[str]) -> dict:
@@ -73,12 +81,14 @@ def _run(args) -> int:
         return 0
     from flows.process_survey import run_process_survey
     from seiscore.cli import CLIError
+    from seiscore.cli.output import tile_progress
     from seiscore.tile_state import SurveyLocked
 
     try:
-        result = run_process_survey(args.survey, scheduler=args.scheduler, denoiser=args.denoiser,
-                                    params=params, export_segy=args.export_segy,
-                                    catalog=_catalog(args), force=args.force)
+        with tile_progress(args.progress):
+            result = run_process_survey(args.survey, scheduler=args.scheduler, denoiser=args.denoiser,
+                                        params=params, export_segy=args.export_segy,
+                                        catalog=_catalog(args), force=args.force)
     except (SurveyLocked, RuntimeError) as exc:  # lock held, or tiles that kept failing: one line
         raise CLIError(str(exc)) from exc
     _print_result(result)
@@ -86,18 +96,20 @@ def _run(args) -> int:
 
 
 def _print_result(result: dict) -> None:
+    from seiscore.cli.output import shown
     from seiscore.settings import get_settings
 
     state = "up to date (nothing recomputed)" if result.get("skipped") else f"done, {result.get('tiles_computed')} tiles computed"
     print(f"{result['survey']}: {state}")
-    print(f"  output store : {result['output']}")
+    print(f"  output store : {shown(result['output'])}")
     if result.get("segy"):
-        print(f"  SEG-Y        : {result['segy']}")
-    print(f"  QC report    : {result.get('qc_report')}")
-    metrics = {k: v for k, v in (result.get("metrics") or {}).items() if k != "qc_report" and not k.startswith("tiles_")}
+        print(f"  SEG-Y        : {shown(result['segy'])}")
+    print(f"  QC report    : {shown(result['qc_report']) if result.get('qc_report') else None}")
+    metrics = {k: v for k, v in (result.get("metrics") or {}).items() if k != "qc_report" and not k.startswith("tiles_")
+               and not isinstance(v, dict)}  # per-stage and per-task seconds: in the lineage / seis status --json
     print(f"  metrics      : {', '.join(f'{k}={v}' for k, v in metrics.items())}")
     s = get_settings()
-    where = s.openlineage_url or (s.lineage_dir / "events.jsonl").resolve()
+    where = s.openlineage_url or shown(s.lineage_dir / "events.jsonl")
     print(f"  lineage      : attrs['lineage'] of the output store; OpenLineage events -> {where}")
 
 
@@ -108,8 +120,10 @@ def _reprocess(args) -> int:
         os.environ["SEIS_DASK_ADDRESS"] = args.scheduler
     preflight_all(args.surveys, _catalog(args), args.force)
     from flows.reprocess_archive import reprocess_archive
+    from seiscore.cli.output import tile_progress
 
-    results = reprocess_archive(selection=args.surveys or None, force=args.force, catalog=_catalog(args))
+    with tile_progress(args.progress):
+        results = reprocess_archive(selection=args.surveys or None, force=args.force, catalog=_catalog(args))
     for res in results.values():
         _print_result(res)
     return 0

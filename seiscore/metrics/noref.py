@@ -40,7 +40,9 @@ def sample_indices(n: int, max_slices: int | None) -> np.ndarray:
 
 
 def _chunk_ids(da: xr.DataArray, dim: str, indices: np.ndarray) -> np.ndarray:
-    chunks = da.chunksizes.get(dim) if da.chunks is not None else None
+    """Storage chunk of each index along ``dim``, from the array's own chunks: its coordinates
+    (a survey store's cdp_x / cdp_y) may be chunked otherwise, which ``chunksizes`` refuses."""
+    chunks = da.chunks[da.get_axis_num(dim)] if da.chunks is not None else None
     if not chunks:
         return np.zeros(len(indices), dtype=np.int64)
     return np.searchsorted(np.cumsum(chunks), indices, side="right")

@@ -21,9 +21,12 @@ import numpy as np
 
 from seiscore.tlsm.lsm import group_theta, shrink, shrink_coefs
 
-# Reassociation lets LLVM vectorise the sums of squares; results stay deterministic for a given
-# machine and are checked against the literal reference in the tests.
-FASTMATH = {"reassoc", "nsz"}
+# No fastmath: with reassociation ({"reassoc"}) LLVM may order the sums of squares differently in
+# two compilations of the same kernel, and a kernel compiled now and the same kernel loaded from
+# numba's cache gave results up to 1e-6 apart. Without it every sum runs in source order, so the
+# output is bitwise the same whatever the cache state and thread count (tests/test_determinism.py);
+# it costs ~2 % of TLSM time in float32 (docs/tlsm.md, "Determinism").
+FASTMATH = False
 
 
 @numba.njit(cache=True, fastmath=FASTMATH)
