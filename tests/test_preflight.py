@@ -260,7 +260,7 @@ def test_reprocess_preflights_every_survey_before_starting(tmp_path, segy):
     catalog = _catalog(tmp_path, segy, extra)
     res, _, cpu = _seis("reprocess", "--catalog", str(catalog))
     assert res.returncode == 2 and "Traceback" not in res.stderr
-    assert ("1 of 2 surveys fail the pre-flight, nothing started: broken: unknown TLSM parameter 'lamda1'; "
+    assert ("1 of 2 surveys fail the pre-flight, nothing started: survey 'broken': unknown TLSM parameter 'lamda1'; "
             "did you mean 'lambda1'") in res.stderr
     assert not (tmp_path / "data" / "stores").exists()
 

@@ -141,7 +141,10 @@ def preflight_all(surveys: list[str], catalog: str, force: bool) -> None:
         try:
             preflight(name, catalog=catalog, force=force)
         except (ValueError, FileNotFoundError, NotImplementedError) as exc:
-            failed.append(f"{name}: {exc}")
+            text = str(exc)
+            failed.append(text if text.startswith(f"survey {name!r}") else f"survey {name!r}: {text}")
+    if len(names) == 1 and failed:
+        raise CLIError(failed[0])
     if failed:
         raise CLIError(f"{len(failed)} of {len(names)} surveys fail the pre-flight, nothing started: "
                        + "; ".join(failed))
