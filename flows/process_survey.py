@@ -69,6 +69,7 @@ def run_tiles(job: TileJob, settings: PipelineSettings, cluster: dict) -> dict[s
         except Exception as exc:  # noqa: BLE001 - collected and re-raised below
             failures.append(f"{stage} tile {key}: {type(exc).__name__}: {exc}")
     if failures:
+        failures.sort()  # denoise before write, by tile: the same message whatever order they completed in
         raise RuntimeError(f"{len(failures)} tile task(s) failed after {settings.task_retries} retries; first: {failures[0]}"
                            + ("" if len(failures) == 1 else f" (also: {'; '.join(failures[1:4])})"))
     return {"tiles_denoised": len(to_compute), "tiles_written": len(to_write), "tiles_total": job.plan.n_tiles,

@@ -32,7 +32,7 @@ def test_narrow_survey_with_lineage_down_completes(tmp_path, monkeypatch, write_
     noisy, _, cube, _ = write_synthetic_segy(tmp_path / "segy", SHAPE)
     catalog = tmp_path / "catalog.yaml"
     catalog.write_text("surveys:\n  narrow:\n"
-                       f"    source: {noisy}\n    store: stores/narrow.zarr\n    output: stores/narrow_denoised.zarr\n"
+                       f"    source: {noisy}\n    store: data/stores/narrow.zarr\n    output: data/stores/narrow_denoised.zarr\n"
                        "    denoiser: {name: tlsm, preset: synthetic,"
                        " axes: {smooth: crossline, footprint: sample, tube: inline}}\n")
     url = _closed_port_url()
@@ -43,7 +43,7 @@ def test_narrow_survey_with_lineage_down_completes(tmp_path, monkeypatch, write_
     result = run_process_survey("narrow", scheduler=dask_cluster.scheduler_address, catalog=str(catalog),
                                 params={"iterations": 3})
 
-    out = tmp_path / "stores" / "narrow_denoised.zarr"
+    out = tmp_path / "data" / "stores" / "narrow_denoised.zarr"
     assert result["status"] == "completed" and io.is_complete(out)
     amp = xr.open_zarr(str(out))["amplitude"].values
     assert amp.shape == SHAPE and np.isfinite(amp).all() and not np.allclose(amp, cube)

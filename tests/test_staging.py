@@ -37,8 +37,8 @@ SHAPE = (32, 40, 60)
 
 def _survey(d: Path, write_synthetic_segy, shape=SHAPE, seed=0) -> dict:
     noisy, clean, _, _ = write_synthetic_segy(d / "segy", shape, seed=seed)
-    return {"dir": d, "catalog": _catalog(d, noisy, clean), "output": d / "stores" / "small_denoised.zarr",
-            "store": d / "stores" / "small.zarr"}
+    return {"dir": d, "catalog": _catalog(d, noisy, clean), "output": d / "data" / "stores" / "small_denoised.zarr",
+            "store": d / "data" / "stores" / "small.zarr"}
 
 
 @pytest.fixture()

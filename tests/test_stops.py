@@ -135,7 +135,8 @@ def long_run(tmp_path, write_synthetic_segy):
 
 
 def _interrupt(args: list[str], tmp_path: Path, signum: int, *, group: bool) -> dict:
-    code = f"import sys; from seiscore.cli import main; sys.exit(main({args!r}))"
+    argv = ["-v", *args]  # -v: the flow's log says when the tiles start
+    code = f"import sys; from seiscore.cli import main; sys.exit(main({argv!r}))"
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     lines: list[str] = []

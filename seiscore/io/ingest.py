@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from seiscore.safety import check_write_target
+
 from . import textual
 from .errors import SegyError
 from .geometry import SAMPLE_COUNT_BYTE, Geometry, SegyLayout, guess_regular, probe, scan
@@ -237,6 +239,8 @@ def ingest(source: str | os.PathLike, store: str | os.PathLike, *, il_byte: int 
     layout = probe(source)
     options = dict(store=store, il_byte=il_byte, xl_byte=xl_byte, chunks=chunks, limit=limit, progress=progress,
                    overwrite=overwrite, sample_unit=sample_unit, compression=compression, shards=shards)
+    # where it may write, before anything (its lock file included) is created beside the store
+    check_write_target(store, what="store", roots=None, protected=[("source SEG-Y", source)])
     tmp = temp_path(Path(store))
     with store_lock(store, wait_s=lock_wait_s), removed_on_failure(tmp), writing(tmp):
         geom = guess_regular(layout, il_byte, xl_byte, buffer_bytes=_scan_buffer(limit))
