@@ -54,3 +54,18 @@ def write_synthetic_segy():
         return write_cube(directory / "noisy.sgy", noisy), write_cube(directory / "clean.sgy", clean), noisy, clean
 
     return write
+
+
+@pytest.fixture(autouse=True)
+def _log_levels_per_test():
+    """``seis`` called in-process sets its log-level variables in ``os.environ`` (quiet by default); restore them
+    after each test so later subprocesses (and ``-v``) see the environment the test started with."""
+    from seiscore.cli.output import QUIET_ENV
+
+    saved = {k: os.environ.get(k) for k in QUIET_ENV}
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
