@@ -16,7 +16,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -29,6 +28,7 @@ from seiscore.lineage import read_lineage
 from seiscore.tile_state import TileState
 from seiscore.versions import (journal_path, publish_staging, recover, retired_path, staging_path, survey_state,
                                VERSION_ATTR)
+from test_pipeline_cluster import _wait_for
 from test_pipeline_flow import PARAMS, TILES, _amplitude, _catalog
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,15 +119,6 @@ def _cli_run(survey, env, tmp_path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", code, "run", "small", "--catalog", str(survey["catalog"]),
                              "--scheduler", env["scheduler"], *params], env=penv, cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def _wait_for(predicate, timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"timed out waiting for {what}")
 
 
 def _cluster_idle(cluster) -> None:
