@@ -347,12 +347,3 @@ def _label(key: str) -> str:
     return {"store": "input store", "reference_store": "reference store", "output": "output store",
             "output_segy": "SEG-Y export", "qc": "QC report folder"}.get(key, key)
 
-
-def check_survey(survey: str, catalog: str | os.PathLike, settings: Any = None, *,
-                 export_segy: bool = True) -> dict[str, Path]:
-    """:func:`check_write_targets` for ``survey`` of the catalog file ``catalog`` (loaded here)."""
-    from seiscore.catalog import load_catalog
-    from seiscore.settings import get_settings
-
-    return check_write_targets(load_catalog(catalog).get(survey), settings or get_settings(), catalog,
-                               export_segy=export_segy)

@@ -61,9 +61,10 @@ def run_pipeline(args: argparse.Namespace) -> int:
     if not entry.source_path.exists():
         print(f"writing the synthetic survey: {shown(entry.source_path)}")
         datasets.write_synthetic(entry.source_path, entry.reference)
-    from seiscore.safety import check_survey
+    from seiscore.preflight import preflight
 
-    check_survey(args.survey, catalog)  # every path the run writes, before a server or cluster starts
+    # the same pre-flight as `seis run`: parameters and every path the run writes, before a server or cluster starts
+    preflight(args.survey, catalog=catalog, export_segy=True, force=args.force)
     from flows.process_survey import run_process_survey  # Prefect lives in flows/, imported only here
 
     print(f"processing {args.survey!r} with the process-survey flow (temporary Prefect server, local Dask cluster)...")
