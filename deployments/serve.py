@@ -23,7 +23,7 @@ from typing import Any
 from prefect.schedules import Cron, Interval, Schedule
 from prefect.types.entrypoint import EntrypointType
 
-from seiscore.settings import PipelineSettings, get_settings
+from seiscore.core.settings import PipelineSettings, get_settings
 
 
 def build_deployments(settings: PipelineSettings, survey: str = "synthetic_demo") -> list[Any]:

@@ -22,8 +22,8 @@ from typing import Any
 
 from prefect_dask import DaskTaskRunner
 
-from seiscore.settings import PipelineSettings, get_settings
-from seiscore.tile_jobs import gpu_available
+from seiscore.core.settings import PipelineSettings, get_settings
+from seiscore.execution.blockwise.jobs import gpu_available
 
 
 # Dask preload of local workers: they ignore Ctrl-C (a terminal sends it to the whole process group); the
@@ -227,11 +227,11 @@ def has_resource(cluster: dict, name: str) -> bool:
 
 
 def load_catalog_from(catalog: str | os.PathLike):
-    from seiscore.catalog import load_catalog
+    from seiscore.data.catalog import load_catalog
 
     return load_catalog(catalog)
 
 
 def get_entry(survey: str, catalog: str | os.PathLike):
-    """The catalog entry of ``survey`` (``seiscore.catalog``)."""
+    """The catalog entry of ``survey`` (``seiscore.data.catalog``)."""
     return load_catalog_from(catalog).get(survey)

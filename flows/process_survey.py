@@ -1,7 +1,7 @@
 """Flow ``process-survey``: catalog entry -> ingest -> tiles on Dask -> output store -> QC -> lineage -> SEG-Y.
 
 Resumable: tiles are recorded done in the output's staging version (published atomically only
-when complete, see :mod:`seiscore.versions`), so a re-run after a crash or a cancellation computes
+when complete, see :mod:`seiscore.execution.versions`), so a re-run after a crash or a cancellation computes
 only what is missing; a re-run of a finished survey with the same
 input content, denoiser, parameters and code is a no-op (``force=True`` reprocesses).
 """
@@ -20,16 +20,17 @@ from prefect.futures import as_completed
 
 from flows._runtime import describe_cluster, get_entry, has_resource, make_task_runner, task_runner_client
 from flows._runtime import runner_settings
-from seiscore import io, progress
-from seiscore.export_state import segy_is_current
-from seiscore.lineage import DatasetRef, LineageRecord, now_iso, read_lineage, write_lineage
-from seiscore.pipeline import prepare_output, run_key, summary_metrics
-from seiscore.preflight import preflight
-from seiscore.safety import reference_store_path
-from seiscore.settings import PipelineSettings, get_settings
-from seiscore.tile_jobs import TileJob, pending_work, tile_resources
-from seiscore.tile_state import TileState, survey_lock
-from seiscore.versions import publish_staging, recover, staging_path
+from seiscore import io
+from seiscore.core import progress
+from seiscore.execution.export_state import segy_is_current
+from seiscore.core.lineage import DatasetRef, LineageRecord, now_iso, read_lineage, write_lineage
+from seiscore.execution.pipeline import prepare_output, run_key, summary_metrics
+from seiscore.execution.preflight import preflight
+from seiscore.core.safety import reference_store_path
+from seiscore.core.settings import PipelineSettings, get_settings
+from seiscore.execution.blockwise.jobs import TileJob, pending_work, tile_resources
+from seiscore.execution.blockwise.state import TileState, survey_lock
+from seiscore.execution.versions import publish_staging, recover, staging_path
 from tasks.export import export_segy as export_segy_task
 from tasks.ingest import ingest_survey
 from tasks.lineage import lineage_task
@@ -101,7 +102,7 @@ def process_survey(
     plan = preflight(survey, catalog=catalog, denoiser=denoiser, params=params, export_segy=export_segy, force=force,
                      settings=runner_settings(settings))  # configuration errors and unsafe paths fail here
     entry = get_entry(survey, catalog)
-    targets = plan.targets  # every path this run writes, checked by the pre-flight (seiscore.safety)
+    targets = plan.targets  # every path this run writes, checked by the pre-flight (seiscore.core.safety)
     spec = plan.spec
     output = Path(entry.output)
     flow_run_id = str(get_run_context().flow_run.id)

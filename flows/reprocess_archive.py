@@ -14,7 +14,7 @@ from prefect import flow, get_run_logger
 
 from flows._runtime import load_catalog_from
 from flows.process_survey import process_survey
-from seiscore.settings import get_settings
+from seiscore.core.settings import get_settings
 
 
 @flow(name="reprocess-archive", log_prints=True)

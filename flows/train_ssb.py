@@ -1,4 +1,4 @@
-"""Flow ``train-ssb``: run (or resume) ``seiscore.ssb.train`` and publish per-epoch metrics as Prefect artifacts.
+"""Flow ``train-ssb``: run (or resume) ``seiscore.methods.ssb.train`` and publish per-epoch metrics as Prefect artifacts.
 
 Artifacts: a progress artifact over all epochs of all phases, the table ``ssb-training-metrics``
 (one new version per epoch: every epoch so far), and a markdown ``ssb-model-<name>`` per saved
@@ -12,8 +12,8 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
 
-from seiscore.ssb import TrainConfig, train
-from seiscore.ssb.train import plan
+from seiscore.methods.ssb import TrainConfig, train
+from seiscore.methods.ssb.train import plan
 
 
 class ArtifactPublisher:

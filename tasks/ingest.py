@@ -5,8 +5,8 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from seiscore.pipeline import ensure_ingested
-from seiscore.settings import get_settings
+from seiscore.execution.pipeline import ensure_ingested
+from seiscore.core.settings import get_settings
 
 
 @task(name="ingest", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from seiscore.lineage import LineageRecord, emit_event, write_lineage
-from seiscore.settings import PipelineSettings
+from seiscore.core.lineage import LineageRecord, emit_event, write_lineage
+from seiscore.core.settings import PipelineSettings
 
 
 @task(name="lineage", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)

@@ -8,7 +8,7 @@ from prefect import task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from seiscore.pipeline import run_quality, summary_metrics
+from seiscore.execution.pipeline import run_quality, summary_metrics
 
 
 @task(name="quality-metrics", cache_policy=NO_CACHE)

@@ -15,8 +15,8 @@ import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from seiscore.ssb import denoise, load_model
-from seiscore.ssb.inference import pick_device
+from seiscore.methods.ssb import denoise, load_model
+from seiscore.methods.ssb.inference import pick_device
 
 SSB_RESOURCES = {"GPU": 1}
 

@@ -46,7 +46,7 @@ def dask_cluster(prefect_harness):
 def write_synthetic_segy():
     """``write(dir, shape=(il, xl, t), seed=0) -> (noisy.sgy, clean.sgy, noisy, clean)`` (segyio, IEEE float)."""
     from seiscore.io.segy_write import write_cube
-    from seiscore.synth import make_survey
+    from seiscore.data.synth import make_survey
 
     def write(directory: Path, shape=(24, 40, 60), seed: int = 0):
         noisy, clean = make_survey(n_inline=shape[0], n_crossline=shape[1], n_time=shape[2], seed=seed)

@@ -4,10 +4,10 @@ import subprocess
 import sys
 
 LIBRARY_MODULES = [
-    "seiscore.tlsm", "seiscore.synth", "seiscore.metrics", "seiscore.qc", "seiscore.io", "seiscore.catalog",
-    "seiscore.tiling", "seiscore.tile_jobs", "seiscore.tile_state", "seiscore.lineage", "seiscore.pipeline",
-    "seiscore.settings", "seiscore.safety", "seiscore.ssb", "seiscore.cli", "seiscore.versions",
-    "seiscore.preflight",
+    "seiscore.methods.tlsm", "seiscore.data.synth", "seiscore.metrics", "seiscore.qc", "seiscore.io", "seiscore.data.catalog",
+    "seiscore.execution.blockwise.tiling", "seiscore.execution.blockwise.jobs", "seiscore.execution.blockwise.state", "seiscore.core.lineage", "seiscore.execution.pipeline",
+    "seiscore.core.settings", "seiscore.core.safety", "seiscore.methods.ssb", "seiscore.cli", "seiscore.execution.versions",
+    "seiscore.execution.preflight",
 ]
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from seiscore.catalog import CatalogError, load_catalog
+from seiscore.data.catalog import CatalogError, load_catalog
 
 REPO_CATALOG = Path(__file__).resolve().parents[1] / "data_catalog.yaml"
 

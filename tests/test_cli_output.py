@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from seiscore import progress
+from seiscore.core import progress
 
 REPO = Path(__file__).resolve().parents[1]
 TILES = {"tile": [8, None, None], "halo": [2, 0, 0]}

@@ -20,8 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPT = """
 import sys
 import numpy as np
-from seiscore.synth import SynthConfig, make_survey, to_canonical
-from seiscore.tlsm import denoise
+from seiscore.data.synth import SynthConfig, make_survey, to_canonical
+from seiscore.methods.tlsm import denoise
 
 out, workers = sys.argv[1], int(sys.argv[2])
 res = {}

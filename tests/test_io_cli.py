@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 import seiscore.cli as cli
-from seiscore.datasets import PENOBSCOT_NPY
+from seiscore.data.datasets import PENOBSCOT_NPY
 from seiscore.io import open_survey
 
 MINE = ["datasets", "ingest", "export", "info"]

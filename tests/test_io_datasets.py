@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seiscore.datasets import load_reference, write_synthetic
+from seiscore.data.datasets import load_reference, write_synthetic
 from seiscore.io import ingest, open_survey
-from seiscore.synth import SynthConfig, make_survey
+from seiscore.data.synth import SynthConfig, make_survey
 
 
 def test_synthetic_survey_and_reference(tmp_path):

@@ -20,7 +20,7 @@ import pytest
 
 import seiscore.cli as cli
 from seiscore.io.os_errors import NotAFileError
-from seiscore.pipeline import ensure_ingested
+from seiscore.execution.pipeline import ensure_ingested
 
 ROOT = Path(__file__).resolve().parents[1]
 

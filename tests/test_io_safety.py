@@ -112,7 +112,7 @@ def test_existing_store_and_export_target_are_protected(tmp_path, segy):
     ingest(src, store, overwrite=True)
     dest = tmp_path / "out.sgy"
     dest.write_bytes(b"keep me")
-    for overwrite in (False, True):  # a file seiscore did not write is never replaced (seiscore.safety)
+    for overwrite in (False, True):  # a file seiscore did not write is never replaced (seiscore.core.safety)
         with pytest.raises(ValueError, match="not something seiscore wrote"):
             export(store, dest, overwrite=overwrite)
     assert dest.read_bytes() == b"keep me"

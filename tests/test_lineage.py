@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 
 import zarr
 
-from seiscore.lineage import DatasetRef, LineageRecord, content_hash, emit_event, read_events, read_lineage, write_lineage
-from seiscore.settings import PipelineSettings
+from seiscore.core.lineage import DatasetRef, LineageRecord, content_hash, emit_event, read_events, read_lineage, write_lineage
+from seiscore.core.settings import PipelineSettings
 
 
 def _record(**kw) -> LineageRecord:
@@ -183,7 +183,7 @@ def _unused(tmp_path, url):
 
 
 def test_error_answers_and_slow_endpoints_spool_too(tmp_path):
-    from seiscore.lineage_spool import SpoolingTransport
+    from seiscore.core.lineage_spool import SpoolingTransport
 
     failing = _Endpoint(status=500)
     try:
@@ -200,7 +200,7 @@ def test_error_answers_and_slow_endpoints_spool_too(tmp_path):
 
     slow = _Endpoint(delay_s=2.0)
     try:
-        from seiscore.lineage import make_client
+        from seiscore.core.lineage import make_client
 
         client = make_client(PipelineSettings(openlineage_url=slow.url, lineage_dir=tmp_path / "slow"))
         client.transport = SpoolingTransport(slow.url, tmp_path / "slow", timeout_s=0.3)

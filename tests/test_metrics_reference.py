@@ -5,7 +5,7 @@ import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from seiscore.metrics import minmax_255, psnr, psnr_per_slice, ssim, ssim_per_slice
-from seiscore.synth import make_survey
+from seiscore.data.synth import make_survey
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ import yaml
 import flows.process_survey
 import flows.reprocess_archive
 import seiscore.cli as cli
-from seiscore.safety import (UnsafePathError, check_write_target, check_write_targets, data_roots, is_owned,
+from seiscore.core.safety import (UnsafePathError, check_write_target, check_write_targets, data_roots, is_owned,
                              mark_owned, may_replace, sidecar)
 
 # Prefect is imported here, not inside a test: its log handlers bind to the sys.stderr of the moment, and a
@@ -166,8 +166,8 @@ def test_reprocess_refuses_before_starting(site, capsys, no_flow):
 
 
 def test_more_roots_from_the_settings(site, tmp_path_factory, monkeypatch):
-    from seiscore.catalog import load_catalog
-    from seiscore.settings import get_settings
+    from seiscore.data.catalog import load_catalog
+    from seiscore.core.settings import get_settings
 
     extra = tmp_path_factory.mktemp("scratch")
     catalog = _catalog(site, output=str(extra / "out.zarr"))

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seiscore.tile_state import TileState
-from seiscore.versions import staging_path
+from seiscore.execution.blockwise.state import TileState
+from seiscore.execution.versions import staging_path
 from test_pipeline_flow import PARAMS, _amplitude, _catalog, _expected
 
 SHAPE = (48, 40, 60)
@@ -79,8 +79,8 @@ def _run(survey, address, monkeypatch, tmp_path, **kw):
 
 
 def test_ssb_tiles_run_only_on_the_gpu_worker(cli_cluster, survey, tmp_path, monkeypatch):
-    from seiscore.ssb import SSBModelConfig, save_model
-    from seiscore.ssb.model import SSBModel
+    from seiscore.methods.ssb import SSBModelConfig, save_model
+    from seiscore.methods.ssb.model import SSBModel
 
     model = save_model(SSBModel(SSBModelConfig(patch=16)), tmp_path / "ssb")
     result = _run(survey, cli_cluster["address"], monkeypatch, tmp_path, denoiser="ssb",

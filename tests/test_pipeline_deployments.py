@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from deployments.serve import build_deployments
-from seiscore.settings import get_settings
+from seiscore.core.settings import get_settings
 
 
 def test_nightly_deployments_with_parameter_descriptions(monkeypatch):

@@ -22,9 +22,9 @@ import pytest
 import xarray as xr
 import zarr
 
-from seiscore.lineage import read_events, read_lineage
-from seiscore.tile_state import SurveyLocked, TileState, survey_lock
-from seiscore.versions import staging_path
+from seiscore.core.lineage import read_events, read_lineage
+from seiscore.execution.blockwise.state import SurveyLocked, TileState, survey_lock
+from seiscore.execution.versions import staging_path
 
 SHAPE = (32, 40, 60)
 TILES = {"tile": [8, None, None], "halo": [4, 0, 0]}
@@ -73,8 +73,8 @@ def _run(survey, env, **kw):
 
 def _expected(noisy: np.ndarray) -> np.ndarray:
     """The same tiles and global min-max scaling, computed in memory."""
-    from seiscore.tile_jobs import DenoiserSpec, block_denoiser
-    from seiscore.tiling import TileConfig, denoise_tiled
+    from seiscore.execution.blockwise.jobs import DenoiserSpec, block_denoiser
+    from seiscore.execution.blockwise.tiling import TileConfig, denoise_tiled
 
     spec = DenoiserSpec(name="tlsm", preset="synthetic", params={"iterations": 5})
     lo, hi = float(noisy.min()), float(noisy.max())

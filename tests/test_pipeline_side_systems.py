@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from seiscore.lineage import read_events, read_lineage
+from seiscore.core.lineage import read_events, read_lineage
 
 SHAPE = (8, 20, 12)  # time slices 8 x 20: smaller than the 16 x 16 images BRISQUE and PIQE score
 

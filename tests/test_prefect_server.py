@@ -228,7 +228,7 @@ def test_cli_list_commands_answer(stack, deployments, scheduled):
 
 def test_a_scheduled_run_completes_through_serve(stack, client, deployments, scheduled):
     from seiscore import io
-    from seiscore.lineage import read_lineage
+    from seiscore.core.lineage import read_lineage
 
     run_id = scheduled["taken"].id
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from seiscore.preflight import PreflightError, SSBParams, preflight
+from seiscore.execution.preflight import PreflightError, SSBParams, preflight
 
 SHAPE = (32, 40, 60)
 TILES = {"tile": [8, None, None], "halo": [4, 0, 0]}
@@ -84,7 +84,7 @@ def _one_line_error(res: subprocess.CompletedProcess) -> str:
 def _complete_output(catalog: Path) -> Path:
     """A complete input store and a complete output store beside it: the 'last good result'."""
     from seiscore import io
-    from seiscore.catalog import load_catalog
+    from seiscore.data.catalog import load_catalog
 
     entry = load_catalog(catalog).get("small")
     io.ingest(entry.source_path, entry.store, chunks=entry.chunks)
@@ -148,14 +148,14 @@ def test_ssb_without_a_model_or_with_a_missing_one_is_refused_before_compute(cat
 
 @pytest.fixture(scope="module")
 def ssb_model(tmp_path_factory):
-    from seiscore.ssb import SSBModelConfig, save_model
-    from seiscore.ssb.model import SSBModel
+    from seiscore.methods.ssb import SSBModelConfig, save_model
+    from seiscore.methods.ssb.model import SSBModel
 
     return str(save_model(SSBModel(SSBModelConfig(patch=16)), tmp_path_factory.mktemp("ssb") / "model"))
 
 
 def test_ssb_parameters_model_and_gpu_rule(catalog, ssb_model, tmp_path):
-    from seiscore.tile_jobs import gpu_available
+    from seiscore.execution.blockwise.jobs import gpu_available
 
     with pytest.raises(PreflightError, match="unknown SSB parameter 'batch_sise'; did you mean 'batch_size'"):
         preflight("small", catalog=catalog, denoiser="ssb", params={"model": ssb_model, "batch_sise": 4})
@@ -182,17 +182,17 @@ def _small_segy(directory: Path) -> Path:
 
 
 def test_ssb_params_schema_matches_the_denoiser_signature():
-    from seiscore.ssb import denoise
+    from seiscore.methods.ssb import denoise
 
     names = set(inspect.signature(denoise).parameters) - {"volume", "model", "axis", "return_gate"}
     assert set(SSBParams.model_fields) == names
 
 
 def test_check_prints_the_plan_the_run_uses_and_writes_nothing(catalog, capsys):
-    from seiscore.catalog import load_catalog
+    from seiscore.data.catalog import load_catalog
     from seiscore.cli import main
-    from seiscore.pipeline import ensure_ingested, make_job
-    from seiscore.tile_jobs import resolve_spec
+    from seiscore.execution.pipeline import ensure_ingested, make_job
+    from seiscore.execution.blockwise.jobs import resolve_spec
 
     params = ["--param", f"tiles={{\"tile\": {TILES['tile']}, \"halo\": {TILES['halo']}}}".replace("None", "null")]
     before = _snapshot(catalog.parent)

@@ -1,7 +1,7 @@
 """A QC metric that cannot be computed on a survey is n/a with its reason, never an error.
 
 Real stores (xarray -> Zarr) too small for BRISQUE / PIQE / SSIM, constant or all-NaN volumes, and a
-BRISQUE installation without its model files go through :func:`seiscore.pipeline.run_quality` (metrics,
+BRISQUE installation without its model files go through :func:`seiscore.execution.pipeline.run_quality` (metrics,
 section images, HTML report) as the flow calls it.
 """
 
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from seiscore.pipeline import run_quality, summary_metrics
+from seiscore.execution.pipeline import run_quality, summary_metrics
 from seiscore.qc import quality_metrics, write_qc_report
 from seiscore.qc.metrics import NO_FINITE_VALUE
 

@@ -10,10 +10,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import DINOv3ViTConfig, DINOv3ViTModel
 
-from seiscore.ssb import BackboneConfig, ExpertConfig, SSBModelConfig, denoise, load_model, read_card, save_model
-from seiscore.ssb.backbones import build_backbone
-from seiscore.ssb.config import TINY_DINO
-from seiscore.ssb.model import SSBModel
+from seiscore.methods.ssb import BackboneConfig, ExpertConfig, SSBModelConfig, denoise, load_model, read_card, save_model
+from seiscore.methods.ssb.backbones import build_backbone
+from seiscore.methods.ssb.config import TINY_DINO
+from seiscore.methods.ssb.model import SSBModel
 
 torch.set_num_threads(1)
 

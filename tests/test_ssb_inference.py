@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from seiscore.metrics import psnr
-from seiscore.ssb import DataConfig, SSBModelConfig, StageConfig, TrainConfig, denoise, load_model, train
-from seiscore.ssb.inference import blend_window, pick_device
-from seiscore.ssb.model import SSBModel
-from seiscore.synth import make_survey
+from seiscore.methods.ssb import DataConfig, SSBModelConfig, StageConfig, TrainConfig, denoise, load_model, train
+from seiscore.methods.ssb.inference import blend_window, pick_device
+from seiscore.methods.ssb.model import SSBModel
+from seiscore.data.synth import make_survey
 
 torch.set_num_threads(1)
 

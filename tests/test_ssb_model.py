@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from seiscore.ssb import ExpertConfig, LoRASettings, SSBModelConfig
-from seiscore.ssb.config import TINY_DINO, TINY_SWIN, BackboneConfig
-from seiscore.ssb.model import SSBModel
-from seiscore.ssb.router import blend, ssb_loss, total_variation
+from seiscore.methods.ssb import ExpertConfig, LoRASettings, SSBModelConfig
+from seiscore.methods.ssb.config import TINY_DINO, TINY_SWIN, BackboneConfig
+from seiscore.methods.ssb.model import SSBModel
+from seiscore.methods.ssb.router import blend, ssb_loss, total_variation
 
 PATCH = 16
 torch.set_num_threads(1)  # the CI machine's 2 cores are shared: one thread avoids OpenMP oversubscription

@@ -14,8 +14,8 @@ from prefect.settings import PREFECT_API_URL
 from prefect.context import FlowRunContext
 from prefect_dask import DaskTaskRunner
 
-from seiscore.ssb import DataConfig, SSBModelConfig, StageConfig, TrainConfig, denoise, save_model
-from seiscore.ssb.model import SSBModel
+from seiscore.methods.ssb import DataConfig, SSBModelConfig, StageConfig, TrainConfig, denoise, save_model
+from seiscore.methods.ssb.model import SSBModel
 from tasks.ssb import SSB_RESOURCES, denoise_tile_ssb, submit_denoise_tile_ssb
 
 torch.set_num_threads(1)

@@ -11,8 +11,8 @@ import torch
 import yaml
 
 from seiscore.cli import train_ssb as cli
-from seiscore.ssb import DataConfig, SSBModelConfig, StageConfig, TrainConfig, load_model, read_card, train
-from seiscore.ssb.data import heldout_set, training_pairs
+from seiscore.methods.ssb import DataConfig, SSBModelConfig, StageConfig, TrainConfig, load_model, read_card, train
+from seiscore.methods.ssb.data import heldout_set, training_pairs
 
 torch.set_num_threads(1)  # shared 2-core CI machine: avoid OpenMP oversubscription
 
@@ -70,7 +70,7 @@ def test_train_writes_metrics_artifacts_and_improves_heldout(tmp_path):
     swin = [m["train_loss"] for m in lines if m["phase"] == "direct/swin"]
     assert swin[-1] < swin[0]
     heldout = heldout_set(tiny_train_config("x").data)
-    from seiscore.ssb.evaluation import summary
+    from seiscore.methods.ssb.evaluation import summary
 
     noisy_psnr = summary(heldout.clean, heldout.noisy)["psnr"]
     assert card["heldout_metrics"]["blend"]["psnr"] > noisy_psnr + 3

@@ -24,9 +24,9 @@ import zarr
 
 from seiscore import io
 from seiscore.cli.run import survey_status
-from seiscore.lineage import read_lineage
-from seiscore.tile_state import TileState
-from seiscore.versions import (journal_path, publish_staging, recover, retired_path, staging_path, survey_state,
+from seiscore.core.lineage import read_lineage
+from seiscore.execution.blockwise.state import TileState
+from seiscore.execution.versions import (journal_path, publish_staging, recover, retired_path, staging_path, survey_state,
                                VERSION_ATTR)
 from test_pipeline_cluster import _wait_for
 from test_pipeline_flow import PARAMS, TILES, _amplitude, _catalog
@@ -256,7 +256,7 @@ def test_recover_keeps_a_complete_staging_version_when_the_swap_never_happened(t
 
 
 def test_publish_falls_back_to_two_renames_where_the_filesystem_cannot_exchange(tmp_path, versions, monkeypatch):
-    import seiscore.versions as v
+    import seiscore.execution.versions as v
 
     out = versions(tmp_path / "out.zarr", 1.0)
     staging = versions(staging_path(out), 2.0)

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from seiscore.io.locks import StoreLocked, lock_path, store_lock
-from seiscore.pipeline import ensure_ingested
+from seiscore.execution.pipeline import ensure_ingested
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,7 +39,7 @@ def _env(tmp_path: Path) -> dict:
 
 INGEST_SCRIPT = """
 import json, sys, time
-from seiscore.pipeline import ensure_ingested
+from seiscore.execution.pipeline import ensure_ingested
 print("ready", flush=True)
 sys.stdin.readline()  # go
 t0 = time.time()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from seiscore.metrics import psnr
-from seiscore.synth import SynthConfig, from_canonical, make_survey, to_canonical
+from seiscore.data.synth import SynthConfig, from_canonical, make_survey, to_canonical
 
 
 def test_demo_cube_starts_within_1_db_of_the_paper():

@@ -7,8 +7,8 @@ import pytest
 
 from seiscore.bench.tiling import seam_ratio
 from seiscore.metrics import psnr
-from seiscore.synth import from_canonical, make_survey, to_canonical
-from seiscore.tiling import TileConfig, core_from_neighbours, denoise_block, denoise_tiled, plan_tiles
+from seiscore.data.synth import from_canonical, make_survey, to_canonical
+from seiscore.execution.blockwise.tiling import TileConfig, core_from_neighbours, denoise_block, denoise_tiled, plan_tiles
 
 
 def test_cores_partition_the_volume_on_chunk_boundaries():
@@ -69,8 +69,8 @@ def test_invalid_inputs_are_named():
 
 def test_tlsm_on_tiles_matches_whole_cube_without_seams():
     """Quality bar on a reduced paper cube (the full 100x200x400 figures are in benchmarks/results/tiling.md)."""
-    from seiscore.tile_jobs import DenoiserSpec
-    from seiscore.tlsm import denoise
+    from seiscore.execution.blockwise.jobs import DenoiserSpec
+    from seiscore.methods.tlsm import denoise
 
     noisy, clean = make_survey(n_inline=48, n_crossline=100, n_time=200)
     run = lambda b: from_canonical(denoise(np.ascontiguousarray(to_canonical(b)), preset="synthetic"))  # noqa: E731
@@ -88,7 +88,7 @@ def test_tlsm_on_tiles_matches_whole_cube_without_seams():
 
 
 def test_ssb_tiles_need_a_gpu_worker_or_an_explicit_cpu_opt_in():
-    from seiscore.tile_jobs import DenoiserSpec, tile_resources
+    from seiscore.execution.blockwise.jobs import DenoiserSpec, tile_resources
 
     tlsm, ssb = DenoiserSpec(name="tlsm"), DenoiserSpec(name="ssb", params={"model": "m"})
     local, external = {"type": "local"}, {"type": "external", "n_workers": 2, "scheduler": "tcp://127.0.0.1:8786"}
@@ -109,8 +109,8 @@ def test_survey_scale_comes_from_the_range_ingest_measured(tmp_path, write_synth
     import zarr
 
     from seiscore.io import ingest
-    from seiscore.pipeline import RANGE_ATTR, amplitude_range
-    from seiscore.tile_jobs import survey_scale
+    from seiscore.execution.pipeline import RANGE_ATTR, amplitude_range
+    from seiscore.execution.blockwise.jobs import survey_scale
 
     noisy_sgy, _, noisy, _ = write_synthetic_segy(tmp_path, shape=(6, 8, 10))
     store = ingest(noisy_sgy, tmp_path / "s.zarr", chunks=(4, 4, 4))

@@ -7,12 +7,12 @@ import pytest
 import xarray as xr
 
 from seiscore.metrics import psnr
-from seiscore.synth import SynthConfig, make_survey, to_canonical
-from seiscore.tlsm import PRESETS, TLSMParams, denoise, denoise_dataarray, lsm_reference, lsm_shrink
-from seiscore.tlsm.lsm import EPS
-from seiscore.tlsm.reference import denoise_reference, tsvd_lsm_reference
-from seiscore.tlsm.tsvd import tsvd_lsm
-from seiscore.tlsm.xstep import FourierXSolver
+from seiscore.data.synth import SynthConfig, make_survey, to_canonical
+from seiscore.methods.tlsm import PRESETS, TLSMParams, denoise, denoise_dataarray, lsm_reference, lsm_shrink
+from seiscore.methods.tlsm.lsm import EPS
+from seiscore.methods.tlsm.reference import denoise_reference, tsvd_lsm_reference
+from seiscore.methods.tlsm.tsvd import tsvd_lsm
+from seiscore.methods.tlsm.xstep import FourierXSolver
 
 
 @pytest.fixture(scope="module")

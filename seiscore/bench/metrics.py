@@ -19,7 +19,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from seiscore.bench.common import md_table, median_time, write_results
-from seiscore.datasets import PENOBSCOT_DIR
+from seiscore.data.datasets import PENOBSCOT_DIR
 from seiscore.metrics.brisque import model_name
 from seiscore.metrics.leakage import leakage_per_slice
 from seiscore.metrics.noref import score_stack
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=DATA, help="folder with penobscot_250x150x40.npy and tlsm_paper_slice_scores.csv")
     args = ap.parse_args(argv)
 
-    from seiscore.tlsm import denoise
+    from seiscore.methods.tlsm import denoise
 
     y = load_penobscot(args.data)
     t0 = time.perf_counter()

@@ -26,7 +26,7 @@ from seiscore.bench.common import md_table, write_results
 
 def write_survey(directory: Path, inlines: int) -> tuple[Path, tuple[int, int, int]]:
     from seiscore.io.segy_write import write_cube
-    from seiscore.synth import make_survey
+    from seiscore.data.synth import make_survey
 
     slab = 100
     cube = np.empty((inlines, 200, 400), dtype=np.float32)
@@ -39,9 +39,9 @@ def write_survey(directory: Path, inlines: int) -> tuple[Path, tuple[int, int, i
 
 def _whole_cube_seconds(seed: int) -> tuple[float, int]:
     """TLSM on one whole 100 x 200 x 400 synthetic cube (scaled as the pipeline scales): (seconds, samples)."""
-    from seiscore.synth import make_survey, to_canonical
-    from seiscore.tile_jobs import DenoiserSpec
-    from seiscore.tlsm import denoise
+    from seiscore.data.synth import make_survey, to_canonical
+    from seiscore.execution.blockwise.jobs import DenoiserSpec
+    from seiscore.methods.tlsm import denoise
 
     noisy = make_survey(seed=seed)[0]
     lo, hi = noisy.min(), noisy.max()
@@ -63,10 +63,10 @@ def whole_cube_seconds_per_sample(n_cubes: int = 4, workers: int = 2) -> float:
 
 def interleaved_overhead(rounds: int = 3) -> dict:
     """Tiles vs whole cube on the paper cube, alternated in this process (same load): median time ratio."""
-    from seiscore.synth import from_canonical, make_survey, to_canonical
-    from seiscore.tile_jobs import DenoiserSpec
-    from seiscore.tiling import denoise_tiled
-    from seiscore.tlsm import denoise
+    from seiscore.data.synth import from_canonical, make_survey, to_canonical
+    from seiscore.execution.blockwise.jobs import DenoiserSpec
+    from seiscore.execution.blockwise.tiling import denoise_tiled
+    from seiscore.methods.tlsm import denoise
 
     noisy = make_survey()[0]
     cfg = DenoiserSpec().tile_config()

@@ -22,10 +22,10 @@ import numpy as np
 import torch
 
 from seiscore.bench.common import RESULTS_DIR, md_table, median_time, write_results
-from seiscore.ssb import TrainConfig, denoise, load_model, train
-from seiscore.ssb.data import heldout_set
-from seiscore.ssb.evaluation import summary
-from seiscore.synth import from_canonical, to_canonical
+from seiscore.methods.ssb import TrainConfig, denoise, load_model, train
+from seiscore.methods.ssb.data import heldout_set
+from seiscore.methods.ssb.evaluation import summary
+from seiscore.data.synth import from_canonical, to_canonical
 
 # (row label, artifact, mode)
 ROWS = [
@@ -53,7 +53,7 @@ def training_seconds(out: Path) -> dict[str, float]:
 
 def tlsm_sections(heldout) -> tuple[np.ndarray, float]:
     """TLSM (preset synthetic) on every held-out cube, cut into the held-out sections; total seconds."""
-    from seiscore.tlsm import denoise as tlsm_denoise
+    from seiscore.methods.tlsm import denoise as tlsm_denoise
 
     out, t0 = [], time.perf_counter()
     for noisy, _ in heldout.cubes:

@@ -19,8 +19,8 @@ import numpy as np
 
 from seiscore.bench.common import md_table, write_results
 from seiscore.metrics import psnr, ssim
-from seiscore.synth import make_survey, to_canonical
-from seiscore.tiling import TileConfig, TilePlan, denoise_tiled, plan_tiles
+from seiscore.data.synth import make_survey, to_canonical
+from seiscore.execution.blockwise.tiling import TileConfig, TilePlan, denoise_tiled, plan_tiles
 
 DEFAULT_CONFIGS = ["44xallh2", "44xallh4", "40xallh2", "28xallh4", "24xallh2", "36xallh4", "60xallh4", "allx100h16", "64x64h16"]
 
@@ -57,8 +57,8 @@ def seam_ratio(diff: np.ndarray, plan: TilePlan, width: int = 2) -> float:
 
 def tlsm_store_order(preset: str = "synthetic"):
     """TLSM on an (inline, crossline, time) block of the synthetic survey (paper permutation)."""
-    from seiscore.synth import from_canonical
-    from seiscore.tlsm import denoise
+    from seiscore.data.synth import from_canonical
+    from seiscore.methods.tlsm import denoise
 
     return lambda block: from_canonical(denoise(np.ascontiguousarray(to_canonical(block)), preset=preset))
 

@@ -24,8 +24,8 @@ import numpy as np
 
 from seiscore.bench.common import PeakRSS, machine, md_table, write_results
 from seiscore.metrics import psnr, ssim
-from seiscore.synth import SynthConfig, make_survey, to_canonical
-from seiscore.tlsm import denoise
+from seiscore.data.synth import SynthConfig, make_survey, to_canonical
+from seiscore.methods.tlsm import denoise
 
 LEVELS = [(f, s) for f in (0.1, 0.2, 0.5) for s in (0.01, 0.02, 0.03, 0.04)]
 PAPER_TABLE2 = dict(zip(LEVELS, [44.06, 41.49, 38.92, 36.80, 43.80, 41.36, 38.70, 36.63, 41.59, 39.90, 38.04, 36.19]))

@@ -41,8 +41,8 @@ class CLIError(Exception):
 def check_roots(path, what: str, catalog=None):
     """Refuse ``path`` outside the data roots: ``SEIS_DATA_ROOTS`` (+ the ``catalog``'s ``data/`` when given);
     no root rule when none applies (a path named on the command line). Returns the resolved path."""
-    from seiscore.safety import check_write_target, data_roots
-    from seiscore.settings import get_settings
+    from seiscore.core.safety import check_write_target, data_roots
+    from seiscore.core.settings import get_settings
 
     roots = data_roots(catalog, get_settings())
     return check_write_target(path, what=what, roots=roots or None, replace=False)

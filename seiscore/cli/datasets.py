@@ -9,7 +9,7 @@ from pathlib import Path
 def register(subparsers) -> None:
     p = subparsers.add_parser("make-data", help="write the synthetic or Penobscot demo survey as SEG-Y",
                               description="Write a demo survey as SEG-Y: 'synthetic' (noisy cube + clean reference, "
-                              "from seiscore.synth) or 'penobscot' (the shared 250x150x40 cube). Paths default to "
+                              "from seiscore.data.synth) or 'penobscot' (the shared 250x150x40 cube). Paths default to "
                               "the catalog entry's source (and reference).")
     p.add_argument("dataset", choices=("synthetic", "penobscot"))
     p.add_argument("dest", nargs="?", type=Path, help="SEG-Y path (default: the catalog's source)")
@@ -21,11 +21,11 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from seiscore import datasets
+    from seiscore.data import datasets
 
     dest, ref = args.dest, args.reference
     if dest is None or (args.dataset == "synthetic" and ref is None):
-        from seiscore.catalog import load_catalog
+        from seiscore.data.catalog import load_catalog
         entry = load_catalog(args.catalog).get(args.survey or {"synthetic": "synthetic_demo"}.get(args.dataset, args.dataset))
         dest = dest or entry.source_path
         ref = ref or (Path(entry.reference) if entry.reference else None)

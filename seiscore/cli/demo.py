@@ -51,17 +51,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_pipeline(args: argparse.Namespace) -> int:
-    from seiscore import datasets
-    from seiscore.catalog import load_catalog
+    from seiscore.data import datasets
+    from seiscore.data.catalog import load_catalog
     from seiscore.cli.output import shown, tile_progress
-    from seiscore.settings import get_settings
+    from seiscore.core.settings import get_settings
 
     catalog = str(get_settings().catalog)
     entry = load_catalog(catalog).get(args.survey)
     if not entry.source_path.exists():
         print(f"writing the synthetic survey: {shown(entry.source_path)}")
         datasets.write_synthetic(entry.source_path, entry.reference)
-    from seiscore.preflight import preflight
+    from seiscore.execution.preflight import preflight
 
     # the same pre-flight as `seis run`: parameters and every path the run writes, before a server or cluster starts
     preflight(args.survey, catalog=catalog, export_segy=True, force=args.force)
@@ -94,8 +94,8 @@ def run_in_memory(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from seiscore.metrics import psnr, ssim
-    from seiscore.synth import SynthConfig, make_survey, to_canonical
-    from seiscore.tlsm import denoise
+    from seiscore.data.synth import SynthConfig, make_survey, to_canonical
+    from seiscore.methods.tlsm import denoise
 
     ni, nx, nt = parse_size(args.size)
     cfg = SynthConfig(n_inline=ni, n_crossline=nx, n_time=nt, footprint_peak=args.footprint, sigma=args.sigma, seed=args.seed)

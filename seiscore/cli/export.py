@@ -1,7 +1,7 @@
 """``seis export STORE DEST [--format ibm|ieee|original] [--overwrite]``: survey store -> SEG-Y.
 
 DEST must lie under ``SEIS_DATA_ROOTS`` when it is set; ``--overwrite`` replaces only a file this product
-exported (:mod:`seiscore.safety`)."""
+exported (:mod:`seiscore.core.safety`)."""
 
 from __future__ import annotations
 

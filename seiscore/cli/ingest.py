@@ -2,7 +2,7 @@
 
 The store must lie under a data root (``SEIS_DATA_ROOTS``; with ``--survey`` also the catalog's ``data/``);
 without ``SEIS_DATA_ROOTS`` a store named on the command line may go anywhere, but never replaces a path the
-product did not write (:mod:`seiscore.safety`)."""
+product did not write (:mod:`seiscore.core.safety`)."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if args.survey:
         if args.source or args.store:
             raise CLIError("give either SOURCE STORE or --survey NAME, not both")
-        from seiscore.catalog import load_catalog
+        from seiscore.data.catalog import load_catalog
         entry = load_catalog(args.catalog).get(args.survey)
         source, store = entry.source_path, Path(entry.store)
         kwargs.update(il_byte=entry.il_byte, xl_byte=entry.xl_byte, sample_unit=entry.sample_unit, chunks=entry.chunks)

@@ -17,8 +17,8 @@ def register(sub) -> None:
 
 def _flush(args) -> int:
     from seiscore.cli import CLIError
-    from seiscore.lineage_spool import flush_spool, spool_path
-    from seiscore.settings import get_settings
+    from seiscore.core.lineage_spool import flush_spool, spool_path
+    from seiscore.core.settings import get_settings
 
     settings = get_settings(openlineage_url=args.url, lineage_dir=args.lineage_dir)
     spool = spool_path(settings.lineage_dir)

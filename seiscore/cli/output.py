@@ -7,7 +7,7 @@
   the flow has finished (nanny kills, closed-comm tracebacks, the events worker draining) is
   dropped. Variables the user set already win.
 - :func:`tile_progress`: a tqdm bar of tiles written / total with ETA on stderr, fed by
-  :mod:`seiscore.progress`, shown when stderr is a terminal or when forced.
+  :mod:`seiscore.core.progress`, shown when stderr is a terminal or when forced.
 - :func:`shown`: the absolute, resolved form of a path, as printed.
 """
 
@@ -75,7 +75,7 @@ def tile_progress(enabled: bool | None = None) -> Iterator[None]:
         return
     from tqdm import tqdm
 
-    from seiscore import progress
+    from seiscore.core import progress
 
     state: dict = {"bar": None, "label": None}
 

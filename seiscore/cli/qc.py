@@ -29,7 +29,7 @@ def default_output(store: Path) -> Path:
 def run(args: argparse.Namespace) -> int:
     from seiscore.cli import check_roots
     from seiscore.qc import write_qc_report
-    from seiscore.safety import check_write_target, mark_owned
+    from seiscore.core.safety import check_write_target, mark_owned
 
     out = check_roots(args.output or default_output(args.store), "QC report")
     if out.exists() and not args.force:

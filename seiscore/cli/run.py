@@ -61,14 +61,14 @@ def parse_params(items: list[str]) -> dict:
 
 
 def _catalog(args) -> str:
-    from seiscore.settings import get_settings
+    from seiscore.core.settings import get_settings
 
     return args.catalog or str(get_settings().catalog)
 
 
 def _run(args) -> int:
-    from seiscore.preflight import preflight
-    from seiscore.settings import get_settings
+    from seiscore.execution.preflight import preflight
+    from seiscore.core.settings import get_settings
 
     # Pre-flight first: a configuration error or an unsafe path is refused here, before any Prefect server or
     # cluster starts.
@@ -82,7 +82,7 @@ def _run(args) -> int:
     from flows.process_survey import run_process_survey
     from seiscore.cli import CLIError
     from seiscore.cli.output import tile_progress
-    from seiscore.tile_state import SurveyLocked
+    from seiscore.execution.blockwise.state import SurveyLocked
 
     try:
         with tile_progress(args.progress):
@@ -97,7 +97,7 @@ def _run(args) -> int:
 
 def _print_result(result: dict) -> None:
     from seiscore.cli.output import shown
-    from seiscore.settings import get_settings
+    from seiscore.core.settings import get_settings
 
     state = "up to date (nothing recomputed)" if result.get("skipped") else f"done, {result.get('tiles_computed')} tiles computed"
     print(f"{result['survey']}: {state}")
@@ -131,9 +131,9 @@ def _reprocess(args) -> int:
 
 def preflight_all(surveys: list[str], catalog: str, force: bool) -> None:
     """Pre-flight every selected survey (default: all); one line naming each that fails."""
-    from seiscore.catalog import load_catalog
+    from seiscore.data.catalog import load_catalog
     from seiscore.cli import CLIError
-    from seiscore.preflight import preflight
+    from seiscore.execution.preflight import preflight
 
     names = surveys or load_catalog(catalog).names()
     failed = []
@@ -154,8 +154,8 @@ def survey_status(survey: str, catalog: str) -> dict:
     """State (published / in-progress / interrupted / unknown-owner / missing), the published version and any
     staging version of a survey's output (no Prefect). ``complete``, ``tiles``, ``metrics`` describe the
     published version; ``last_run`` is the most recent run (the staging version's, else the published one's)."""
-    from seiscore.catalog import load_catalog
-    from seiscore.versions import survey_state
+    from seiscore.data.catalog import load_catalog
+    from seiscore.execution.versions import survey_state
 
     entry = load_catalog(catalog).get(survey)
     out = Path(entry.output)

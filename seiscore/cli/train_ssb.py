@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("train-ssb", help="train the SSB denoiser (3 stages, resumable) from a YAML config",
-                              description="Train the SSB denoiser. CONFIG is a YAML file matching seiscore.ssb.TrainConfig "
+                              description="Train the SSB denoiser. CONFIG is a YAML file matching seiscore.methods.ssb.TrainConfig "
                                           "(see configs/ssb_small.yaml). Rerunning resumes after the last completed epoch.")
     p.add_argument("config", type=Path, help="YAML training configuration")
     p.add_argument("--output-dir", type=Path, default=None, help="override output_dir of the config")
@@ -48,7 +48,7 @@ class ProgressBar:
 
 
 def run(args: argparse.Namespace) -> int:
-    from seiscore.ssb import TrainConfig, train
+    from seiscore.methods.ssb import TrainConfig, train
 
     cfg = TrainConfig.from_yaml(args.config)
     updates = {k: v for k, v in {"output_dir": args.output_dir, "device": args.device}.items() if v is not None}

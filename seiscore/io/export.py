@@ -6,7 +6,7 @@ variables (they tile all 240 bytes) and the amplitudes encoded in the sample for
 Each trace goes back to its original position (``trace_index``), so an unprocessed
 IEEE-float store exports byte for byte identical to its source. Output is written under a
 temporary name and renamed when whole, with a sidecar marking it as the product's
-(:mod:`seiscore.safety`): an existing file is replaced only when this product wrote it.
+(:mod:`seiscore.core.safety`): an existing file is replaced only when this product wrote it.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 import zarr
 from tqdm.auto import tqdm
 
-from seiscore.safety import check_replaceable, check_write_target, replace_file
+from seiscore.core.safety import check_replaceable, check_write_target, replace_file
 
 from . import textual
 from .errors import IncompleteStoreError, StoreError

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from seiscore.safety import check_write_target
+from seiscore.core.safety import check_write_target
 
 from . import textual
 from .errors import SegyError

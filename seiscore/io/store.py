@@ -15,7 +15,7 @@ Group attrs: ``textual_header`` (decoded text), ``*_b64`` raw header bytes, ``bi
 (decoded dict), ``sample_format``, ``endian``, ``seiscore_complete``. A store is built under a
 temporary sibling name and renamed into place only when whole; the ``seiscore_complete``
 flag is the other guard (output stores are created in place and flagged when filled). What is
-replaced, and where, follows :mod:`seiscore.safety`: never a path the product did not write.
+replaced, and where, follows :mod:`seiscore.core.safety`: never a path the product did not write.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import xarray as xr
 import zarr
 from zarr.codecs import BloscCodec
 
-from seiscore.safety import STORE_MARK_ATTR, check_replaceable, check_write_target, remove_replaceable
+from seiscore.core.safety import STORE_MARK_ATTR, check_replaceable, check_write_target, remove_replaceable
 
 from .chunk_writer import ChunkWriter
 from .errors import IncompleteStoreError, StoreError
@@ -77,7 +77,7 @@ def prepare_target(store: str | os.PathLike, overwrite: bool, *, what: str = "st
     """Check ``store`` may be (re)written; clear any leftover temporary; return (final, temp), resolved.
 
     Whatever ``overwrite`` says, an existing path is replaced only when the product wrote it, and the store
-    never equals, lies inside or contains a ``protected`` path (see :func:`seiscore.safety.check_write_target`).
+    never equals, lies inside or contains a ``protected`` path (see :func:`seiscore.core.safety.check_write_target`).
     """
     final = check_write_target(store, what=what, roots=None, protected=protected)
     if final.exists() and is_complete(final) and not overwrite:

@@ -36,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from scipy import ndimage
 
-from seiscore.validation import check_same_shape
+from seiscore.core.validation import check_same_shape
 
 DEFAULT_RADIUS = 4
 DEFAULT_NITER = 20

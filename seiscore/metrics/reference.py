@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from seiscore.validation import check_same_shape
+from seiscore.core.validation import check_same_shape
 
 PEAK = 255.0
 SSIM_WINDOW = 11
