@@ -37,11 +37,18 @@ def build_deployments(settings: PipelineSettings, survey: str = "synthetic_demo"
     module = EntrypointType.MODULE_PATH
     deployments = [
         process_survey.to_deployment(
-            name="nightly", schedules=[schedule], parameters={"survey": survey}, tags=tags, entrypoint_type=module,
+            name="nightly",
+            schedules=[schedule],
+            parameters={"survey": survey},
+            tags=tags,
+            entrypoint_type=module,
             description=f"Denoise one catalog survey (default {survey}) nightly; trigger any survey from the UI form.",
         ),
         reprocess_archive.to_deployment(
-            name="nightly", schedules=[schedule], tags=tags, entrypoint_type=module,
+            name="nightly",
+            schedules=[schedule],
+            tags=tags,
+            entrypoint_type=module,
             description="Reprocess every catalog survey whose input, denoiser, parameters or code changed.",
         ),
     ]

@@ -13,18 +13,16 @@
 
 from __future__ import annotations
 
-import dask
-
 import os
 import signal
 import threading
 from typing import Any
 
+import dask
 from prefect_dask import DaskTaskRunner
 
 from seiscore.core.settings import PipelineSettings, get_settings
 from seiscore.execution.blockwise.jobs import gpu_available
-
 
 # Dask preload of local workers: they ignore Ctrl-C (a terminal sends it to the whole process group); the
 # command stops them (seiscore.cli.signals).
@@ -142,16 +140,22 @@ def check_worker_prefect_api(client, address: str) -> None:
     if not wrong:
         return
     theirs = next(iter(wrong.values()))
-    where = (f"report to {theirs}" if theirs else
-             "have no PREFECT_API_URL (each would record its tile runs in a temporary Prefect server of its own)")
+    where = (
+        f"report to {theirs}"
+        if theirs
+        else "have no PREFECT_API_URL (each would record its tile runs in a temporary Prefect server of its own)"
+    )
     head = f"{len(wrong)} of {len(seen)} Dask workers of {address} {where}"
     if configured_api_url():
-        raise WorkerPrefectAPIError(f"{head}, not to this run's Prefect API {url}; "
-                                    f"start the workers with: PREFECT_API_URL={url} dask worker {address}")
+        raise WorkerPrefectAPIError(
+            f"{head}, not to this run's Prefect API {url}; "
+            f"start the workers with: PREFECT_API_URL={url} dask worker {address}"
+        )
     raise WorkerPrefectAPIError(
         f"{head}, and this run records into a temporary Prefect server they cannot know; start a Prefect server "
         f"(prefect server start) and give its API URL to this run and to the workers: "
-        f"PREFECT_API_URL=http://127.0.0.1:4200/api dask worker {address}")
+        f"PREFECT_API_URL=http://127.0.0.1:4200/api dask worker {address}"
+    )
 
 
 def configured_api_url() -> str | None:
@@ -170,8 +174,10 @@ def make_task_runner(settings: PipelineSettings, *, needs_gpu: bool = False) -> 
         try:
             import dask_cuda  # noqa: F401
 
-            return SeisDaskTaskRunner(cluster_class="dask_cuda.LocalCUDACluster",
-                                      cluster_kwargs={"resources": {"GPU": 1}, "preload": [WORKER_PRELOAD]})
+            return SeisDaskTaskRunner(
+                cluster_class="dask_cuda.LocalCUDACluster",
+                cluster_kwargs={"resources": {"GPU": 1}, "preload": [WORKER_PRELOAD]},
+            )
         except ImportError:
             pass
     return SeisDaskTaskRunner(
@@ -210,8 +216,12 @@ def describe_cluster(client) -> dict[str, Any]:
     """Scheduler address, workers (threads, memory, resources) of a Dask client's cluster."""
     info = client.scheduler_info(n_workers=-1)
     workers = {
-        w.get("name", addr).__str__(): {"address": addr, "nthreads": w.get("nthreads"), "memory_limit": w.get("memory_limit"),
-                                         "resources": w.get("resources") or {}}
+        w.get("name", addr).__str__(): {
+            "address": addr,
+            "nthreads": w.get("nthreads"),
+            "memory_limit": w.get("memory_limit"),
+            "resources": w.get("resources") or {},
+        }
         for addr, w in info.get("workers", {}).items()
     }
     return {

@@ -18,18 +18,24 @@ from prefect import flow, get_run_logger
 from prefect.context import get_run_context
 from prefect.futures import as_completed
 
-from flows._runtime import describe_cluster, get_entry, has_resource, make_task_runner, task_runner_client
-from flows._runtime import runner_settings
+from flows._runtime import (
+    describe_cluster,
+    get_entry,
+    has_resource,
+    make_task_runner,
+    runner_settings,
+    task_runner_client,
+)
 from seiscore import io
 from seiscore.core import progress
-from seiscore.execution.export_state import segy_is_current
 from seiscore.core.lineage import DatasetRef, LineageRecord, now_iso, read_lineage, write_lineage
-from seiscore.execution.pipeline import prepare_output, run_key, summary_metrics
-from seiscore.execution.preflight import preflight
 from seiscore.core.safety import reference_store_path
 from seiscore.core.settings import PipelineSettings, get_settings
 from seiscore.execution.blockwise.jobs import TileJob, pending_work, tile_resources
 from seiscore.execution.blockwise.state import TileState, survey_lock
+from seiscore.execution.export_state import segy_is_current
+from seiscore.execution.pipeline import prepare_output, run_key, summary_metrics
+from seiscore.execution.preflight import preflight
 from seiscore.execution.versions import publish_staging, recover, staging_path
 from tasks.export import export_segy as export_segy_task
 from tasks.ingest import ingest_survey
@@ -42,15 +48,21 @@ def run_tiles(job: TileJob, settings: PipelineSettings, cluster: dict) -> dict[s
     """Submit the missing tiles to Dask (denoise, then blend + write) and wait; raise naming failed tiles."""
     logger = get_run_logger()
     to_compute, to_write = pending_work(job.plan, TileState(job.output_store))
-    logger.info(f"{job.plan.n_tiles} tiles (grid {job.plan.grid}); {len(to_write)} to write, {len(to_compute)} to denoise")
+    logger.info(
+        f"{job.plan.n_tiles} tiles (grid {job.plan.grid}); {len(to_write)} to write, {len(to_compute)} to denoise"
+    )
     resources, note = tile_resources(job.spec, cluster, has_gpu=has_resource(cluster, "GPU"))
     if note:
         logger.warning(note)
-    denoise = denoise_tile_task.with_options(retries=settings.task_retries, retry_delay_seconds=settings.task_retry_delay_s)
+    denoise = denoise_tile_task.with_options(
+        retries=settings.task_retries, retry_delay_seconds=settings.task_retry_delay_s
+    )
     write = write_tile_task.with_options(retries=settings.task_retries, retry_delay_seconds=settings.task_retry_delay_s)
     with dask.annotate(resources=resources) if resources else nullcontext():
         denoised = {k: denoise.submit(job, k) for k in to_compute}
-    written = {k: write.submit(job, k, wait_for=[denoised[d] for d in deps if d in denoised]) for k, deps in to_write.items()}
+    written = {
+        k: write.submit(job, k, wait_for=[denoised[d] for d in deps if d in denoised]) for k, deps in to_write.items()
+    }
     failures, per_worker, seconds, samples = [], {}, {"read_s": 0.0, "denoise_s": 0.0, "save_s": 0.0, "write_s": 0.0}, 0
     label, tiles_done = Path(job.output_store).name, job.plan.n_tiles - len(to_write)
     progress.report("tiles", label, tiles_done, job.plan.n_tiles)
@@ -71,10 +83,18 @@ def run_tiles(job: TileJob, settings: PipelineSettings, cluster: dict) -> dict[s
             failures.append(f"{stage} tile {key}: {type(exc).__name__}: {exc}")
     if failures:
         failures.sort()  # denoise before write, by tile: the same message whatever order they completed in
-        raise RuntimeError(f"{len(failures)} tile task(s) failed after {settings.task_retries} retries; first: {failures[0]}"
-                           + ("" if len(failures) == 1 else f" (also: {'; '.join(failures[1:4])})"))
-    return {"tiles_denoised": len(to_compute), "tiles_written": len(to_write), "tiles_total": job.plan.n_tiles,
-            "tiles_per_worker": per_worker, "task_seconds": {k: round(v, 3) for k, v in seconds.items()}, "denoised_samples": samples}
+        raise RuntimeError(
+            f"{len(failures)} tile task(s) failed after {settings.task_retries} retries; first: {failures[0]}"
+            + ("" if len(failures) == 1 else f" (also: {'; '.join(failures[1:4])})")
+        )
+    return {
+        "tiles_denoised": len(to_compute),
+        "tiles_written": len(to_write),
+        "tiles_total": job.plan.n_tiles,
+        "tiles_per_worker": per_worker,
+        "task_seconds": {k: round(v, 3) for k, v in seconds.items()},
+        "denoised_samples": samples,
+    }
 
 
 @flow(name="process-survey", task_runner=make_task_runner(get_settings()), log_prints=True)
@@ -99,8 +119,15 @@ def process_survey(
     logger = get_run_logger()
     settings = get_settings()
     catalog = catalog or str(settings.catalog)
-    plan = preflight(survey, catalog=catalog, denoiser=denoiser, params=params, export_segy=export_segy, force=force,
-                     settings=runner_settings(settings))  # configuration errors and unsafe paths fail here
+    plan = preflight(
+        survey,
+        catalog=catalog,
+        denoiser=denoiser,
+        params=params,
+        export_segy=export_segy,
+        force=force,
+        settings=runner_settings(settings),
+    )  # configuration errors and unsafe paths fail here
     entry = get_entry(survey, catalog)
     targets = plan.targets  # every path this run writes, checked by the pre-flight (seiscore.core.safety)
     spec = plan.spec
@@ -111,18 +138,31 @@ def process_survey(
     with survey_lock(output, wait_s=settings.lock_wait_s, owner=f"flow run {flow_run_id}"):
         for line in recover(output):
             logger.warning(f"{survey}: {line}")
-        ing = ingest_survey(str(entry.source_path), str(entry.store), entry.il_byte, entry.xl_byte, entry.sample_unit, entry.chunks)
+        ing = ingest_survey(
+            str(entry.source_path), str(entry.store), entry.il_byte, entry.xl_byte, entry.sample_unit, entry.chunks
+        )
         reference = _reference_store(entry)
         clock.lap("ingest")
-        record = LineageRecord(run_id=flow_run_id, flow_run_id=flow_run_id, survey=survey, input=DatasetRef(**ing["source"]),
-                               output=DatasetRef(uri=str(output.resolve())), denoiser=spec.model_dump(mode="json"))
+        record = LineageRecord(
+            run_id=flow_run_id,
+            flow_run_id=flow_run_id,
+            survey=survey,
+            input=DatasetRef(**ing["source"]),
+            output=DatasetRef(uri=str(output.resolve())),
+            denoiser=spec.model_dump(mode="json"),
+        )
         if settings.code_version:
             record.code["version"] = settings.code_version
             record.code["git_commit"] = None
         previous = read_lineage(output) if output.exists() else None
         segy_path = Path(targets["segy"])
-        if (not force and previous is not None and previous.status == "completed" and io.is_complete(output)
-                and previous.reuse_key() == record.reuse_key()):
+        if (
+            not force
+            and previous is not None
+            and previous.status == "completed"
+            and io.is_complete(output)
+            and previous.reuse_key() == record.reuse_key()
+        ):
             logger.info(f"{survey}: output {output} is up to date (run {previous.run_id}); nothing to do")
             skipped = _summary(previous, output, skipped=True)
             if export_segy:  # still export when asked, unless the SEG-Y already holds this output
@@ -134,13 +174,24 @@ def process_survey(
         staging = staging_path(output)
         job = plan_tiles_task(ing["store"], str(staging), spec)
         clock.lap("plan")
-        record.tile_grid = {"grid": job.plan.grid, "n_tiles": job.plan.n_tiles, "edges": job.plan.edges,
-                            "halo": job.plan.halo, "blend": job.plan.blend, "chunks": job.plan.chunks, "scale": job.scale}
+        record.tile_grid = {
+            "grid": job.plan.grid,
+            "n_tiles": job.plan.n_tiles,
+            "edges": job.plan.edges,
+            "halo": job.plan.halo,
+            "blend": job.plan.blend,
+            "chunks": job.plan.chunks,
+            "scale": job.scale,
+        }
         record.dask_cluster = describe_cluster(task_runner_client())
         lineage_task(record, "START", settings)
         try:
-            already = prepare_output(job, run_key(record.reuse_key(), job), restart=force,
-                                     attrs={"processing": f"seiscore {spec.name} denoise, flow run {flow_run_id}"})
+            already = prepare_output(
+                job,
+                run_key(record.reuse_key(), job),
+                restart=force,
+                attrs={"processing": f"seiscore {spec.name} denoise, flow run {flow_run_id}"},
+            )
             if already:
                 logger.info(f"resuming: {already} of {job.plan.n_tiles} tiles already written")
             write_lineage(staging, record)
@@ -164,8 +215,12 @@ def process_survey(
             segy = export.result() if export is not None else None
             if export is not None:
                 clock.lap("export")  # the part of the export that outlasted QC
-            record.metrics = {**summary_metrics(quality["metrics"]), "qc_report": quality["report"], **counts,
-                              "stage_seconds": clock.laps}
+            record.metrics = {
+                **summary_metrics(quality["metrics"]),
+                "qc_report": quality["report"],
+                **counts,
+                "stage_seconds": clock.laps,
+            }
             record.status, record.ended = "completed", now_iso()
             write_lineage(staging, record)
             TileState(staging).clear_blocks()
@@ -199,16 +254,24 @@ def _reference_store(entry: Any) -> str | None:
     ref = getattr(entry, "reference", None)
     if not ref or Path(ref).suffix.lower() not in (".sgy", ".segy"):
         return ref
-    ing = ingest_survey(ref, str(reference_store_path(entry)),
-                        entry.il_byte, entry.xl_byte, entry.sample_unit, entry.chunks)
+    ing = ingest_survey(
+        ref, str(reference_store_path(entry)), entry.il_byte, entry.xl_byte, entry.sample_unit, entry.chunks
+    )
     return ing["store"]
 
 
 def _summary(record: LineageRecord, output: Path, skipped: bool) -> dict[str, Any]:
-    return {"survey": record.survey, "output": str(output), "skipped": skipped, "run_id": record.run_id,
-            "tiles_computed": 0 if skipped else record.tiles_computed, "metrics": record.metrics,
-            "qc_report": record.metrics.get("qc_report"), "lineage": "output store attrs 'lineage' + OpenLineage events",
-            "status": record.status}
+    return {
+        "survey": record.survey,
+        "output": str(output),
+        "skipped": skipped,
+        "run_id": record.run_id,
+        "tiles_computed": 0 if skipped else record.tiles_computed,
+        "metrics": record.metrics,
+        "qc_report": record.metrics.get("qc_report"),
+        "lineage": "output store attrs 'lineage' + OpenLineage events",
+        "status": record.status,
+    }
 
 
 def run_process_survey(survey: str, *, scheduler: str | None = None, **kwargs: Any) -> dict[str, Any]:

@@ -18,7 +18,9 @@ from seiscore.core.settings import get_settings
 
 
 @flow(name="reprocess-archive", log_prints=True)
-def reprocess_archive(selection: list[str] | None = None, force: bool = False, catalog: str | None = None) -> dict[str, Any]:
+def reprocess_archive(
+    selection: list[str] | None = None, force: bool = False, catalog: str | None = None
+) -> dict[str, Any]:
     """Reprocess catalog surveys, skipping those whose output is up to date.
 
     Args:
@@ -39,7 +41,9 @@ def reprocess_archive(selection: list[str] | None = None, force: bool = False, c
             results[name] = {"survey": name, "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
             failed.append(name)
     skipped = [n for n, r in results.items() if r.get("skipped")]
-    logger.info(f"{len(names)} surveys: {len(skipped)} up to date, {len(failed)} failed, {len(names) - len(skipped) - len(failed)} processed")
+    logger.info(
+        f"{len(names)} surveys: {len(skipped)} up to date, {len(failed)} failed, {len(names) - len(skipped) - len(failed)} processed"
+    )
     if failed:
         raise RuntimeError(f"reprocess-archive: {len(failed)} of {len(names)} surveys failed: {', '.join(failed)}")
     return results

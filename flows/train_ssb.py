@@ -10,7 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 
 from seiscore.methods.ssb import TrainConfig, train
 from seiscore.methods.ssb.train import plan
@@ -22,7 +27,9 @@ class ArtifactPublisher:
     def __init__(self, cfg: TrainConfig):
         self.total = sum(p.stage.epochs for p in plan(cfg)) or 1
         self.rows: list[dict[str, Any]] = []
-        self.progress_id = create_progress_artifact(0.0, key="ssb-training-progress", description="SSB training epochs done")
+        self.progress_id = create_progress_artifact(
+            0.0, key="ssb-training-progress", description="SSB training epochs done"
+        )
         self.logger = get_run_logger()
 
     def __call__(self, event: dict[str, Any]) -> None:
@@ -30,13 +37,24 @@ class ArtifactPublisher:
         if kind == "epoch":
             row = {k: round(v, 5) if isinstance(v, float) else v for k, v in event.items() if k != "event"}
             self.rows.append(row)
-            create_table_artifact(self.rows, key="ssb-training-metrics", description="SSB per-epoch metrics (held-out subset)")
+            create_table_artifact(
+                self.rows, key="ssb-training-metrics", description="SSB per-epoch metrics (held-out subset)"
+            )
             update_progress_artifact(self.progress_id, 100.0 * self._done() / self.total)
-            self.logger.info(f"{row['phase']} epoch {row['epoch']}: loss {row['train_loss']}, held-out PSNR {row.get('heldout_psnr')}")
+            self.logger.info(
+                f"{row['phase']} epoch {row['epoch']}: loss {row['train_loss']}, held-out PSNR {row.get('heldout_psnr')}"
+            )
         elif kind == "phase_start" and event["start_epoch"]:
             self.logger.info(f"{event['phase']}: resuming at epoch {event['start_epoch']}")
         elif kind == "artifact":
-            lines = [f"# SSB model `{event['name']}`", "", f"Folder: `{event['path']}`", "", "| mode | PSNR (dB) | SSIM | g > 0.5 |", "|---|---|---|---|"]
+            lines = [
+                f"# SSB model `{event['name']}`",
+                "",
+                f"Folder: `{event['path']}`",
+                "",
+                "| mode | PSNR (dB) | SSIM | g > 0.5 |",
+                "|---|---|---|---|",
+            ]
             for mode, m in event["heldout"].items():
                 share = f"{m['gate_dino_share']:.3f}" if "gate_dino_share" in m else "-"
                 lines.append(f"| {mode} | {m['psnr']:.2f} | {m['ssim']:.4f} | {share} |")
@@ -47,7 +65,9 @@ class ArtifactPublisher:
 
 
 @flow(name="train-ssb", log_prints=True)
-def train_ssb(config_path: str = "configs/ssb_small.yaml", output_dir: str | None = None, device: str | None = None) -> dict[str, Any]:
+def train_ssb(
+    config_path: str = "configs/ssb_small.yaml", output_dir: str | None = None, device: str | None = None
+) -> dict[str, Any]:
     """Train the SSB denoiser from the YAML ``config_path`` (resuming an interrupted run in its output folder).
 
     Args:
@@ -59,5 +79,9 @@ def train_ssb(config_path: str = "configs/ssb_small.yaml", output_dir: str | Non
     updates = {k: v for k, v in {"output_dir": output_dir, "device": device}.items() if v is not None}
     cfg = TrainConfig.model_validate({**cfg.model_dump(), **updates}) if updates else cfg
     result = train(cfg, callback=ArtifactPublisher(cfg))
-    return {"output_dir": str(result.output_dir), "artifacts": {k: str(v) for k, v in result.artifacts.items()},
-            "heldout": result.heldout, "dataset_hash": result.dataset_hash}
+    return {
+        "output_dir": str(result.output_dir),
+        "artifacts": {k: str(v) for k, v in result.artifacts.items()},
+        "heldout": result.heldout,
+        "dataset_hash": result.dataset_hash,
+    }

@@ -12,7 +12,9 @@ from seiscore.execution.pipeline import run_quality, summary_metrics
 
 
 @task(name="quality-metrics", cache_policy=NO_CACHE)
-def quality_task(input_store: str, output_store: str, report_dir: str, reference: str | None = None, survey: str = "") -> dict:
+def quality_task(
+    input_store: str, output_store: str, report_dir: str, reference: str | None = None, survey: str = ""
+) -> dict:
     """PSNR/SSIM (with a reference), BRISQUE/PIQE before and after, section images and the QC report."""
     return run_quality(input_store, output_store, report_dir, reference=reference, survey=survey)
 
@@ -24,15 +26,31 @@ def publish_artifacts(survey: str, quality: dict) -> None:
 
     key = "".join(c if c.isalnum() else "-" for c in survey.lower())
     summary = summary_metrics(quality["metrics"])
-    create_table_artifact(key=f"{key}-metrics", table=[{"metric": k, "value": v} for k, v in summary.items()],
-                          description=f"Quality metrics of {survey}")
+    create_table_artifact(
+        key=f"{key}-metrics",
+        table=[{"metric": k, "value": v} for k, v in summary.items()],
+        description=f"Quality metrics of {survey}",
+    )
     images = quality["images"]
     rows = []
     for view in ("inline", "time"):
-        cells = [f"![{view} {w}]({data_uri(Path(images[f'{view}_{w}']))})" for w in ("before", "after", "removed") if f"{view}_{w}" in images]
+        cells = [
+            f"![{view} {w}]({data_uri(Path(images[f'{view}_{w}']))})"
+            for w in ("before", "after", "removed")
+            if f"{view}_{w}" in images
+        ]
         rows.append(f"| {view} | " + " | ".join(cells) + " |")
     report = Path(quality["report"]).resolve()
-    md = "\n".join([f"# {survey}: before / after / removed", "", "| view | before | after | removed |", "|---|---|---|---|", *rows,
-                    "", f"QC report: [{report}]({report.as_uri()})"])
+    md = "\n".join(
+        [
+            f"# {survey}: before / after / removed",
+            "",
+            "| view | before | after | removed |",
+            "|---|---|---|---|",
+            *rows,
+            "",
+            f"QC report: [{report}]({report.as_uri()})",
+        ]
+    )
     create_markdown_artifact(key=f"{key}-sections", markdown=md, description=f"Sections of {survey}")
     create_link_artifact(key=f"{key}-qc-report", link=report.as_uri(), link_text=str(report), description="QC report")

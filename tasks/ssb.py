@@ -27,10 +27,14 @@ def _model(path: str, device: str):
 
 
 @task(name="denoise-tile-ssb", cache_policy=NO_CACHE, tags=["ssb", "gpu"])
-def denoise_tile_ssb(tile: np.ndarray, model: str, axis: int = 0, batch_size: int = 32, allow_cpu: bool = False) -> np.ndarray:
+def denoise_tile_ssb(
+    tile: np.ndarray, model: str, axis: int = 0, batch_size: int = 32, allow_cpu: bool = False
+) -> np.ndarray:
     """SSB-denoise a 3-D ``tile`` on 2-D sections along ``axis`` with the artifact folder ``model``."""
     device = pick_device(None, allow_cpu=allow_cpu)
-    return denoise(tile, _model(str(model), str(device)), axis=axis, batch_size=batch_size, device=device, allow_cpu=allow_cpu)
+    return denoise(
+        tile, _model(str(model), str(device)), axis=axis, batch_size=batch_size, device=device, allow_cpu=allow_cpu
+    )
 
 
 def submit_denoise_tile_ssb(tile, model: str, **kwargs):

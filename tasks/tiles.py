@@ -5,8 +5,8 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from seiscore.execution.pipeline import make_job
 from seiscore.execution.blockwise.jobs import DenoiserSpec, TileJob, denoise_tile, write_tile
+from seiscore.execution.pipeline import make_job
 
 
 def _worker_name() -> str | None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 
@@ -37,16 +36,22 @@ def prefect_harness():
 def dask_cluster(prefect_harness):
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                      host="127.0.0.1", env={"PREFECT_API_URL": prefect_harness}) as cluster:
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        host="127.0.0.1",
+        env={"PREFECT_API_URL": prefect_harness},
+    ) as cluster:
         yield cluster
 
 
 @pytest.fixture(scope="session")
 def write_synthetic_segy():
     """``write(dir, shape=(il, xl, t), seed=0) -> (noisy.sgy, clean.sgy, noisy, clean)`` (segyio, IEEE float)."""
-    from seiscore.io.segy_write import write_cube
     from seiscore.data.synth import make_survey
+    from seiscore.io.segy_write import write_cube
 
     def write(directory: Path, shape=(24, 40, 60), seed: int = 0):
         noisy, clean = make_survey(n_inline=shape[0], n_crossline=shape[1], n_time=shape[2], seed=seed)

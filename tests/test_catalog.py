@@ -12,9 +12,15 @@ from seiscore.data.catalog import CatalogError, load_catalog
 REPO_CATALOG = Path(__file__).resolve().parents[1] / "data_catalog.yaml"
 
 GOOD = {
-    "source": "data/a.sgy", "store": "data/stores/a.zarr", "output": "data/stores/a_out.zarr",
-    "denoiser": {"name": "tlsm", "preset": "synthetic", "params": {"iterations": 5},
-                 "axes": {"smooth": "crossline", "footprint": "sample", "tube": "inline"}},
+    "source": "data/a.sgy",
+    "store": "data/stores/a.zarr",
+    "output": "data/stores/a_out.zarr",
+    "denoiser": {
+        "name": "tlsm",
+        "preset": "synthetic",
+        "params": {"iterations": 5},
+        "axes": {"smooth": "crossline", "footprint": "sample", "tube": "inline"},
+    },
 }
 
 
@@ -44,15 +50,20 @@ def test_relative_paths_resolve_against_catalog_folder(tmp_path):
         cat.get("b")
 
 
-@pytest.mark.parametrize("change,field", [
-    ({"denoiser": {**GOOD["denoiser"], "axes": {"smooth": "inline", "footprint": "inline", "tube": "sample"}}},
-     "denoiser.axes"),
-    ({"denoiser": {**GOOD["denoiser"], "name": "bm3d"}}, "denoiser.name"),
-    ({"il_byte": 190}, "il_byte"),
-    ({"sample_unit": "s"}, "sample_unit"),
-    ({"store": None}, "store"),
-    ({"colour": "red"}, "colour"),
-])
+@pytest.mark.parametrize(
+    "change,field",
+    [
+        (
+            {"denoiser": {**GOOD["denoiser"], "axes": {"smooth": "inline", "footprint": "inline", "tube": "sample"}}},
+            "denoiser.axes",
+        ),
+        ({"denoiser": {**GOOD["denoiser"], "name": "bm3d"}}, "denoiser.name"),
+        ({"il_byte": 190}, "il_byte"),
+        ({"sample_unit": "s"}, "sample_unit"),
+        ({"store": None}, "store"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
 def test_bad_entry_names_survey_and_field(tmp_path, change, field):
     entry = {**GOOD, **change}
     entry = {k: v for k, v in entry.items() if v is not None}

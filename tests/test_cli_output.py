@@ -91,8 +91,13 @@ def test_seis_qc_works_on_every_store_the_product_writes(processed, store, tmp_p
 
 
 def _seis(args: list[str], env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "import sys; from seiscore.cli import main; sys.exit(main())", *args],
-                          env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-c", "import sys; from seiscore.cli import main; sys.exit(main())", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.mark.slow
@@ -100,8 +105,11 @@ def test_seis_run_is_quiet_by_default_and_verbose_with_v(tmp_path, write_synthet
     noisy, clean, _, _ = write_synthetic_segy(tmp_path / "segy", (16, 40, 60))
     catalog = _catalog(tmp_path, noisy, clean)
     env = {k: v for k, v in os.environ.items() if k not in LOG_KEYS}
-    env.update(SEIS_LINEAGE_DIR=str(tmp_path / "ol"), SEIS_CODE_VERSION="test",
-               PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    env.update(
+        SEIS_LINEAGE_DIR=str(tmp_path / "ol"),
+        SEIS_CODE_VERSION="test",
+        PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    )
     args = ["run", "small", "--catalog", str(catalog), "--scheduler", dask_cluster.scheduler_address, "--export-segy"]
     quiet = _seis(args, env)
     assert quiet.returncode == 0, quiet.stderr

@@ -33,8 +33,12 @@ np.savez(out, **res)
 
 
 def _run(tmp: Path, cache: Path, name: str, threads: int) -> dict[str, np.ndarray]:
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache), "NUMBA_NUM_THREADS": str(threads),
-           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "NUMBA_CACHE_DIR": str(cache),
+        "NUMBA_NUM_THREADS": str(threads),
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
     out = tmp / f"{name}.npz"
     subprocess.run([sys.executable, "-c", SCRIPT, str(out), str(threads)], env=env, check=True, timeout=600)
     with np.load(out) as f:
@@ -55,4 +59,5 @@ def test_tlsm_bitwise_equal_cold_and_warm_cache_any_threads(tmp_path):
         for name, other in (("warm cache", warm), ("warm cache, 1 thread", warm1)):
             b = other[dtype]
             assert a.tobytes() == b.tobytes(), (
-                f"{dtype}: cold-cache run and {name} differ by up to {np.abs(a.astype(float) - b).max():.3g}")
+                f"{dtype}: cold-cache run and {name} differ by up to {np.abs(a.astype(float) - b).max():.3g}"
+            )

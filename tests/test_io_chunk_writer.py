@@ -16,8 +16,11 @@ SHAPE, CHUNKS, SHARDS = (8, 8, 100), (4, 4, 32), (4, 4, 128)
 
 
 def _files(root):
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
-            and p.name != "zarr.json"}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != "zarr.json"
+    }
 
 
 @pytest.mark.parametrize("compressed", [True, False])
@@ -29,8 +32,9 @@ def test_write_shard_matches_zarr_bytes(tmp_path, compressed):
     arrays = {}
     for name in ("zarr", "direct"):
         g = zarr.create_group(str(tmp_path / f"{name}.zarr"), zarr_format=3)
-        arrays[name] = g.create_array("a", shape=SHAPE, chunks=CHUNKS, shards=SHARDS, dtype="float32",
-                                      fill_value=0.0, compressors=comp)
+        arrays[name] = g.create_array(
+            "a", shape=SHAPE, chunks=CHUNKS, shards=SHARDS, dtype="float32", fill_value=0.0, compressors=comp
+        )
     arrays["zarr"][:] = data
     w = ChunkWriter(arrays["direct"])
     assert w.chunk_shape == CHUNKS and w.shard_shape == SHARDS
@@ -38,8 +42,8 @@ def test_write_shard_matches_zarr_bytes(tmp_path, compressed):
         for j in range(2):
             block = np.zeros((4, *CHUNKS), np.float32)  # the shard's chunks along the samples, edge padded
             for k in range(4):
-                part = data[4 * i:4 * i + 4, 4 * j:4 * j + 4, 32 * k:32 * k + 32]
-                block[k, :, :, :part.shape[2]] = part
+                part = data[4 * i : 4 * i + 4, 4 * j : 4 * j + 4, 32 * k : 32 * k + 32]
+                block[k, :, :, : part.shape[2]] = part
             w.write_shard((i, j, 0), block[:-1] if (i, j) == (1, 0) else block)  # fewer chunks: the rest absent
     ref, got = _files(tmp_path / "zarr.zarr" / "a"), _files(tmp_path / "direct.zarr" / "a")
     assert sorted(got) == sorted(ref) == ["c/0/0/0", "c/0/1/0", "c/1/0/0"]
@@ -62,8 +66,9 @@ def test_ingest_sharded_or_not_reads_back_exactly(tmp_path, shards):
     ds = open_survey(store)
     assert ds["amplitude"].chunks == ((8, 8, 4), (16, 14), (64, 64, 22))  # dask still splits by chunk
     np.testing.assert_array_equal(ds["amplitude"].values, cube)
-    np.testing.assert_array_equal(xr.open_zarr(str(store))["amplitude"][3:17, 5:29, 40:130].values,
-                                  cube[3:17, 5:29, 40:130])
+    np.testing.assert_array_equal(
+        xr.open_zarr(str(store))["amplitude"][3:17, 5:29, 40:130].values, cube[3:17, 5:29, 40:130]
+    )
 
 
 def test_ingest_shards_follow_the_memory_window(tmp_path):

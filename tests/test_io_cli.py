@@ -23,10 +23,24 @@ def seis(monkeypatch):
 @pytest.mark.skipif(not PENOBSCOT_NPY.is_file(), reason="shared Penobscot cube not present")
 def test_penobscot_from_catalog_to_segy_and_back(tmp_path, seis, capsys):
     catalog = tmp_path / "cat.yaml"
-    catalog.write_text(yaml.safe_dump({"surveys": {"penobscot": {
-        "source": "data/pen.sgy", "store": "data/stores/pen.zarr", "output": "data/stores/pen_out.zarr",
-        "denoiser": {"name": "tlsm", "preset": "penobscot",
-                     "axes": {"smooth": "crossline", "footprint": "inline", "tube": "sample"}}}}}))
+    catalog.write_text(
+        yaml.safe_dump(
+            {
+                "surveys": {
+                    "penobscot": {
+                        "source": "data/pen.sgy",
+                        "store": "data/stores/pen.zarr",
+                        "output": "data/stores/pen_out.zarr",
+                        "denoiser": {
+                            "name": "tlsm",
+                            "preset": "penobscot",
+                            "axes": {"smooth": "crossline", "footprint": "inline", "tube": "sample"},
+                        },
+                    }
+                }
+            }
+        )
+    )
     assert seis(["make-data", "penobscot", "--catalog", str(catalog)]) == 0
     src = tmp_path / "data" / "pen.sgy"
     assert seis(["ingest", "--survey", "penobscot", "--catalog", str(catalog)]) == 0
@@ -50,7 +64,10 @@ def test_penobscot_from_catalog_to_segy_and_back(tmp_path, seis, capsys):
     assert seis(["export", str(tmp_path / "data" / "stores" / "pen.zarr"), str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("seis export: error:") and "--overwrite" in err and "\n" not in err
-    assert seis(["export", str(tmp_path / "data" / "stores" / "pen.zarr"), str(out), "--format", "ibm", "--overwrite"]) == 0
+    assert (
+        seis(["export", str(tmp_path / "data" / "stores" / "pen.zarr"), str(out), "--format", "ibm", "--overwrite"])
+        == 0
+    )
 
 
 def test_cli_errors_are_one_line(tmp_path, seis, capsys):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from seiscore.data.datasets import load_reference, write_synthetic
-from seiscore.io import ingest, open_survey
 from seiscore.data.synth import SynthConfig, make_survey
+from seiscore.io import ingest, open_survey
 
 
 def test_synthetic_survey_and_reference(tmp_path):

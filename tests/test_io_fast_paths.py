@@ -48,14 +48,15 @@ def test_decode_kernel_matches_numpy(fmt, endian):
     s0, length = 5, 60  # a window: samples 5..64, 3 full chunks and a 12-sample tail
     block = np.full((4, 3, width, cs), 7.0, dtype=np.float32)
     headers = np.zeros((5, 6, 240), dtype=np.uint8)
-    kmin, kmax = decode_float_traces(raw.view(np.uint32), pos, width, s0, length, endian == "big", fmt == IBM_FLOAT,
-                                     block, headers, raw, 2, 1, True)
+    kmin, kmax = decode_float_traces(
+        raw.view(np.uint32), pos, width, s0, length, endian == "big", fmt == IBM_FLOAT, block, headers, raw, 2, 1, True
+    )
 
-    expected = decode(raw[:, 240:].view(raw_dtype(fmt, endian)).reshape(n, ns), fmt, endian)[:, s0:s0 + length]
+    expected = decode(raw[:, 240:].view(raw_dtype(fmt, endian)).reshape(n, ns), fmt, endian)[:, s0 : s0 + length]
     rows, cols = np.divmod(pos, width)
     got = block.transpose(1, 2, 0, 3).reshape(3, width, 4 * cs)[rows, cols, :length]
     assert np.array_equal(got.view(np.uint32), expected.view(np.uint32))  # bit for bit, -0.0 included
-    assert np.all(block[3, :, :, length - 3 * cs:] == 7.0), "samples past the window are left alone"
+    assert np.all(block[3, :, :, length - 3 * cs :] == 7.0), "samples past the window are left alone"
     assert np.all(block[:, 1, 1] == 7.0) and np.all(block[:, 2, 2] == 7.0), "dead bins are left alone"
     assert np.array_equal(headers[rows + 2, cols + 1], raw[:, :240])
     assert keys_to_floats(kmin, kmax) == (float(expected.min()), float(expected.max()))
@@ -66,14 +67,28 @@ def test_decode_kernel_range_with_special_values(special, expected):
     values = np.array([[-1.0, 0.5, 1.0, special]], dtype=np.float32)
     raw = _raw_traces(values, IEEE_FLOAT, "big", np.random.default_rng(0))
     block = np.zeros((1, 1, 1, 4), dtype=np.float32)
-    lo, hi = keys_to_floats(*decode_float_traces(raw.view(np.uint32), np.array([0]), 1, 0, 4, True, False,
-                                                 block, np.zeros((1, 1, 240), np.uint8), raw, 0, 0,
-                                                 False))
+    lo, hi = keys_to_floats(
+        *decode_float_traces(
+            raw.view(np.uint32),
+            np.array([0]),
+            1,
+            0,
+            4,
+            True,
+            False,
+            block,
+            np.zeros((1, 1, 240), np.uint8),
+            raw,
+            0,
+            0,
+            False,
+        )
+    )
     if expected == "nan":
         assert np.isnan(lo) and np.isnan(hi)
     else:
         assert (lo, hi) == expected
-    assert keys_to_floats(2**31 - 1, -2**31) == (np.inf, -np.inf)  # nothing decoded
+    assert keys_to_floats(2**31 - 1, -(2**31)) == (np.inf, -np.inf)  # nothing decoded
 
 
 def test_ibm_encoder_matches_numpy_reference():
@@ -111,8 +126,11 @@ def _reverse_crosslines(path, n_xl):
 @pytest.mark.parametrize("descending", [False, True])
 def test_proposed_grid_is_the_scanned_grid(tmp_path, sorting, descending):
     shape = (5, 7, 8)
-    src = write_cube(tmp_path / "in.sgy", np.zeros(shape, np.float32),
-                     SegyWriteSpec(sorting=sorting, first_inline=10, inline_increment=2))
+    src = write_cube(
+        tmp_path / "in.sgy",
+        np.zeros(shape, np.float32),
+        SegyWriteSpec(sorting=sorting, first_inline=10, inline_increment=2),
+    )
     if descending:
         _reverse_crosslines(src, shape[1])
     layout = probe(src)
@@ -136,8 +154,9 @@ SHAPE = (20, 30, 8)  # 600 traces: the first line and the last trace say nothing
 
 def _traces_at(path, index):
     with segyio.open(str(path), "r+", ignore_geometry=True) as f:
-        return {i: (f.header[i][segyio.TraceField.INLINE_3D], f.header[i][segyio.TraceField.CROSSLINE_3D])
-                for i in index}
+        return {
+            i: (f.header[i][segyio.TraceField.INLINE_3D], f.header[i][segyio.TraceField.CROSSLINE_3D]) for i in index
+        }
 
 
 def test_file_that_only_looks_regular_lands_every_trace_in_its_bin(tmp_path):
@@ -160,7 +179,7 @@ def test_file_that_only_looks_regular_lands_every_trace_in_its_bin(tmp_path):
 
 def test_duplicate_past_the_first_line_is_still_refused(tmp_path):
     src = write_cube(tmp_path / "in.sgy", np.zeros(SHAPE, np.float32))
-    (il, xl), = _traces_at(src, [399]).values()
+    ((il, xl),) = _traces_at(src, [399]).values()
     with segyio.open(str(src), "r+", ignore_geometry=True) as f:
         f.header[400].update({segyio.TraceField.INLINE_3D: il, segyio.TraceField.CROSSLINE_3D: xl})
     with pytest.raises(DuplicateTraceError, match="traces 399 and 400"):
@@ -175,8 +194,9 @@ def test_python_blosc_frames_are_numcodecs_frames(dtype, shuffle, cname):
     x = (np.random.default_rng(1).standard_normal((16, 16, 16)) * 100).astype(dtype)
     size = np.dtype(dtype).itemsize
     ours = _BloscEncoder(cname, 5, shuffle, 0, size).encode(x)
-    theirs = Blosc(cname=cname, clevel=5, shuffle={"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}[shuffle],
-                   typesize=size).encode(x)
+    theirs = Blosc(
+        cname=cname, clevel=5, shuffle={"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}[shuffle], typesize=size
+    ).encode(x)
     assert ours == theirs
     assert np.array_equal(np.frombuffer(Blosc().decode(ours), dtype=dtype).reshape(x.shape), x)
 

@@ -38,8 +38,12 @@ def test_ingest_and_export_stay_under_memory_bound(tmp_path, fmt):
     del cube
     size = src.stat().st_size
     assert size > 4 * BOUND
-    res = subprocess.run([sys.executable, "-c", _CHILD, str(src), str(tmp_path / "s.zarr"), str(tmp_path / "o.sgy"),
-                          str(BOUND)], capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(src), str(tmp_path / "s.zarr"), str(tmp_path / "o.sgy"), str(BOUND)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr
     peaks = json.loads(res.stdout.strip().splitlines()[-1])
     assert peaks["ingest"] < BOUND, f"ingest peak {peaks['ingest'] / 2**20:.1f} MiB over the 16 MiB bound"

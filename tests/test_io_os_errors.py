@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 import seiscore.cli as cli
-from seiscore.io.os_errors import NotAFileError
 from seiscore.execution.pipeline import ensure_ingested
+from seiscore.io.os_errors import NotAFileError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,8 +73,9 @@ def test_missing_source_is_not_found(tmp_path, seis, capsys):
     assert _one_line(capsys) == f"seis ingest: error: SEG-Y file not found: {tmp_path / 'nope.sgy'}"
 
 
-def _seis_subprocess(args: list[str], *, cwd: Path, as_nobody: bool = False, fsize: int | None = None,
-                     timeout: float = 120) -> subprocess.CompletedProcess:
+def _seis_subprocess(
+    args: list[str], *, cwd: Path, as_nobody: bool = False, fsize: int | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
     """``seis ARGS`` in a fresh interpreter, optionally as user nobody (via setpriv) or under a file-size limit."""
 
     def before_exec():
@@ -85,8 +86,15 @@ def _seis_subprocess(args: list[str], *, cwd: Path, as_nobody: bool = False, fsi
     prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if as_nobody else []
     code = f"import sys; from seiscore.cli import main; sys.exit(main({args!r}))"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NUMBA_CACHE_DIR": str(cwd / "numba"), "HOME": str(cwd)}
-    return subprocess.run([*prefix, sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout, preexec_fn=before_exec)
+    return subprocess.run(
+        [*prefix, sys.executable, "-c", code],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=before_exec,
+    )
 
 
 def test_unreadable_source_is_permission_denied(write_synthetic_segy):
@@ -122,13 +130,14 @@ def _temporaries(folder: Path) -> list[str]:
 def test_disk_full_during_ingest_leaves_no_temporary(tmp_path, write_synthetic_segy):
     src, *_ = write_synthetic_segy(tmp_path / "d", shape=(30, 40, 200))  # ~1.2 MB
     out = tmp_path / "d" / "s.zarr"
-    proc = _seis_subprocess(["ingest", str(src), str(out), "--compression", "none"], cwd=tmp_path,
-                            fsize=200_000)
+    proc = _seis_subprocess(["ingest", str(src), str(out), "--compression", "none"], cwd=tmp_path, fsize=200_000)
     assert proc.returncode == 2, proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert "Traceback" not in proc.stderr
-    assert last == f"seis ingest: error: disk full writing {out.with_name('.s.zarr.seiscore-tmp')} (file size limit)" \
+    assert (
+        last == f"seis ingest: error: disk full writing {out.with_name('.s.zarr.seiscore-tmp')} (file size limit)"
         f"; free some space and rerun"
+    )
     assert _temporaries(out.parent) == [] and not out.exists()
 
 

@@ -33,7 +33,11 @@ def test_output_store_round_trip(tmp_path):
 
     denoised = (ds_in["amplitude"] * 0.5).astype(np.float32)
     for il in (slice(0, 8), slice(8, 10)):  # chunk-aligned tiles, written with plain xarray as the pipeline does
-        tile = denoised.isel(inline=il).to_dataset(name="amplitude").drop_vars(["cdp_x", "cdp_y", "inline", "crossline", "sample"])
+        tile = (
+            denoised.isel(inline=il)
+            .to_dataset(name="amplitude")
+            .drop_vars(["cdp_x", "cdp_y", "inline", "crossline", "sample"])
+        )
         tile.to_zarr(out, region={"inline": il, "crossline": slice(None), "sample": slice(None)}, mode="r+")
     mark_complete(out)
     np.testing.assert_array_equal(open_survey(out)["amplitude"].values, denoised.values)

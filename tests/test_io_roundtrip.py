@@ -37,8 +37,11 @@ def _decoded(path, endian):
 @pytest.mark.parametrize("sorting", ["inline", "crossline"])
 def test_round_trip(tmp_path, fmt, endian, sorting):
     cube = _cube(fmt)
-    src = write_cube(tmp_path / "in.sgy", cube, SegyWriteSpec(format=fmt, endian=endian, sorting=sorting,
-                                                              first_inline=300, first_crossline=20))
+    src = write_cube(
+        tmp_path / "in.sgy",
+        cube,
+        SegyWriteSpec(format=fmt, endian=endian, sorting=sorting, first_inline=300, first_crossline=20),
+    )
     before = _digest(src)
     store = ingest(src, tmp_path / "s.zarr", chunks=(4, 8, 16))
     assert _digest(src) == before, "the source file must never be modified"
@@ -63,9 +66,18 @@ def test_round_trip(tmp_path, fmt, endian, sorting):
 @pytest.mark.parametrize("il_byte,xl_byte", [(9, 21), (5, 17)])
 def test_other_header_layouts_and_coordinates(tmp_path, il_byte, xl_byte):
     cube = _cube(5, seed=1)
-    spec = SegyWriteSpec(il_byte=il_byte, xl_byte=xl_byte, first_inline=7, first_crossline=100, crossline_increment=2,
-                         origin_x=1000.0, origin_y=2000.0, inline_step=(0.0, 12.5), crossline_step=(25.0, 0.0),
-                         coord_scalar=-100)
+    spec = SegyWriteSpec(
+        il_byte=il_byte,
+        xl_byte=xl_byte,
+        first_inline=7,
+        first_crossline=100,
+        crossline_increment=2,
+        origin_x=1000.0,
+        origin_y=2000.0,
+        inline_step=(0.0, 12.5),
+        crossline_step=(25.0, 0.0),
+        coord_scalar=-100,
+    )
     src = write_cube(tmp_path / "in.sgy", cube, spec)
     with pytest.raises(ValueError, match="duplicate|grid|byte"):
         ingest(src, tmp_path / "wrong.zarr")  # default bytes 189/193 are all zero in this layout
@@ -75,7 +87,7 @@ def test_other_header_layouts_and_coordinates(tmp_path, il_byte, xl_byte):
     i, j = np.meshgrid(np.arange(SHAPE[0]), np.arange(SHAPE[1]), indexing="ij")
     np.testing.assert_allclose(ds["cdp_x"].values, 1000.0 + 25.0 * j)
     np.testing.assert_allclose(ds["cdp_y"].values, 2000.0 + 12.5 * i)
-    assert int(ds[f"header_{ {9: 'field_record', 5: 'trace_sequence_file'}[il_byte]}"][2, 3]) == 9
+    assert int(ds[f"header_{ {9: 'field_record', 5: 'trace_sequence_file'}[il_byte] }"][2, 3]) == 9
     np.testing.assert_array_equal(ds["amplitude"].values, cube)
     assert _digest(export(tmp_path / "s.zarr", tmp_path / "o.sgy")) == _digest(src)
 

@@ -9,10 +9,17 @@ import pytest
 import segyio
 import zarr
 
-from seiscore.io import (DuplicateTraceError, IncompleteStoreError, PreStackNotSupportedError, SegyError, export,
-                         ingest, is_complete, open_survey)
-from seiscore.io import segy_read
-from seiscore.io.segy_write import SegyWriteSpec, write_cube
+from seiscore.io import (
+    DuplicateTraceError,
+    IncompleteStoreError,
+    PreStackNotSupportedError,
+    SegyError,
+    export,
+    ingest,
+    open_survey,
+    segy_read,
+)
+from seiscore.io.segy_write import write_cube
 from seiscore.io.store import temp_path
 
 SHAPE = (6, 7, 16)

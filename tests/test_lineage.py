@@ -11,14 +11,26 @@ from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 
 import zarr
 
-from seiscore.core.lineage import DatasetRef, LineageRecord, content_hash, emit_event, read_events, read_lineage, write_lineage
+from seiscore.core.lineage import (
+    DatasetRef,
+    LineageRecord,
+    content_hash,
+    emit_event,
+    read_events,
+    read_lineage,
+    write_lineage,
+)
 from seiscore.core.settings import PipelineSettings
 
 
 def _record(**kw) -> LineageRecord:
     fields = {"denoiser": {"name": "tlsm", "params": {"tau": 0.5}}, **kw}
-    return LineageRecord(survey="s", input=DatasetRef(uri="/data/in.sgy", content_hash="blake2b:00"),
-                         output=DatasetRef(uri="/data/out.zarr"), **fields)
+    return LineageRecord(
+        survey="s",
+        input=DatasetRef(uri="/data/in.sgy", content_hash="blake2b:00"),
+        output=DatasetRef(uri="/data/out.zarr"),
+        **fields,
+    )
 
 
 def test_content_hash_of_files_and_trees(tmp_path):
@@ -141,8 +153,10 @@ def test_endpoint_down_spools_with_one_warning_then_flush_sends_in_order(tmp_pat
     assert time.perf_counter() - t0 < 5
     assert first and "unavailable (connection failed)" in first and str(tmp_path / "ol" / "spool.jsonl") in first
     assert "\n" not in first and second is None  # one warning line per run
-    assert [(e["eventType"], e["run"]["runId"]) for e in _spooled(tmp_path / "ol")] == [("START", rec.run_id),
-                                                                                       ("COMPLETE", rec.run_id)]
+    assert [(e["eventType"], e["run"]["runId"]) for e in _spooled(tmp_path / "ol")] == [
+        ("START", rec.run_id),
+        ("COMPLETE", rec.run_id),
+    ]
     assert (tmp_path / "ol" / "spool.jsonl").read_text().endswith("}\n")
 
     # still down: the flush sends nothing, keeps both and says so (exit status 1)
@@ -192,8 +206,10 @@ def test_error_answers_and_slow_endpoints_spool_too(tmp_path):
         assert "HTTP 500" in warning and failing.received == []
         # the endpoint recovers: the next event goes out after the spooled one
         failing.status = 201
-        assert emit_event(_record(), "START", PipelineSettings(openlineage_url=failing.url,
-                                                                lineage_dir=tmp_path / "ol")) is None
+        assert (
+            emit_event(_record(), "START", PipelineSettings(openlineage_url=failing.url, lineage_dir=tmp_path / "ol"))
+            is None
+        )
         assert [e["run"]["runId"] for e in failing.received][0] == rec.run_id and len(failing.received) == 2
     finally:
         failing.close()

@@ -6,7 +6,17 @@ import pytest
 from scipy import ndimage
 from skimage import data
 
-from seiscore.metrics.brisque import aggd_fit, brisque, brisque_features, brisque_from_features, ggd_fit, load_model, model_name, resize_half, scale_features
+from seiscore.metrics.brisque import (
+    aggd_fit,
+    brisque,
+    brisque_features,
+    brisque_from_features,
+    ggd_fit,
+    load_model,
+    model_name,
+    resize_half,
+    scale_features,
+)
 from seiscore.metrics.mscn import mscn
 
 # Our features vs cv2.quality.QualityBRISQUE_computeFeatures: OpenCV returns float32 and
@@ -32,7 +42,11 @@ def _test_images():
     rng = np.random.default_rng(1)
     cam = data.camera()
     imgs = [cam[100:300, 50:331], data.coins(), data.text()[:, :301]]  # odd sizes exercise the resize
-    imgs.append(np.clip(ndimage.gaussian_filter(cam.astype(float), 1.5)[::3, ::3] + rng.normal(0, 8, (171, 171)), 0, 255).astype(np.uint8))
+    imgs.append(
+        np.clip(
+            ndimage.gaussian_filter(cam.astype(float), 1.5)[::3, ::3] + rng.normal(0, 8, (171, 171)), 0, 255
+        ).astype(np.uint8)
+    )
     return imgs + _penobscot_slices()
 
 
@@ -54,7 +68,9 @@ def test_stack_features_equal_single_image_features():
 
 
 def test_mscn_matches_hand_computation():
-    img = np.add.outer(np.arange(9.0), 2 * np.arange(9.0)) ** 1.5 / 40.0 + np.eye(9) * 0.3  # values in [0, ~3], not constant
+    img = (
+        np.add.outer(np.arange(9.0), 2 * np.arange(9.0)) ** 1.5 / 40.0 + np.eye(9) * 0.3
+    )  # values in [0, ~3], not constant
     img = img / img.max()
     x = np.arange(7) - 3
     g = np.exp(-(x**2) / (2 * (7 / 6) ** 2))
@@ -78,12 +94,20 @@ def test_ggd_and_aggd_fit_recover_known_shapes():
     assert a == pytest.approx(2.0, abs=0.03) and var == pytest.approx(4.0, rel=0.01)
     assert ggd_fit(lap)[0] == pytest.approx(1.0, abs=0.03)
     alpha, sl, sr = aggd_fit(gauss)
-    assert alpha == pytest.approx(2.0, abs=0.03) and sl == pytest.approx(2.0, rel=0.01) and sr == pytest.approx(2.0, rel=0.01)
+    assert (
+        alpha == pytest.approx(2.0, abs=0.03)
+        and sl == pytest.approx(2.0, rel=0.01)
+        and sr == pytest.approx(2.0, rel=0.01)
+    )
     # a true AGGD (shape 2, left scale 1, right scale 2): left mass 1 / (1 + 2)
     mag = np.abs(rng.normal(0, 1.0, 400_000))
     skew = np.where(rng.random(400_000) < 1 / 3, -mag, 2.0 * mag)
     alpha, sl, sr = aggd_fit(skew)
-    assert sl == pytest.approx(1.0, rel=0.01) and sr == pytest.approx(2.0, rel=0.01) and alpha == pytest.approx(2.0, abs=0.05)
+    assert (
+        sl == pytest.approx(1.0, rel=0.01)
+        and sr == pytest.approx(2.0, rel=0.01)
+        and alpha == pytest.approx(2.0, abs=0.05)
+    )
 
 
 def test_resize_half_matches_opencv_cubic():

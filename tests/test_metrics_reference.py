@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from seiscore.metrics import minmax_255, psnr, psnr_per_slice, ssim, ssim_per_slice
 from seiscore.data.synth import make_survey
+from seiscore.metrics import minmax_255, psnr, psnr_per_slice, ssim, ssim_per_slice
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,9 @@ def test_ssim_per_slice_matches_skimage(cubes):
     clean, noisy = cubes
     r, e = minmax_255(clean), minmax_255(noisy)
     expected = [
-        structural_similarity(r[:, :, k], e[:, :, k], data_range=255, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+        structural_similarity(
+            r[:, :, k], e[:, :, k], data_range=255, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+        )
         for k in range(r.shape[2])
     ]
     np.testing.assert_allclose(ssim_per_slice(clean, noisy), expected, rtol=1e-6)
@@ -42,6 +44,10 @@ def test_sampled_slices_scored_with_whole_array_ranges_match_the_full_computatio
     pick = [1, 4, 7]
     ranges = {"reference_range": (ref.min(), ref.max()), "estimate_range": (est.min(), est.max())}
     full_p, full_s = psnr_per_slice(ref, est, axis=2), ssim_per_slice(ref, est, axis=2)
-    np.testing.assert_allclose(psnr_per_slice(ref[:, :, pick], est[:, :, pick], axis=2, **ranges), full_p[pick], rtol=1e-12)
-    np.testing.assert_allclose(ssim_per_slice(ref[:, :, pick], est[:, :, pick], axis=2, **ranges), full_s[pick], rtol=1e-12)
+    np.testing.assert_allclose(
+        psnr_per_slice(ref[:, :, pick], est[:, :, pick], axis=2, **ranges), full_p[pick], rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        ssim_per_slice(ref[:, :, pick], est[:, :, pick], axis=2, **ranges), full_s[pick], rtol=1e-12
+    )
     assert not np.allclose(psnr_per_slice(ref[:, :, pick], est[:, :, pick], axis=2), full_p[pick])  # own ranges differ

@@ -21,14 +21,26 @@ import yaml
 import flows.process_survey
 import flows.reprocess_archive
 import seiscore.cli as cli
-from seiscore.core.safety import (UnsafePathError, check_write_target, check_write_targets, data_roots, is_owned,
-                             mark_owned, may_replace, sidecar)
+from seiscore.core.safety import (
+    UnsafePathError,
+    check_write_target,
+    check_write_targets,
+    data_roots,
+    is_owned,
+    mark_owned,
+    may_replace,
+    sidecar,
+)
 
 # Prefect is imported here, not inside a test: its log handlers bind to the sys.stderr of the moment, and a
 # test's capsys stream is closed after that test.
 SHAPE = (16, 16, 24)  # time slices of at least 16 x 16 (BRISQUE)
-DENOISER = {"name": "tlsm", "preset": "synthetic", "params": {"iterations": 2},
-            "axes": {"smooth": "crossline", "footprint": "sample", "tube": "inline"}}
+DENOISER = {
+    "name": "tlsm",
+    "preset": "synthetic",
+    "params": {"iterations": 2},
+    "axes": {"smooth": "crossline", "footprint": "sample", "tube": "inline"},
+}
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +79,13 @@ def site(tmp_path, tiny_segy, tiny_store, monkeypatch):
 
 
 def _catalog(site: Path, **fields) -> Path:
-    entry = {"source": "data/tiny.sgy", "store": "data/stores/tiny.zarr", "output": "data/stores/tiny_denoised.zarr",
-             "denoiser": DENOISER, **fields}
+    entry = {
+        "source": "data/tiny.sgy",
+        "store": "data/stores/tiny.zarr",
+        "output": "data/stores/tiny_denoised.zarr",
+        "denoiser": DENOISER,
+        **fields,
+    }
     path = site / "cat.yaml"
     path.write_text(yaml.safe_dump({"surveys": {"tiny": entry}}))
     return path
@@ -87,6 +104,7 @@ def snapshot(root: Path) -> dict[str, tuple]:
 @pytest.fixture
 def no_flow(monkeypatch):
     """A tripwire: the refusal must come before the flow (Prefect server, Dask cluster) starts."""
+
     def started(*args, **kwargs):
         raise AssertionError("the flow started for a refused catalog entry")
 
@@ -108,17 +126,27 @@ CASES = {
     # id: (catalog fields, extra arguments, fragments of the refusal)
     "output-is-the-source": ({"output": "data/tiny.sgy"}, [], ["output store", "data/tiny.sgy is the source SEG-Y"]),
     "store-is-the-source": ({"store": "data/tiny.sgy"}, [], ["input store", "data/tiny.sgy is the source SEG-Y"]),
-    "export-onto-the-source": ({"output": "data/tiny"}, ["--export-segy"],
-                               ["SEG-Y export", "data/tiny.sgy is the source SEG-Y"]),
-    "output-segy-is-the-source": ({"output_segy": "data/tiny.sgy"}, ["--export-segy"],
-                                  ["SEG-Y export (catalog field 'output_segy')", "is the source SEG-Y"]),
+    "export-onto-the-source": (
+        {"output": "data/tiny"},
+        ["--export-segy"],
+        ["SEG-Y export", "data/tiny.sgy is the source SEG-Y"],
+    ),
+    "output-segy-is-the-source": (
+        {"output_segy": "data/tiny.sgy"},
+        ["--export-segy"],
+        ["SEG-Y export (catalog field 'output_segy')", "is the source SEG-Y"],
+    ),
     "output-is-a-user-folder": ({"output": "data/victim"}, [], ["output store", "data/victim exists and is not"]),
     "store-is-a-user-folder": ({"store": "data/victim"}, [], ["input store", "data/victim exists and is not"]),
     "output-is-a-user-folder-outside-data": ({"output": "victim"}, [], ["site/victim is outside the data roots"]),
     "output-is-the-input-store": ({"output": "data/stores/tiny.zarr"}, [], ["tiny.zarr is the input store"]),
     "output-is-the-data-folder": ({"output": "data"}, [], ["site/data contains the source SEG-Y"]),
     "output-is-the-catalog-folder": ({"output": "."}, [], ["output store", "site contains the catalog file"]),
-    "dotdot-escapes-the-root": ({"output": "data/../../elsewhere.zarr"}, [], ["elsewhere.zarr is outside the data roots"]),
+    "dotdot-escapes-the-root": (
+        {"output": "data/../../elsewhere.zarr"},
+        [],
+        ["elsewhere.zarr is outside the data roots"],
+    ),
     "dotdot-stays-inside": ({"output": "data/stores/../tiny.sgy"}, [], ["data/tiny.sgy is the source SEG-Y"]),
     "output-inside-the-input-store": ({"output": "data/stores/tiny.zarr/out.zarr"}, [], ["is inside the input store"]),
     "qc-folder-is-a-user-folder": ({"output": "data/results.zarr"}, [], ["QC report folder", "data/results_qc exists"]),
@@ -166,8 +194,8 @@ def test_reprocess_refuses_before_starting(site, capsys, no_flow):
 
 
 def test_more_roots_from_the_settings(site, tmp_path_factory, monkeypatch):
-    from seiscore.data.catalog import load_catalog
     from seiscore.core.settings import get_settings
+    from seiscore.data.catalog import load_catalog
 
     extra = tmp_path_factory.mktemp("scratch")
     catalog = _catalog(site, output=str(extra / "out.zarr"))
@@ -180,6 +208,7 @@ def test_more_roots_from_the_settings(site, tmp_path_factory, monkeypatch):
 
 
 # ---------------------------------------------------------------- the rules, one by one
+
 
 def test_symlink_escaping_a_root_is_resolved(tmp_path):
     root, outside = tmp_path / "data", tmp_path / "outside"
@@ -198,8 +227,12 @@ def test_parent_of_inside_and_equal_to_a_protected_path(tmp_path):
     src.parent.mkdir(parents=True)
     src.write_bytes(b"x")
     prot = [("source SEG-Y", src)]
-    for path, rule in ((root / "a", "contains the source SEG-Y"), (src, "is the source SEG-Y"),
-                       (src / "x.zarr", "is inside the source SEG-Y"), (root, "contains the source SEG-Y")):
+    for path, rule in (
+        (root / "a", "contains the source SEG-Y"),
+        (src, "is the source SEG-Y"),
+        (src / "x.zarr", "is inside the source SEG-Y"),
+        (root, "contains the source SEG-Y"),
+    ):
         with pytest.raises(UnsafePathError, match=rule):
             check_write_target(path, what="output store", roots=[root], protected=prot)
     with pytest.raises(UnsafePathError, match="is the data root itself"):
@@ -207,7 +240,9 @@ def test_parent_of_inside_and_equal_to_a_protected_path(tmp_path):
     with pytest.raises(UnsafePathError, match="inside a .git folder"):
         check_write_target(root / ".git" / "x", what="output store", roots=[root])
     # a folder only appended to (replace=False) may hold a protected path
-    assert check_write_target(root / "a", what="lineage folder", roots=None, protected=prot, replace=False) == root / "a"
+    assert (
+        check_write_target(root / "a", what="lineage folder", roots=None, protected=prot, replace=False) == root / "a"
+    )
     assert src.read_bytes() == b"x"
 
 
@@ -262,6 +297,7 @@ def test_replacing_an_owned_store_is_allowed(tmp_path, tiny_segy):
 
 # ---------------------------------------------------------------- the library refuses, whatever overwrite says
 
+
 def test_library_writes_never_replace_foreign_paths(site, tiny_segy, capsys):
     from seiscore.io import create_output_store, export, ingest
     from seiscore.io.store import publish
@@ -298,8 +334,19 @@ def test_library_writes_never_replace_foreign_paths(site, tiny_segy, capsys):
 
 def test_make_data_never_overwrites_a_file_it_did_not_write(site, capsys):
     before = snapshot(site.parent)
-    assert cli.main(["make-data", "synthetic", str(site / "data" / "tiny.sgy"), "--reference",
-                     str(site / "README.txt"), "--overwrite"]) == 2
+    assert (
+        cli.main(
+            [
+                "make-data",
+                "synthetic",
+                str(site / "data" / "tiny.sgy"),
+                "--reference",
+                str(site / "README.txt"),
+                "--overwrite",
+            ]
+        )
+        == 2
+    )
     assert "seis make-data: error: demo SEG-Y file" in capsys.readouterr().err
     assert snapshot(site.parent) == before
 
@@ -316,6 +363,7 @@ def test_direct_commands_apply_the_configured_roots(site, tiny_segy, monkeypatch
 
 # ---------------------------------------------------------------- a legitimate run still works
 
+
 @pytest.mark.slow
 def test_legitimate_run_writes_where_the_catalog_says_and_replaces_its_own(site, capsys, dask_cluster, monkeypatch):
     from seiscore import io
@@ -327,7 +375,12 @@ def test_legitimate_run_writes_where_the_catalog_says_and_replaces_its_own(site,
     source = snapshot(site / "data")["tiny.sgy"]
     assert cli.main(argv) == 0, capsys.readouterr().err
     out, segy = site / "data" / "stores" / "tiny_denoised.zarr", site / "data" / "exports" / "tiny_denoised.sgy"
-    assert io.is_complete(out) and is_owned(out) and is_owned(segy) and is_owned(site / "data" / "stores" / "tiny_denoised_qc")
+    assert (
+        io.is_complete(out)
+        and is_owned(out)
+        and is_owned(segy)
+        and is_owned(site / "data" / "stores" / "tiny_denoised_qc")
+    )
     assert not out.with_suffix(".sgy").exists()  # the catalog's output_segy is honoured
     assert f"SEG-Y        : {segy}" in capsys.readouterr().out
     first = segy.stat().st_mtime_ns

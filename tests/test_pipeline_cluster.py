@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_pipeline_flow import PARAMS, _amplitude, _catalog, _expected
 
 from seiscore.execution.blockwise.state import TileState
 from seiscore.execution.versions import staging_path
-from test_pipeline_flow import PARAMS, _amplitude, _catalog, _expected
 
 SHAPE = (48, 40, 60)
 DASK = str(Path(sys.executable).with_name("dask"))
@@ -41,13 +41,30 @@ def cli_cluster(tmp_path_factory, prefect_harness):
     sched_file = d / "scheduler.json"
     env = {**os.environ, "PREFECT_API_URL": prefect_harness}
     common = ["--scheduler-file", str(sched_file)]
-    procs = [subprocess.Popen([DASK, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", *common],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    procs = [
+        subprocess.Popen(
+            [DASK, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", *common],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
     try:
         _wait_for(sched_file.exists, 60, "the scheduler file")
         worker = [DASK, "worker", *common, "--host", "127.0.0.1", "--nthreads", "1", "--no-dashboard"]
-        procs.append(subprocess.Popen([*worker, "--name", "cpu", "--no-nanny"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        procs.append(subprocess.Popen([*worker, "--name", "gpu", "--resources", "GPU=1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        procs.append(
+            subprocess.Popen(
+                [*worker, "--name", "cpu", "--no-nanny"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+        )
+        procs.append(
+            subprocess.Popen(
+                [*worker, "--name", "gpu", "--resources", "GPU=1"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
         with Client(scheduler_file=str(sched_file)) as client:
             client.wait_for_workers(2, timeout=60)
             address = client.scheduler.address
@@ -67,7 +84,11 @@ def cli_cluster(tmp_path_factory, prefect_harness):
 def survey(tmp_path_factory, write_synthetic_segy):
     d = tmp_path_factory.mktemp("cluster_survey")
     noisy_path, clean_path, noisy, _ = write_synthetic_segy(d / "segy", SHAPE, seed=3)
-    return {"catalog": _catalog(d, noisy_path, clean_path), "noisy": noisy, "output": d / "data" / "stores" / "small_denoised.zarr"}
+    return {
+        "catalog": _catalog(d, noisy_path, clean_path),
+        "noisy": noisy,
+        "output": d / "data" / "stores" / "small_denoised.zarr",
+    }
 
 
 def _run(survey, address, monkeypatch, tmp_path, **kw):
@@ -83,8 +104,15 @@ def test_ssb_tiles_run_only_on_the_gpu_worker(cli_cluster, survey, tmp_path, mon
     from seiscore.methods.ssb.model import SSBModel
 
     model = save_model(SSBModel(SSBModelConfig(patch=16)), tmp_path / "ssb")
-    result = _run(survey, cli_cluster["address"], monkeypatch, tmp_path, denoiser="ssb",
-                  params={"model": str(model), "tiles": {"tile": [16, None, None], "halo": [0, 0, 0]}}, force=True)
+    result = _run(
+        survey,
+        cli_cluster["address"],
+        monkeypatch,
+        tmp_path,
+        denoiser="ssb",
+        params={"model": str(model), "tiles": {"tile": [16, None, None], "halo": [0, 0, 0]}},
+        force=True,
+    )
     assert result["status"] == "completed"
     assert result["metrics"]["tiles_per_worker"] == {"gpu": 3}
 
@@ -96,8 +124,15 @@ def test_killed_worker_mid_run_gives_the_undisturbed_output(cli_cluster, survey,
 
     def kill_cpu_worker_after_first_tile():
         try:
-            _wait_for(lambda: staging.exists() and TileState(staging).run_key() is not None
-                      and len(TileState(staging).done()) >= 1, 300, "a first tile")
+            _wait_for(
+                lambda: (
+                    staging.exists()
+                    and TileState(staging).run_key() is not None
+                    and len(TileState(staging).done()) >= 1
+                ),
+                300,
+                "a first tile",
+            )
         except TimeoutError:
             return
         killed["done_before"] = len(TileState(staging).done())

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing as mp
-import os
 import shutil
-import time
 import warnings
 from pathlib import Path
 
@@ -53,8 +51,15 @@ def _catalog(directory: Path, noisy: Path, clean: Path) -> Path:
 def survey(tmp_path_factory, write_synthetic_segy):
     d = tmp_path_factory.mktemp("pipeline")
     noisy_path, clean_path, noisy, clean = write_synthetic_segy(d / "segy", SHAPE)
-    return {"dir": d, "catalog": _catalog(d, noisy_path, clean_path), "noisy": noisy, "clean": clean,
-            "source": noisy_path, "output": d / "data" / "stores" / "small_denoised.zarr", "store": d / "data" / "stores" / "small.zarr"}
+    return {
+        "dir": d,
+        "catalog": _catalog(d, noisy_path, clean_path),
+        "noisy": noisy,
+        "clean": clean,
+        "source": noisy_path,
+        "output": d / "data" / "stores" / "small_denoised.zarr",
+        "store": d / "data" / "stores" / "small.zarr",
+    }
 
 
 @pytest.fixture()
@@ -115,7 +120,11 @@ def test_flow_end_to_end_then_noop(survey, env, prefect_harness):
     assert rec.input.size_bytes == Path(survey["source"]).stat().st_size
     digest = hashlib.blake2b(Path(survey["source"]).read_bytes(), digest_size=20).hexdigest()
     assert rec.input.content_hash == f"blake2b:{digest}"
-    assert rec.denoiser["name"] == "tlsm" and rec.denoiser["preset"] == "synthetic" and rec.denoiser["params"] == {"iterations": 5}
+    assert (
+        rec.denoiser["name"] == "tlsm"
+        and rec.denoiser["preset"] == "synthetic"
+        and rec.denoiser["params"] == {"iterations": 5}
+    )
     assert rec.code["version"] == "test" and rec.dependencies["zarr"] == zarr.__version__
     assert rec.dask_cluster["n_workers"] == 2 and rec.dask_cluster["scheduler"] == env["scheduler"]
     assert rec.tile_grid["grid"] == [4, 1, 1] and rec.tile_grid["halo"] == [4, 0, 0]
@@ -129,8 +138,14 @@ def test_flow_end_to_end_then_noop(survey, env, prefect_harness):
         from prefect.client.schemas.filters import ArtifactFilter, FlowRunFilter, TaskRunFilter
         from prefect.client.schemas.sorting import ArtifactSort
 
-        arts = client.read_artifacts(artifact_filter=ArtifactFilter(), flow_run_filter=FlowRunFilter(),
-                                     task_run_filter=TaskRunFilter(), sort=ArtifactSort.KEY_ASC, limit=200, offset=0)
+        arts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(),
+            flow_run_filter=FlowRunFilter(),
+            task_run_filter=TaskRunFilter(),
+            sort=ArtifactSort.KEY_ASC,
+            limit=200,
+            offset=0,
+        )
         keys = {a.key for a in arts}
     assert {"small-metrics", "small-sections", "small-qc-report"} <= keys
 
@@ -163,7 +178,10 @@ def test_failing_tile_fails_the_run_naming_it_and_the_next_run_resumes(survey, e
     shutil.copy(victim, backup)
     victim.write_bytes(b"not a zstd frame")
     try:
-        with pytest.raises(Exception, match=r"denoise tile 2-0-0: .*failed after 1 retries|tile task\(s\) failed after 1 retries; first: denoise tile 2-0-0"):
+        with pytest.raises(
+            Exception,
+            match=r"denoise tile 2-0-0: .*failed after 1 retries|tile task\(s\) failed after 1 retries; first: denoise tile 2-0-0",
+        ):
             _run(survey, env, force=True)
     finally:
         shutil.copy(backup, victim)

@@ -31,17 +31,20 @@ def test_narrow_survey_with_lineage_down_completes(tmp_path, monkeypatch, write_
 
     noisy, _, cube, _ = write_synthetic_segy(tmp_path / "segy", SHAPE)
     catalog = tmp_path / "catalog.yaml"
-    catalog.write_text("surveys:\n  narrow:\n"
-                       f"    source: {noisy}\n    store: data/stores/narrow.zarr\n    output: data/stores/narrow_denoised.zarr\n"
-                       "    denoiser: {name: tlsm, preset: synthetic,"
-                       " axes: {smooth: crossline, footprint: sample, tube: inline}}\n")
+    catalog.write_text(
+        "surveys:\n  narrow:\n"
+        f"    source: {noisy}\n    store: data/stores/narrow.zarr\n    output: data/stores/narrow_denoised.zarr\n"
+        "    denoiser: {name: tlsm, preset: synthetic,"
+        " axes: {smooth: crossline, footprint: sample, tube: inline}}\n"
+    )
     url = _closed_port_url()
     monkeypatch.setenv("SEIS_OPENLINEAGE_URL", url)
     monkeypatch.setenv("SEIS_LINEAGE_DIR", str(tmp_path / "ol"))
     monkeypatch.setenv("SEIS_CODE_VERSION", "test")
 
-    result = run_process_survey("narrow", scheduler=dask_cluster.scheduler_address, catalog=str(catalog),
-                                params={"iterations": 3})
+    result = run_process_survey(
+        "narrow", scheduler=dask_cluster.scheduler_address, catalog=str(catalog), params={"iterations": 3}
+    )
 
     out = tmp_path / "data" / "stores" / "narrow_denoised.zarr"
     assert result["status"] == "completed" and io.is_complete(out)

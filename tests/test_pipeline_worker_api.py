@@ -41,8 +41,11 @@ def _catalog(directory, source):
 def survey(tmp_path_factory, write_synthetic_segy):
     d = tmp_path_factory.mktemp("worker_api")
     noisy, *_ = write_synthetic_segy(d / "segy", SHAPE)
-    return {"catalog": _catalog(d, noisy), "store": d / "data" / "small.zarr",
-            "output": d / "data" / "small_denoised.zarr"}
+    return {
+        "catalog": _catalog(d, noisy),
+        "store": d / "data" / "small.zarr",
+        "output": d / "data" / "small_denoised.zarr",
+    }
 
 
 @pytest.fixture(params=["missing", "other"])
@@ -51,14 +54,16 @@ def wrong_cluster(request, prefect_harness, monkeypatch):
     with monkeypatch.context() as m:
         m.delenv("PREFECT_API_URL")  # the worker processes are spawned from this environment
         env = {} if request.param == "missing" else {"PREFECT_API_URL": "http://127.0.0.1:9/api"}
-        with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
-                          host="127.0.0.1", env=env) as cluster:
+        with LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1", env=env
+        ) as cluster:
             m.undo()
             yield request.param, cluster
 
 
-def test_workers_without_the_flows_api_are_refused_before_any_work(wrong_cluster, survey, prefect_harness,
-                                                                   monkeypatch, tmp_path):
+def test_workers_without_the_flows_api_are_refused_before_any_work(
+    wrong_cluster, survey, prefect_harness, monkeypatch, tmp_path
+):
     from flows.process_survey import run_process_survey
 
     case, cluster = wrong_cluster
@@ -83,20 +88,39 @@ def test_workers_that_inherit_the_flows_api_pass(dask_cluster, prefect_harness):
 def test_seis_run_without_a_server_says_how_to_start_one(survey, tmp_path):
     """``seis run --scheduler`` without PREFECT_API_URL: its temporary server cannot be given to the workers."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "SEIS_"))}
-    env.update(PREFECT_HOME=str(tmp_path / "prefect_home"), SEIS_LINEAGE_DIR=str(tmp_path / "ol"),
-               PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180",
-               PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    env.update(
+        PREFECT_HOME=str(tmp_path / "prefect_home"),
+        SEIS_LINEAGE_DIR=str(tmp_path / "ol"),
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180",
+        PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
+    )
     saved = os.environ.pop("PREFECT_API_URL", None)  # the worker processes are spawned from this environment
     try:
-        cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
-                               host="127.0.0.1")
+        cluster = LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+        )
     finally:
         if saved is not None:
             os.environ["PREFECT_API_URL"] = saved
     with cluster:
-        proc = subprocess.run([sys.executable, "-c", SEIS, "run", "small", "--scheduler", cluster.scheduler_address,
-                               "--catalog", str(survey["catalog"])],
-                              env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                SEIS,
+                "run",
+                "small",
+                "--scheduler",
+                cluster.scheduler_address,
+                "--catalog",
+                str(survey["catalog"]),
+            ],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     errors = [line for line in proc.stderr.splitlines() if line.startswith("seis run: error:")]
     assert proc.returncode == 2 and len(errors) == 1, proc.stderr[-3000:]
     assert errors[0].startswith("seis run: error: 1 of 1 Dask workers") and "prefect server start" in errors[0]

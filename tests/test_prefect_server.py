@@ -118,31 +118,78 @@ def stack(tmp_path_factory, write_synthetic_segy):
     catalog = _catalog(d, noisy)
     url = f"http://127.0.0.1:{_free_port()}/api"
     base = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "SEIS_"))}
-    server_env = {**base, "PREFECT_HOME": str(d / "server_home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                  "PREFECT_UI_ENABLED": "false", "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "1",
-                  "PREFECT_SERVER_SERVICES_SCHEDULER_MAX_RUNS": "5"}
-    client_env = {**base, "PREFECT_HOME": str(d / "client_home"), "PREFECT_API_URL": url, "COLUMNS": "200",
-                  "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    serve_env = {**client_env, "PREFECT_RUNNER_POLL_FREQUENCY": "1", "PYTHONUNBUFFERED": "1",
-                 "SEIS_CATALOG": str(catalog), "SEIS_SCHEDULE_INTERVAL_S": str(INTERVAL_S),
-                 "SEIS_LINEAGE_DIR": str(d / "openlineage"), "SEIS_CODE_VERSION": "test",
-                 "SEIS_TASK_RETRY_DELAY_S": "0",
-                 # process-survey/nightly and reprocess-archive/nightly fall due together on the same survey
-                 "SEIS_LOCK_WAIT_S": "300"}
+    server_env = {
+        **base,
+        "PREFECT_HOME": str(d / "server_home"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_ENABLED": "false",
+        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "1",
+        "PREFECT_SERVER_SERVICES_SCHEDULER_MAX_RUNS": "5",
+    }
+    client_env = {
+        **base,
+        "PREFECT_HOME": str(d / "client_home"),
+        "PREFECT_API_URL": url,
+        "COLUMNS": "200",
+        "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
+    }
+    serve_env = {
+        **client_env,
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+        "PYTHONUNBUFFERED": "1",
+        "SEIS_CATALOG": str(catalog),
+        "SEIS_SCHEDULE_INTERVAL_S": str(INTERVAL_S),
+        "SEIS_LINEAGE_DIR": str(d / "openlineage"),
+        "SEIS_CODE_VERSION": "test",
+        "SEIS_TASK_RETRY_DELAY_S": "0",
+        # process-survey/nightly and reprocess-archive/nightly fall due together on the same survey
+        "SEIS_LOCK_WAIT_S": "300",
+    }
     with contextlib.ExitStack() as stack:
         server_log = d / "server.log"
-        server = _start([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                         "--port", url.split(":")[-1].removesuffix("/api")], server_env, server_log, stack, grace_s=10)
-        cluster = stack.enter_context(LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                                                   dashboard_address=None, host="127.0.0.1",
-                                                   env={"PREFECT_API_URL": url}))
+        server = _start(
+            [
+                sys.executable,
+                "-m",
+                "prefect",
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                url.split(":")[-1].removesuffix("/api"),
+            ],
+            server_env,
+            server_log,
+            stack,
+            grace_s=10,
+        )
+        cluster = stack.enter_context(
+            LocalCluster(
+                n_workers=1,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                host="127.0.0.1",
+                env={"PREFECT_API_URL": url},
+            )
+        )
         _wait("prefect server health", lambda: _healthy(url), 120, server_log, server)
         serve_log = d / "serve.log"
         serve_env["SEIS_DASK_ADDRESS"] = cluster.scheduler_address
-        serve = _start([sys.executable, "-m", "deployments.serve", "--survey", "tiny"], serve_env, serve_log, stack,
-                       grace_s=0)
-        yield {"url": url, "env": client_env, "dir": d, "server": server, "serve": serve,
-               "server_log": server_log, "serve_log": serve_log, "output": d / "data" / "stores" / "tiny_denoised.zarr"}
+        serve = _start(
+            [sys.executable, "-m", "deployments.serve", "--survey", "tiny"], serve_env, serve_log, stack, grace_s=0
+        )
+        yield {
+            "url": url,
+            "env": client_env,
+            "dir": d,
+            "server": server,
+            "serve": serve,
+            "server_log": server_log,
+            "serve_log": serve_log,
+            "output": d / "data" / "stores" / "tiny_denoised.zarr",
+        }
 
 
 @pytest.fixture(scope="module")
@@ -166,12 +213,19 @@ def deployments(stack, client):
 
 
 def _runs(client, deployment_ids, state: str | None = None):
-    from prefect.client.schemas.filters import (FlowRunFilter, FlowRunFilterDeploymentId, FlowRunFilterState,
-                                                FlowRunFilterStateType)
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterDeploymentId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
 
     state_filter = FlowRunFilterState(type=FlowRunFilterStateType(any_=[state])) if state else None
-    runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-        deployment_id=FlowRunFilterDeploymentId(any_=list(deployment_ids)), state=state_filter))
+    runs = client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(
+            deployment_id=FlowRunFilterDeploymentId(any_=list(deployment_ids)), state=state_filter
+        )
+    )
     return [r for r in runs if r.auto_scheduled]
 
 
@@ -192,9 +246,13 @@ def scheduled(stack, client, deployments):
 
     runs = _wait("scheduled runs of both nightly deployments", both, 60, stack["server_log"], stack["server"])
     client.pause_deployment(deployments["reprocess-archive/nightly"])
-    taken = _wait("the serve process takes a scheduled process-survey run",
-                  lambda: [r for r in _runs(client, [process_survey]) if r.state_type.value != "SCHEDULED"],
-                  240, stack["serve_log"], stack["serve"])
+    taken = _wait(
+        "the serve process takes a scheduled process-survey run",
+        lambda: [r for r in _runs(client, [process_survey]) if r.state_type.value != "SCHEDULED"],
+        240,
+        stack["serve_log"],
+        stack["serve"],
+    )
     client.pause_deployment(process_survey)
     return {"runs": runs, "taken": taken[0]}
 
@@ -208,9 +266,20 @@ def test_scheduler_creates_runs_and_client_reads_them(stack, client, deployments
 
 
 def test_cli_list_commands_answer(stack, deployments, scheduled):
-    procs = [(cmd, subprocess.Popen([sys.executable, "-m", "prefect", *cmd], env=stack["env"], cwd=stack["dir"],
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-             for cmd in LIST_COMMANDS]
+    procs = [
+        (
+            cmd,
+            subprocess.Popen(
+                [sys.executable, "-m", "prefect", *cmd],
+                env=stack["env"],
+                cwd=stack["dir"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            ),
+        )
+        for cmd in LIST_COMMANDS
+    ]
     try:
         outputs = {" ".join(cmd): (proc.communicate(timeout=120)[0], proc.returncode) for cmd, proc in procs}
     finally:

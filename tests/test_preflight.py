@@ -57,8 +57,11 @@ def catalog(tmp_path, segy):
 
 def _snapshot(folder: Path) -> dict[str, tuple[int, str]]:
     """Every file under ``folder`` with its mtime and content hash."""
-    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, hashlib.sha1(p.read_bytes()).hexdigest())
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): (p.stat().st_mtime_ns, hashlib.sha1(p.read_bytes()).hexdigest())
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _seis(*args: str, env: dict | None = None) -> tuple[subprocess.CompletedProcess, float, float]:
@@ -66,8 +69,14 @@ def _seis(*args: str, env: dict | None = None) -> tuple[subprocess.CompletedProc
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     code = "import sys; from seiscore.cli import main; sys.exit(main(sys.argv[1:]))"
-    res = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120, cwd=REPO,
-                         env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
+    res = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+    )
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -104,17 +113,20 @@ def test_typo_is_refused_fast_with_the_closest_name_and_the_last_output_untouche
     assert (output / "zarr.json").is_file()
 
 
-@pytest.mark.parametrize("param, message", [
-    ("tau=-1", "TLSM parameter 'tau': Input should be greater than 0 (got -1)"),
-    ("iterations=0", "TLSM parameter 'iterations'"),
-    ("boundary=\"mirror\"", "TLSM parameter 'boundary'"),
-    ("preset=\"synthtic\"", "unknown TLSM preset 'synthtic'; did you mean 'synthetic'?"),
-    ('axes={"smooth": "crossline", "footprint": "time", "tube": "inline"}', "TLSM axes"),
-    ('axes={"smooth": "crossline", "footprint": "crossline", "tube": "inline"}', "permutation"),
-    ("tiles={\"tile\": [1, null, null]}", "parameter 'tiles'"),
-    ("threads_per_task=0", "parameter 'threads_per_task'"),
-    ("scale=\"maxmin\"", "parameter 'scale'"),
-])
+@pytest.mark.parametrize(
+    "param, message",
+    [
+        ("tau=-1", "TLSM parameter 'tau': Input should be greater than 0 (got -1)"),
+        ("iterations=0", "TLSM parameter 'iterations'"),
+        ('boundary="mirror"', "TLSM parameter 'boundary'"),
+        ('preset="synthtic"', "unknown TLSM preset 'synthtic'; did you mean 'synthetic'?"),
+        ('axes={"smooth": "crossline", "footprint": "time", "tube": "inline"}', "TLSM axes"),
+        ('axes={"smooth": "crossline", "footprint": "crossline", "tube": "inline"}', "permutation"),
+        ('tiles={"tile": [1, null, null]}', "parameter 'tiles'"),
+        ("threads_per_task=0", "parameter 'threads_per_task'"),
+        ('scale="maxmin"', "parameter 'scale'"),
+    ],
+)
 def test_bad_values_presets_axes_and_tiles_are_refused_with_the_field_named(catalog, param, message):
     from seiscore.cli import main
     from seiscore.cli.run import parse_params
@@ -140,8 +152,16 @@ def test_ssb_without_a_model_or_with_a_missing_one_is_refused_before_compute(cat
     before = _snapshot(catalog.parent)
     res, _, cpu = _seis("run", "small", "--catalog", str(catalog), "--denoiser", "ssb")
     assert "SSB needs a model artifact folder" in _one_line_error(res)
-    res, _, _ = _seis("run", "small", "--catalog", str(catalog), "--denoiser", "ssb", "--param",
-                      f"model={catalog.parent / 'no_such_model'}")
+    res, _, _ = _seis(
+        "run",
+        "small",
+        "--catalog",
+        str(catalog),
+        "--denoiser",
+        "ssb",
+        "--param",
+        f"model={catalog.parent / 'no_such_model'}",
+    )
     assert f"SSB model folder {catalog.parent / 'no_such_model'} does not exist" in _one_line_error(res)
     assert _snapshot(catalog.parent) == before and not (catalog.parent / "data" / "stores").exists()
 
@@ -169,8 +189,12 @@ def test_ssb_parameters_model_and_gpu_rule(catalog, ssb_model, tmp_path):
     plan = preflight("small", catalog=catalog, denoiser="ssb", params={"model": ssb_model, "allow_cpu": True})
     assert plan.method == "ssb" and plan.params["allow_cpu"] is True and plan.tiles.count == 1  # 32 inlines = one stack
     with pytest.raises(PreflightError, match="smaller than the model's 16 x 16 patch"):
-        preflight("small", catalog=_catalog(tmp_path / "narrow", _small_segy(tmp_path)), denoiser="ssb",
-                  params={"model": ssb_model, "allow_cpu": True, "section_dim": "sample"})
+        preflight(
+            "small",
+            catalog=_catalog(tmp_path / "narrow", _small_segy(tmp_path)),
+            denoiser="ssb",
+            params={"model": ssb_model, "allow_cpu": True, "section_dim": "sample"},
+        )
 
 
 def _small_segy(directory: Path) -> Path:
@@ -189,12 +213,12 @@ def test_ssb_params_schema_matches_the_denoiser_signature():
 
 
 def test_check_prints_the_plan_the_run_uses_and_writes_nothing(catalog, capsys):
-    from seiscore.data.catalog import load_catalog
     from seiscore.cli import main
-    from seiscore.execution.pipeline import ensure_ingested, make_job
+    from seiscore.data.catalog import load_catalog
     from seiscore.execution.blockwise.jobs import resolve_spec
+    from seiscore.execution.pipeline import ensure_ingested, make_job
 
-    params = ["--param", f"tiles={{\"tile\": {TILES['tile']}, \"halo\": {TILES['halo']}}}".replace("None", "null")]
+    params = ["--param", f'tiles={{"tile": {TILES["tile"]}, "halo": {TILES["halo"]}}}'.replace("None", "null")]
     before = _snapshot(catalog.parent)
     assert main(["run", "small", "--catalog", str(catalog), "--check", *params]) == 0
     text = capsys.readouterr().out
@@ -219,12 +243,20 @@ def test_check_prints_the_plan_the_run_uses_and_writes_nothing(catalog, capsys):
 
 
 def test_check_imports_neither_prefect_nor_distributed(catalog):
-    code = ("import sys; from seiscore.cli import main\n"
-            "rc = main(['run', 'small', '--catalog', sys.argv[1], '--check'])\n"
-            "roots = ('prefect', 'distributed', 'flows', 'tasks', 'torch')\n"
-            "print(rc, sorted({m for m in sys.modules if m.split('.')[0] in roots or m == 'dask.distributed'}))")
-    res = subprocess.run([sys.executable, "-c", code, str(catalog)], capture_output=True, text=True, timeout=120,
-                         cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    code = (
+        "import sys; from seiscore.cli import main\n"
+        "rc = main(['run', 'small', '--catalog', sys.argv[1], '--check'])\n"
+        "roots = ('prefect', 'distributed', 'flows', 'tasks', 'torch')\n"
+        "print(rc, sorted({m for m in sys.modules if m.split('.')[0] in roots or m == 'dask.distributed'}))"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code, str(catalog)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip().splitlines()[-1] == "0 []"
 
@@ -249,19 +281,23 @@ def test_source_and_memory_problems_are_one_line(tmp_path, segy, monkeypatch):
 
 
 def test_reprocess_preflights_every_survey_before_starting(tmp_path, segy):
-    extra = ("  broken:\n"
-             f"    source: {segy}\n"
-             "    store: data/stores/broken.zarr\n"
-             "    output: data/stores/broken_denoised.zarr\n"
-             "    denoiser:\n"
-             "      name: tlsm\n"
-             "      params: {lamda1: 2}\n"
-             "      axes: {smooth: crossline, footprint: sample, tube: inline}\n")
+    extra = (
+        "  broken:\n"
+        f"    source: {segy}\n"
+        "    store: data/stores/broken.zarr\n"
+        "    output: data/stores/broken_denoised.zarr\n"
+        "    denoiser:\n"
+        "      name: tlsm\n"
+        "      params: {lamda1: 2}\n"
+        "      axes: {smooth: crossline, footprint: sample, tube: inline}\n"
+    )
     catalog = _catalog(tmp_path, segy, extra)
     res, _, cpu = _seis("reprocess", "--catalog", str(catalog))
     assert res.returncode == 2 and "Traceback" not in res.stderr
-    assert ("1 of 2 surveys fail the pre-flight, nothing started: survey 'broken': unknown TLSM parameter 'lamda1'; "
-            "did you mean 'lambda1'") in res.stderr
+    assert (
+        "1 of 2 surveys fail the pre-flight, nothing started: survey 'broken': unknown TLSM parameter 'lamda1'; "
+        "did you mean 'lambda1'"
+    ) in res.stderr
     assert not (tmp_path / "data" / "stores").exists()
 
 

@@ -19,9 +19,10 @@ from seiscore.qc.metrics import NO_FINITE_VALUE
 
 def _store(path, amp):
     il, xl = np.arange(1, 1 + amp.shape[0]), np.arange(10, 10 + amp.shape[1])
-    ds = xr.Dataset({"amplitude": (("inline", "crossline", "sample"), amp.astype(np.float32))},
-                    coords={"inline": il, "crossline": xl,
-                            "sample": ("sample", np.arange(amp.shape[2]) * 4.0, {"units": "ms"})})
+    ds = xr.Dataset(
+        {"amplitude": (("inline", "crossline", "sample"), amp.astype(np.float32))},
+        coords={"inline": il, "crossline": xl, "sample": ("sample", np.arange(amp.shape[2]) * 4.0, {"units": "ms"})},
+    )
     ds.to_zarr(path, mode="w")
     return path
 
@@ -44,8 +45,9 @@ def test_slices_smaller_than_16_by_16(tmp_path):
     m = result["metrics"]
     json.dumps(m, allow_nan=False)
     for name in ("brisque", "piqe"):
-        assert m[name]["reason"] == ("time slices are 8 x 20 (inline x crossline), smaller than the 16 x 16 "
-                                     "images BRISQUE and PIQE score")
+        assert m[name]["reason"] == (
+            "time slices are 8 x 20 (inline x crossline), smaller than the 16 x 16 images BRISQUE and PIQE score"
+        )
         assert m[name]["before"] == m[name]["after"] == {"mean": None, "per_slice": [None] * 12}
     assert "SSIM needs slices of at least 11 x 11" in m["ssim"]["reason"] and m["ssim"]["after"]["mean"] is None
     assert m["psnr"]["after"]["mean"] > m["psnr"]["before"]["mean"] and "reason" not in m["psnr"]
@@ -58,8 +60,9 @@ def test_slices_smaller_than_16_by_16(tmp_path):
 
     html = _report_text(result)
     assert "n/a (time slices are 8 x 20 (inline x crossline), smaller than the 16 x 16" in html
-    assert sorted(result["images"]) == sorted(f"{v}_{k}" for v in ("inline", "crossline", "time")
-                                              for k in ("before", "after", "removed"))
+    assert sorted(result["images"]) == sorted(
+        f"{v}_{k}" for v in ("inline", "crossline", "time") for k in ("before", "after", "removed")
+    )
 
 
 @pytest.mark.parametrize("output", ["zeros", "nan"])

@@ -37,7 +37,9 @@ def stores(tmp_path_factory):
     return {
         "clean": _write_store(tmp / "clean.zarr", clean),
         "noisy": _write_store(tmp / "noisy.zarr", noisy),
-        "denoised": _write_store(tmp / "den.zarr", denoised, lineage={"run_id": "r-42", "denoiser": "gauss", "params": {"sigma": 1.5}}),
+        "denoised": _write_store(
+            tmp / "den.zarr", denoised, lineage={"run_id": "r-42", "denoiser": "gauss", "params": {"sigma": 1.5}}
+        ),
         "tmp": tmp,
     }
 

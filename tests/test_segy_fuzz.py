@@ -33,13 +33,52 @@ MEMORY_BOUND = 200 * 2**20
 
 # (1-based byte, size) of binary-header fields: interval, sample count, format, sorting, ensemble fold,
 # measurement system, SEG-Y revision, fixed-length flag, extended textual header count, rev-2 sample count
-BINARY_FIELDS = [(3217, 2), (3221, 2), (3225, 2), (3229, 2), (3227, 2), (3255, 2), (3501, 1), (3503, 2), (3505, 2),
-                 (3269, 4)]
+BINARY_FIELDS = [
+    (3217, 2),
+    (3221, 2),
+    (3225, 2),
+    (3229, 2),
+    (3227, 2),
+    (3255, 2),
+    (3501, 1),
+    (3503, 2),
+    (3505, 2),
+    (3269, 4),
+]
 # trace-header fields: inline / crossline (189 / 193 and 9 / 21), offset, sample count, interval,
 # coordinate scalar, CDP X / Y
 TRACE_FIELDS = [(189, 4), (193, 4), (9, 4), (21, 4), (37, 4), (115, 2), (117, 2), (71, 2), (181, 4), (185, 4)]
-INTERESTING = [0, 1, -1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 16, 49, 50, 51, 100, 127, 128, 255, 256, 1000, 4000,
-               32767, -32768, 65535, 2**31 - 1, -(2**31)]
+INTERESTING = [
+    0,
+    1,
+    -1,
+    2,
+    3,
+    4,
+    5,
+    6,
+    8,
+    9,
+    10,
+    11,
+    12,
+    16,
+    49,
+    50,
+    51,
+    100,
+    127,
+    128,
+    255,
+    256,
+    1000,
+    4000,
+    32767,
+    -32768,
+    65535,
+    2**31 - 1,
+    -(2**31),
+]
 
 
 BASES = [(1, "big"), (5, "big"), (5, "little")]  # (sample format, byte order) of the files mutated
@@ -54,9 +93,17 @@ def _write_base(path: Path, fmt: int, endian: str) -> Path:
     with segyio.create(str(path), spec) as f:
         for t in range(N_IL * N_XL):
             il, xl = 100 + t // N_XL, 20 + 2 * (t % N_XL)
-            f.header[t] = {segyio.su.iline: il, segyio.su.xline: xl, segyio.su.fldr: il, segyio.su.cdp: xl,
-                           segyio.su.ns: N_SAMPLES, segyio.su.dt: 4000, segyio.su.scalco: -100,
-                           segyio.su.cdpx: 50_000 + 2500 * xl, segyio.su.cdpy: 70_000 + 2500 * il}
+            f.header[t] = {
+                segyio.su.iline: il,
+                segyio.su.xline: xl,
+                segyio.su.fldr: il,
+                segyio.su.cdp: xl,
+                segyio.su.ns: N_SAMPLES,
+                segyio.su.dt: 4000,
+                segyio.su.scalco: -100,
+                segyio.su.cdpx: 50_000 + 2500 * xl,
+                segyio.su.cdpy: 70_000 + 2500 * il,
+            }
             f.trace[t] = data[t]
         f.bin.update(hns=N_SAMPLES, hdt=4000, format=fmt, tsort=2)
     return path
@@ -65,12 +112,15 @@ def _write_base(path: Path, fmt: int, endian: str) -> Path:
 def _put(buf: bytearray, pos: int, size: int, value: int, endian: str) -> None:
     """Write ``value`` at 0-based ``pos`` (wrapped to the field's width)."""
     if pos + size <= len(buf):
-        buf[pos:pos + size] = (int(value) % 2 ** (8 * size)).to_bytes(size, endian)
+        buf[pos : pos + size] = (int(value) % 2 ** (8 * size)).to_bytes(size, endian)
 
 
 def _value(rng: np.random.Generator, size: int) -> int:
-    return int(rng.choice(INTERESTING)) if rng.random() < 0.7 else int(rng.integers(-(2 ** (8 * size - 1)),
-                                                                                    2 ** (8 * size - 1)))
+    return (
+        int(rng.choice(INTERESTING))
+        if rng.random() < 0.7
+        else int(rng.integers(-(2 ** (8 * size - 1)), 2 ** (8 * size - 1)))
+    )
 
 
 def _mutate(base: bytes, endian: str, rng: np.random.Generator) -> tuple[bytes, str]:
@@ -94,10 +144,12 @@ def _mutate(base: bytes, endian: str, rng: np.random.Generator) -> tuple[bytes, 
     if kind == "order" and len(base) == 3600 + N_IL * N_XL * trace_size:  # whole traces reordered
         rows = np.frombuffer(base, np.uint8, offset=3600).reshape(N_IL * N_XL, trace_size)
         how = rng.choice(["crossline", "shuffle", "swap", "duplicate"])
-        order = {"crossline": np.arange(N_IL * N_XL).reshape(N_IL, N_XL).T.ravel(),
-                 "shuffle": rng.permutation(N_IL * N_XL),
-                 "swap": np.r_[1, 0, 2:N_IL * N_XL],
-                 "duplicate": np.r_[0:N_IL * N_XL - 1, 0]}[how]
+        order = {
+            "crossline": np.arange(N_IL * N_XL).reshape(N_IL, N_XL).T.ravel(),
+            "shuffle": rng.permutation(N_IL * N_XL),
+            "swap": np.r_[1, 0, 2 : N_IL * N_XL],
+            "duplicate": np.r_[0 : N_IL * N_XL - 1, 0],
+        }[how]
         return base[:3600] + rows[order].tobytes(), f"traces reordered ({how})"
     if kind == "truncate":
         at_trace = 3600 + trace_size * int(rng.integers(N_IL * N_XL))  # a whole number of traces: a valid file
@@ -120,8 +172,11 @@ def test_zero_sample_count_is_named(tmp_path):
     data = bytearray(_write_base(tmp_path / "base.sgy", 5, "big").read_bytes())
     _put(data, 3220, 2, 0, "big")
     (tmp_path / "zero.sgy").write_bytes(bytes(data))
-    with pytest.raises(ValueError, match=r"zero.sgy: the binary header gives 0 samples per trace \(byte 3221.*"
-                                         r"the first trace header says 50 \(byte 115\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"zero.sgy: the binary header gives 0 samples per trace \(byte 3221.*"
+        r"the first trace header says 50 \(byte 115\)",
+    ):
         ingest(tmp_path / "zero.sgy", tmp_path / "s.zarr")
     assert not (tmp_path / "s.zarr").exists() and not temp_path(tmp_path / "s.zarr").exists()
 
@@ -143,8 +198,9 @@ def _expected_samples(src: Path, traces: np.ndarray, fmt: int, endian: str, n_ex
     exact = np.where(w >> 31, -1.0, 1.0) * np.ldexp(fraction, 4 * (exponent - 64) - 24)
     with np.errstate(over="ignore"):
         rounded = exact.astype(np.float32)
-    outside = ((fraction > 0) & (fraction < 2**20)) | ((exact != 0) & ((np.abs(exact) < 2.0**-126)
-                                                                      | (np.abs(exact) >= 2.0**128)))
+    outside = ((fraction > 0) & (fraction < 2**20)) | (
+        (exact != 0) & ((np.abs(exact) < 2.0**-126) | (np.abs(exact) >= 2.0**128))
+    )
     return np.where(outside, rounded, traces)
 
 
@@ -212,8 +268,9 @@ def run_cases(directory: Path, n_cases: int = N_CASES, seed: int = 20261201) -> 
         slowest = max(slowest, time.perf_counter() - t0) if case else 0.0  # case 0 compiles the kernels
         outcomes[outcome] += 1
         if problem:
-            problems.append(f"case {case} (format {fmt} {endian}-endian, {' + '.join(what)}, bytes "
-                            f"{il_byte}/{xl_byte}): {problem}")
+            problems.append(
+                f"case {case} (format {fmt} {endian}-endian, {' + '.join(what)}, bytes {il_byte}/{xl_byte}): {problem}"
+            )
         if rss0 is None:  # after the first case: imports done, kernels compiled
             rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         src.unlink()
@@ -224,10 +281,16 @@ def run_cases(directory: Path, n_cases: int = N_CASES, seed: int = 20261201) -> 
 @pytest.mark.slow
 def test_header_mutations_ingest_like_segyio_or_refuse_in_one_line(tmp_path):
     """A few hundred mutations in a fresh process (its peak RSS is theirs), with an overall time bound."""
-    code = ("import json, sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); import test_segy_fuzz as t; "
-            "print(json.dumps(t.run_cases(Path(sys.argv[2]))))")
-    proc = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), str(tmp_path)],
-                          capture_output=True, text=True, timeout=TIME_BOUND_S)
+    code = (
+        "import json, sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); import test_segy_fuzz as t; "
+        "print(json.dumps(t.run_cases(Path(sys.argv[2]))))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(Path(__file__).parent), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=TIME_BOUND_S,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.splitlines()[-1])
     assert result["problems"] == [], "\n".join(result["problems"][:10])

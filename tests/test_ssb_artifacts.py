@@ -10,7 +10,15 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import DINOv3ViTConfig, DINOv3ViTModel
 
-from seiscore.methods.ssb import BackboneConfig, ExpertConfig, SSBModelConfig, denoise, load_model, read_card, save_model
+from seiscore.methods.ssb import (
+    BackboneConfig,
+    ExpertConfig,
+    SSBModelConfig,
+    denoise,
+    load_model,
+    read_card,
+    save_model,
+)
 from seiscore.methods.ssb.backbones import build_backbone
 from seiscore.methods.ssb.config import TINY_DINO
 from seiscore.methods.ssb.model import SSBModel
@@ -38,7 +46,9 @@ def test_round_trip_reproduces_outputs_exactly(tmp_path):
     path = save_model(model, tmp_path / "m", {"heldout_metrics": {"blend": {"psnr": 1.0}}})
     card = read_card(path)
     assert card["format_version"] == 1 and card["model_config"]["residual"] is True
-    assert card["backbones"]["dino"]["class"] == "DINOv3ViTModel" and card["backbones"]["swin"]["class"] == "Swinv2Model"
+    assert (
+        card["backbones"]["dino"]["class"] == "DINOv3ViTModel" and card["backbones"]["swin"]["class"] == "Swinv2Model"
+    )
     assert card["parameters"]["dino_lora"] > 0 and card["heldout_metrics"]["blend"]["psnr"] == 1.0
     loaded = load_model(path)
     v = _volume()

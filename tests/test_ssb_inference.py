@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from seiscore.metrics import psnr
+from seiscore.data.synth import make_survey
 from seiscore.methods.ssb import DataConfig, SSBModelConfig, StageConfig, TrainConfig, denoise, load_model, train
 from seiscore.methods.ssb.inference import blend_window, pick_device
 from seiscore.methods.ssb.model import SSBModel
-from seiscore.data.synth import make_survey
+from seiscore.metrics import psnr
 
 torch.set_num_threads(1)
 
@@ -70,11 +70,25 @@ def test_bad_inputs_are_named():
 
 
 def test_short_training_then_denoise_improves_psnr(tmp_path):
-    data = DataConfig(noise_levels=((0.2, 0.02), (0.5, 0.03)), survey_shape=(6, 32, 48), train_surveys_per_level=2,
-                      crops_per_survey=32, heldout_shape=(4, 32, 48), heldout_sections_per_level=1)
-    cfg = TrainConfig(model=SSBModelConfig(patch=16), data=data, expert_stage=StageConfig(epochs=3, lr=3e-3, batch_size=16),
-                      router_stage=StageConfig(epochs=1, batch_size=16), joint_stage=StageConfig(epochs=2, lr=1e-3, batch_size=16),
-                      variants=("residual",), train_base=False, output_dir=tmp_path, epoch_eval_sections=1)
+    data = DataConfig(
+        noise_levels=((0.2, 0.02), (0.5, 0.03)),
+        survey_shape=(6, 32, 48),
+        train_surveys_per_level=2,
+        crops_per_survey=32,
+        heldout_shape=(4, 32, 48),
+        heldout_sections_per_level=1,
+    )
+    cfg = TrainConfig(
+        model=SSBModelConfig(patch=16),
+        data=data,
+        expert_stage=StageConfig(epochs=3, lr=3e-3, batch_size=16),
+        router_stage=StageConfig(epochs=1, batch_size=16),
+        joint_stage=StageConfig(epochs=2, lr=1e-3, batch_size=16),
+        variants=("residual",),
+        train_base=False,
+        output_dir=tmp_path,
+        epoch_eval_sections=1,
+    )
     model = load_model(train(cfg).artifacts["residual_joint"])
     noisy, clean = make_survey(n_inline=8, n_crossline=40, n_time=56, footprint_peak=0.3, sigma=0.02, seed=77)
     out = denoise(noisy, model, axis=0, batch_size=8)

@@ -42,11 +42,19 @@ def test_lora_only_on_attention_projections_and_base_has_none():
     lora = [n for n, _ in model.named_parameters() if "lora_" in n]
     assert lora and all(".attention." in n for n in lora)
     assert any("q_proj.lora_A" in n for n in lora) and any("self.query.lora_A" in n for n in lora)
-    assert all(n.split(".lora_")[0].rsplit(".", 1)[-1] in {"q_proj", "k_proj", "v_proj", "o_proj", "query", "key", "value", "dense"} for n in lora)
+    assert all(
+        n.split(".lora_")[0].rsplit(".", 1)[-1]
+        in {"q_proj", "k_proj", "v_proj", "o_proj", "query", "key", "value", "dense"}
+        for n in lora
+    )
     a = next(p for n, p in model.named_parameters() if n.endswith("q_proj.lora_A.default.weight"))
     assert a.shape[0] == 16  # default rank r = 16
-    base = SSBModel(tiny_config(dino=ExpertConfig(backbone=BackboneConfig(kind="dinov3", hf_config=TINY_DINO), lora=None),
-                                swin=ExpertConfig(backbone=BackboneConfig(kind="swinv2", hf_config=TINY_SWIN), lora=None)))
+    base = SSBModel(
+        tiny_config(
+            dino=ExpertConfig(backbone=BackboneConfig(kind="dinov3", hf_config=TINY_DINO), lora=None),
+            swin=ExpertConfig(backbone=BackboneConfig(kind="swinv2", hf_config=TINY_SWIN), lora=None),
+        )
+    )
     assert not [n for n, _ in base.named_parameters() if "lora_" in n]
 
 
@@ -61,7 +69,9 @@ def _pairs(n=32, seed=0):
     return t(noisy), t(clean)
 
 
-@pytest.mark.parametrize("part,mode", [("expert:dino", "dino"), ("expert:swin", "swin"), ("router", "blend"), ("joint", "blend")])
+@pytest.mark.parametrize(
+    "part,mode", [("expert:dino", "dino"), ("expert:swin", "swin"), ("router", "blend"), ("joint", "blend")]
+)
 def test_training_steps_lower_loss_and_touch_only_trainable_parts(part, mode):
     torch.manual_seed(0)
     model = SSBModel(tiny_config(residual=part == "joint"))

@@ -10,8 +10,8 @@ import pytest
 import torch
 import yaml
 from prefect import flow
-from prefect.settings import PREFECT_API_URL
 from prefect.context import FlowRunContext
+from prefect.settings import PREFECT_API_URL
 from prefect_dask import DaskTaskRunner
 
 from seiscore.methods.ssb import DataConfig, SSBModelConfig, StageConfig, TrainConfig, denoise, save_model
@@ -50,8 +50,15 @@ def _restrictions(dask_scheduler):
 
 def test_tile_task_runs_only_on_gpu_workers(artifact, harness):
     def runner(resources):
-        return DaskTaskRunner(cluster_kwargs={"n_workers": 1, "threads_per_worker": 1, "processes": True,
-                                              "resources": resources, "dashboard_address": None})
+        return DaskTaskRunner(
+            cluster_kwargs={
+                "n_workers": 1,
+                "threads_per_worker": 1,
+                "processes": True,
+                "resources": resources,
+                "dashboard_address": None,
+            }
+        )
 
     @flow(task_runner=runner({"GPU": 1}))
     def gpu_cluster(tile, model):
@@ -74,11 +81,25 @@ def test_tile_task_runs_only_on_gpu_workers(artifact, harness):
 def test_train_flow_publishes_epoch_metrics(tmp_path, harness):
     from flows.train_ssb import train_ssb
 
-    data = DataConfig(noise_levels=((0.2, 0.02),), survey_shape=(4, 32, 40), train_surveys_per_level=1, crops_per_survey=8,
-                      heldout_shape=(4, 32, 40), heldout_sections_per_level=1)
-    cfg = TrainConfig(model=SSBModelConfig(patch=16), data=data, expert_stage=StageConfig(epochs=1, batch_size=8),
-                      router_stage=StageConfig(epochs=1, batch_size=8), joint_stage=StageConfig(epochs=0),
-                      variants=("direct",), train_base=False, output_dir=tmp_path / "run", epoch_eval_sections=1)
+    data = DataConfig(
+        noise_levels=((0.2, 0.02),),
+        survey_shape=(4, 32, 40),
+        train_surveys_per_level=1,
+        crops_per_survey=8,
+        heldout_shape=(4, 32, 40),
+        heldout_sections_per_level=1,
+    )
+    cfg = TrainConfig(
+        model=SSBModelConfig(patch=16),
+        data=data,
+        expert_stage=StageConfig(epochs=1, batch_size=8),
+        router_stage=StageConfig(epochs=1, batch_size=8),
+        joint_stage=StageConfig(epochs=0),
+        variants=("direct",),
+        train_base=False,
+        output_dir=tmp_path / "run",
+        epoch_eval_sections=1,
+    )
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(json.loads(cfg.model_dump_json())))
     result = train_ssb(str(path))
@@ -105,4 +126,6 @@ def test_training_deployment_is_manual():
     from deployments.train_ssb import build_deployment
 
     dep = build_deployment()
-    assert dep.flow_name == "train-ssb" and not dep.schedules and dep.parameters["config_path"] == "configs/ssb_small.yaml"
+    assert (
+        dep.flow_name == "train-ssb" and not dep.schedules and dep.parameters["config_path"] == "configs/ssb_small.yaml"
+    )

@@ -18,11 +18,25 @@ torch.set_num_threads(1)  # shared 2-core CI machine: avoid OpenMP oversubscript
 
 
 def tiny_train_config(out, **update) -> TrainConfig:
-    data = DataConfig(noise_levels=((0.2, 0.02), (0.5, 0.04)), survey_shape=(4, 32, 40), train_surveys_per_level=1,
-                      crops_per_survey=16, heldout_shape=(4, 32, 40), heldout_sections_per_level=1)
-    base = dict(model=SSBModelConfig(patch=16), data=data, expert_stage=StageConfig(epochs=2, lr=3e-3, batch_size=8),
-                router_stage=StageConfig(epochs=1, batch_size=8), joint_stage=StageConfig(epochs=1, lr=1e-3, batch_size=8),
-                variants=("direct",), train_base=False, output_dir=out, epoch_eval_sections=2)
+    data = DataConfig(
+        noise_levels=((0.2, 0.02), (0.5, 0.04)),
+        survey_shape=(4, 32, 40),
+        train_surveys_per_level=1,
+        crops_per_survey=16,
+        heldout_shape=(4, 32, 40),
+        heldout_sections_per_level=1,
+    )
+    base = dict(
+        model=SSBModelConfig(patch=16),
+        data=data,
+        expert_stage=StageConfig(epochs=2, lr=3e-3, batch_size=8),
+        router_stage=StageConfig(epochs=1, batch_size=8),
+        joint_stage=StageConfig(epochs=1, lr=1e-3, batch_size=8),
+        variants=("direct",),
+        train_base=False,
+        output_dir=out,
+        epoch_eval_sections=2,
+    )
     return TrainConfig(**{**base, **update})
 
 
@@ -56,8 +70,14 @@ def test_train_writes_metrics_artifacts_and_improves_heldout(tmp_path):
     events = []
     result = train(tiny_train_config(tmp_path / "run"), callback=events.append)
     lines = [json.loads(s) for s in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert [(m["phase"], m["epoch"]) for m in lines] == [("direct/swin", 0), ("direct/swin", 1), ("direct/dino", 0),
-                                                         ("direct/dino", 1), ("direct/router", 0), ("direct/joint", 0)]
+    assert [(m["phase"], m["epoch"]) for m in lines] == [
+        ("direct/swin", 0),
+        ("direct/swin", 1),
+        ("direct/dino", 0),
+        ("direct/dino", 1),
+        ("direct/router", 0),
+        ("direct/joint", 0),
+    ]
     assert "heldout_gate_dino_share" in lines[-1] and 0 <= lines[-1]["heldout_gate_dino_share"] <= 1
     assert set(result.artifacts) == {"direct_router_only", "direct_joint"}
     card = read_card(result.artifacts["direct_joint"])
@@ -104,7 +124,9 @@ def test_interrupted_training_resumes_to_identical_weights(tmp_path):
 
 
 def test_cli_trains_from_yaml(tmp_path, capsys):
-    cfg = tiny_train_config(tmp_path / "cli", expert_stage=StageConfig(epochs=1, batch_size=8), joint_stage=StageConfig(epochs=0))
+    cfg = tiny_train_config(
+        tmp_path / "cli", expert_stage=StageConfig(epochs=1, batch_size=8), joint_stage=StageConfig(epochs=0)
+    )
     path = tmp_path / "ssb.yaml"
     path.write_text(yaml.safe_dump(json.loads(cfg.model_dump_json())))
     parser = argparse.ArgumentParser()

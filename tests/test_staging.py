@@ -21,15 +21,22 @@ from pathlib import Path
 import pytest
 import xarray as xr
 import zarr
+from test_pipeline_cluster import _wait_for
+from test_pipeline_flow import PARAMS, TILES, _amplitude, _catalog
 
 from seiscore import io
 from seiscore.cli.run import survey_status
 from seiscore.core.lineage import read_lineage
 from seiscore.execution.blockwise.state import TileState
-from seiscore.execution.versions import (journal_path, publish_staging, recover, retired_path, staging_path, survey_state,
-                               VERSION_ATTR)
-from test_pipeline_cluster import _wait_for
-from test_pipeline_flow import PARAMS, TILES, _amplitude, _catalog
+from seiscore.execution.versions import (
+    VERSION_ATTR,
+    journal_path,
+    publish_staging,
+    recover,
+    retired_path,
+    staging_path,
+    survey_state,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPE = (32, 40, 60)
@@ -37,8 +44,12 @@ SHAPE = (32, 40, 60)
 
 def _survey(d: Path, write_synthetic_segy, shape=SHAPE, seed=0) -> dict:
     noisy, clean, _, _ = write_synthetic_segy(d / "segy", shape, seed=seed)
-    return {"dir": d, "catalog": _catalog(d, noisy, clean), "output": d / "data" / "stores" / "small_denoised.zarr",
-            "store": d / "data" / "stores" / "small.zarr"}
+    return {
+        "dir": d,
+        "catalog": _catalog(d, noisy, clean),
+        "output": d / "data" / "stores" / "small_denoised.zarr",
+        "store": d / "data" / "stores" / "small.zarr",
+    }
 
 
 @pytest.fixture()
@@ -70,8 +81,9 @@ def _corrupt_last_input_chunk(store: Path) -> tuple[Path, bytes]:
 
 
 @pytest.mark.slow
-def test_failed_runs_leave_the_published_version_intact_and_a_rerun_resumes(tmp_path, write_synthetic_segy, env,
-                                                                             prefect_harness):
+def test_failed_runs_leave_the_published_version_intact_and_a_rerun_resumes(
+    tmp_path, write_synthetic_segy, env, prefect_harness
+):
     survey = _survey(tmp_path / "s", write_synthetic_segy)
     out = survey["output"]
     first = _run(survey, env)
@@ -116,9 +128,24 @@ def _cli_run(survey, env, tmp_path) -> subprocess.Popen:
     params = ["--param", f"tiles={json.dumps(TILES)}", "--param", "iterations=60"]
     code = "import sys; from seiscore.cli import main; sys.exit(main())"
     penv = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.Popen([sys.executable, "-c", code, "run", "small", "--catalog", str(survey["catalog"]),
-                             "--scheduler", env["scheduler"], *params], env=penv, cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "run",
+            "small",
+            "--catalog",
+            str(survey["catalog"]),
+            "--scheduler",
+            env["scheduler"],
+            *params,
+        ],
+        env=penv,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def _cluster_idle(cluster) -> None:
@@ -131,14 +158,18 @@ def _cluster_idle(cluster) -> None:
 
 @pytest.mark.slow
 def test_killed_first_run_publishes_nothing_status_says_interrupted_and_a_rerun_resumes(
-        tmp_path, write_synthetic_segy, env, prefect_harness):
+    tmp_path, write_synthetic_segy, env, prefect_harness
+):
     survey = _survey(tmp_path / "s", write_synthetic_segy, shape=(48, 40, 60), seed=5)
     out, staging = survey["output"], staging_path(survey["output"])
     catalog = str(survey["catalog"])
     proc = _cli_run(survey, env, tmp_path)
     try:
-        _wait_for(lambda: staging.exists() and len(TileState(staging).ready()) >= 1 or proc.poll() is not None,
-                  300, "the first denoised block")
+        _wait_for(
+            lambda: staging.exists() and len(TileState(staging).ready()) >= 1 or proc.poll() is not None,
+            300,
+            "the first denoised block",
+        )
         assert proc.poll() is None, "the run ended before it could be killed"
         running = survey_status("small", catalog)
         assert running["state"] == "in-progress" and running["owner"]["pid"] == proc.pid
@@ -156,9 +187,20 @@ def test_killed_first_run_publishes_nothing_status_says_interrupted_and_a_rerun_
     assert killed["state"] == "interrupted" and killed["published"] is None
     assert killed["owner"]["pid"] == proc.pid and killed["owner"]["alive"] is False
     assert killed["staging"]["run"]["status"] == "interrupted"  # its lineage still says "running"
-    cli = subprocess.run([sys.executable, "-c", "import sys; from seiscore.cli import main; sys.exit(main())",
-                          "status", "small", "--catalog", catalog], capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    cli = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from seiscore.cli import main; sys.exit(main())",
+            "status",
+            "small",
+            "--catalog",
+            catalog,
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert cli.returncode == 0 and cli.stdout.startswith("small: interrupted") and f"pid {proc.pid}" in cli.stdout
 
     ready, done = TileState(staging).ready(), TileState(staging).done()

@@ -22,16 +22,20 @@ import psutil
 import pytest
 import yaml
 
-from seiscore.io.locks import StoreLocked, lock_path, store_lock
 from seiscore.execution.pipeline import ensure_ingested
+from seiscore.io.locks import StoreLocked, lock_path, store_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _env(tmp_path: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-    env.update(PYTHONPATH=str(ROOT), PREFECT_HOME=str(tmp_path / "prefect"), SEIS_DASK_WORKERS="1",
-               PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180")
+    env.update(
+        PYTHONPATH=str(ROOT),
+        PREFECT_HOME=str(tmp_path / "prefect"),
+        SEIS_DASK_WORKERS="1",
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180",
+    )
     return env
 
 
@@ -54,9 +58,17 @@ def test_two_runs_sharing_an_input_store_both_succeed(tmp_path, write_synthetic_
     waits for the first and reuses its complete store."""
     src, *_ = write_synthetic_segy(tmp_path / "d", shape=(60, 80, 300))
     store = tmp_path / "d" / "shared.zarr"
-    procs = [subprocess.Popen([sys.executable, "-c", INGEST_SCRIPT, str(src), str(store), "600"], env=_env(tmp_path),
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", INGEST_SCRIPT, str(src), str(store), "600"],
+            env=_env(tmp_path),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     for p in procs:
         assert p.stdout.readline().strip() == "ready"
     procs[0].stdin.write("go\n")
@@ -85,15 +97,25 @@ def test_two_runs_sharing_an_input_store_both_succeed(tmp_path, write_synthetic_
 def test_waiting_disabled_gives_one_line(tmp_path, write_synthetic_segy):
     src, *_ = write_synthetic_segy(tmp_path / "d", shape=(6, 8, 20))
     store = tmp_path / "d" / "s.zarr"
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom seiscore.io.locks import store_lock\n"
-                               "with store_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)\n",
-                               str(store)], env=_env(tmp_path), stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom seiscore.io.locks import store_lock\n"
+            "with store_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)\n",
+            str(store),
+        ],
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(StoreLocked) as info:
             ensure_ingested(src, store, lock_wait_s=0)
-        assert str(info.value) == (f"input store {store} is being written by another run (lock {lock_path(store)}); "
-                                   f"wait for it to finish")
+        assert str(info.value) == (
+            f"input store {store} is being written by another run (lock {lock_path(store)}); wait for it to finish"
+        )
         assert not store.exists()
     finally:
         holder.kill()
@@ -122,23 +144,45 @@ def test_lock_is_reentrant_in_a_thread_and_exclusive_across_threads(tmp_path):
 
 # -- signals on a real run ---------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def long_run(tmp_path, write_synthetic_segy):
     """A tiny survey whose single tile runs TLSM long enough to be interrupted (``seis run`` arguments)."""
     write_synthetic_segy(tmp_path / "data", shape=(12, 16, 40))
     catalog = tmp_path / "catalog.yaml"
-    catalog.write_text(yaml.safe_dump({"surveys": {"tiny": {
-        "source": "data/noisy.sgy", "store": "data/tiny.zarr", "output": "data/tiny_out.zarr",
-        "denoiser": {"name": "tlsm", "preset": "synthetic",
-                     "axes": {"smooth": "crossline", "footprint": "sample", "tube": "inline"}}}}}))
+    catalog.write_text(
+        yaml.safe_dump(
+            {
+                "surveys": {
+                    "tiny": {
+                        "source": "data/noisy.sgy",
+                        "store": "data/tiny.zarr",
+                        "output": "data/tiny_out.zarr",
+                        "denoiser": {
+                            "name": "tlsm",
+                            "preset": "synthetic",
+                            "axes": {"smooth": "crossline", "footprint": "sample", "tube": "inline"},
+                        },
+                    }
+                }
+            }
+        )
+    )
     return ["run", "tiny", "--catalog", str(catalog), "--param", "iterations=10000"]
 
 
 def _interrupt(args: list[str], tmp_path: Path, signum: int, *, group: bool) -> dict:
     argv = ["-v", *args]  # -v: the flow's log says when the tiles start
     code = f"import sys; from seiscore.cli import main; sys.exit(main({argv!r}))"
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     lines: list[str] = []
     started = threading.Event()
 

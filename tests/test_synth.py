@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from seiscore.metrics import psnr
 from seiscore.data.synth import SynthConfig, from_canonical, make_survey, to_canonical
+from seiscore.metrics import psnr
 
 
 def test_demo_cube_starts_within_1_db_of_the_paper():
@@ -25,7 +25,10 @@ def test_clean_cube_is_scaled_to_unit_range_and_noise_is_seeded():
 
 def test_more_noise_lowers_psnr_and_orientation_round_trips():
     cfg = SynthConfig(n_inline=10, n_crossline=20, n_time=60)
-    scores = [psnr(to_canonical(make_survey(cfg, sigma=s)[1]), to_canonical(make_survey(cfg, sigma=s)[0])) for s in (0.01, 0.04)]
+    scores = [
+        psnr(to_canonical(make_survey(cfg, sigma=s)[1]), to_canonical(make_survey(cfg, sigma=s)[0]))
+        for s in (0.01, 0.04)
+    ]
     assert scores[0] > scores[1]
     cube = make_survey(cfg)[0]
     np.testing.assert_array_equal(from_canonical(to_canonical(cube)), cube)

@@ -6,9 +6,15 @@ import numpy as np
 import pytest
 
 from seiscore.bench.tiling import seam_ratio
-from seiscore.metrics import psnr
 from seiscore.data.synth import from_canonical, make_survey, to_canonical
-from seiscore.execution.blockwise.tiling import TileConfig, core_from_neighbours, denoise_block, denoise_tiled, plan_tiles
+from seiscore.execution.blockwise.tiling import (
+    TileConfig,
+    core_from_neighbours,
+    denoise_block,
+    denoise_tiled,
+    plan_tiles,
+)
+from seiscore.metrics import psnr
 
 
 def test_cores_partition_the_volume_on_chunk_boundaries():
@@ -98,7 +104,9 @@ def test_ssb_tiles_need_a_gpu_worker_or_an_explicit_cpu_opt_in():
         tile_resources(ssb, local, has_gpu=False)
     with pytest.raises(RuntimeError, match="GPU=1"):
         tile_resources(ssb, external, has_gpu=False)
-    resources, note = tile_resources(ssb.model_copy(update={"params": {"model": "m", "allow_cpu": True}}), local, has_gpu=False)
+    resources, note = tile_resources(
+        ssb.model_copy(update={"params": {"model": "m", "allow_cpu": True}}), local, has_gpu=False
+    )
     assert resources is None and "CPU workers" in note
 
 
@@ -108,9 +116,9 @@ def test_survey_scale_comes_from_the_range_ingest_measured(tmp_path, write_synth
     import xarray as xr
     import zarr
 
-    from seiscore.io import ingest
-    from seiscore.execution.pipeline import RANGE_ATTR, amplitude_range
     from seiscore.execution.blockwise.jobs import survey_scale
+    from seiscore.execution.pipeline import RANGE_ATTR, amplitude_range
+    from seiscore.io import ingest
 
     noisy_sgy, _, noisy, _ = write_synthetic_segy(tmp_path, shape=(6, 8, 10))
     store = ingest(noisy_sgy, tmp_path / "s.zarr", chunks=(4, 4, 4))

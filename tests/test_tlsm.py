@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from seiscore.metrics import psnr
 from seiscore.data.synth import SynthConfig, make_survey, to_canonical
 from seiscore.methods.tlsm import PRESETS, TLSMParams, denoise, denoise_dataarray, lsm_reference, lsm_shrink
 from seiscore.methods.tlsm.lsm import EPS
 from seiscore.methods.tlsm.reference import denoise_reference, tsvd_lsm_reference
 from seiscore.methods.tlsm.tsvd import tsvd_lsm
 from seiscore.methods.tlsm.xstep import FourierXSolver
+from seiscore.metrics import psnr
 
 
 @pytest.fixture(scope="module")

@@ -60,7 +60,7 @@ def _cube(size_bytes: int, seed: int = 0) -> np.ndarray:
 def _plain_read(path: Path, block: int = 8192) -> None:
     with segyio.open(str(path), "r", ignore_geometry=True) as f:
         for a in range(0, f.tracecount, block):
-            f.trace.raw[a:a + block]
+            f.trace.raw[a : a + block]
 
 
 def _once(fn, cleanup=None) -> tuple[float, float, float, float]:
@@ -142,8 +142,7 @@ def run(size_gb: float, repeats: int, memory_limit: str, workdir: Path, sample_f
         cube = _cube(int(size_gb * 1e9))
         shape = cube.shape
         spec = SegyWriteSpec(format=SAMPLE_FORMATS[sample_format])
-        rows = {"segyio write (plain)": _timed(lambda: write_cube(src, cube, spec), repeats,
-                                               lambda: _rm(src))}
+        rows = {"segyio write (plain)": _timed(lambda: write_cube(src, cube, spec), repeats, lambda: _rm(src))}
         del cube
         size = src.stat().st_size
         _plain_read(src)  # warm the page cache so every reader sees the same cache state
@@ -152,13 +151,20 @@ def run(size_gb: float, repeats: int, memory_limit: str, workdir: Path, sample_f
 
         def write_floor() -> None:  # the default store's bytes as that many files of its sizes, nothing else
             d = ratios_store[COMPRESSIONS[0]]
-            _write_files(floor_dir, [(d["amplitude_bytes"], d["amplitude_files"]),
-                                     (d["store_bytes"] - d["amplitude_bytes"], d["store_files"] - d["amplitude_files"])])
+            _write_files(
+                floor_dir,
+                [
+                    (d["amplitude_bytes"], d["amplitude_files"]),
+                    (d["store_bytes"] - d["amplitude_bytes"], d["store_files"] - d["amplitude_files"]),
+                ],
+            )
 
         ops = {"segyio read (plain)": (lambda: _plain_read(src), None)}
         for c, store in stores.items():
-            ops[f"seiscore ingest ({c})"] = (lambda c=c, store=store: ingest(src, store, memory_limit=memory_limit,
-                                                                             compression=c), lambda store=store: _rm(store))
+            ops[f"seiscore ingest ({c})"] = (
+                lambda c=c, store=store: ingest(src, store, memory_limit=memory_limit, compression=c),
+                lambda store=store: _rm(store),
+            )
             if c == COMPRESSIONS[0]:
                 ops["raw file write (store size)"] = (write_floor, lambda: _rm(floor_dir))
         # rounds: each round runs every operation once, so the plain read and the ingests it is compared with
@@ -173,14 +179,17 @@ def run(size_gb: float, repeats: int, memory_limit: str, workdir: Path, sample_f
                     first_round[name] = _once(fn, cleanup)[0]
                 else:
                     rows[name].append(_once(fn, cleanup))
-                c = name[len("seiscore ingest ("):-1] if name.startswith("seiscore ingest") else None
+                c = name[len("seiscore ingest (") : -1] if name.startswith("seiscore ingest") else None
                 if c and c not in ratios_store:
                     store = stores[c]
                     amp_bytes = _tree_bytes(store / "amplitude")
-                    ratios_store[c] = {"store_bytes": _tree_bytes(store), "amplitude_bytes": amp_bytes,
-                                       "amplitude_ratio": int(np.prod(shape)) * 4 / amp_bytes,
-                                       "amplitude_files": sum(1 for f in (store / "amplitude").rglob("*") if f.is_file()),
-                                       "store_files": sum(1 for f in store.rglob("*") if f.is_file())}
+                    ratios_store[c] = {
+                        "store_bytes": _tree_bytes(store),
+                        "amplitude_bytes": amp_bytes,
+                        "amplitude_ratio": int(np.prod(shape)) * 4 / amp_bytes,
+                        "amplitude_files": sum(1 for f in (store / "amplitude").rglob("*") if f.is_file()),
+                        "store_files": sum(1 for f in store.rglob("*") if f.is_file()),
+                    }
         for name, (fn, cleanup) in ops.items():
             if name.startswith("seiscore"):
                 peaks[name] = _peak(fn, cleanup)
@@ -189,8 +198,7 @@ def run(size_gb: float, repeats: int, memory_limit: str, workdir: Path, sample_f
                 _rm(store)
         _rm(floor_dir)
         lz4 = stores[COMPRESSIONS[0]]  # left by its memory run: the default store, for the export rows
-        rows["seiscore export"] = _timed(lambda: export(lz4, out, memory_limit=memory_limit), repeats,
-                                         lambda: _rm(out))
+        rows["seiscore export"] = _timed(lambda: export(lz4, out, memory_limit=memory_limit), repeats, lambda: _rm(out))
         peaks["seiscore export"] = _peak(lambda: export(lz4, out, memory_limit=memory_limit), lambda: _rm(out))
         exact = out.read_bytes() == src.read_bytes() if size < 4e9 else None
     finally:
@@ -198,38 +206,70 @@ def run(size_gb: float, repeats: int, memory_limit: str, workdir: Path, sample_f
     rows = {k: tuple(map(list, zip(*v))) for k, v in rows.items()}  # -> (walls, cpus, users, syss)
     med = {k: statistics.median(v[0]) for k, v in rows.items()}
     result = {
-        "file_bytes": size, "shape": list(shape), "sample_format": sample_format, "repeats": repeats, "memory_limit_bytes": bound,
-        "workdir": str(workdir), "compression": ratios_store, "export_byte_exact": exact,
+        "file_bytes": size,
+        "shape": list(shape),
+        "sample_format": sample_format,
+        "repeats": repeats,
+        "memory_limit_bytes": bound,
+        "workdir": str(workdir),
+        "compression": ratios_store,
+        "export_byte_exact": exact,
         "first_round_seconds": first_round,
-        "load_average": os.getloadavg(), "cpu_count": os.cpu_count(),
-        "ops": {k: {"seconds": v[0], "median_s": med[k], "mb_per_s": size / med[k] / 1e6,
-                    "cpu_seconds": v[1], "median_cpu_s": statistics.median(v[1]),
-                    "median_user_s": statistics.median(v[2]), "median_sys_s": statistics.median(v[3]),
-                    "peak_rss_delta_bytes": peaks.get(k, 0)} for k, v in rows.items()},
+        "load_average": os.getloadavg(),
+        "cpu_count": os.cpu_count(),
+        "ops": {
+            k: {
+                "seconds": v[0],
+                "median_s": med[k],
+                "mb_per_s": size / med[k] / 1e6,
+                "cpu_seconds": v[1],
+                "median_cpu_s": statistics.median(v[1]),
+                "median_user_s": statistics.median(v[2]),
+                "median_sys_s": statistics.median(v[3]),
+                "peak_rss_delta_bytes": peaks.get(k, 0),
+            }
+            for k, v in rows.items()
+        },
     }
     r = lambda a, b: med[b] / med[a]  # noqa: E731 - throughput ratio a vs b = time b / time a
-    result["ratios"] = {f"ingest_{c}_vs_plain_read": r(f"seiscore ingest ({c})", "segyio read (plain)")
-                        for c in COMPRESSIONS}
+    result["ratios"] = {
+        f"ingest_{c}_vs_plain_read": r(f"seiscore ingest ({c})", "segyio read (plain)") for c in COMPRESSIONS
+    }
     result["ratios"]["export_vs_plain_write"] = r("seiscore export", "segyio write (plain)")
     read = rows["segyio read (plain)"][0]
-    result["round_ratios"] = {f"ingest_{c}_vs_plain_read": [t / i for t, i in zip(read, rows[f"seiscore ingest ({c})"][0])]
-                              for c in COMPRESSIONS}
+    result["round_ratios"] = {
+        f"ingest_{c}_vs_plain_read": [t / i for t, i in zip(read, rows[f"seiscore ingest ({c})"][0])]
+        for c in COMPRESSIONS
+    }
     # best ingest possible = read the file + write the store: serially, or both overlapped on 2 cores
     t_r, t_w = med["segyio read (plain)"], med["raw file write (store size)"]
     cpu = {k: result["ops"][k]["median_cpu_s"] for k in ("segyio read (plain)", "raw file write (store size)")}
-    result["floor"] = {"read_s": t_r, "write_s": t_w, "serial_s": t_r + t_w,
-                       "overlapped_s": max(t_r, t_w, sum(cpu.values()) / 2),
-                       "best_ratio_serial": t_r / (t_r + t_w),
-                       "best_ratio_overlapped": t_r / max(t_r, t_w, sum(cpu.values()) / 2)}
-    result["peak_within_bound"] = all(result["ops"][k]["peak_rss_delta_bytes"] <= bound
-                                      for k in result["ops"] if k.startswith("seiscore"))
+    result["floor"] = {
+        "read_s": t_r,
+        "write_s": t_w,
+        "serial_s": t_r + t_w,
+        "overlapped_s": max(t_r, t_w, sum(cpu.values()) / 2),
+        "best_ratio_serial": t_r / (t_r + t_w),
+        "best_ratio_overlapped": t_r / max(t_r, t_w, sum(cpu.values()) / 2),
+    }
+    result["peak_within_bound"] = all(
+        result["ops"][k]["peak_rss_delta_bytes"] <= bound for k in result["ops"] if k.startswith("seiscore")
+    )
     return result
 
 
 def markdown(res: dict) -> str:
-    rows = [[k, f"{v['median_s']:.2f}", f"{v['mb_per_s']:.0f}", f"{v['median_cpu_s']:.2f}",
-             f"{v.get('median_user_s', float('nan')):.2f} / {v.get('median_sys_s', float('nan')):.2f}",
-             f"{v['peak_rss_delta_bytes'] / 2**20:.0f}"] for k, v in res["ops"].items()]
+    rows = [
+        [
+            k,
+            f"{v['median_s']:.2f}",
+            f"{v['mb_per_s']:.0f}",
+            f"{v['median_cpu_s']:.2f}",
+            f"{v.get('median_user_s', float('nan')):.2f} / {v.get('median_sys_s', float('nan')):.2f}",
+            f"{v['peak_rss_delta_bytes'] / 2**20:.0f}",
+        ]
+        for k, v in res["ops"].items()
+    ]
     ratios, comp = res["ratios"], res["compression"]
     lines = [
         "# I/O benchmark: SEG-Y <-> survey store",
@@ -241,17 +281,31 @@ def markdown(res: dict) -> str:
         f"export byte-exact: {res['export_byte_exact']}; {res['cpu_count']} cores, load average at the end "
         f"{res['load_average'][0]:.1f} (shared machine: compare ratios, not absolute figures).",
         "",
-        md_table(["operation", "median s", "MB/s (of the SEG-Y size)", "CPU s (all threads)", "user / sys s",
-                  "peak RSS increase MiB"], rows),
+        md_table(
+            [
+                "operation",
+                "median s",
+                "MB/s (of the SEG-Y size)",
+                "CPU s (all threads)",
+                "user / sys s",
+                "peak RSS increase MiB",
+            ],
+            rows,
+        ),
         "",
     ]
     for c in comp:
         per_round = res.get("round_ratios", {}).get(f"ingest_{c}_vs_plain_read", [])
-        rounds = (f" (per round: {', '.join(f'{x:.0%}' for x in per_round)}; median "
-                  f"{statistics.median(per_round):.0%})") if per_round else ""
-        lines.append(f"- ingest ({c}) / plain segyio read: **{ratios[f'ingest_{c}_vs_plain_read']:.0%}**{rounds}"
-                     f"{'; default, target >= 70 %' if c == next(iter(comp)) else ''}; amplitude compression "
-                     f"{comp[c]['amplitude_ratio']:.3f}x, store {comp[c]['store_bytes'] / 1e9:.2f} GB")
+        rounds = (
+            (f" (per round: {', '.join(f'{x:.0%}' for x in per_round)}; median {statistics.median(per_round):.0%})")
+            if per_round
+            else ""
+        )
+        lines.append(
+            f"- ingest ({c}) / plain segyio read: **{ratios[f'ingest_{c}_vs_plain_read']:.0%}**{rounds}"
+            f"{'; default, target >= 70 %' if c == next(iter(comp)) else ''}; amplitude compression "
+            f"{comp[c]['amplitude_ratio']:.3f}x, store {comp[c]['store_bytes'] / 1e9:.2f} GB"
+        )
     fl, d = res["floor"], comp[next(iter(comp))]
     lines += [
         f"- write floor: {d['store_bytes'] / 1e9:.2f} GB as {d['store_files']} new files (the default store's bytes and "
@@ -260,7 +314,8 @@ def markdown(res: dict) -> str:
         f"must at least read the file and write the store: {fl['serial_s']:.2f} s one after the other = at best "
         f"**{fl['best_ratio_serial']:.0%}** of plain read, {fl['overlapped_s']:.2f} s fully overlapped on 2 cores = at best "
         f"**{fl['best_ratio_overlapped']:.0%}** (before decoding or compressing anything)",
-        f"- first (untimed) round, seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in res.get("first_round_seconds", {}).items())
+        "- first (untimed) round, seconds: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in res.get("first_round_seconds", {}).items())
         + " (a fresh process's first ingest loads the kernels and first-touches its buffers once)",
         f"- export / plain segyio write: **{ratios['export_vs_plain_write']:.0%}** (target >= 70 %)",
         f"- peak memory within the bound: **{res['peak_within_bound']}**",
@@ -276,10 +331,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size-gb", type=float, default=2.0)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--memory-limit", default="1GB")
-    ap.add_argument("--format", choices=sorted(SAMPLE_FORMATS), default="ieee",
-                    help="sample format of the generated file (default ieee; results of ibm go to io_ibm.*)")
-    ap.add_argument("--dir", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")),
-                    help="where the SEG-Y file and stores are written (default /tmp)")
+    ap.add_argument(
+        "--format",
+        choices=sorted(SAMPLE_FORMATS),
+        default="ieee",
+        help="sample format of the generated file (default ieee; results of ibm go to io_ibm.*)",
+    )
+    ap.add_argument(
+        "--dir",
+        type=Path,
+        default=Path(os.environ.get("TMPDIR", "/tmp")),
+        help="where the SEG-Y file and stores are written (default /tmp)",
+    )
     args = ap.parse_args(argv)
     size, repeats = (0.2, 1) if args.quick else (args.size_gb, args.repeats)
     res = run(size, repeats, args.memory_limit, args.dir, args.format)

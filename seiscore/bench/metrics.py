@@ -54,7 +54,9 @@ def _rho(a: np.ndarray, b: np.ndarray) -> float:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m seiscore.bench metrics", description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--data", type=Path, default=DATA, help="folder with penobscot_250x150x40.npy and tlsm_paper_slice_scores.csv")
+    ap.add_argument(
+        "--data", type=Path, default=DATA, help="folder with penobscot_250x150x40.npy and tlsm_paper_slice_scores.csv"
+    )
     args = ap.parse_args(argv)
 
     from seiscore.methods.tlsm import denoise
@@ -70,48 +72,112 @@ def main(argv: list[str] | None = None) -> int:
     t_med, times, res = median_time(lambda: nr_metrics(before, after), args.repeats)
     sb = score_stack(before)
     paper = paper_scores(args.data)
-    ours = {"brisque_before": sb["brisque"], "brisque_after": res["brisque"], "piqe_before": sb["piqe"], "piqe_after": res["piqe"], "leakage": res["leakage"]}
+    ours = {
+        "brisque_before": sb["brisque"],
+        "brisque_after": res["brisque"],
+        "piqe_before": sb["piqe"],
+        "piqe_after": res["piqe"],
+        "leakage": res["leakage"],
+    }
     rho = {
         "brisque_after_vs_paper": _rho(ours["brisque_after"], paper["BRISQUE"]),
         "piqe_after_vs_paper": _rho(ours["piqe_after"], paper["PIQE"]),
         "brisque_before_vs_paper": _rho(ours["brisque_before"], paper["BRISQUE"]),
         "piqe_before_vs_paper": _rho(ours["piqe_before"], paper["PIQE"]),
     }
-    means = {k: float(np.nanmean(v)) for k, v in ours.items()} | {f"paper_{k.lower()}": float(v.mean()) for k, v in paper.items()}
+    means = {k: float(np.nanmean(v)) for k, v in ours.items()} | {
+        f"paper_{k.lower()}": float(v.mean()) for k, v in paper.items()
+    }
 
     payload = {
         "cube": list(y.shape),
         "brisque_model": model_name(),
-        "timing": {"nr_metrics_median_s": t_med, "nr_metrics_runs_s": times, "slices": int(before.shape[0]), "tlsm_s": t_tlsm, "target_s": 5.0},
+        "timing": {
+            "nr_metrics_median_s": t_med,
+            "nr_metrics_runs_s": times,
+            "slices": int(before.shape[0]),
+            "tlsm_s": t_tlsm,
+            "target_s": 5.0,
+        },
         "means": means,
         "spearman": rho,
         "per_slice": {k: v.tolist() for k, v in ours.items()} | {f"paper_{k}": v.tolist() for k, v in paper.items()},
     }
-    rows = [[k, float(ours["brisque_before"][k]), float(ours["brisque_after"][k]), float(paper["BRISQUE"][k]), float(ours["piqe_before"][k]), float(ours["piqe_after"][k]), float(paper["PIQE"][k]), float(ours["leakage"][k])] for k in range(before.shape[0])]
-    mean_row = ["mean", means["brisque_before"], means["brisque_after"], means["paper_brisque"], means["piqe_before"], means["piqe_after"], means["paper_piqe"], means["leakage"]]
-    md = "\n".join([
-        "# Metrics benchmark (Penobscot 250 x 150 x 40)",
-        "",
-        f"BRISQUE model: {model_name()}. Paper scores: MATLAB brisque/piqe (other model; compare trends).",
-        "",
-        f"BRISQUE + PIQE + leakage on all {before.shape[0]} time slices: median {t_med:.2f} s over {args.repeats} runs "
-        f"(runs: {', '.join(f'{t:.2f}' for t in times)}; target <= 5 s). TLSM (preset penobscot) took {t_tlsm:.1f} s.",
-        "",
-        "## Means and rank correlation with the paper (per time slice)",
-        "",
-        md_table(["measure", "ours before", "ours after (TLSM)", "paper (TLSM)", "Spearman ours-after vs paper"], [
-            ["BRISQUE", means["brisque_before"], means["brisque_after"], means["paper_brisque"], rho["brisque_after_vs_paper"]],
-            ["PIQE", means["piqe_before"], means["piqe_after"], means["paper_piqe"], rho["piqe_after_vs_paper"]],
-            ["NIQE", "-", "-", means["paper_niqe"], "-"],
-            ["leakage (mean local similarity)", "-", means["leakage"], "-", "-"],
-        ]),
-        "",
-        f"Spearman of our *before* scores vs the paper's after-TLSM scores: BRISQUE {rho['brisque_before_vs_paper']:.3f}, PIQE {rho['piqe_before_vs_paper']:.3f}.",
-        "",
-        "## Per time slice",
-        "",
-        md_table(["slice", "BRISQUE before", "BRISQUE after", "paper BRISQUE", "PIQE before", "PIQE after", "paper PIQE", "leakage"], rows + [mean_row]),
-    ])
+    rows = [
+        [
+            k,
+            float(ours["brisque_before"][k]),
+            float(ours["brisque_after"][k]),
+            float(paper["BRISQUE"][k]),
+            float(ours["piqe_before"][k]),
+            float(ours["piqe_after"][k]),
+            float(paper["PIQE"][k]),
+            float(ours["leakage"][k]),
+        ]
+        for k in range(before.shape[0])
+    ]
+    mean_row = [
+        "mean",
+        means["brisque_before"],
+        means["brisque_after"],
+        means["paper_brisque"],
+        means["piqe_before"],
+        means["piqe_after"],
+        means["paper_piqe"],
+        means["leakage"],
+    ]
+    md = "\n".join(
+        [
+            "# Metrics benchmark (Penobscot 250 x 150 x 40)",
+            "",
+            f"BRISQUE model: {model_name()}. Paper scores: MATLAB brisque/piqe (other model; compare trends).",
+            "",
+            f"BRISQUE + PIQE + leakage on all {before.shape[0]} time slices: median {t_med:.2f} s over {args.repeats} runs "
+            f"(runs: {', '.join(f'{t:.2f}' for t in times)}; target <= 5 s). TLSM (preset penobscot) took {t_tlsm:.1f} s.",
+            "",
+            "## Means and rank correlation with the paper (per time slice)",
+            "",
+            md_table(
+                ["measure", "ours before", "ours after (TLSM)", "paper (TLSM)", "Spearman ours-after vs paper"],
+                [
+                    [
+                        "BRISQUE",
+                        means["brisque_before"],
+                        means["brisque_after"],
+                        means["paper_brisque"],
+                        rho["brisque_after_vs_paper"],
+                    ],
+                    [
+                        "PIQE",
+                        means["piqe_before"],
+                        means["piqe_after"],
+                        means["paper_piqe"],
+                        rho["piqe_after_vs_paper"],
+                    ],
+                    ["NIQE", "-", "-", means["paper_niqe"], "-"],
+                    ["leakage (mean local similarity)", "-", means["leakage"], "-", "-"],
+                ],
+            ),
+            "",
+            f"Spearman of our *before* scores vs the paper's after-TLSM scores: BRISQUE {rho['brisque_before_vs_paper']:.3f}, PIQE {rho['piqe_before_vs_paper']:.3f}.",
+            "",
+            "## Per time slice",
+            "",
+            md_table(
+                [
+                    "slice",
+                    "BRISQUE before",
+                    "BRISQUE after",
+                    "paper BRISQUE",
+                    "PIQE before",
+                    "PIQE after",
+                    "paper PIQE",
+                    "leakage",
+                ],
+                rows + [mean_row],
+            ),
+        ]
+    )
     jp, mp = write_results("metrics", payload, md)
     print(md)
     print(f"\nwrote {jp} and {mp}")

@@ -25,14 +25,14 @@ from seiscore.bench.common import md_table, write_results
 
 
 def write_survey(directory: Path, inlines: int) -> tuple[Path, tuple[int, int, int]]:
-    from seiscore.io.segy_write import write_cube
     from seiscore.data.synth import make_survey
+    from seiscore.io.segy_write import write_cube
 
     slab = 100
     cube = np.empty((inlines, 200, 400), dtype=np.float32)
     for k, i0 in enumerate(range(0, inlines, slab)):
         n = min(slab, inlines - i0)
-        cube[i0:i0 + n] = make_survey(n_inline=max(n, 2), seed=k)[0][:n]
+        cube[i0 : i0 + n] = make_survey(n_inline=max(n, 2), seed=k)[0][:n]
     path = write_cube(directory / "bench.sgy", cube)
     return path, cube.shape
 
@@ -55,7 +55,10 @@ def whole_cube_seconds_per_sample(n_cubes: int = 4, workers: int = 2) -> float:
     """Per-sample TLSM time on whole cubes, measured on a cluster like the flow's (1-thread worker processes)."""
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
         client.gather(client.map(_whole_cube_seconds, [100 + k for k in range(workers)]))  # warm-up (JIT)
         results = client.gather(client.map(_whole_cube_seconds, list(range(n_cubes))))
     return sum(t for t, _ in results) / sum(n for _, n in results)
@@ -89,14 +92,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--inlines", type=int, default=3200)
     ap.add_argument("--workdir", default="/tmp/seis_bench_pipeline")
     ap.add_argument("--keep", action="store_true", help="keep the generated data")
-    ap.add_argument("--overhead-only", action="store_true",
-                    help="only the interleaved tiles-vs-whole-cube timing (pipeline_overhead.md)")
+    ap.add_argument(
+        "--overhead-only",
+        action="store_true",
+        help="only the interleaved tiles-vs-whole-cube timing (pipeline_overhead.md)",
+    )
     args = ap.parse_args(argv)
     if args.overhead_only:
         res = interleaved_overhead()
-        md = (f"# Tiling overhead: TLSM on default tiles vs whole 100x200x400 cube, alternated in one process\n\n"
-              f"tiles {res['tiles']['tile']} halo {res['tiles']['halo']}: whole {np.round(res['whole_s'], 2).tolist()} s, "
-              f"tiled {np.round(res['tiled_s'], 2).tolist()} s; **median ratio {res['ratio_median']:.2f}** (target <= 1.3)")
+        md = (
+            f"# Tiling overhead: TLSM on default tiles vs whole 100x200x400 cube, alternated in one process\n\n"
+            f"tiles {res['tiles']['tile']} halo {res['tiles']['halo']}: whole {np.round(res['whole_s'], 2).tolist()} s, "
+            f"tiled {np.round(res['tiled_s'], 2).tolist()} s; **median ratio {res['ratio_median']:.2f}** (target <= 1.3)"
+        )
         write_results("pipeline_overhead", res, md)
         print(md)
         return 0
@@ -121,7 +129,8 @@ def _run(args, work: Path) -> int:
     n = int(np.prod(shape))
     (work / "catalog.yaml").write_text(
         "surveys:\n  bench:\n    source: bench.sgy\n    store: bench.zarr\n    output: bench_denoised.zarr\n"
-        "    denoiser: {name: tlsm, preset: synthetic, axes: {smooth: crossline, footprint: sample, tube: inline}}\n")
+        "    denoiser: {name: tlsm, preset: synthetic, axes: {smooth: crossline, footprint: sample, tube: inline}}\n"
+    )
     os.environ.setdefault("SEIS_LINEAGE_DIR", str(work / "openlineage"))
     t0 = time.perf_counter()
     result = run_process_survey("bench", catalog=str(work / "catalog.yaml"), export_segy=True)
@@ -133,26 +142,51 @@ def _run(args, work: Path) -> int:
     ratio = tiles_denoise / (per_sample * n)
     halo_share = m["denoised_samples"] / n
     keys = ["ingest", "plan", "prepare", "tiles", "quality", "export"]
-    labels = {"export": "export (the part that outlasted QC: it runs on a worker beside it)",
-              "plan": "plan (tiles; amplitude range from ingest)"}
+    labels = {
+        "export": "export (the part that outlasted QC: it runs on a worker beside it)",
+        "plan": "plan (tiles; amplitude range from ingest)",
+    }
     rows = [[labels.get(k, k), stages.get(k, 0.0), 100 * stages.get(k, 0.0) / wall] for k in keys]
-    rows.append(["other (flow and cluster start, lineage, artifacts)", wall - sum(stages.get(k, 0.0) for k in keys),
-                 100 * (wall - sum(stages.get(k, 0.0) for k in keys)) / wall])
-    payload = {"shape": shape, "samples": n, "segy_bytes": segy.stat().st_size, "generate_s": t_gen, "wall_s": wall,
-               "samples_per_s": n / wall, "stages_s": stages, "task_seconds": m["task_seconds"], "tiles": m["tiles_total"],
-               "tiles_per_worker": m["tiles_per_worker"], "whole_cube_s_per_sample": per_sample,
-               "tile_denoise_s": tiles_denoise, "tiling_overhead_ratio": ratio}
-    md = "\n".join([
-        f"# Pipeline: SEG-Y -> denoised SEG-Y with TLSM ({' x '.join(map(str, shape))}, {segy.stat().st_size / 1e9:.2f} GB)", "",
-        f"End to end (process-survey flow, local cluster 2 workers x 1 thread, default tiles, {m['tiles_total']} tiles): "
-        f"**{wall:.0f} s, {n / wall / 1e6:.3f} M samples/s** (target >= 1 M samples/s).", "",
-        "Wall time per stage (`tiles` = denoise + blend/write on the cluster; task seconds summed over tiles: "
-        + ", ".join(f"{k} {v:.0f} s" for k, v in m["task_seconds"].items()) + "):", "",
-        md_table(["stage", "seconds", "% of wall"], rows), "",
-        f"Tiling overhead: tile denoise time summed over tiles {tiles_denoise:.0f} s vs TLSM on whole 100x200x400 cubes "
-        f"on the same kind of workers ({per_sample * 1e6:.3f} us/sample over 4 cubes) x {n} samples = {per_sample * n:.0f} s: "
-        f"**ratio {ratio:.2f}** (target <= 1.3; the halo alone adds {halo_share:.2f}x samples).",
-    ])
+    rows.append(
+        [
+            "other (flow and cluster start, lineage, artifacts)",
+            wall - sum(stages.get(k, 0.0) for k in keys),
+            100 * (wall - sum(stages.get(k, 0.0) for k in keys)) / wall,
+        ]
+    )
+    payload = {
+        "shape": shape,
+        "samples": n,
+        "segy_bytes": segy.stat().st_size,
+        "generate_s": t_gen,
+        "wall_s": wall,
+        "samples_per_s": n / wall,
+        "stages_s": stages,
+        "task_seconds": m["task_seconds"],
+        "tiles": m["tiles_total"],
+        "tiles_per_worker": m["tiles_per_worker"],
+        "whole_cube_s_per_sample": per_sample,
+        "tile_denoise_s": tiles_denoise,
+        "tiling_overhead_ratio": ratio,
+    }
+    md = "\n".join(
+        [
+            f"# Pipeline: SEG-Y -> denoised SEG-Y with TLSM ({' x '.join(map(str, shape))}, {segy.stat().st_size / 1e9:.2f} GB)",
+            "",
+            f"End to end (process-survey flow, local cluster 2 workers x 1 thread, default tiles, {m['tiles_total']} tiles): "
+            f"**{wall:.0f} s, {n / wall / 1e6:.3f} M samples/s** (target >= 1 M samples/s).",
+            "",
+            "Wall time per stage (`tiles` = denoise + blend/write on the cluster; task seconds summed over tiles: "
+            + ", ".join(f"{k} {v:.0f} s" for k, v in m["task_seconds"].items())
+            + "):",
+            "",
+            md_table(["stage", "seconds", "% of wall"], rows),
+            "",
+            f"Tiling overhead: tile denoise time summed over tiles {tiles_denoise:.0f} s vs TLSM on whole 100x200x400 cubes "
+            f"on the same kind of workers ({per_sample * 1e6:.3f} us/sample over 4 cubes) x {n} samples = {per_sample * n:.0f} s: "
+            f"**ratio {ratio:.2f}** (target <= 1.3; the halo alone adds {halo_share:.2f}x samples).",
+        ]
+    )
     write_results("pipeline", payload, md)
     print(md)
     return 0

@@ -22,10 +22,10 @@ import numpy as np
 import torch
 
 from seiscore.bench.common import RESULTS_DIR, md_table, median_time, write_results
+from seiscore.data.synth import from_canonical, to_canonical
 from seiscore.methods.ssb import TrainConfig, denoise, load_model, train
 from seiscore.methods.ssb.data import heldout_set
 from seiscore.methods.ssb.evaluation import summary
-from seiscore.data.synth import from_canonical, to_canonical
 
 # (row label, artifact, mode)
 ROWS = [
@@ -81,7 +81,10 @@ def gate_figure(path: Path, heldout, models: dict, index: int) -> None:
         ax.set_xticks([])
         ax.set_yticks([])
     level = heldout.levels[heldout.level_of_section()[index]]
-    fig.suptitle(f"held-out section {index} (F={level[0]}, sigma={level[1]}); gate g=1 -> DINOv3 (red), g=0 -> Swin V2 (blue)", fontsize=9)
+    fig.suptitle(
+        f"held-out section {index} (F={level[0]}, sigma={level[1]}); gate g=1 -> DINOv3 (red), g=0 -> Swin V2 (blue)",
+        fontsize=9,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
@@ -91,13 +94,25 @@ def throughput(cube: np.ndarray, models: dict, repeats: int, device: str, thread
     torch.set_num_threads(threads)  # set right before timing: other libraries' thread pools may have changed it
     rows = []
     n_sections, samples = cube.shape[0], cube.size
-    for label, name, mode in [("DINOv3 + LoRA", "direct_router_only", "dino"), ("Swin V2 + LoRA", "direct_router_only", "swin"),
-                              ("SSB (two experts + router)", "direct_joint", "blend")]:
+    for label, name, mode in [
+        ("DINOv3 + LoRA", "direct_router_only", "dino"),
+        ("Swin V2 + LoRA", "direct_router_only", "swin"),
+        ("SSB (two experts + router)", "direct_joint", "blend"),
+    ]:
         model = models[name].to(device)
         denoise(cube, model, axis=0, device=device, mode=mode)  # warm-up
         med, times, _ = median_time(lambda: denoise(cube, model, axis=0, device=device, mode=mode), repeats)
-        rows.append({"model": label, "device": device, "threads": torch.get_num_threads(), "median_s": med, "times_s": times,
-                     "sections_per_s": n_sections / med, "samples_per_s": samples / med})
+        rows.append(
+            {
+                "model": label,
+                "device": device,
+                "threads": torch.get_num_threads(),
+                "median_s": med,
+                "times_s": times,
+                "sections_per_s": n_sections / med,
+                "samples_per_s": samples / med,
+            }
+        )
         model.to("cpu")
     return rows
 
@@ -141,42 +156,80 @@ def main(argv: list[str] | None = None) -> int:
     if torch.cuda.is_available():
         speed += throughput(cube, models, args.repeats, "cuda", threads)
     if tlsm_s is not None:
-        speed.append({"model": "TLSM (mean over the held-out cubes)", "device": "cpu", "threads": "numba/BLAS default", "median_s": tlsm_s / len(heldout.cubes),
-                      "sections_per_s": heldout.cubes[0][0].shape[heldout.axis] * len(heldout.cubes) / tlsm_s,
-                      "samples_per_s": sum(c[0].size for c in heldout.cubes) / tlsm_s})
+        speed.append(
+            {
+                "model": "TLSM (mean over the held-out cubes)",
+                "device": "cpu",
+                "threads": "numba/BLAS default",
+                "median_s": tlsm_s / len(heldout.cubes),
+                "sections_per_s": heldout.cubes[0][0].shape[heldout.axis] * len(heldout.cubes) / tlsm_s,
+                "samples_per_s": sum(c[0].size for c in heldout.cubes) / tlsm_s,
+            }
+        )
 
     base = {m: scores[f"{n} base (head only, no LoRA)"] for m, n in (("swin", "Swin V2"), ("dino", "DINOv3"))}
     lora = {"swin": scores["Swin V2 + LoRA"], "dino": scores["DINOv3 + LoRA"]}
     best_single = max(lora.values(), key=lambda s: s["ssim"])
     verdicts = {
-        "swin_lora_beats_base": lora["swin"]["ssim"] > base["swin"]["ssim"] and lora["swin"]["psnr"] > base["swin"]["psnr"],
-        "dino_lora_beats_base": lora["dino"]["ssim"] > base["dino"]["ssim"] and lora["dino"]["psnr"] > base["dino"]["psnr"],
-        "joint_beats_best_single_expert": scores["SSB joint"]["ssim"] > best_single["ssim"] and scores["SSB joint"]["psnr"] > best_single["psnr"],
+        "swin_lora_beats_base": lora["swin"]["ssim"] > base["swin"]["ssim"]
+        and lora["swin"]["psnr"] > base["swin"]["psnr"],
+        "dino_lora_beats_base": lora["dino"]["ssim"] > base["dino"]["ssim"]
+        and lora["dino"]["psnr"] > base["dino"]["psnr"],
+        "joint_beats_best_single_expert": scores["SSB joint"]["ssim"] > best_single["ssim"]
+        and scores["SSB joint"]["psnr"] > best_single["psnr"],
         "residual_joint_beats_best_single_expert": scores["SSB joint, residual"]["ssim"] > best_single["ssim"]
         and scores["SSB joint, residual"]["psnr"] > best_single["psnr"],
     }
     card = json.loads((result.artifacts["direct_joint"] / "model_card.json").read_text())
-    payload = {"config": json.loads(cfg.model_dump_json()), "device": "cpu", "torch_threads": threads,
-               "training_seconds_per_phase": phase_s, "training_seconds_total": sum(phase_s.values()),
-               "train_call_seconds_this_run": train_call_s, "dataset_hash": result.dataset_hash,
-               "heldout": {"sections": int(heldout.noisy.shape[0]), "shape": list(heldout.noisy.shape[1:]), "levels": heldout.levels},
-               "parameters": card["parameters"], "scores": scores, "verdicts": verdicts, "throughput": speed,
-               "gate_png": str(gate_png)}
+    payload = {
+        "config": json.loads(cfg.model_dump_json()),
+        "device": "cpu",
+        "torch_threads": threads,
+        "training_seconds_per_phase": phase_s,
+        "training_seconds_total": sum(phase_s.values()),
+        "train_call_seconds_this_run": train_call_s,
+        "dataset_hash": result.dataset_hash,
+        "heldout": {
+            "sections": int(heldout.noisy.shape[0]),
+            "shape": list(heldout.noisy.shape[1:]),
+            "levels": heldout.levels,
+        },
+        "parameters": card["parameters"],
+        "scores": scores,
+        "verdicts": verdicts,
+        "throughput": speed,
+        "gate_png": str(gate_png),
+    }
     gate = lambda v, k: f"{v[k]:.3f}" if k in v else "-"  # noqa: E731
-    rows = [[k, round(v["psnr"], 2), round(v["ssim"], 4), gate(v, "gate_dino_share"), gate(v, "gate_mean")] for k, v in scores.items()]
-    srows = [[s["model"], s["device"], s["threads"], round(s["median_s"], 3), round(s["sections_per_s"], 1), f"{s['samples_per_s']:.3g}"] for s in speed]
-    md = "\n\n".join([
-        "# SSB report (CPU figures; no GPU was available)",
-        f"Config `{args.config}`: {len(heldout.levels)} noise levels, {payload['heldout']['sections']} held-out sections of "
-        f"{heldout.noisy.shape[1]}x{heldout.noisy.shape[2]}; training wall (sum of epochs) {payload['training_seconds_total']:.0f} s "
-        f"on {threads} torch CPU thread(s), 2 shared cores. Base = same frozen backbone + head, head trained, no adapters. "
-        "Joint SSB continues training the stage-1 experts for the joint epochs; the single experts stop after stage 1.",
-        md_table(["model", "PSNR (dB)", "SSIM", "share g > 0.5 (DINOv3)", "mean g"], rows),
-        "Verdicts: " + ", ".join(f"{k}: {v}" for k, v in verdicts.items()),
-        f"Throughput on one {cube.shape} cube (sections along axis 0), median of {args.repeats}:",
-        md_table(["model", "device", "threads", "median s", "sections/s", "samples/s"], srows),
-        f"Gate maps: `{gate_png}`.",
-    ])
+    rows = [
+        [k, round(v["psnr"], 2), round(v["ssim"], 4), gate(v, "gate_dino_share"), gate(v, "gate_mean")]
+        for k, v in scores.items()
+    ]
+    srows = [
+        [
+            s["model"],
+            s["device"],
+            s["threads"],
+            round(s["median_s"], 3),
+            round(s["sections_per_s"], 1),
+            f"{s['samples_per_s']:.3g}",
+        ]
+        for s in speed
+    ]
+    md = "\n\n".join(
+        [
+            "# SSB report (CPU figures; no GPU was available)",
+            f"Config `{args.config}`: {len(heldout.levels)} noise levels, {payload['heldout']['sections']} held-out sections of "
+            f"{heldout.noisy.shape[1]}x{heldout.noisy.shape[2]}; training wall (sum of epochs) {payload['training_seconds_total']:.0f} s "
+            f"on {threads} torch CPU thread(s), 2 shared cores. Base = same frozen backbone + head, head trained, no adapters. "
+            "Joint SSB continues training the stage-1 experts for the joint epochs; the single experts stop after stage 1.",
+            md_table(["model", "PSNR (dB)", "SSIM", "share g > 0.5 (DINOv3)", "mean g"], rows),
+            "Verdicts: " + ", ".join(f"{k}: {v}" for k, v in verdicts.items()),
+            f"Throughput on one {cube.shape} cube (sections along axis 0), median of {args.repeats}:",
+            md_table(["model", "device", "threads", "median s", "sections/s", "samples/s"], srows),
+            f"Gate maps: `{gate_png}`.",
+        ]
+    )
     json_path, md_path = write_results("ssb", payload, md)
     print(md)
     print(f"\nwritten {json_path} and {md_path}")

@@ -18,11 +18,21 @@ import time
 import numpy as np
 
 from seiscore.bench.common import md_table, write_results
-from seiscore.metrics import psnr, ssim
 from seiscore.data.synth import make_survey, to_canonical
 from seiscore.execution.blockwise.tiling import TileConfig, TilePlan, denoise_tiled, plan_tiles
+from seiscore.metrics import psnr, ssim
 
-DEFAULT_CONFIGS = ["44xallh2", "44xallh4", "40xallh2", "28xallh4", "24xallh2", "36xallh4", "60xallh4", "allx100h16", "64x64h16"]
+DEFAULT_CONFIGS = [
+    "44xallh2",
+    "44xallh4",
+    "40xallh2",
+    "28xallh4",
+    "24xallh2",
+    "36xallh4",
+    "60xallh4",
+    "allx100h16",
+    "64x64h16",
+]
 
 
 def parse_config(text: str) -> TileConfig:
@@ -41,7 +51,7 @@ def border_mask(plan: TilePlan, width: int = 2) -> np.ndarray:
     for axis, edges in enumerate(plan.edges):
         near = np.zeros(plan.shape[axis], dtype=bool)
         for e in edges[1:-1]:
-            near[max(e - width, 0): e + width] = True
+            near[max(e - width, 0) : e + width] = True
         mask |= near.reshape([-1 if k == axis else 1 for k in range(3)])
     return mask
 
@@ -75,8 +85,19 @@ def main(argv: list[str] | None = None) -> int:
     t_whole = time.perf_counter() - t0
     c_clean = to_canonical(clean)
     p_whole, s_whole = psnr(c_clean, to_canonical(whole)), ssim(c_clean, to_canonical(whole))
-    rows, payload = [], {"size": args.size, "whole": {"psnr": p_whole, "ssim": s_whole, "seconds": t_whole,
-                                                      "psnr_noisy": psnr(c_clean, to_canonical(noisy))}, "configs": {}}
+    rows, payload = (
+        [],
+        {
+            "size": args.size,
+            "whole": {
+                "psnr": p_whole,
+                "ssim": s_whole,
+                "seconds": t_whole,
+                "psnr_noisy": psnr(c_clean, to_canonical(noisy)),
+            },
+            "configs": {},
+        },
+    )
     print(f"whole cube: {p_whole:.2f} dB, SSIM {s_whole:.4f}, {t_whole:.1f} s", flush=True)
     for text in args.configs:
         cfg = parse_config(text)
@@ -86,18 +107,43 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter() - t0
         p, s = psnr(c_clean, to_canonical(tiled)), ssim(c_clean, to_canonical(tiled))
         seam_w, seam_c = seam_ratio(tiled - whole, plan), seam_ratio(tiled - clean, plan)
-        payload["configs"][text] = {"grid": plan.grid, "psnr": p, "ssim": s, "delta_db": p - p_whole, "seconds": t,
-                                    "time_ratio": t / t_whole, "seam_ratio_vs_whole": seam_w, "seam_ratio_vs_clean": seam_c}
+        payload["configs"][text] = {
+            "grid": plan.grid,
+            "psnr": p,
+            "ssim": s,
+            "delta_db": p - p_whole,
+            "seconds": t,
+            "time_ratio": t / t_whole,
+            "seam_ratio_vs_whole": seam_w,
+            "seam_ratio_vs_clean": seam_c,
+        }
         rows.append([text, str(plan.grid), p, p - p_whole, s, seam_c, seam_w, t, t / t_whole])
         print(rows[-1], flush=True)
-    md = "\n".join([
-        f"# Tiling: TLSM on tiles vs whole cube ({'x'.join(map(str, args.size))}, F = 0.2, sigma = 0.01)", "",
-        f"Whole cube: {p_whole:.2f} dB, SSIM {s_whole:.4f}, {t_whole:.1f} s (noisy {payload['whole']['psnr_noisy']:.2f} dB).",
-        "Tiles `IxXhH`: core I inlines x X crosslines x all samples, halo H on both tiled axes; "
-        "seam ratio = mean |error| within 2 samples of a core border / mean elsewhere (1 = no seam). "
-        "Times are single runs on a shared machine (the tiling overhead is measured by `python -m seiscore.bench pipeline`).", "",
-        md_table(["tiles", "grid", "PSNR dB", "delta dB", "SSIM", "seam (vs clean)", "seam (vs whole)", "time s", "time / whole"], rows),
-    ])
+    md = "\n".join(
+        [
+            f"# Tiling: TLSM on tiles vs whole cube ({'x'.join(map(str, args.size))}, F = 0.2, sigma = 0.01)",
+            "",
+            f"Whole cube: {p_whole:.2f} dB, SSIM {s_whole:.4f}, {t_whole:.1f} s (noisy {payload['whole']['psnr_noisy']:.2f} dB).",
+            "Tiles `IxXhH`: core I inlines x X crosslines x all samples, halo H on both tiled axes; "
+            "seam ratio = mean |error| within 2 samples of a core border / mean elsewhere (1 = no seam). "
+            "Times are single runs on a shared machine (the tiling overhead is measured by `python -m seiscore.bench pipeline`).",
+            "",
+            md_table(
+                [
+                    "tiles",
+                    "grid",
+                    "PSNR dB",
+                    "delta dB",
+                    "SSIM",
+                    "seam (vs clean)",
+                    "seam (vs whole)",
+                    "time s",
+                    "time / whole",
+                ],
+                rows,
+            ),
+        ]
+    )
     write_results("tiling", payload, md)
     print(md)
     return 0

@@ -23,14 +23,28 @@ import time
 import numpy as np
 
 from seiscore.bench.common import PeakRSS, machine, md_table, write_results
-from seiscore.metrics import psnr, ssim
 from seiscore.data.synth import SynthConfig, make_survey, to_canonical
 from seiscore.methods.tlsm import denoise
+from seiscore.metrics import psnr, ssim
 
 LEVELS = [(f, s) for f in (0.1, 0.2, 0.5) for s in (0.01, 0.02, 0.03, 0.04)]
 PAPER_TABLE2 = dict(zip(LEVELS, [44.06, 41.49, 38.92, 36.80, 43.80, 41.36, 38.70, 36.63, 41.59, 39.90, 38.04, 36.19]))
-PAPER = {"demo_psnr": 45.22, "demo_ssim": 0.9926, "demo_initial_psnr": 27.19, "mean_psnr_all_sizes": 39.79, "time_matlab_s": 60.68}
-TARGETS = {"demo_psnr": 45.0, "demo_ssim": 0.99, "mean_psnr_100": 39.8, "time_f32_s": 5.0, "time_f64_s": 12.0, "f32_f64_db": 0.05, "peak_gb": 1.5}
+PAPER = {
+    "demo_psnr": 45.22,
+    "demo_ssim": 0.9926,
+    "demo_initial_psnr": 27.19,
+    "mean_psnr_all_sizes": 39.79,
+    "time_matlab_s": 60.68,
+}
+TARGETS = {
+    "demo_psnr": 45.0,
+    "demo_ssim": 0.99,
+    "mean_psnr_100": 39.8,
+    "time_f32_s": 5.0,
+    "time_f64_s": 12.0,
+    "f32_f64_db": 0.05,
+    "peak_gb": 1.5,
+}
 
 
 def _cubes(n_inline: int, f: float, sigma: float, dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -51,8 +65,20 @@ def table2(sizes: list[int], log) -> list[dict]:
         for f, s in LEVELS:
             y, x = _cubes(n, f, s, np.float32)
             out, wall, _ = _timed(y, preset="synthetic")
-            rows.append({"n_inline": n, "F": f, "sigma": s, "psnr_in": psnr(x, y), "psnr": psnr(x, out), "ssim": ssim(x, out), "wall_s": wall})
-            log(f"  {n:3d} inlines F={f:.1f} sigma={s:.2f}: {rows[-1]['psnr_in']:.2f} -> {rows[-1]['psnr']:.2f} dB, SSIM {rows[-1]['ssim']:.4f} ({wall:.1f} s)")
+            rows.append(
+                {
+                    "n_inline": n,
+                    "F": f,
+                    "sigma": s,
+                    "psnr_in": psnr(x, y),
+                    "psnr": psnr(x, out),
+                    "ssim": ssim(x, out),
+                    "wall_s": wall,
+                }
+            )
+            log(
+                f"  {n:3d} inlines F={f:.1f} sigma={s:.2f}: {rows[-1]['psnr_in']:.2f} -> {rows[-1]['psnr']:.2f} dB, SSIM {rows[-1]['ssim']:.4f} ({wall:.1f} s)"
+            )
     return rows
 
 
@@ -73,9 +99,14 @@ def timing(repeats: int, log) -> dict:
         log(f"  {np.dtype(dtype).name} memory run: peak RSS {mem.peak / 2**30:.2f} GB (+{mem.delta / 2**30:.2f} GB)")
         outs[np.dtype(dtype).name] = out
         res[np.dtype(dtype).name] = {
-            "wall_s_median": float(np.median(walls)), "wall_s": walls, "cpu_s_median": float(np.median(cpus)),
-            "peak_rss_gb": mem.peak / 2**30, "peak_delta_gb": mem.delta / 2**30,
-            "psnr_in": psnr(x, y), "psnr": psnr(x, out), "ssim": ssim(x, out),
+            "wall_s_median": float(np.median(walls)),
+            "wall_s": walls,
+            "cpu_s_median": float(np.median(cpus)),
+            "peak_rss_gb": mem.peak / 2**30,
+            "peak_delta_gb": mem.delta / 2**30,
+            "psnr_in": psnr(x, y),
+            "psnr": psnr(x, out),
+            "ssim": ssim(x, out),
         }
     res["f32_f64_db"] = abs(res["float32"]["psnr"] - res["float64"]["psnr"])
     res["load_average_1min"] = os.getloadavg()[0]
@@ -92,10 +123,14 @@ def route_accuracy(n_inline: int, log) -> dict:
         plain, t_plain, _ = _timed(y, route="svd")
         res[np.dtype(dtype).name] = {
             "rel_frobenius": float(np.linalg.norm(fast - plain) / np.linalg.norm(plain)),
-            "psnr_diff_db": abs(psnr(x, fast) - psnr(x, plain)), "wall_fast_s": t_fast, "wall_svd_s": t_plain,
+            "psnr_diff_db": abs(psnr(x, fast) - psnr(x, plain)),
+            "wall_fast_s": t_fast,
+            "wall_svd_s": t_plain,
         }
-        log(f"  {np.dtype(dtype).name} {n_inline} inlines: rel diff {res[np.dtype(dtype).name]['rel_frobenius']:.2e}, "
-            f"{res[np.dtype(dtype).name]['psnr_diff_db']:.4f} dB, gram {t_fast:.1f} s vs svd {t_plain:.1f} s")
+        log(
+            f"  {np.dtype(dtype).name} {n_inline} inlines: rel diff {res[np.dtype(dtype).name]['rel_frobenius']:.2e}, "
+            f"{res[np.dtype(dtype).name]['psnr_diff_db']:.4f} dB, gram {t_fast:.1f} s vs svd {t_plain:.1f} s"
+        )
     return res
 
 
@@ -125,9 +160,17 @@ def penobscot(log) -> dict:
     before = brisque(to_uint8(np.moveaxis(y, 2, 0)))
     after = brisque(to_uint8(np.moveaxis(out, 2, 0)))
     paper = paper_scores(DATA)["BRISQUE"]
-    res = {"wall_s_median": float(np.median(walls)), "wall_s": walls, "brisque_before": float(np.mean(before)),
-           "brisque_after": float(np.mean(after)), "brisque_paper": float(np.mean(paper)), "brisque_model": model_name()}
-    log(f"  Penobscot 150 x 250 x 40: {res['wall_s_median']:.2f} s; BRISQUE {res['brisque_before']:.2f} -> {res['brisque_after']:.2f} (paper {res['brisque_paper']:.2f}, MATLAB model)")
+    res = {
+        "wall_s_median": float(np.median(walls)),
+        "wall_s": walls,
+        "brisque_before": float(np.mean(before)),
+        "brisque_after": float(np.mean(after)),
+        "brisque_paper": float(np.mean(paper)),
+        "brisque_model": model_name(),
+    }
+    log(
+        f"  Penobscot 150 x 250 x 40: {res['wall_s_median']:.2f} s; BRISQUE {res['brisque_before']:.2f} -> {res['brisque_after']:.2f} (paper {res['brisque_paper']:.2f}, MATLAB model)"
+    )
     return res
 
 
@@ -139,39 +182,118 @@ def _markdown(r: dict, quick: bool) -> str:
         by_level.setdefault((row["F"], row["sigma"]), {})[row["n_inline"]] = row
     sizes = sorted({row["n_inline"] for row in r["table2"]})
     lines = [
-        f"# TLSM benchmark ({r['mode']})", "",
-        f"Machine: {r['machine']['cpus']} CPUs, {r['machine']['memory_gb']} GB. Command: `python -m seiscore.bench tlsm{' --quick' if quick else ''}`.", "",
-        "## Targets", "",
-        md_table(["measure", "ours", "target", "paper", "met"], [
-            ["demo cube PSNR (dB)", round(demo32["psnr"], 2), f">= {TARGETS['demo_psnr']}", PAPER["demo_psnr"], demo32["psnr"] >= TARGETS["demo_psnr"]],
-            ["demo cube SSIM", round(demo32["ssim"], 4), f">= {TARGETS['demo_ssim']}", PAPER["demo_ssim"], demo32["ssim"] >= TARGETS["demo_ssim"]],
-            [f"mean PSNR, 12 levels, {sizes[-1] if quick else 100} inlines (dB)", round(r["mean_psnr"], 2), f">= {TARGETS['mean_psnr_100']}", PAPER["mean_psnr_all_sizes"], r["mean_psnr"] >= TARGETS["mean_psnr_100"]],
-            ["demo time float32, wall median (s)", round(demo32["wall_s_median"], 2), f"<= {TARGETS['time_f32_s']}", PAPER["time_matlab_s"], demo32["wall_s_median"] <= TARGETS["time_f32_s"]],
-            ["demo time float64, wall median (s)", round(t["float64"]["wall_s_median"], 2), f"<= {TARGETS['time_f64_s']}", "", t["float64"]["wall_s_median"] <= TARGETS["time_f64_s"]],
-            ["float32 vs float64 PSNR (dB)", f"{t['f32_f64_db']:.1e}", f"<= {TARGETS['f32_f64_db']}", "", t["f32_f64_db"] <= TARGETS["f32_f64_db"]],
-            ["peak RSS, float32 demo (GB)", round(demo32["peak_rss_gb"], 2), f"<= {TARGETS['peak_gb']}", "", demo32["peak_rss_gb"] <= TARGETS["peak_gb"]],
-        ]), "",
+        f"# TLSM benchmark ({r['mode']})",
+        "",
+        f"Machine: {r['machine']['cpus']} CPUs, {r['machine']['memory_gb']} GB. Command: `python -m seiscore.bench tlsm{' --quick' if quick else ''}`.",
+        "",
+        "## Targets",
+        "",
+        md_table(
+            ["measure", "ours", "target", "paper", "met"],
+            [
+                [
+                    "demo cube PSNR (dB)",
+                    round(demo32["psnr"], 2),
+                    f">= {TARGETS['demo_psnr']}",
+                    PAPER["demo_psnr"],
+                    demo32["psnr"] >= TARGETS["demo_psnr"],
+                ],
+                [
+                    "demo cube SSIM",
+                    round(demo32["ssim"], 4),
+                    f">= {TARGETS['demo_ssim']}",
+                    PAPER["demo_ssim"],
+                    demo32["ssim"] >= TARGETS["demo_ssim"],
+                ],
+                [
+                    f"mean PSNR, 12 levels, {sizes[-1] if quick else 100} inlines (dB)",
+                    round(r["mean_psnr"], 2),
+                    f">= {TARGETS['mean_psnr_100']}",
+                    PAPER["mean_psnr_all_sizes"],
+                    r["mean_psnr"] >= TARGETS["mean_psnr_100"],
+                ],
+                [
+                    "demo time float32, wall median (s)",
+                    round(demo32["wall_s_median"], 2),
+                    f"<= {TARGETS['time_f32_s']}",
+                    PAPER["time_matlab_s"],
+                    demo32["wall_s_median"] <= TARGETS["time_f32_s"],
+                ],
+                [
+                    "demo time float64, wall median (s)",
+                    round(t["float64"]["wall_s_median"], 2),
+                    f"<= {TARGETS['time_f64_s']}",
+                    "",
+                    t["float64"]["wall_s_median"] <= TARGETS["time_f64_s"],
+                ],
+                [
+                    "float32 vs float64 PSNR (dB)",
+                    f"{t['f32_f64_db']:.1e}",
+                    f"<= {TARGETS['f32_f64_db']}",
+                    "",
+                    t["f32_f64_db"] <= TARGETS["f32_f64_db"],
+                ],
+                [
+                    "peak RSS, float32 demo (GB)",
+                    round(demo32["peak_rss_gb"], 2),
+                    f"<= {TARGETS['peak_gb']}",
+                    "",
+                    demo32["peak_rss_gb"] <= TARGETS["peak_gb"],
+                ],
+            ],
+        ),
+        "",
         f"Timing detail: float32 CPU time median {demo32['cpu_s_median']:.2f} s, float64 {t['float64']['cpu_s_median']:.2f} s "
         f"(CPU time / 2 approximates the wall time of an unloaded 2-core machine); peak RSS float64 {t['float64']['peak_rss_gb']:.2f} GB "
         f"(process total, Python and libraries included); demo cube starts at {demo32['psnr_in']:.2f} dB (paper {PAPER['demo_initial_psnr']}). "
         f"Load average when the timing ended: {t.get('load_average_1min', float('nan')):.1f} on {r['machine']['cpus']} CPUs "
-        "(wall times only count on a quiet machine: `--only-timing`, `tlsm_timing.md`).", "",
-        "## Table II (PSNR dB, ours / paper average over 4 sizes)", "",
-        md_table(["F", "sigma", *[f"{n} inl." for n in sizes], "paper"],
-                 [[f, s, *[round(by_level[(f, s)][n]["psnr"], 2) for n in sizes], PAPER_TABLE2[(f, s)]] for f, s in LEVELS]),
+        "(wall times only count on a quiet machine: `--only-timing`, `tlsm_timing.md`).",
+        "",
+        "## Table II (PSNR dB, ours / paper average over 4 sizes)",
+        "",
+        md_table(
+            ["F", "sigma", *[f"{n} inl." for n in sizes], "paper"],
+            [[f, s, *[round(by_level[(f, s)][n]["psnr"], 2) for n in sizes], PAPER_TABLE2[(f, s)]] for f, s in LEVELS],
+        ),
     ]
     if "routes" in r:
-        lines += ["", "## Fast spectral route vs plain SVD route", "",
-                  md_table(["dtype", "relative Frobenius diff", "PSNR diff (dB)", "gram route (s)", "SVD route (s)"],
-                           [[k, f"{v['rel_frobenius']:.2e}", round(v["psnr_diff_db"], 5), round(v["wall_fast_s"], 2), round(v["wall_svd_s"], 2)] for k, v in r["routes"].items()])]
+        lines += [
+            "",
+            "## Fast spectral route vs plain SVD route",
+            "",
+            md_table(
+                ["dtype", "relative Frobenius diff", "PSNR diff (dB)", "gram route (s)", "SVD route (s)"],
+                [
+                    [
+                        k,
+                        f"{v['rel_frobenius']:.2e}",
+                        round(v["psnr_diff_db"], 5),
+                        round(v["wall_fast_s"], 2),
+                        round(v["wall_svd_s"], 2),
+                    ]
+                    for k, v in r["routes"].items()
+                ],
+            ),
+        ]
     if "boundaries" in r:
-        lines += ["", "## Boundary conventions (demo cube, float32)", "",
-                  md_table(["boundary", "PSNR (dB)", "SSIM"], [[k, round(v["psnr"], 3), round(v["ssim"], 5)] for k, v in r["boundaries"].items()])]
+        lines += [
+            "",
+            "## Boundary conventions (demo cube, float32)",
+            "",
+            md_table(
+                ["boundary", "PSNR (dB)", "SSIM"],
+                [[k, round(v["psnr"], 3), round(v["ssim"], 5)] for k, v in r["boundaries"].items()],
+            ),
+        ]
     p = r.get("penobscot", {})
     if "wall_s_median" in p:
-        lines += ["", "## Penobscot (150 x 250 x 40 canonical, preset penobscot)", "",
-                  f"Time {p['wall_s_median']:.2f} s (median of 3). Mean BRISQUE per time slice: before {p['brisque_before']:.2f}, "
-                  f"after {p['brisque_after']:.2f}; paper (MATLAB's model) {p['brisque_paper']:.2f}. Our model: {p['brisque_model']}."]
+        lines += [
+            "",
+            "## Penobscot (150 x 250 x 40 canonical, preset penobscot)",
+            "",
+            f"Time {p['wall_s_median']:.2f} s (median of 3). Mean BRISQUE per time slice: before {p['brisque_before']:.2f}, "
+            f"after {p['brisque_after']:.2f}; paper (MATLAB's model) {p['brisque_paper']:.2f}. Our model: {p['brisque_model']}.",
+        ]
     return "\n".join(lines)
 
 
@@ -181,7 +303,9 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--quick", action="store_true", help="reduced set for a fast check")
     mode.add_argument("--full", action="store_true", help="also 40, 200 and 400 inlines for Table II")
     ap.add_argument("--repeats", type=int, default=None, help="timing repeats (default 5, quick 3)")
-    ap.add_argument("--only-timing", action="store_true", help="only the Table III timing (for re-timing on a quiet machine)")
+    ap.add_argument(
+        "--only-timing", action="store_true", help="only the Table III timing (for re-timing on a quiet machine)"
+    )
     args = ap.parse_args(argv)
     log = lambda msg: print(msg, flush=True)  # noqa: E731
     denoise(np.zeros((8, 8, 8), np.float32) + np.arange(8, dtype=np.float32))  # compile the kernels outside the timings
@@ -191,12 +315,21 @@ def main(argv: list[str] | None = None) -> int:
     result["timing"] = timing(repeats, log)
     if args.only_timing:
         t = result["timing"]
-        head = ("# TLSM timing, demo cube 100x200x400, 20 iterations (Table III)\n\n"
-                f"`python -m seiscore.bench tlsm --only-timing --repeats {repeats}`: medians of the runs, timed without "
-                "the memory sampler; peak RSS (whole process) from one extra sampled run. Run it on a quiet machine.\n\n")
-        write_results("tlsm_timing", result, head + "\n".join(
-            f"{k}: wall median {v['wall_s_median']:.2f} s, CPU median {v['cpu_s_median']:.2f} s, peak RSS {v['peak_rss_gb']:.2f} GB"
-            for k, v in t.items() if isinstance(v, dict)))
+        head = (
+            "# TLSM timing, demo cube 100x200x400, 20 iterations (Table III)\n\n"
+            f"`python -m seiscore.bench tlsm --only-timing --repeats {repeats}`: medians of the runs, timed without "
+            "the memory sampler; peak RSS (whole process) from one extra sampled run. Run it on a quiet machine.\n\n"
+        )
+        write_results(
+            "tlsm_timing",
+            result,
+            head
+            + "\n".join(
+                f"{k}: wall median {v['wall_s_median']:.2f} s, CPU median {v['cpu_s_median']:.2f} s, peak RSS {v['peak_rss_gb']:.2f} GB"
+                for k, v in t.items()
+                if isinstance(v, dict)
+            ),
+        )
         return 0
     sizes = [40] if args.quick else ([40, 100, 200, 400] if args.full else [100])
     log(f"Table II, sizes {sizes}:")

@@ -7,10 +7,13 @@ from pathlib import Path
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("make-data", help="write the synthetic or Penobscot demo survey as SEG-Y",
-                              description="Write a demo survey as SEG-Y: 'synthetic' (noisy cube + clean reference, "
-                              "from seiscore.data.synth) or 'penobscot' (the shared 250x150x40 cube). Paths default to "
-                              "the catalog entry's source (and reference).")
+    p = subparsers.add_parser(
+        "make-data",
+        help="write the synthetic or Penobscot demo survey as SEG-Y",
+        description="Write a demo survey as SEG-Y: 'synthetic' (noisy cube + clean reference, "
+        "from seiscore.data.synth) or 'penobscot' (the shared 250x150x40 cube). Paths default to "
+        "the catalog entry's source (and reference).",
+    )
     p.add_argument("dataset", choices=("synthetic", "penobscot"))
     p.add_argument("dest", nargs="?", type=Path, help="SEG-Y path (default: the catalog's source)")
     p.add_argument("--reference", type=Path, default=None, help="clean reference path (synthetic; default: catalog's)")
@@ -26,7 +29,10 @@ def run(args: argparse.Namespace) -> int:
     dest, ref = args.dest, args.reference
     if dest is None or (args.dataset == "synthetic" and ref is None):
         from seiscore.data.catalog import load_catalog
-        entry = load_catalog(args.catalog).get(args.survey or {"synthetic": "synthetic_demo"}.get(args.dataset, args.dataset))
+
+        entry = load_catalog(args.catalog).get(
+            args.survey or {"synthetic": "synthetic_demo"}.get(args.dataset, args.dataset)
+        )
         dest = dest or entry.source_path
         ref = ref or (Path(entry.reference) if entry.reference else None)
     if args.dataset == "synthetic":

@@ -23,8 +23,12 @@ from seiscore.cli.run import add_progress_flag
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the pipeline on the synthetic demo survey (or --in-memory: TLSM only)")
-    p.add_argument("--in-memory", action="store_true", help="no pipeline: synthetic cube in memory -> TLSM -> quality and time")
-    p.add_argument("--survey", default="synthetic_demo", help="catalog survey for the pipeline demo (default synthetic_demo)")
+    p.add_argument(
+        "--in-memory", action="store_true", help="no pipeline: synthetic cube in memory -> TLSM -> quality and time"
+    )
+    p.add_argument(
+        "--survey", default="synthetic_demo", help="catalog survey for the pipeline demo (default synthetic_demo)"
+    )
     p.add_argument("--force", action="store_true", help="pipeline demo: reprocess even if the output is up to date")
     p.add_argument("--size", default="100x200x400", help="inline x crossline x time samples (default 100x200x400)")
     p.add_argument("--footprint", type=float, default=0.2, help="footprint peak amplitude F (default 0.2)")
@@ -51,10 +55,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_pipeline(args: argparse.Namespace) -> int:
-    from seiscore.data import datasets
-    from seiscore.data.catalog import load_catalog
     from seiscore.cli.output import shown, tile_progress
     from seiscore.core.settings import get_settings
+    from seiscore.data import datasets
+    from seiscore.data.catalog import load_catalog
 
     catalog = str(get_settings().catalog)
     entry = load_catalog(catalog).get(args.survey)
@@ -93,17 +97,22 @@ def run_pipeline(args: argparse.Namespace) -> int:
 def run_in_memory(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from seiscore.metrics import psnr, ssim
     from seiscore.data.synth import SynthConfig, make_survey, to_canonical
     from seiscore.methods.tlsm import denoise
+    from seiscore.metrics import psnr, ssim
 
     ni, nx, nt = parse_size(args.size)
-    cfg = SynthConfig(n_inline=ni, n_crossline=nx, n_time=nt, footprint_peak=args.footprint, sigma=args.sigma, seed=args.seed)
+    cfg = SynthConfig(
+        n_inline=ni, n_crossline=nx, n_time=nt, footprint_peak=args.footprint, sigma=args.sigma, seed=args.seed
+    )
     noisy, clean = make_survey(cfg, dtype=np.dtype(args.dtype))
     y, x = to_canonical(noisy), to_canonical(clean)
-    print(f"synthetic survey {ni} x {nx} x {nt} (inline x crossline x time), F = {cfg.footprint_peak}, sigma = {cfg.sigma}, {args.dtype}")
+    print(
+        f"synthetic survey {ni} x {nx} x {nt} (inline x crossline x time), F = {cfg.footprint_peak}, sigma = {cfg.sigma}, {args.dtype}"
+    )
     print(f"before: PSNR {psnr(x, y):6.2f} dB   SSIM {ssim(x, y):.4f}")
     with tqdm(total=args.iterations, desc="TLSM", unit="it") as bar:
+
         def progress(it: int, change: float) -> None:
             bar.set_postfix(change=f"{change:.2e}")
             bar.update(1)

@@ -10,12 +10,17 @@ from pathlib import Path
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("export", help="write a survey store back to SEG-Y with its original headers",
-                              description="Write a survey store as SEG-Y: original textual, binary and trace headers, "
-                              "original trace order, original sample format (or --format ieee|ibm).")
+    p = subparsers.add_parser(
+        "export",
+        help="write a survey store back to SEG-Y with its original headers",
+        description="Write a survey store as SEG-Y: original textual, binary and trace headers, "
+        "original trace order, original sample format (or --format ieee|ibm).",
+    )
     p.add_argument("store", type=Path, help="survey store (Zarr)")
     p.add_argument("dest", type=Path, help="SEG-Y file to write")
-    p.add_argument("--format", choices=("original", "ieee", "ibm"), default="original", help="sample format (default original)")
+    p.add_argument(
+        "--format", choices=("original", "ieee", "ibm"), default="original", help="sample format (default original)"
+    )
     p.add_argument("--memory-limit", default="1GB", help="peak working memory bound (default 1GB)")
     p.add_argument("--overwrite", action="store_true", help="replace DEST if it exists")
     p.set_defaults(func=run)
@@ -26,6 +31,14 @@ def run(args: argparse.Namespace) -> int:
     from seiscore.io import export
 
     check_roots(args.dest, "SEG-Y file")
-    print(export(args.store, args.dest, format=args.format, overwrite=args.overwrite,
-                 memory_limit=args.memory_limit, progress=True))
+    print(
+        export(
+            args.store,
+            args.dest,
+            format=args.format,
+            overwrite=args.overwrite,
+            memory_limit=args.memory_limit,
+            progress=True,
+        )
+    )
     return 0

@@ -8,9 +8,12 @@ from pathlib import Path
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("info", help="describe a SEG-Y file or a survey store",
-                              description="Print geometry, sample format, sizes and a trace-header summary of a "
-                              "SEG-Y file or a Zarr survey store.")
+    p = subparsers.add_parser(
+        "info",
+        help="describe a SEG-Y file or a survey store",
+        description="Print geometry, sample format, sizes and a trace-header summary of a "
+        "SEG-Y file or a Zarr survey store.",
+    )
     p.add_argument("path", type=Path, help="SEG-Y file or Zarr survey store")
     p.add_argument("--il-byte", type=int, default=189, help="inline byte position for SEG-Y (default 189)")
     p.add_argument("--xl-byte", type=int, default=193, help="crossline byte position for SEG-Y (default 193)")

@@ -23,18 +23,30 @@ def _chunks(text: str) -> tuple[int, int, int]:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("ingest", help="convert a post-stack SEG-Y file to a chunked Zarr survey store",
-                              description="Convert a post-stack SEG-Y file into a Zarr v3 survey store, streaming "
-                              "under a memory bound. Give SOURCE and STORE, or --survey NAME from the catalog.")
+    p = subparsers.add_parser(
+        "ingest",
+        help="convert a post-stack SEG-Y file to a chunked Zarr survey store",
+        description="Convert a post-stack SEG-Y file into a Zarr v3 survey store, streaming "
+        "under a memory bound. Give SOURCE and STORE, or --survey NAME from the catalog.",
+    )
     p.add_argument("source", nargs="?", type=Path, help="SEG-Y file")
     p.add_argument("store", nargs="?", type=Path, help="Zarr store path to create")
     p.add_argument("--survey", metavar="NAME", help="take source, store and byte positions from the catalog")
-    p.add_argument("--catalog", type=Path, default=Path("data_catalog.yaml"), help="catalog file (default data_catalog.yaml)")
+    p.add_argument(
+        "--catalog", type=Path, default=Path("data_catalog.yaml"), help="catalog file (default data_catalog.yaml)"
+    )
     p.add_argument("--il-byte", type=int, default=None, help="inline number byte position (default 189)")
     p.add_argument("--xl-byte", type=int, default=None, help="crossline number byte position (default 193)")
-    p.add_argument("--chunks", type=_chunks, default=None, help="chunk shape inline,crossline,sample (default 64,64,64)")
+    p.add_argument(
+        "--chunks", type=_chunks, default=None, help="chunk shape inline,crossline,sample (default 64,64,64)"
+    )
     p.add_argument("--memory-limit", default="1GB", help="peak working memory bound (default 1GB)")
-    p.add_argument("--compression", choices=("zstd", "lz4", "none"), default="lz4", help="Blosc codec (default lz4 with bit shuffle: fastest and smallest measured, see docs/store.md)")
+    p.add_argument(
+        "--compression",
+        choices=("zstd", "lz4", "none"),
+        default="lz4",
+        help="Blosc codec (default lz4 with bit shuffle: fastest and smallest measured, see docs/store.md)",
+    )
     p.add_argument("--sample-unit", choices=("ms", "m"), default=None, help="unit of the sample axis (default ms)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing complete store")
     p.set_defaults(func=run)
@@ -48,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         if args.source or args.store:
             raise CLIError("give either SOURCE STORE or --survey NAME, not both")
         from seiscore.data.catalog import load_catalog
+
         entry = load_catalog(args.catalog).get(args.survey)
         source, store = entry.source_path, Path(entry.store)
         kwargs.update(il_byte=entry.il_byte, xl_byte=entry.xl_byte, sample_unit=entry.sample_unit, chunks=entry.chunks)
@@ -59,7 +72,14 @@ def run(args: argparse.Namespace) -> int:
     for key in ("il_byte", "xl_byte", "sample_unit", "chunks"):
         if getattr(args, key) is not None:
             kwargs[key] = getattr(args, key)
-    path = ingest(source, store, memory_limit=args.memory_limit, progress=True, overwrite=args.overwrite,
-                  compression=args.compression, **kwargs)
+    path = ingest(
+        source,
+        store,
+        memory_limit=args.memory_limit,
+        progress=True,
+        overwrite=args.overwrite,
+        compression=args.compression,
+        **kwargs,
+    )
     print(path)
     return 0

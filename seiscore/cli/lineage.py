@@ -27,7 +27,8 @@ def _flush(args) -> int:
     sent, left, why = flush_spool(settings.openlineage_url, settings.lineage_dir)
     print(f"sent {sent} spooled event(s) to {settings.openlineage_url}; {left} remain in {spool}")
     if left:
-        print(f"seis lineage flush: the endpoint did not take the next event ({why}); run it again later",
-              file=sys.stderr)
+        print(
+            f"seis lineage flush: the endpoint did not take the next event ({why}); run it again later", file=sys.stderr
+        )
         return 1
     return 0

@@ -24,8 +24,13 @@ from typing import Iterator
 QUIET_ENV = {"PREFECT_LOGGING_LEVEL": "WARNING", "DASK_LOGGING__DISTRIBUTED": "warning"}
 VERBOSE_ENV = {"PREFECT_LOGGING_LEVEL": "INFO", "DASK_LOGGING__DISTRIBUTED": "info"}
 # Logged by Dask / Prefect while a finished run's cluster and clients shut down: not for the user.
-SHUTDOWN_NOISE = ("Worker process still alive after", "CommClosedError", "Stream is closed",
-                  "Still processing items", "Port 8787 is already in use")
+SHUTDOWN_NOISE = (
+    "Worker process still alive after",
+    "CommClosedError",
+    "Stream is closed",
+    "Still processing items",
+    "Port 8787 is already in use",
+)
 
 
 class _DropShutdownNoise(logging.Filter):
@@ -50,8 +55,18 @@ def configure_logging(verbose: bool) -> None:
     if "distributed" in sys.modules:  # its loggers are configured at import
         logging.getLogger("distributed").setLevel(level.upper())
     noise = _DropShutdownNoise()
-    for name in ("distributed", "distributed.nanny", "distributed.worker", "distributed.core", "distributed.comm",
-                 "distributed.batched", "prefect", "prefect.events", "tornado.application", "asyncio"):
+    for name in (
+        "distributed",
+        "distributed.nanny",
+        "distributed.worker",
+        "distributed.core",
+        "distributed.comm",
+        "distributed.batched",
+        "prefect",
+        "prefect.events",
+        "tornado.application",
+        "asyncio",
+    ):
         logging.getLogger(name).addFilter(noise)
     warnings.filterwarnings("ignore", message=r"Port \d+ is already in use")
 
@@ -86,8 +101,9 @@ def tile_progress(enabled: bool | None = None) -> Iterator[None]:
         if bar is None or state["label"] != p.label or p.done < bar.n:
             if bar is not None:
                 bar.close()
-            bar = state["bar"] = tqdm(total=p.total, initial=p.done, desc=f"{p.label} tiles", unit="tile",
-                                      file=sys.stderr, dynamic_ncols=True)
+            bar = state["bar"] = tqdm(
+                total=p.total, initial=p.done, desc=f"{p.label} tiles", unit="tile", file=sys.stderr, dynamic_ncols=True
+            )
             state["label"] = p.label
         bar.update(p.done - bar.n)
 

@@ -16,14 +16,24 @@ def register(sub) -> None:
     p = sub.add_parser("run", help="denoise one catalog survey end to end (Prefect flow on Dask)")
     p.add_argument("survey", help="survey name in the catalog")
     p.add_argument("--denoiser", choices=["tlsm", "ssb"], help="override the catalog's denoiser")
-    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="denoiser parameter override (JSON value), e.g. --param tau=0.3; repeatable")
-    p.add_argument("--scheduler", help="address of an existing Dask scheduler (default SEIS_DASK_ADDRESS or a local cluster)")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="denoiser parameter override (JSON value), e.g. --param tau=0.3; repeatable",
+    )
+    p.add_argument(
+        "--scheduler", help="address of an existing Dask scheduler (default SEIS_DASK_ADDRESS or a local cluster)"
+    )
     p.add_argument("--export-segy", action="store_true", help="also export the denoised survey as SEG-Y")
     p.add_argument("--force", action="store_true", help="reprocess even if the output is up to date")
     p.add_argument("--catalog", help="catalog file (default SEIS_CATALOG or data_catalog.yaml)")
-    p.add_argument("--check", action="store_true",
-                   help="only pre-flight: validate the entry, parameters, model, paths and memory, print the plan")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="only pre-flight: validate the entry, parameters, model, paths and memory, print the plan",
+    )
     add_progress_flag(p)
     p.set_defaults(func=_run)
 
@@ -43,8 +53,12 @@ def register(sub) -> None:
 
 
 def add_progress_flag(p) -> None:
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="tiles done / total with ETA on stderr (default: when stderr is a terminal)")
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="tiles done / total with ETA on stderr (default: when stderr is a terminal)",
+    )
 
 
 def parse_params(items: list[str]) -> dict:
@@ -67,15 +81,21 @@ def _catalog(args) -> str:
 
 
 def _run(args) -> int:
-    from seiscore.execution.preflight import preflight
     from seiscore.core.settings import get_settings
+    from seiscore.execution.preflight import preflight
 
     # Pre-flight first: a configuration error or an unsafe path is refused here, before any Prefect server or
     # cluster starts.
     params = parse_params(args.param) or None
-    plan = preflight(args.survey, catalog=_catalog(args), denoiser=args.denoiser, params=params,
-                     export_segy=args.export_segy, force=args.force,
-                     settings=get_settings(dask_address=args.scheduler))
+    plan = preflight(
+        args.survey,
+        catalog=_catalog(args),
+        denoiser=args.denoiser,
+        params=params,
+        export_segy=args.export_segy,
+        force=args.force,
+        settings=get_settings(dask_address=args.scheduler),
+    )
     if args.check:
         print("\n".join(plan.summary()))
         return 0
@@ -86,9 +106,15 @@ def _run(args) -> int:
 
     try:
         with tile_progress(args.progress):
-            result = run_process_survey(args.survey, scheduler=args.scheduler, denoiser=args.denoiser,
-                                        params=params, export_segy=args.export_segy,
-                                        catalog=_catalog(args), force=args.force)
+            result = run_process_survey(
+                args.survey,
+                scheduler=args.scheduler,
+                denoiser=args.denoiser,
+                params=params,
+                export_segy=args.export_segy,
+                catalog=_catalog(args),
+                force=args.force,
+            )
     except (SurveyLocked, RuntimeError) as exc:  # lock held, or tiles that kept failing: one line
         raise CLIError(str(exc)) from exc
     _print_result(result)
@@ -99,14 +125,21 @@ def _print_result(result: dict) -> None:
     from seiscore.cli.output import shown
     from seiscore.core.settings import get_settings
 
-    state = "up to date (nothing recomputed)" if result.get("skipped") else f"done, {result.get('tiles_computed')} tiles computed"
+    state = (
+        "up to date (nothing recomputed)"
+        if result.get("skipped")
+        else f"done, {result.get('tiles_computed')} tiles computed"
+    )
     print(f"{result['survey']}: {state}")
     print(f"  output store : {shown(result['output'])}")
     if result.get("segy"):
         print(f"  SEG-Y        : {shown(result['segy'])}")
     print(f"  QC report    : {shown(result['qc_report']) if result.get('qc_report') else None}")
-    metrics = {k: v for k, v in (result.get("metrics") or {}).items() if k != "qc_report" and not k.startswith("tiles_")
-               and not isinstance(v, dict)}  # per-stage and per-task seconds: in the lineage / seis status --json
+    metrics = {
+        k: v
+        for k, v in (result.get("metrics") or {}).items()
+        if k != "qc_report" and not k.startswith("tiles_") and not isinstance(v, dict)
+    }  # per-stage and per-task seconds: in the lineage / seis status --json
     print(f"  metrics      : {', '.join(f'{k}={v}' for k, v in metrics.items())}")
     s = get_settings()
     where = s.openlineage_url or shown(s.lineage_dir / "events.jsonl")
@@ -131,8 +164,8 @@ def _reprocess(args) -> int:
 
 def preflight_all(surveys: list[str], catalog: str, force: bool) -> None:
     """Pre-flight every selected survey (default: all); one line naming each that fails."""
-    from seiscore.data.catalog import load_catalog
     from seiscore.cli import CLIError
+    from seiscore.data.catalog import load_catalog
     from seiscore.execution.preflight import preflight
 
     names = surveys or load_catalog(catalog).names()
@@ -146,8 +179,9 @@ def preflight_all(surveys: list[str], catalog: str, force: bool) -> None:
     if len(names) == 1 and failed:
         raise CLIError(failed[0])
     if failed:
-        raise CLIError(f"{len(failed)} of {len(names)} surveys fail the pre-flight, nothing started: "
-                       + "; ".join(failed))
+        raise CLIError(
+            f"{len(failed)} of {len(names)} surveys fail the pre-flight, nothing started: " + "; ".join(failed)
+        )
 
 
 def survey_status(survey: str, catalog: str) -> dict:
@@ -161,9 +195,18 @@ def survey_status(survey: str, catalog: str) -> dict:
     out = Path(entry.output)
     st = survey_state(out)
     pub, stg = st["published"], st["staging"]
-    status: dict = {"survey": survey, "output": str(out), "state": st["state"], "exists": pub is not None,
-                    "complete": bool(pub and pub["complete"]), "tiles": pub and pub["tiles"],
-                    "published": pub, "staging": stg, "owner": st["owner"], "leftovers": st["leftovers"]}
+    status: dict = {
+        "survey": survey,
+        "output": str(out),
+        "state": st["state"],
+        "exists": pub is not None,
+        "complete": bool(pub and pub["complete"]),
+        "tiles": pub and pub["tiles"],
+        "published": pub,
+        "staging": stg,
+        "owner": st["owner"],
+        "leftovers": st["leftovers"],
+    }
     last = (stg and stg["run"]) or (pub and pub["run"])
     if last:
         status["last_run"] = {k: v for k, v in last.items() if k not in ("metrics", "params")}
@@ -186,10 +229,13 @@ def _status(args) -> int:
         what = "complete" if pub["complete"] else "INCOMPLETE (left by an older seiscore; the next run moves it aside)"
         print(f"  published : {pub['path']} ({what})")
         if run:
-            print(f"              run {run['run_id']} {run['status']} {run['ended']} "
-                  f"({run['denoiser']}/{run['preset']})")
-            print(f"  lineage   : input {run['input']} [{run['input_hash']}], code {run['code'].get('version')} "
-                  f"{run['code'].get('git_commit') or ''}, dask {run['dask']['scheduler']} x{run['dask']['workers']}")
+            print(
+                f"              run {run['run_id']} {run['status']} {run['ended']} ({run['denoiser']}/{run['preset']})"
+            )
+            print(
+                f"  lineage   : input {run['input']} [{run['input_hash']}], code {run['code'].get('version')} "
+                f"{run['code'].get('git_commit') or ''}, dask {run['dask']['scheduler']} x{run['dask']['workers']}"
+            )
         if st.get("metrics"):
             print("  metrics   : " + ", ".join(f"{k}={v}" for k, v in st["metrics"].items() if k != "qc_report"))
             print(f"  QC report : {st['metrics'].get('qc_report')}")
@@ -207,8 +253,10 @@ def _print_staging(stg: dict) -> None:
     done = f"{tiles['done']}/{tiles['total']} tiles" if tiles else "no tiles yet"
     print(f"  staging   : {stg['path']} ({done}{', complete' if stg['complete'] else ''})")
     if run:
-        print(f"              run {run['run_id']} {run['status']} since {run['started']} "
-              f"({run['denoiser']}/{run['preset']}, params {run['params']})")
+        print(
+            f"              run {run['run_id']} {run['status']} since {run['started']} "
+            f"({run['denoiser']}/{run['preset']}, params {run['params']})"
+        )
         if run.get("error"):
             print(f"  error     : {' '.join(run['error'].split())[:400]}")
 
@@ -221,5 +269,7 @@ def _print_owner(st: dict) -> None:
     elif st["state"] == "unknown-owner":
         print(f"  owner     : {who}: unknown owner (another host; cannot tell whether it is alive)")
     else:
-        print(f"  owner     : {who + ', gone' if owner else who}; a rerun with the same parameters resumes it, "
-              "any other run replaces it")
+        print(
+            f"  owner     : {who + ', gone' if owner else who}; a rerun with the same parameters resumes it, "
+            "any other run replaces it"
+        )

@@ -44,8 +44,10 @@ def exit_code() -> int:
 
 def message(command: str, signum: int) -> str:
     how = "interrupted" if signum == signal.SIGINT else "stopped by SIGTERM"
-    return (f"seis {command}: {how}; the published output is unchanged and finished tiles are kept; "
-            "rerun the same command to resume")
+    return (
+        f"seis {command}: {how}; the published output is unchanged and finished tiles are kept; "
+        "rerun the same command to resume"
+    )
 
 
 def begin(signum: int) -> bool:

@@ -9,9 +9,12 @@ from tqdm import tqdm
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("train-ssb", help="train the SSB denoiser (3 stages, resumable) from a YAML config",
-                              description="Train the SSB denoiser. CONFIG is a YAML file matching seiscore.methods.ssb.TrainConfig "
-                                          "(see configs/ssb_small.yaml). Rerunning resumes after the last completed epoch.")
+    p = subparsers.add_parser(
+        "train-ssb",
+        help="train the SSB denoiser (3 stages, resumable) from a YAML config",
+        description="Train the SSB denoiser. CONFIG is a YAML file matching seiscore.methods.ssb.TrainConfig "
+        "(see configs/ssb_small.yaml). Rerunning resumes after the last completed epoch.",
+    )
     p.add_argument("config", type=Path, help="YAML training configuration")
     p.add_argument("--output-dir", type=Path, default=None, help="override output_dir of the config")
     p.add_argument("--device", default=None, help="override the device (cpu, cuda, cuda:1)")
@@ -30,7 +33,9 @@ class ProgressBar:
         if kind == "phase_start" and self.enabled:
             self.close()
             total = event["steps"] * event["epochs"]
-            self.bar = tqdm(total=total, initial=event["steps"] * event["start_epoch"], desc=event["phase"], unit="step")
+            self.bar = tqdm(
+                total=total, initial=event["steps"] * event["start_epoch"], desc=event["phase"], unit="step"
+            )
         elif kind == "step" and self.bar is not None:
             self.bar.update(1)
             self.bar.set_postfix(epoch=event["epoch"], loss=f"{event['loss']:.4f}")

@@ -27,7 +27,19 @@ import seiscore
 from seiscore.core.settings import PipelineSettings
 
 LINEAGE_ATTR = "lineage"
-KEY_DEPENDENCIES = ("numpy", "scipy", "numba", "xarray", "zarr", "dask", "distributed", "segyio", "prefect", "prefect-dask", "torch")
+KEY_DEPENDENCIES = (
+    "numpy",
+    "scipy",
+    "numba",
+    "xarray",
+    "zarr",
+    "dask",
+    "distributed",
+    "segyio",
+    "prefect",
+    "prefect-dask",
+    "torch",
+)
 
 
 def now_iso() -> str:
@@ -59,8 +71,16 @@ def git_commit() -> str | None:
     """HEAD of the checkout the package runs from (``+dirty`` if modified), or None outside git."""
     root = Path(seiscore.__file__).resolve().parent.parent
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, timeout=5).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return sha + ("+dirty" if dirty else "")
@@ -113,7 +133,14 @@ class LineageRecord(BaseModel):
 
     def reuse_key(self) -> str:
         """What decides whether an earlier output can be reused: input content, denoiser, code."""
-        return fingerprint({"input": self.input.content_hash, "denoiser": self.denoiser, "code": self.code["version"], "commit": self.code.get("git_commit")})
+        return fingerprint(
+            {
+                "input": self.input.content_hash,
+                "denoiser": self.denoiser,
+                "code": self.code["version"],
+                "commit": self.code.get("git_commit"),
+            }
+        )
 
 
 def write_lineage(store: str | os.PathLike, record: LineageRecord) -> None:

@@ -103,7 +103,7 @@ class Spool:
                 send(json.loads(line))
             except Exception as exc:  # noqa: BLE001 - any failure leaves the rest for later
                 return i, lines[i:], exc
-            self._write(lines[i + 1:])
+            self._write(lines[i + 1 :])
         return len(lines), [], None
 
 
@@ -152,8 +152,10 @@ class SpoolingTransport(Transport):
             n = len(self.spool.pending())
         if not down:
             _runs_warned.add(key)
-            self.warning = (f"OpenLineage endpoint {self.url} unavailable ({describe(exc)}); event kept in "
-                            f"{self.spool.path} ({n} unsent; re-sent by the next run or `seis lineage flush`)")
+            self.warning = (
+                f"OpenLineage endpoint {self.url} unavailable ({describe(exc)}); event kept in "
+                f"{self.spool.path} ({n} unsent; re-sent by the next run or `seis lineage flush`)"
+            )
 
     def _send(self, event) -> BaseException | None:
         try:

@@ -45,6 +45,7 @@ class UnsafePathError(ValueError):
 
 # ---------------------------------------------------------------- paths and roots
 
+
 def resolve(path: str | os.PathLike, what: str = "path") -> Path:
     """``path`` made absolute with ``~``, ``..`` and symlinks resolved (the parts that exist)."""
     try:
@@ -86,6 +87,7 @@ def sibling_paths(target: Path) -> list[Path]:
 
 # ---------------------------------------------------------------- marks
 
+
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_bytes())
@@ -121,8 +123,11 @@ def is_owned(path: str | os.PathLike) -> bool:
     if path.is_dir():
         doc = _read_json(path / "zarr.json")
         attrs = doc.get("attributes") if isinstance(doc, dict) else None
-        return ((isinstance(attrs, dict) and STORE_MARK_ATTR in attrs) or (path / FOLDER_MARK).is_file()
-                or _earlier_qc_folder(path))
+        return (
+            (isinstance(attrs, dict) and STORE_MARK_ATTR in attrs)
+            or (path / FOLDER_MARK).is_file()
+            or _earlier_qc_folder(path)
+        )
     if not path.is_file():
         return False
     if path.name.startswith(".") and SIBLING_INFIX in path.name:  # a temporary or a sidecar: named by the product
@@ -139,13 +144,18 @@ def is_owned(path: str | os.PathLike) -> bool:
 def _earlier_qc_folder(path: Path) -> bool:
     """A QC report folder written before folders were marked: ``*_qc.html`` files and image folders
     (``images``, ``*_images``) of PNGs, nothing else."""
+
     def image_dir(p: Path) -> bool:
-        return (p.name == "images" or p.name.endswith("_images")) and p.is_dir() and all(
-            i.is_file() and i.suffix == ".png" for i in p.iterdir())
+        return (
+            (p.name == "images" or p.name.endswith("_images"))
+            and p.is_dir()
+            and all(i.is_file() and i.suffix == ".png" for i in p.iterdir())
+        )
 
     entries = list(path.iterdir())
-    return (any(e.name.endswith("_qc.html") for e in entries)
-            and all((e.is_file() and e.name.endswith("_qc.html")) or image_dir(e) for e in entries))
+    return any(e.name.endswith("_qc.html") for e in entries) and all(
+        (e.is_file() and e.name.endswith("_qc.html")) or image_dir(e) for e in entries
+    )
 
 
 def mark_owned(path: str | os.PathLike) -> Path:
@@ -216,11 +226,14 @@ def remove_replaceable(path: str | os.PathLike, what: str) -> None:
 
 def _not_owned(path: Path, what: str) -> str:
     kind = "a symbolic link" if path.is_symlink() else "not something seiscore wrote (no product mark)"
-    return (f"{what} {path} exists and is {kind}; refusing to replace it whatever --force/--overwrite say: "
-            f"move it away or choose another path")
+    return (
+        f"{what} {path} exists and is {kind}; refusing to replace it whatever --force/--overwrite say: "
+        f"move it away or choose another path"
+    )
 
 
 # ---------------------------------------------------------------- the rules
+
 
 def _labelled(items: Iterable) -> list[tuple[str, Path]]:
     out = []
@@ -232,8 +245,14 @@ def _labelled(items: Iterable) -> list[tuple[str, Path]]:
     return out
 
 
-def check_write_target(path: str | os.PathLike, *, what: str, roots: Iterable[str | os.PathLike] | None,
-                       protected: Iterable = (), replace: bool = True) -> Path:
+def check_write_target(
+    path: str | os.PathLike,
+    *,
+    what: str,
+    roots: Iterable[str | os.PathLike] | None,
+    protected: Iterable = (),
+    replace: bool = True,
+) -> Path:
     """Resolve ``path`` and check the rules for writing ``what`` there; return the resolved path.
 
     ``roots``: data roots it must lie strictly inside (None: no root rule). ``protected``: paths (or
@@ -260,14 +279,17 @@ def check_write_target(path: str | os.PathLike, *, what: str, roots: Iterable[st
             raise UnsafePathError(f"{what} {target} is the data root itself; name a path inside it")
         if not any(target.is_relative_to(r) for r in roots):
             where = ", ".join(str(r) for r in roots) or "none configured"
-            raise UnsafePathError(f"{what} {target} is outside the data roots ({where}); move it under one, "
-                                  f"or add a root with SEIS_DATA_ROOTS")
+            raise UnsafePathError(
+                f"{what} {target} is outside the data roots ({where}); move it under one, "
+                f"or add a root with SEIS_DATA_ROOTS"
+            )
     if replace:
         check_replaceable(target, what)
     return target
 
 
 # ---------------------------------------------------------------- a catalog entry's writes
+
 
 def default_segy_path(output: str | os.PathLike) -> Path:
     """Where the SEG-Y export goes when the catalog names no ``output_segy``: beside the output store."""
@@ -289,8 +311,9 @@ def reference_store_path(entry: Any) -> Path | None:
     return store.with_name(store.name.removesuffix(".zarr") + "_reference.zarr")
 
 
-def check_write_targets(entry: Any, settings: Any, catalog_path: str | os.PathLike, *,
-                        export_segy: bool = True) -> dict[str, Path]:
+def check_write_targets(
+    entry: Any, settings: Any, catalog_path: str | os.PathLike, *, export_segy: bool = True
+) -> dict[str, Path]:
     """Check every path a run of the catalog ``entry`` writes; return {use: resolved path}.
 
     Keys: ``store``, ``reference_store`` (SEG-Y references only), ``output``, ``output_segy`` (the catalog's
@@ -307,17 +330,24 @@ def check_write_targets(entry: Any, settings: Any, catalog_path: str | os.PathLi
 def _entry_targets(entry: Any, settings: Any, catalog_path, export_segy: bool) -> dict[str, Path]:
     roots = data_roots(catalog_path, settings)
     catalog = resolve(catalog_path)
-    base: list[tuple[str, Any]] = [("catalog file", catalog), ("source SEG-Y", entry.source),
-                                   ("reference", getattr(entry, "reference", None))]
+    base: list[tuple[str, Any]] = [
+        ("catalog file", catalog),
+        ("source SEG-Y", entry.source),
+        ("reference", getattr(entry, "reference", None)),
+    ]
     base += [("git repository", repo) for repo in repositories(catalog.parent, Path(__file__).parent, Path.cwd())]
     output = Path(entry.output)
     plan: list[tuple[str, str, Path | None]] = [
         ("store", "input store (catalog field 'store')", Path(entry.store)),
         ("reference_store", "reference store", reference_store_path(entry)),
         ("output", "output store (catalog field 'output')", output),
-        ("output_segy", "SEG-Y export (catalog field 'output_segy')" if entry.output_segy else
-         "SEG-Y export (no output_segy in the catalog: beside the output)",
-         Path(entry.output_segy) if entry.output_segy else default_segy_path(output)),
+        (
+            "output_segy",
+            "SEG-Y export (catalog field 'output_segy')"
+            if entry.output_segy
+            else "SEG-Y export (no output_segy in the catalog: beside the output)",
+            Path(entry.output_segy) if entry.output_segy else default_segy_path(output),
+        ),
         ("qc", "QC report folder", qc_dir(output)),
     ]
     if not export_segy:
@@ -334,16 +364,26 @@ def _entry_targets(entry: Any, settings: Any, catalog_path, export_segy: bool) -
                 targets[name] = check_write_target(sib, what=f"temporary {what}", roots=roots, protected=protected)
     out = targets["output"]
     everything = base + [(_label(k), p) for k, p in targets.items()]
-    targets["output_lock"] = check_write_target(out.with_name(out.name + ".lock"), what="lock file of the output",
-                                                roots=roots, protected=everything, replace=False)
+    targets["output_lock"] = check_write_target(
+        out.with_name(out.name + ".lock"),
+        what="lock file of the output",
+        roots=roots,
+        protected=everything,
+        replace=False,
+    )
     lineage_dir = getattr(settings, "lineage_dir", None)
     if lineage_dir is not None:  # relative to the working folder, appended to: only never onto a source or store
-        targets["lineage_dir"] = check_write_target(lineage_dir, what="lineage folder (SEIS_LINEAGE_DIR)", roots=None,
-                                                    protected=everything, replace=False)
+        targets["lineage_dir"] = check_write_target(
+            lineage_dir, what="lineage folder (SEIS_LINEAGE_DIR)", roots=None, protected=everything, replace=False
+        )
     return targets
 
 
 def _label(key: str) -> str:
-    return {"store": "input store", "reference_store": "reference store", "output": "output store",
-            "output_segy": "SEG-Y export", "qc": "QC report folder"}.get(key, key)
-
+    return {
+        "store": "input store",
+        "reference_store": "reference store",
+        "output": "output store",
+        "output_segy": "SEG-Y export",
+        "qc": "QC report folder",
+    }.get(key, key)

@@ -38,21 +38,31 @@ class PipelineSettings(BaseSettings):
     dask_threads_per_worker: int = Field(1, ge=1)
     dask_memory_limit: str = "auto"
     dask_malloc_trim_threshold: int = Field(
-        256 * 2**20, ge=0,
+        256 * 2**20,
+        ge=0,
         description="MALLOC_TRIM_THRESHOLD_ of local workers. Dask's default (64 KiB) hands every freed array back to the "
-                    "OS, so TLSM's per-iteration arrays page-fault again: measured 4.61 s vs 3.73 s for one tile")
+        "OS, so TLSM's per-iteration arrays page-fault again: measured 4.61 s vs 3.73 s for one tile",
+    )
     task_retries: int = Field(2, ge=0)
     task_retry_delay_s: float = Field(2.0, ge=0)
     lock_wait_s: float = Field(0.0, ge=0)
-    ingest_lock_wait_s: float = Field(3600.0, ge=0, description="how long a run waits while another run ingests "
-                                      "the same input store, then reuses it (0: refuse at once)")
+    ingest_lock_wait_s: float = Field(
+        3600.0,
+        ge=0,
+        description="how long a run waits while another run ingests "
+        "the same input store, then reuses it (0: refuse at once)",
+    )
     catalog: Path = Path("data_catalog.yaml")
     data_roots: Annotated[list[Path], NoDecode] = Field(
-        default_factory=list, description="more folders the product may write under (SEIS_DATA_ROOTS: os.pathsep-separated)")
+        default_factory=list,
+        description="more folders the product may write under (SEIS_DATA_ROOTS: os.pathsep-separated)",
+    )
     lineage_dir: Path = Path("openlineage")
     openlineage_url: str | None = None
     openlineage_namespace: str = "seiscore"
-    code_version: str | None = Field(None, description="code identity for reuse decisions (default: package version + git commit)")
+    code_version: str | None = Field(
+        None, description="code identity for reuse decisions (default: package version + git commit)"
+    )
     schedule_cron: str = "0 2 * * *"
     schedule_timezone: str = "UTC"
     schedule_interval_s: float | None = Field(None, gt=0, description="run every N seconds instead of on the cron")

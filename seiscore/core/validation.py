@@ -19,10 +19,14 @@ def as_float_volume(name: str, a: object, *, ndim: int = 3, min_len: int = 2) ->
         raise ValueError(f"{name} must be a {ndim}-D array, got {a.ndim}-D with shape {a.shape}")
     short = [i for i, n in enumerate(a.shape) if n < min_len]
     if short:
-        raise ValueError(f"{name} has axis {short[0]} of length {a.shape[short[0]]}; every axis needs >= {min_len} samples (shape {a.shape})")
+        raise ValueError(
+            f"{name} has axis {short[0]} of length {a.shape[short[0]]}; every axis needs >= {min_len} samples (shape {a.shape})"
+        )
     if a.dtype not in FLOAT_DTYPES:
         kind = {"c": "complex", "i": "integer", "u": "unsigned integer", "b": "boolean"}.get(a.dtype.kind, str(a.dtype))
-        raise ValueError(f"{name} must be float32 or float64, got {kind} dtype {a.dtype}; convert it first (e.g. a.astype(np.float32))")
+        raise ValueError(
+            f"{name} must be float32 or float64, got {kind} dtype {a.dtype}; convert it first (e.g. a.astype(np.float32))"
+        )
     if not np.isfinite(a).all():
         bad = int(a.size - np.count_nonzero(np.isfinite(a)))
         raise ValueError(f"{name} contains {bad} NaN or Inf samples; fill or mask them before processing")

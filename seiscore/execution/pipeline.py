@@ -30,7 +30,12 @@ def source_ref(path: str | os.PathLike, known: dict | None = None) -> DatasetRef
         raise FileNotFoundError(f"survey source not found: {path} (for the bundled surveys: seis make-data NAME)")
     st = path.stat()
     ref = {"uri": str(path.resolve()), "size_bytes": st.st_size if path.is_file() else None}
-    if known and known.get("size_bytes") == ref["size_bytes"] and known.get("mtime_ns") == st.st_mtime_ns and known.get("uri") == ref["uri"]:
+    if (
+        known
+        and known.get("size_bytes") == ref["size_bytes"]
+        and known.get("mtime_ns") == st.st_mtime_ns
+        and known.get("uri") == ref["uri"]
+    ):
         return DatasetRef(**ref, content_hash=known["content_hash"])
     if ref["size_bytes"] is None:
         from seiscore.core.lineage import path_size
@@ -39,9 +44,17 @@ def source_ref(path: str | os.PathLike, known: dict | None = None) -> DatasetRef
     return DatasetRef(**ref, content_hash=content_hash(path))
 
 
-def ensure_ingested(source, store, *, il_byte: int = 189, xl_byte: int = 193, sample_unit: str = "ms",
-                    chunks=None, progress: bool = False,
-                    lock_wait_s: float | None = None) -> tuple[Path, DatasetRef, bool]:
+def ensure_ingested(
+    source,
+    store,
+    *,
+    il_byte: int = 189,
+    xl_byte: int = 193,
+    sample_unit: str = "ms",
+    chunks=None,
+    progress: bool = False,
+    lock_wait_s: float | None = None,
+) -> tuple[Path, DatasetRef, bool]:
     """Return (store, source ref, ingested now?); (re)ingest when the store is missing, incomplete or stale.
 
     Holds the store's lock (:mod:`seiscore.io.locks`) from the check to the end of ingest: a run that shares
@@ -62,8 +75,16 @@ def ensure_ingested(source, store, *, il_byte: int = 189, xl_byte: int = 193, sa
         ref = source_ref(source, known)
         if known and known.get("content_hash") == ref.content_hash:
             return store, ref, False
-        io.ingest(source, store, il_byte=il_byte, xl_byte=xl_byte, sample_unit=sample_unit, chunks=chunks,
-                  progress=progress, overwrite=True)
+        io.ingest(
+            source,
+            store,
+            il_byte=il_byte,
+            xl_byte=xl_byte,
+            sample_unit=sample_unit,
+            chunks=chunks,
+            progress=progress,
+            overwrite=True,
+        )
         io.set_attrs(store, {SOURCE_ATTR: {**ref.model_dump(), "mtime_ns": Path(source).stat().st_mtime_ns}})
     return store, ref, True
 
@@ -116,16 +137,20 @@ def prepare_output(job: TileJob, key: str, attrs: dict | None = None, *, restart
     return state.begin(key, job.plan)
 
 
-def run_quality(input_store, output_store, report_dir, *, reference=None, max_slices: int = 16,
-                survey: str = "") -> dict[str, Any]:
+def run_quality(
+    input_store, output_store, report_dir, *, reference=None, max_slices: int = 16, survey: str = ""
+) -> dict[str, Any]:
     """Metrics (PSNR/SSIM when a reference store is given), section images and the QC report."""
+    from seiscore.core.safety import check_write_target, mark_owned
     from seiscore.qc import quality_metrics, section_images, write_qc_report
     from seiscore.qc.report import open_amplitude
 
-    from seiscore.core.safety import check_write_target, mark_owned
-
-    report_dir = check_write_target(report_dir, what="QC report folder", roots=None,
-                                    protected=[("input store", input_store), ("output store", output_store)])
+    report_dir = check_write_target(
+        report_dir,
+        what="QC report folder",
+        roots=None,
+        protected=[("input store", input_store), ("output store", output_store)],
+    )
     report_dir.mkdir(parents=True, exist_ok=True)
     mark_owned(report_dir)
 
@@ -138,8 +163,14 @@ def run_quality(input_store, output_store, report_dir, *, reference=None, max_sl
         drawn = pool.submit(section_images, before, after, report_dir / "images")
         metrics = quality_metrics(before, after, ref, max_slices=max_slices)
         images = drawn.result()
-    report = write_qc_report(output_store, report_dir / f"{survey or 'survey'}_qc.html", against=input_store,
-                             metrics=metrics, max_slices=max_slices, images=images)
+    report = write_qc_report(
+        output_store,
+        report_dir / f"{survey or 'survey'}_qc.html",
+        against=input_store,
+        metrics=metrics,
+        max_slices=max_slices,
+        images=images,
+    )
     return {"metrics": metrics, "images": {k: str(v) for k, v in images.items()}, "report": str(report)}
 
 

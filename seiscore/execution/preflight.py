@@ -20,7 +20,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from seiscore.core.safety import check_write_targets, default_segy_path, resolve
 from seiscore.core.settings import PipelineSettings, get_settings
-from seiscore.execution.blockwise.jobs import DIMS, SPEC_KEYS, DenoiserSpec, plan_job_tiles, resolve_spec, tile_resources
+from seiscore.execution.blockwise.jobs import (
+    DIMS,
+    SPEC_KEYS,
+    DenoiserSpec,
+    plan_job_tiles,
+    resolve_spec,
+    tile_resources,
+)
 from seiscore.execution.blockwise.tiling import TilePlan
 
 # Peak memory of one tile task as a multiple of its extended block's float32 bytes.
@@ -100,9 +107,12 @@ class RunPlan(BaseModel):
         t, w = self.tiles, self.workers
         params = " ".join(f"{k}={v}" for k, v in self.params.items())
         method = self.method + (f", preset {self.preset}" if self.preset else "") + (f": {params}" if params else "")
-        where = (f"{w.n_workers} local worker(s) x {w.threads_per_worker} thread(s), "
-                 f"{_size(w.memory_limit) if w.memory_limit else 'no'} memory limit each" if w.cluster != "external"
-                 else f"external scheduler {w.scheduler} (its workers are checked when the run connects)")
+        where = (
+            f"{w.n_workers} local worker(s) x {w.threads_per_worker} thread(s), "
+            f"{_size(w.memory_limit) if w.memory_limit else 'no'} memory limit each"
+            if w.cluster != "external"
+            else f"external scheduler {w.scheduler} (its workers are checked when the run connects)"
+        )
         if w.resources:
             where += f", resources {w.resources}"
         lines = [
@@ -123,8 +133,16 @@ class RunPlan(BaseModel):
         return lines
 
 
-def preflight(survey: str, *, catalog: str | os.PathLike, denoiser: str | None = None, params: dict | None = None,
-              export_segy: bool = False, force: bool = False, settings: PipelineSettings | None = None) -> RunPlan:
+def preflight(
+    survey: str,
+    *,
+    catalog: str | os.PathLike,
+    denoiser: str | None = None,
+    params: dict | None = None,
+    export_segy: bool = False,
+    force: bool = False,
+    settings: PipelineSettings | None = None,
+) -> RunPlan:
     """Validate a run of ``survey`` without computing or writing anything; return its plan.
 
     Raises :class:`PreflightError` (or the catalog's ``CatalogError`` / ``FileNotFoundError``)
@@ -149,14 +167,29 @@ def preflight(survey: str, *, catalog: str | os.PathLike, denoiser: str | None =
     peak = _peak_memory(spec, tiles, model)
     notes += _check_memory(survey, peak, workers)
     up_to_date, reason = _up_to_date(entry, spec, settings, source, store_fresh, force)
-    return RunPlan(survey=survey, catalog=str(catalog_path.resolve()), method=spec.name, preset=spec.preset,
-                   params=resolved, spec=spec, shape=shape, shape_from=shape_from, tiles=tiles,
-                   peak_memory_per_tile=peak, workers=workers, targets={k: str(v) for k, v in targets.items()},
-                   lineage_endpoint=settings.openlineage_url, export_segy=export_segy, up_to_date=up_to_date,
-                   up_to_date_reason=reason, notes=notes)
+    return RunPlan(
+        survey=survey,
+        catalog=str(catalog_path.resolve()),
+        method=spec.name,
+        preset=spec.preset,
+        params=resolved,
+        spec=spec,
+        shape=shape,
+        shape_from=shape_from,
+        tiles=tiles,
+        peak_memory_per_tile=peak,
+        workers=workers,
+        targets={k: str(v) for k, v in targets.items()},
+        lineage_endpoint=settings.openlineage_url,
+        export_segy=export_segy,
+        up_to_date=up_to_date,
+        up_to_date_reason=reason,
+        notes=notes,
+    )
 
 
 # --- the entry and the method ---------------------------------------------------------------
+
 
 def _did_you_mean(word: str, choices) -> str:
     close = difflib.get_close_matches(word, list(choices), n=3, cutoff=0.6)
@@ -168,8 +201,10 @@ def _entry(survey: str, catalog_path: Path):
 
     cat = load_catalog(catalog_path)
     if survey not in cat.surveys:
-        raise PreflightError(f"no survey {survey!r} in catalog {catalog_path}{_did_you_mean(survey, cat.names())} "
-                             f"(known: {', '.join(cat.names())})")
+        raise PreflightError(
+            f"no survey {survey!r} in catalog {catalog_path}{_did_you_mean(survey, cat.names())} "
+            f"(known: {', '.join(cat.names())})"
+        )
     return cat.surveys[survey]
 
 
@@ -183,8 +218,10 @@ def _first_error(exc: ValidationError) -> tuple[str, str]:
 def _spec(entry, denoiser: str | None, params: dict | None) -> DenoiserSpec:
     name = denoiser or entry.denoiser.name
     if name not in ("tlsm", "ssb"):
-        raise PreflightError(f"survey {entry.name!r}: unknown denoiser {name!r}{_did_you_mean(name, ('tlsm', 'ssb'))} "
-                             "(choose tlsm or ssb)")
+        raise PreflightError(
+            f"survey {entry.name!r}: unknown denoiser {name!r}{_did_you_mean(name, ('tlsm', 'ssb'))} "
+            "(choose tlsm or ssb)"
+        )
     try:
         return resolve_spec(entry, denoiser, params)
     except ValidationError as exc:
@@ -213,35 +250,43 @@ def _method_params(spec: DenoiserSpec) -> tuple[dict[str, Any], dict | None]:
         from seiscore.methods.tlsm.params import PRESETS, TLSMParams
 
         if spec.preset is not None and spec.preset not in PRESETS:
-            raise PreflightError(f"unknown TLSM preset {spec.preset!r}{_did_you_mean(spec.preset, PRESETS)} "
-                                 f"(choose one of {', '.join(PRESETS)})")
+            raise PreflightError(
+                f"unknown TLSM preset {spec.preset!r}{_did_you_mean(spec.preset, PRESETS)} "
+                f"(choose one of {', '.join(PRESETS)})"
+            )
         from seiscore.data.catalog import TLSMAxes
 
         try:
             TLSMAxes(**spec.axes)
         except (ValidationError, TypeError) as exc:
             detail = _first_error(exc)[1] if isinstance(exc, ValidationError) else str(exc)
-            raise PreflightError(f"TLSM axes {spec.axes}: must map smooth, footprint and tube onto a permutation of "
-                                 f"{', '.join(DIMS)}: {detail}") from None
+            raise PreflightError(
+                f"TLSM axes {spec.axes}: must map smooth, footprint and tube onto a permutation of "
+                f"{', '.join(DIMS)}: {detail}"
+            ) from None
         return _schema_params(spec, TLSMParams, PRESETS[spec.preset or "synthetic"].model_dump()), None
     if spec.section_dim not in DIMS:
         hint = _did_you_mean(spec.section_dim, DIMS)
-        raise PreflightError(f"SSB section_dim {spec.section_dim!r} is not a store dim{hint} "
-                             f"(one of {', '.join(DIMS)})")
+        raise PreflightError(
+            f"SSB section_dim {spec.section_dim!r} is not a store dim{hint} (one of {', '.join(DIMS)})"
+        )
     return _schema_params(spec, SSBParams, {}), _ssb_card(spec.model)
 
 
 def _ssb_card(model: str | None) -> dict:
     """The model card of an SSB artifact folder, checked (format, version, configuration, tensors file)."""
     if not model:
-        raise PreflightError("SSB needs a model artifact folder: set denoiser.model in the catalog or pass "
-                             "--param model=PATH (a folder written by seis train-ssb)")
+        raise PreflightError(
+            "SSB needs a model artifact folder: set denoiser.model in the catalog or pass "
+            "--param model=PATH (a folder written by seis train-ssb)"
+        )
     folder = Path(model)
     if not folder.exists():
         raise PreflightError(f"SSB model folder {folder} does not exist")
     if not folder.is_dir():
-        raise PreflightError(f"SSB model {folder} is not a folder (an artifact is a folder with model_card.json "
-                             "and model.safetensors)")
+        raise PreflightError(
+            f"SSB model {folder} is not a folder (an artifact is a folder with model_card.json and model.safetensors)"
+        )
     from seiscore.methods.ssb.artifacts import TENSORS, read_card
     from seiscore.methods.ssb.config import SSBModelConfig
 
@@ -258,14 +303,16 @@ def _ssb_card(model: str | None) -> dict:
 
 # --- the data --------------------------------------------------------------------------------
 
+
 def _check_source(entry) -> Path:
     """The source SEG-Y: an existing, readable regular file."""
     path = entry.source_path
     try:
         st = path.stat()
     except FileNotFoundError:
-        raise PreflightError(f"survey {entry.name!r}: source {path} not found (for the bundled surveys: "
-                             f"seis make-data NAME)") from None
+        raise PreflightError(
+            f"survey {entry.name!r}: source {path} not found (for the bundled surveys: seis make-data NAME)"
+        ) from None
     except PermissionError:
         raise PreflightError(f"survey {entry.name!r}: source {path} cannot be reached (permission denied)") from None
     if stat.S_ISDIR(st.st_mode):
@@ -306,15 +353,19 @@ def _store_matches_source(store: Path, source: Path) -> dict | None:
     """The input store's record of its source when the store is complete and the source unchanged (size, mtime)."""
     import zarr
 
-    from seiscore.io.store import is_complete
     from seiscore.execution.pipeline import SOURCE_ATTR
+    from seiscore.io.store import is_complete
 
     if not is_complete(store):
         return None
     known = zarr.open_group(str(store), mode="r").attrs.get(SOURCE_ATTR)
     st = source.stat()
-    if (known and known.get("uri") == str(source.resolve()) and known.get("size_bytes") == st.st_size
-            and known.get("mtime_ns") == st.st_mtime_ns):
+    if (
+        known
+        and known.get("uri") == str(source.resolve())
+        and known.get("size_bytes") == st.st_size
+        and known.get("mtime_ns") == st.st_mtime_ns
+    ):
         return known
     return None
 
@@ -345,8 +396,10 @@ def _check_axes(spec: DenoiserSpec, shape: tuple[int, int, int], model: dict | N
     axis = DIMS.index(spec.section_dim)
     section = [n for a, n in enumerate(shape) if a != axis]
     if min(section) < model["patch"]:
-        raise PreflightError(f"SSB sections across {spec.section_dim} are {section[0]} x {section[1]} samples, smaller "
-                             f"than the model's {model['patch']} x {model['patch']} patch; use another section_dim")
+        raise PreflightError(
+            f"SSB sections across {spec.section_dim} are {section[0]} x {section[1]} samples, smaller "
+            f"than the model's {model['patch']} x {model['patch']} patch; use another section_dim"
+        )
 
 
 def _tiles(plan: TilePlan) -> TilesPlan:
@@ -355,11 +408,13 @@ def _tiles(plan: TilePlan) -> TilesPlan:
         n, h = plan.shape[a], plan.halo[a]
         core.append(max(e1 - e0 for e0, e1 in zip(edges, edges[1:])))
         block.append(max(min(e1 + h, n) - max(e0 - h, 0) for e0, e1 in zip(edges, edges[1:])))
-    return TilesPlan(grid=plan.grid, count=plan.n_tiles, core=tuple(core), block=tuple(block), halo=plan.halo,
-                     chunks=plan.chunks)
+    return TilesPlan(
+        grid=plan.grid, count=plan.n_tiles, core=tuple(core), block=tuple(block), halo=plan.halo, chunks=plan.chunks
+    )
 
 
 # --- resources -------------------------------------------------------------------------------
+
 
 def _peak_memory(spec: DenoiserSpec, tiles: TilesPlan, model: dict | None) -> int:
     block_bytes = 4 * tiles.block[0] * tiles.block[1] * tiles.block[2]
@@ -424,8 +479,16 @@ def _workers(spec: DenoiserSpec, settings: PipelineSettings) -> tuple[Workers, l
         limit = worker_memory_limit(settings.dask_memory_limit, threads)
     except ValueError as exc:
         raise PreflightError(f"SEIS_DASK_MEMORY_LIMIT {settings.dask_memory_limit!r}: {exc}") from None
-    return (Workers(cluster="local", n_workers=settings.dask_workers, threads_per_worker=threads, memory_limit=limit,
-                    resources=resources), [note] if note else [])
+    return (
+        Workers(
+            cluster="local",
+            n_workers=settings.dask_workers,
+            threads_per_worker=threads,
+            memory_limit=limit,
+            resources=resources,
+        ),
+        [note] if note else [],
+    )
 
 
 def _check_memory(survey: str, peak: int, workers: Workers) -> list[str]:
@@ -434,12 +497,16 @@ def _check_memory(survey: str, peak: int, workers: Workers) -> list[str]:
         return []
     threads = workers.threads_per_worker or 1
     if peak > DASK_TERMINATE * workers.memory_limit:
-        raise PreflightError(f"survey {survey!r}: one tile needs ~{_size(peak)} but a worker may use "
-                             f"{_size(workers.memory_limit)} (SEIS_DASK_MEMORY_LIMIT); use smaller tiles "
-                             f"(--param tiles=...) or more memory per worker")
+        raise PreflightError(
+            f"survey {survey!r}: one tile needs ~{_size(peak)} but a worker may use "
+            f"{_size(workers.memory_limit)} (SEIS_DASK_MEMORY_LIMIT); use smaller tiles "
+            f"(--param tiles=...) or more memory per worker"
+        )
     if threads * peak > 0.8 * workers.memory_limit:
-        return [f"{threads} tiles at once need ~{_size(threads * peak)}, over 80 % of a worker's "
-                f"{_size(workers.memory_limit)}: Dask may pause or spill (fewer threads per worker avoid it)"]
+        return [
+            f"{threads} tiles at once need ~{_size(threads * peak)}, over 80 % of a worker's "
+            f"{_size(workers.memory_limit)}: Dask may pause or spill (fewer threads per worker avoid it)"
+        ]
     return []
 
 
@@ -458,12 +525,14 @@ def _size(n: int | None) -> str:
 
 # --- is the output up to date? ----------------------------------------------------------------
 
-def _up_to_date(entry, spec: DenoiserSpec, settings: PipelineSettings, source: Path, store_fresh: dict | None,
-                force: bool) -> tuple[bool | None, str]:
+
+def _up_to_date(
+    entry, spec: DenoiserSpec, settings: PipelineSettings, source: Path, store_fresh: dict | None, force: bool
+) -> tuple[bool | None, str]:
     """Whether a run would find the output up to date, decided as the flow decides it (lineage reuse key),
     when that is cheap: only if the input store already records the unchanged source's content hash."""
-    from seiscore.io.store import is_complete
     from seiscore.core.lineage import DatasetRef, LineageRecord, read_lineage
+    from seiscore.io.store import is_complete
 
     output = Path(entry.output)
     if force:
@@ -477,9 +546,12 @@ def _up_to_date(entry, spec: DenoiserSpec, settings: PipelineSettings, source: P
     previous = read_lineage(output)
     if previous is None or previous.status != "completed":
         return False, "has no completed run recorded: every tile is computed"
-    record = LineageRecord(survey=entry.name, input=DatasetRef(uri=str(source.resolve()),
-                                                               content_hash=store_fresh.get("content_hash")),
-                           output=DatasetRef(uri=str(output.resolve())), denoiser=spec.model_dump(mode="json"))
+    record = LineageRecord(
+        survey=entry.name,
+        input=DatasetRef(uri=str(source.resolve()), content_hash=store_fresh.get("content_hash")),
+        output=DatasetRef(uri=str(output.resolve())),
+        denoiser=spec.model_dump(mode="json"),
+    )
     if settings.code_version:  # as the flow sets it
         record.code["version"], record.code["git_commit"] = settings.code_version, None
     if previous.reuse_key() == record.reuse_key():

@@ -33,11 +33,11 @@ from pathlib import Path
 import zarr
 
 from seiscore import io
-from seiscore.io.errors import IncompleteStoreError
 from seiscore.core.lineage import read_lineage
 from seiscore.core.safety import check_replaceable, is_owned
 from seiscore.execution.blockwise.state import STATE_GROUP, TileState, lock_owner
 from seiscore.execution.blockwise.tiling import TilePlan
+from seiscore.io.errors import IncompleteStoreError
 
 VERSION_ATTR = "seiscore_version"
 _AT_FDCWD = -100
@@ -145,9 +145,12 @@ def survey_state(output: str | os.PathLike) -> dict:
     owner = lock_owner(output)
     alive = owner.get("alive") if owner else False
     leftovers = [str(p) for p in (retired_path(output), journal_path(output)) if os.path.lexists(p)]
-    st = {"published": _describe(output) if output.exists() else None,
-          "staging": _describe(staging) if staging.exists() else None,
-          "owner": owner, "leftovers": leftovers}
+    st = {
+        "published": _describe(output) if output.exists() else None,
+        "staging": _describe(staging) if staging.exists() else None,
+        "owner": owner,
+        "leftovers": leftovers,
+    }
     if alive:
         state = "in-progress"
     elif alive is None:
@@ -175,13 +178,25 @@ def _describe(store: Path) -> dict:
         rec = read_lineage(store)
     except (OSError, ValueError):
         rec = None
-    out["run"] = None if rec is None else {
-        "run_id": rec.run_id, "status": rec.status, "started": rec.started, "ended": rec.ended, "error": rec.error,
-        "denoiser": rec.denoiser.get("name"), "preset": rec.denoiser.get("preset"),
-        "params": rec.denoiser.get("params"),
-        "input": rec.input.uri, "input_hash": rec.input.content_hash, "code": rec.code,
-        "dask": {"scheduler": rec.dask_cluster.get("scheduler"), "workers": rec.dask_cluster.get("n_workers")},
-        "metrics": rec.metrics}
+    out["run"] = (
+        None
+        if rec is None
+        else {
+            "run_id": rec.run_id,
+            "status": rec.status,
+            "started": rec.started,
+            "ended": rec.ended,
+            "error": rec.error,
+            "denoiser": rec.denoiser.get("name"),
+            "preset": rec.denoiser.get("preset"),
+            "params": rec.denoiser.get("params"),
+            "input": rec.input.uri,
+            "input_hash": rec.input.content_hash,
+            "code": rec.code,
+            "dask": {"scheduler": rec.dask_cluster.get("scheduler"), "workers": rec.dask_cluster.get("n_workers")},
+            "metrics": rec.metrics,
+        }
+    )
     return out
 
 

@@ -50,8 +50,11 @@ class _BloscEncoder:
 
     def __init__(self, cname: str, clevel: int, shuffle: str, blocksize: int, typesize: int):
         self._args = (typesize, clevel, _SHUFFLE[shuffle], cname)
-        self._numcodecs = None if blocksize == 0 else Blosc(cname=cname, clevel=clevel, shuffle=_SHUFFLE[shuffle],
-                                                            blocksize=blocksize, typesize=typesize)
+        self._numcodecs = (
+            None
+            if blocksize == 0
+            else Blosc(cname=cname, clevel=clevel, shuffle=_SHUFFLE[shuffle], blocksize=blocksize, typesize=typesize)
+        )
         if self._numcodecs is None:
             _configure_pyblosc()
             # python-blosc's checks (types, ranges, codec availability) once here; per chunk its extension
@@ -74,8 +77,11 @@ def _little_bytes(codec) -> bool:
 def _plain_codecs(codecs) -> bool:
     """``bytes`` (little-endian) optionally followed by ``blosc``."""
     codecs = list(codecs)
-    return bool(codecs) and _little_bytes(codecs[0]) and \
-        (len(codecs) == 1 or (len(codecs) == 2 and isinstance(codecs[1], BloscCodec)))
+    return (
+        bool(codecs)
+        and _little_bytes(codecs[0])
+        and (len(codecs) == 1 or (len(codecs) == 2 and isinstance(codecs[1], BloscCodec)))
+    )
 
 
 def _sharding(meta) -> ShardingCodec | None:
@@ -92,9 +98,13 @@ def _supported_metadata(meta) -> bool:
     if shard is None:
         return _plain_codecs(meta.codecs)
     index = list(shard.index_codecs)
-    return _plain_codecs(shard.codecs) and shard.index_location == ShardingCodecIndexLocation.end and \
-        bool(index) and _little_bytes(index[0]) and \
-        (len(index) == 1 or (len(index) == 2 and isinstance(index[1], Crc32cCodec)))
+    return (
+        _plain_codecs(shard.codecs)
+        and shard.index_location == ShardingCodecIndexLocation.end
+        and bool(index)
+        and _little_bytes(index[0])
+        and (len(index) == 1 or (len(index) == 2 and isinstance(index[1], Crc32cCodec)))
+    )
 
 
 def supports(array: zarr.Array) -> bool:
@@ -107,8 +117,10 @@ class ChunkWriter:
 
     def __init__(self, array: zarr.Array):
         if not supports(array):
-            raise ValueError(f"array {array.path!r}: chunk files can only be written directly for a local Zarr v3 "
-                             f"array with a regular chunk grid and bytes (+ blosc) codecs")
+            raise ValueError(
+                f"array {array.path!r}: chunk files can only be written directly for a local Zarr v3 "
+                f"array with a regular chunk grid and bytes (+ blosc) codecs"
+            )
         self._setup(array.metadata, Path(array.store.root) / array.path)
 
     @classmethod
@@ -116,8 +128,10 @@ class ChunkWriter:
         """Writer for the array whose metadata is ``meta`` and whose folder is ``directory`` (e.g. one just
         created: no need to read its metadata back)."""
         if not _supported_metadata(meta):
-            raise ValueError(f"array at {directory}: chunk files can only be written directly for a Zarr v3 array "
-                             f"with a regular chunk grid and bytes (+ blosc) codecs")
+            raise ValueError(
+                f"array at {directory}: chunk files can only be written directly for a Zarr v3 array "
+                f"with a regular chunk grid and bytes (+ blosc) codecs"
+            )
         writer = cls.__new__(cls)
         writer._setup(meta, Path(directory))
         return writer
@@ -134,8 +148,11 @@ class ChunkWriter:
         self._dir = directory
         self._key = meta.encode_chunk_key
         blosc = codecs[1] if len(codecs) == 2 else None
-        self._codec = None if blosc is None else _BloscEncoder(blosc.cname.value, blosc.clevel, blosc.shuffle.value,
-                                                               blosc.blocksize, blosc.typesize)
+        self._codec = (
+            None
+            if blosc is None
+            else _BloscEncoder(blosc.cname.value, blosc.clevel, blosc.shuffle.value, blosc.blocksize, blosc.typesize)
+        )
         self.shape = tuple(meta.shape)
         self.fill_value = np.asarray(meta.fill_value, dtype=self.dtype)
         self._fill = self.fill_value.tobytes()
@@ -151,8 +168,10 @@ class ChunkWriter:
     def _encode(self, chunk: np.ndarray):
         """Encoded bytes of a full chunk, or None for an all-fill chunk (not stored)."""
         if chunk.shape != self.chunk_shape or chunk.dtype != self.dtype or not chunk.flags.c_contiguous:
-            raise ValueError(f"chunk must be a C-contiguous {self.dtype} array of shape {self.chunk_shape}, "
-                             f"got {chunk.dtype} {chunk.shape}")
+            raise ValueError(
+                f"chunk must be a C-contiguous {self.dtype} array of shape {self.chunk_shape}, "
+                f"got {chunk.dtype} {chunk.shape}"
+            )
         data = chunk if self._codec is None else self._codec.encode(chunk)
         # an all-fill chunk compresses to almost nothing: only small outputs need the (full-pass) check
         if (self._codec is None or len(data) < max(chunk.nbytes // 32, 1024)) and self._is_fill(chunk):
@@ -220,8 +239,10 @@ class ChunkWriter:
             raise ValueError("write_region does not support sharded arrays")
         for o, n, c, size in zip(origin, values.shape, self.chunk_shape, self.shape):
             if o % c or ((o + n) % c and o + n != size):
-                raise ValueError(f"region at {origin} of shape {values.shape} is not aligned to chunks "
-                                 f"{self.chunk_shape} of an array of shape {self.shape}")
+                raise ValueError(
+                    f"region at {origin} of shape {values.shape} is not aligned to chunks "
+                    f"{self.chunk_shape} of an array of shape {self.shape}"
+                )
         grid = [range(-(-n // c)) for n, c in zip(values.shape, self.chunk_shape)]
         for idx in np.ndindex(*(len(g) for g in grid)):
             part = values[tuple(slice(i * c, (i + 1) * c) for i, c in zip(idx, self.chunk_shape))]

@@ -49,8 +49,15 @@ def file_headers(attrs: dict, fmt: int) -> bytes:
     return text + binary + base64.b64decode(attrs.get("extended_textual_headers_b64", ""))
 
 
-def export(store: str | os.PathLike, dest: str | os.PathLike, *, format: str = "original", overwrite: bool = False,
-           memory_limit: str | int = "1GB", progress: bool = False) -> Path:
+def export(
+    store: str | os.PathLike,
+    dest: str | os.PathLike,
+    *,
+    format: str = "original",
+    overwrite: bool = False,
+    memory_limit: str | int = "1GB",
+    progress: bool = False,
+) -> Path:
     """Write the survey store ``store`` as the SEG-Y file ``dest``; return ``dest``.
 
     ``format``: "original" (the source's sample format), "ieee" (format 5) or "ibm" (format 1).
@@ -59,12 +66,18 @@ def export(store: str | os.PathLike, dest: str | os.PathLike, *, format: str = "
     """
     src = Path(store)
     if not is_complete(src):
-        raise IncompleteStoreError(f"store {src} is missing or not marked complete; finish writing it and call "
-                                   f"seiscore.io.mark_complete before exporting")
+        raise IncompleteStoreError(
+            f"store {src} is missing or not marked complete; finish writing it and call "
+            f"seiscore.io.mark_complete before exporting"
+        )
     g = zarr.open_group(str(src), mode="r")
     attrs = dict(g.attrs)
-    dest = check_write_target(dest, what="SEG-Y file", roots=None, protected=[
-        ("store being exported", src), ("SEG-Y source of the store", attrs.get("source_file"))])
+    dest = check_write_target(
+        dest,
+        what="SEG-Y file",
+        roots=None,
+        protected=[("store being exported", src), ("SEG-Y source of the store", attrs.get("source_file"))],
+    )
     if dest.exists() and not overwrite:
         raise FileExistsError(f"{dest} already exists; pass overwrite=True (--overwrite) to replace it")
     if "binary_header_b64" not in attrs:
@@ -79,12 +92,18 @@ def export(store: str | os.PathLike, dest: str | os.PathLike, *, format: str = "
     head = file_headers(attrs, fmt)
     tsize = TRACE_HEADER_SIZE + ns * raw_dtype(fmt, endian).itemsize
     # fixed: trace_index + one band of headers (fields read, encoded and sliced: ~4 x 240 bytes a trace)
-    plan = plan_regions(amp.shape, amp.chunks, tsize + ns * 4, parse_bytes(memory_limit),
-                        fixed=trace_index.nbytes + amp.chunks[0] * n_xl * 4 * TRACE_HEADER_SIZE)
+    plan = plan_regions(
+        amp.shape,
+        amp.chunks,
+        tsize + ns * 4,
+        parse_bytes(memory_limit),
+        fixed=trace_index.nbytes + amp.chunks[0] * n_xl * 4 * TRACE_HEADER_SIZE,
+    )
     tmp = check_replaceable(dest.with_name(f".{dest.name}.seiscore-tmp"), "temporary SEG-Y file")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    bar = tqdm(total=len(head) + ntr * tsize, unit="B", unit_scale=True, desc=f"export {dest.name}",
-               disable=not progress)
+    bar = tqdm(
+        total=len(head) + ntr * tsize, unit="B", unit_scale=True, desc=f"export {dest.name}", disable=not progress
+    )
     # O_TRUNC: a temporary left by a killed export is emptied before anything is written
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
@@ -145,7 +164,7 @@ def _write_runs(fd: int, traces: np.ndarray, rows: np.ndarray, data_offset: int,
     for start, count in runs(traces, max_len=max(1, traces.size)):
         base = data_offset + start * tsize + within
         if width == tsize:  # whole traces: one contiguous write
-            _pwrite_all(fd, rows[k:k + count].data, base)
+            _pwrite_all(fd, rows[k : k + count].data, base)
         else:
             for j in range(count):
                 _pwrite_all(fd, rows[k + j].data, base + j * tsize)

@@ -16,8 +16,15 @@ import numpy as np
 import segyio
 
 from .errors import DuplicateTraceError, GeometryError, PreStackNotSupportedError, SegyError
-from .headers import (BINARY_FORMAT_BYTE, BINARY_HEADER_OFFSET, BINARY_HEADER_SIZE, TEXTUAL_HEADER_SIZE,
-                      TRACE_HEADER_SIZE, decode_binary_header, field_at)
+from .headers import (
+    BINARY_FORMAT_BYTE,
+    BINARY_HEADER_OFFSET,
+    BINARY_HEADER_SIZE,
+    TEXTUAL_HEADER_SIZE,
+    TRACE_HEADER_SIZE,
+    decode_binary_header,
+    field_at,
+)
 from .os_errors import check_regular_file
 from .samples import FORMATS, check_format, raw_dtype
 from .segy_read import SCAN_BLOCK_BYTES, header_words
@@ -65,7 +72,7 @@ class SegyLayout:
 
 def _format_code(raw: bytes, endian: str) -> int:
     start = BINARY_FORMAT_BYTE - 1
-    return int.from_bytes(raw[start:start + 2], endian, signed=True)
+    return int.from_bytes(raw[start : start + 2], endian, signed=True)
 
 
 def detect_endian(path: Path, head: bytes) -> str:
@@ -74,9 +81,11 @@ def detect_endian(path: Path, head: bytes) -> str:
         if _format_code(head, endian) in FORMATS:
             return endian
     big, little = _format_code(head, "big"), _format_code(head, "little")
-    raise SegyError(f"{path} is not a SEG-Y file this reader supports: the sample format code at byte "
-                    f"{BINARY_FORMAT_BYTE} reads {big} (big-endian) / {little} (little-endian); "
-                    f"supported codes are {sorted(FORMATS)}")
+    raise SegyError(
+        f"{path} is not a SEG-Y file this reader supports: the sample format code at byte "
+        f"{BINARY_FORMAT_BYTE} reads {big} (big-endian) / {little} (little-endian); "
+        f"supported codes are {sorted(FORMATS)}"
+    )
 
 
 def probe(path: str | os.PathLike) -> SegyLayout:
@@ -85,8 +94,9 @@ def probe(path: str | os.PathLike) -> SegyLayout:
     size = path.stat().st_size
     head_len = TEXTUAL_HEADER_SIZE + BINARY_HEADER_SIZE
     if size < head_len + TRACE_HEADER_SIZE:
-        raise SegyError(f"{path} is not a SEG-Y file: {size} bytes is shorter than the 3600-byte "
-                        f"file header plus one trace header")
+        raise SegyError(
+            f"{path} is not a SEG-Y file: {size} bytes is shorter than the 3600-byte file header plus one trace header"
+        )
     with open(path, "rb") as fh:
         head = fh.read(head_len)
     endian = detect_endian(path, head)
@@ -96,8 +106,9 @@ def probe(path: str | os.PathLike) -> SegyLayout:
             n_ext, tracecount, samples = int(f.ext_headers), int(f.tracecount), np.asarray(f.samples, np.float64)
             fmt = int(f.bin[segyio.BinField.Format])
     except RuntimeError as exc:
-        raise SegyError(f"{path} is not a readable SEG-Y file (truncated, or traces of different "
-                        f"lengths?): segyio says: {exc}") from None
+        raise SegyError(
+            f"{path} is not a readable SEG-Y file (truncated, or traces of different lengths?): segyio says: {exc}"
+        ) from None
     fmt = check_format(fmt, str(path))
     with open(path, "rb") as fh:
         fh.seek(head_len)
@@ -105,16 +116,29 @@ def probe(path: str | os.PathLike) -> SegyLayout:
         if not len(samples):  # segyio then reads the file as header-only traces
             fh.seek(head_len + SAMPLE_COUNT_BYTE - 1)
             first = int.from_bytes(fh.read(2), endian, signed=True)
-            raise SegyError(f"{path}: the binary header gives 0 samples per trace (byte 3221, and byte 3269 of "
-                            f"SEG-Y rev 2); the first trace header says {first} (byte {SAMPLE_COUNT_BYTE})")
-    layout = SegyLayout(path=path, endian=endian, format=fmt, n_samples=len(samples), samples=samples,
-                        n_ext_headers=n_ext, tracecount=tracecount, file_size=size,
-                        textual_raw=head[:TEXTUAL_HEADER_SIZE], binary_raw=head[BINARY_HEADER_OFFSET:head_len],
-                        ext_raw=ext_raw)
+            raise SegyError(
+                f"{path}: the binary header gives 0 samples per trace (byte 3221, and byte 3269 of "
+                f"SEG-Y rev 2); the first trace header says {first} (byte {SAMPLE_COUNT_BYTE})"
+            )
+    layout = SegyLayout(
+        path=path,
+        endian=endian,
+        format=fmt,
+        n_samples=len(samples),
+        samples=samples,
+        n_ext_headers=n_ext,
+        tracecount=tracecount,
+        file_size=size,
+        textual_raw=head[:TEXTUAL_HEADER_SIZE],
+        binary_raw=head[BINARY_HEADER_OFFSET:head_len],
+        ext_raw=ext_raw,
+    )
     expected = layout.data_offset + tracecount * layout.trace_size
     if tracecount < 1 or expected != size:
-        raise SegyError(f"{path} is truncated or has traces of different lengths: {size} bytes, expected "
-                        f"{expected} for {tracecount} traces of {layout.n_samples} samples")
+        raise SegyError(
+            f"{path} is truncated or has traces of different lengths: {size} bytes, expected "
+            f"{expected} for {tracecount} traces of {layout.n_samples} samples"
+        )
     return layout
 
 
@@ -158,8 +182,11 @@ def _sample_counts_fit(ns: np.ndarray, n_samples: int) -> np.ndarray:
 
 def _number_words(il_byte: int, xl_byte: int) -> list[tuple[int, int]]:
     """(byte, size) of the inline, crossline and sample-count header words that place a trace."""
-    return [(il_byte, field_at(il_byte, "inline byte").size), (xl_byte, field_at(xl_byte, "crossline byte").size),
-            (SAMPLE_COUNT_BYTE, 2)]
+    return [
+        (il_byte, field_at(il_byte, "inline byte").size),
+        (xl_byte, field_at(xl_byte, "crossline byte").size),
+        (SAMPLE_COUNT_BYTE, 2),
+    ]
 
 
 def _grouped(slow: np.ndarray, fast: np.ndarray) -> bool:
@@ -171,7 +198,7 @@ def _grouped(slow: np.ndarray, fast: np.ndarray) -> bool:
 
 
 def _sorting(il: np.ndarray, xl: np.ndarray) -> str:
-    """"inline" when the file holds its traces inline by inline (numbers ascending or descending),
+    """ "inline" when the file holds its traces inline by inline (numbers ascending or descending),
     "crossline" when crossline by crossline, else "unsorted"."""
     if len(il) < 2 or _grouped(il, xl):
         return "inline"
@@ -181,8 +208,9 @@ def _sorting(il: np.ndarray, xl: np.ndarray) -> str:
 GUESS_TRACES = 2**16  # traces read at most to find the first line of a regular file
 
 
-def guess_regular(layout: SegyLayout, il_byte: int = 189, xl_byte: int = 193,
-                  buffer_bytes: int = SCAN_BLOCK_BYTES) -> Geometry | None:
+def guess_regular(
+    layout: SegyLayout, il_byte: int = 189, xl_byte: int = 193, buffer_bytes: int = SCAN_BLOCK_BYTES
+) -> Geometry | None:
     """The full grid a regular file proposes from its first line and last trace, or None.
 
     Post-stack files are nearly always a full rectangle of bins written line by line: trace ``t``
@@ -219,13 +247,21 @@ def guess_regular(layout: SegyLayout, il_byte: int = 189, xl_byte: int = 193,
     d_fast = int(fast[1] - fast[0])
     d_slow = int(slow[n_fast] - slow[0]) if n_slow > 1 else 1
     t = np.arange(n)
-    if not (np.array_equal(fast, fast[0] + d_fast * (t % n_fast)) and np.array_equal(slow, slow[0] + d_slow * (t // n_fast))
-            and np.all(_sample_counts_fit(ns, layout.n_samples))):
+    if not (
+        np.array_equal(fast, fast[0] + d_fast * (t % n_fast))
+        and np.array_equal(slow, slow[0] + d_slow * (t // n_fast))
+        and np.all(_sample_counts_fit(ns, layout.n_samples))
+    ):
         return None
     last = [int(w[0]) for w in header_words(layout, fields, start=ntr - 1, buffer_bytes=buffer_bytes)]
-    if last[:2] != ([slow[0] + d_slow * (n_slow - 1), fast[0] + d_fast * (n_fast - 1)][::1 if sorting == "inline" else -1]):
+    if (
+        last[:2]
+        != ([slow[0] + d_slow * (n_slow - 1), fast[0] + d_fast * (n_fast - 1)][:: 1 if sorting == "inline" else -1])
+    ):
         return None
-    grid = np.arange(ntr, dtype=np.int64).reshape(n_slow, n_fast)[::1 if d_slow > 0 else -1, ::1 if d_fast > 0 else -1]
+    grid = np.arange(ntr, dtype=np.int64).reshape(n_slow, n_fast)[
+        :: 1 if d_slow > 0 else -1, :: 1 if d_fast > 0 else -1
+    ]
     slow_numbers = np.sort(slow[0] + d_slow * np.arange(n_slow, dtype=np.int64))
     fast_numbers = np.sort(fast[0] + d_fast * np.arange(n_fast, dtype=np.int64))
     if sorting == "inline":
@@ -251,8 +287,10 @@ def scan(layout: SegyLayout, il_byte: int = 189, xl_byte: int = 193, buffer_byte
     il, xl, ns = header_words(layout, _number_words(il_byte, xl_byte), buffer_bytes=buffer_bytes)
     bad = np.flatnonzero(~_sample_counts_fit(ns, layout.n_samples))
     if bad.size:
-        raise SegyError(f"{path}: inconsistent trace lengths: trace {bad[0]} declares {ns[bad[0]]} samples "
-                        f"in its header (byte {SAMPLE_COUNT_BYTE}), the file has {layout.n_samples} per trace")
+        raise SegyError(
+            f"{path}: inconsistent trace lengths: trace {bad[0]} declares {ns[bad[0]]} samples "
+            f"in its header (byte {SAMPLE_COUNT_BYTE}), the file has {layout.n_samples} per trace"
+        )
     del ns
     inlines, ii = np.unique(il, return_inverse=True)
     crosslines, xi = np.unique(xl, return_inverse=True)
@@ -269,14 +307,22 @@ def scan(layout: SegyLayout, il_byte: int = 189, xl_byte: int = 193, buffer_byte
         if varying.size:
             raise PreStackNotSupportedError(
                 f"{path} looks pre-stack (traces {a} and {b} share inline {il[a]} / crossline {xl[a]} "
-                f"with offsets {offsets[a]} and {offsets[b]}); pre-stack files are not supported yet")
+                f"with offsets {offsets[a]} and {offsets[b]}); pre-stack files are not supported yet"
+            )
         raise DuplicateTraceError(
             f"{path}: {dup.size} duplicate inline/crossline pairs, e.g. traces {a} and {b} both at inline "
-            f"{il[a]} / crossline {xl[a]} (inline byte {il_byte}, crossline byte {xl_byte}; wrong byte positions?)")
+            f"{il[a]} / crossline {xl[a]} (inline byte {il_byte}, crossline byte {xl_byte}; wrong byte positions?)"
+        )
     if len(inlines) * len(crosslines) > 50 * len(il) + 1000:
-        raise GeometryError(f"{path}: {len(il)} traces spread over a {len(inlines)} x {len(crosslines)} grid "
-                            f"(inline byte {il_byte}, crossline byte {xl_byte}); are the byte positions right?")
+        raise GeometryError(
+            f"{path}: {len(il)} traces spread over a {len(inlines)} x {len(crosslines)} grid "
+            f"(inline byte {il_byte}, crossline byte {xl_byte}); are the byte positions right?"
+        )
     trace_index = np.full(len(inlines) * len(crosslines), -1, dtype=np.int64)
     trace_index[flat] = np.arange(len(il))
-    return Geometry(inlines=inlines, crosslines=crosslines,
-                    trace_index=trace_index.reshape(len(inlines), len(crosslines)), sorting=_sorting(il, xl))
+    return Geometry(
+        inlines=inlines,
+        crosslines=crosslines,
+        trace_index=trace_index.reshape(len(inlines), len(crosslines)),
+        sorting=_sorting(il, xl),
+    )

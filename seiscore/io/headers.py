@@ -66,8 +66,9 @@ def field_at(byte: int, what: str = "header byte") -> HeaderField:
     try:
         return FIELD_BY_BYTE[int(byte)]
     except KeyError:
-        raise ValueError(f"{what} {byte} is not the first byte of a standard trace-header field "
-                         f"(e.g. 189/193, 9/21 or 5/17)") from None
+        raise ValueError(
+            f"{what} {byte} is not the first byte of a standard trace-header field (e.g. 189/193, 9/21 or 5/17)"
+        ) from None
 
 
 def trace_header_dtype(endian: str) -> np.dtype:
@@ -112,7 +113,9 @@ def binary_header_fields() -> list[tuple[str, int, int]]:
     """(segyio name, 1-based file byte, size) of the documented binary-header fields."""
     sizes = {3201: 4, 3205: 4, 3209: 4, 3261: 4, 3265: 4, 3269: 4, 3289: 4, 3293: 4, 3501: 1, 3502: 1}
     seen, out = set(), []
-    for name, byte in sorted(((k, v) for k, v in vars(segyio.BinField).items() if isinstance(v, int)), key=lambda kv: kv[1]):
+    for name, byte in sorted(
+        ((k, v) for k, v in vars(segyio.BinField).items() if isinstance(v, int)), key=lambda kv: kv[1]
+    ):
         if byte in seen or name.startswith("Unassigned"):
             continue
         seen.add(byte)
@@ -128,7 +131,7 @@ def decode_binary_header(raw: bytes, endian: str) -> dict[str, int]:
     out = {}
     for name, byte, size in binary_header_fields():
         start = byte - BINARY_HEADER_OFFSET - 1
-        out[name] = int.from_bytes(raw[start:start + size], order, signed=size > 1)
+        out[name] = int.from_bytes(raw[start : start + size], order, signed=size > 1)
     return out
 
 
@@ -136,4 +139,4 @@ def patch_binary_format(raw: bytes, fmt: int, endian: str) -> bytes:
     """Copy of the binary header with its sample format code replaced by ``fmt``."""
     start = BINARY_FORMAT_BYTE - BINARY_HEADER_OFFSET - 1
     code = int(fmt).to_bytes(2, "big" if endian == "big" else "little", signed=True)
-    return raw[:start] + code + raw[start + 2:]
+    return raw[:start] + code + raw[start + 2 :]

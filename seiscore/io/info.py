@@ -12,8 +12,17 @@ from .geometry import probe, scan
 from .headers import TRACE_FIELDS
 from .store import _looks_like_store, is_complete, open_survey
 
-_KEY_FIELDS = ("header_inline_3d", "header_crossline_3d", "header_cdp_x", "header_cdp_y", "header_source_group_scalar",
-               "header_trace_sample_count", "header_trace_sample_interval", "header_delay_recording_time", "header_offset")
+_KEY_FIELDS = (
+    "header_inline_3d",
+    "header_crossline_3d",
+    "header_cdp_x",
+    "header_cdp_y",
+    "header_source_group_scalar",
+    "header_trace_sample_count",
+    "header_trace_sample_interval",
+    "header_delay_recording_time",
+    "header_offset",
+)
 
 
 def _ranges(values: dict[str, np.ndarray]) -> dict[str, list[int]]:
@@ -29,21 +38,28 @@ def describe_segy(path: Path, il_byte: int = 189, xl_byte: int = 193) -> dict:
             if fld.variable in _KEY_FIELDS:
                 fields[fld.variable] = np.asarray(f.attributes(fld.byte)[:])
     return {
-        "kind": "SEG-Y file", "path": str(path), "size_bytes": layout.file_size,
-        "sample_format": f"{layout.format} ({layout.format_name})", "endian": layout.endian,
-        "traces": layout.tracecount, "samples": layout.n_samples,
+        "kind": "SEG-Y file",
+        "path": str(path),
+        "size_bytes": layout.file_size,
+        "sample_format": f"{layout.format} ({layout.format_name})",
+        "endian": layout.endian,
+        "traces": layout.tracecount,
+        "samples": layout.n_samples,
         "sample_range": [float(layout.samples[0]), float(layout.samples[-1])],
         "extended_textual_headers": layout.n_ext_headers,
         "inlines": [int(geom.inlines[0]), int(geom.inlines[-1]), len(geom.inlines)],
         "crosslines": [int(geom.crosslines[0]), int(geom.crosslines[-1]), len(geom.crosslines)],
-        "live_traces": geom.n_live, "missing_traces": int(geom.trace_index.size - geom.n_live),
-        "sorting": geom.sorting, "header_ranges": _ranges(fields),
+        "live_traces": geom.n_live,
+        "missing_traces": int(geom.trace_index.size - geom.n_live),
+        "sorting": geom.sorting,
+        "header_ranges": _ranges(fields),
         "textual_header_first_lines": layout.textual_raw and _first_lines(layout.textual_raw),
     }
 
 
 def _first_lines(raw: bytes, n: int = 4) -> list[str]:
     from .textual import decode
+
     return [line for line in decode(raw).splitlines()[:n]]
 
 
@@ -54,15 +70,25 @@ def describe_store(path: Path) -> dict:
     fields = {k: ds[k].values[live] for k in _KEY_FIELDS if k in ds}
     a = ds.attrs
     return {
-        "kind": "survey store", "path": str(path), "complete": is_complete(path),
-        "dims": dict(amp.sizes), "chunks": list(amp.encoding.get("chunks") or amp.data.chunksize),
-        "amplitude_bytes": int(amp.size * 4), "size_on_disk_bytes": _du(path),
-        "sample_format": f"{a.get('sample_format')} ({a.get('sample_format_name')})", "endian": a.get("endian"),
-        "sample_range": [float(ds["sample"][0]), float(ds["sample"][-1])], "sample_unit": ds["sample"].attrs.get("units"),
+        "kind": "survey store",
+        "path": str(path),
+        "complete": is_complete(path),
+        "dims": dict(amp.sizes),
+        "chunks": list(amp.encoding.get("chunks") or amp.data.chunksize),
+        "amplitude_bytes": int(amp.size * 4),
+        "size_on_disk_bytes": _du(path),
+        "sample_format": f"{a.get('sample_format')} ({a.get('sample_format_name')})",
+        "endian": a.get("endian"),
+        "sample_range": [float(ds["sample"][0]), float(ds["sample"][-1])],
+        "sample_unit": ds["sample"].attrs.get("units"),
         "inlines": [int(ds["inline"][0]), int(ds["inline"][-1]), int(ds.sizes["inline"])],
         "crosslines": [int(ds["crossline"][0]), int(ds["crossline"][-1]), int(ds.sizes["crossline"])],
-        "live_traces": int(live.sum()), "missing_traces": int(live.size - live.sum()), "sorting": a.get("sorting"),
-        "source_file": a.get("source_file"), "processing": a.get("processing"), "header_ranges": _ranges(fields),
+        "live_traces": int(live.sum()),
+        "missing_traces": int(live.size - live.sum()),
+        "sorting": a.get("sorting"),
+        "source_file": a.get("source_file"),
+        "processing": a.get("processing"),
+        "header_ranges": _ranges(fields),
         "textual_header_first_lines": a.get("textual_header", "").splitlines()[:4],
     }
 

@@ -27,17 +27,27 @@ from tqdm.auto import tqdm
 from seiscore.core.safety import check_write_target
 
 from . import textual
-from .errors import SegyError
+from .chunk_writer import ChunkWriter
 from .geometry import SAMPLE_COUNT_BYTE, Geometry, SegyLayout, guess_regular, probe, scan
 from .headers import FIELD_BY_BYTE, FIELD_BY_VARIABLE, TRACE_FIELDS, TRACE_HEADER_SIZE, header_field_rows
-from .chunk_writer import ChunkWriter
 from .locks import store_lock
 from .os_errors import removed_on_failure, writing
 from .plan import PLANNED_SHARE, ColumnPlan, parse_bytes, plan_columns, resolve_chunks
 from .segy_read import SCAN_BLOCK_BYTES, ColumnStats, TraceReader
-from .store import (AMPLITUDE_MAX_ATTR, AMPLITUDE_MIN_ATTR, COMPLETE_ATTR, DEFAULT_COMPRESSION, FILL_VALUE,
-                    HEADER_CHUNK_BANDS, compressor, create_amplitude, create_variables, prepare_target, publish,
-                    temp_path)
+from .store import (
+    AMPLITUDE_MAX_ATTR,
+    AMPLITUDE_MIN_ATTR,
+    COMPLETE_ATTR,
+    DEFAULT_COMPRESSION,
+    FILL_VALUE,
+    HEADER_CHUNK_BANDS,
+    compressor,
+    create_amplitude,
+    create_variables,
+    prepare_target,
+    publish,
+    temp_path,
+)
 
 SCALAR_VARIABLE = "header_source_group_scalar"  # byte 71, applies to CDP X/Y (bytes 181/185)
 
@@ -122,7 +132,7 @@ class _Columns:
         ci, cx, cs = self.plan.chunks
         idx = self.geom.trace_index[band, xs]
         length = ss.stop - ss.start
-        block = block[:-(-length // cs)]
+        block = block[: -(-length // cs)]
         flat = idx.reshape(-1)
         pos = np.flatnonzero(flat >= 0)
         traces = flat[pos]
@@ -131,10 +141,17 @@ class _Columns:
         if pos.size < ci * cx:
             block.fill(FILL_VALUE)  # edge of the grid or dead bins: the chunk padding / dead traces are fill
         elif length % cs:
-            block[-1, :, :, length % cs:] = FILL_VALUE
-        stats = reader.decode_column(traces, pos, idx.shape, ss, block, self.plan.batch_traces,
-                                     headers=headers if ss.start == 0 else None,
-                                     origin=(band.start - row0, xs.start))
+            block[-1, :, :, length % cs :] = FILL_VALUE
+        stats = reader.decode_column(
+            traces,
+            pos,
+            idx.shape,
+            ss,
+            block,
+            self.plan.batch_traces,
+            headers=headers if ss.start == 0 else None,
+            origin=(band.start - row0, xs.start),
+        )
         i, j = band.start // ci, xs.start // cx
         if self.writer.shard_shape is not None:  # one shard file per column: its chunks along the samples
             self.writer.write_shard((i, j, ss.start // self.plan.window), block)
@@ -168,7 +185,7 @@ class _HeaderBands:
 
     def buffer(self, b: int, band: slice) -> np.ndarray:
         """The raw buffer band number ``b`` is copied into (all zero where a bin has no trace)."""
-        raw = self.raw[b % 2][:band.stop - band.start]
+        raw = self.raw[b % 2][: band.stop - band.start]
         if not np.all(self.geom.trace_index[band] >= 0):
             raw.fill(0)
         return raw
@@ -181,7 +198,9 @@ class _HeaderBands:
         header_field_rows(raw.reshape(-1, TRACE_HEADER_SIZE), self.layout.endian, self.fields, start)
         if not self.geom.verified:
             rows = band.stop - band.start
-            il, xl, ns = (self.fields[FIELD_INDEX[v], start:start + rows * n_xl].reshape(rows, n_xl) for v in self.checked)
+            il, xl, ns = (
+                self.fields[FIELD_INDEX[v], start : start + rows * n_xl].reshape(rows, n_xl) for v in self.checked
+            )
             if not self.geom.bins_match(band, il, xl, ns, self.layout.n_samples):
                 raise _GuessRejected(band)
         if band.stop == self.geom.shape[0] or (band.stop - g0) == self.group_rows:
@@ -189,7 +208,7 @@ class _HeaderBands:
 
     def _write(self, rows: slice, pool: ThreadPoolExecutor | None) -> None:
         n_b, n_xl = rows.stop - rows.start, self.geom.shape[1]
-        values = self.fields[:, :n_b * n_xl]
+        values = self.fields[:, : n_b * n_xl]
         fields = {f.variable: values[i] for i, f in enumerate(TRACE_FIELDS)}  # int32: the writers cast to int16
         x, y = scaled_coordinates(fields)
         dead = self.geom.trace_index[rows].reshape(-1) < 0
@@ -211,10 +230,21 @@ class _GuessRejected(Exception):
     """A trace's header numbers contradict the grid :func:`guess_regular` proposed: scan and start again."""
 
 
-def ingest(source: str | os.PathLike, store: str | os.PathLike, *, il_byte: int = 189, xl_byte: int = 193,
-           chunks=None, memory_limit: str | int = "1GB", progress: bool = False, overwrite: bool = False,
-           sample_unit: str = "ms", compression: str = DEFAULT_COMPRESSION, shards: bool = True,
-           lock_wait_s: float | None = 0.0) -> Path:
+def ingest(
+    source: str | os.PathLike,
+    store: str | os.PathLike,
+    *,
+    il_byte: int = 189,
+    xl_byte: int = 193,
+    chunks=None,
+    memory_limit: str | int = "1GB",
+    progress: bool = False,
+    overwrite: bool = False,
+    sample_unit: str = "ms",
+    compression: str = DEFAULT_COMPRESSION,
+    shards: bool = True,
+    lock_wait_s: float | None = 0.0,
+) -> Path:
     """Convert the post-stack SEG-Y ``source`` into the survey store ``store``; return its path.
 
     ``shards`` (default True): ``amplitude`` is stored with Zarr v3 sharding, one shard file per
@@ -237,8 +267,18 @@ def ingest(source: str | os.PathLike, store: str | os.PathLike, *, il_byte: int 
         raise ValueError(f"sample_unit must be 'ms' or 'm', got {sample_unit!r}")
     limit = parse_bytes(memory_limit)
     layout = probe(source)
-    options = dict(store=store, il_byte=il_byte, xl_byte=xl_byte, chunks=chunks, limit=limit, progress=progress,
-                   overwrite=overwrite, sample_unit=sample_unit, compression=compression, shards=shards)
+    options = dict(
+        store=store,
+        il_byte=il_byte,
+        xl_byte=xl_byte,
+        chunks=chunks,
+        limit=limit,
+        progress=progress,
+        overwrite=overwrite,
+        sample_unit=sample_unit,
+        compression=compression,
+        shards=shards,
+    )
     # where it may write, before anything (its lock file included) is created beside the store
     check_write_target(store, what="store", roots=None, protected=[("source SEG-Y", source)])
     tmp = temp_path(Path(store))
@@ -257,37 +297,81 @@ def _scan_buffer(limit: int) -> int:
     return max(2**16, min(SCAN_BLOCK_BYTES, limit // 16))
 
 
-def _convert(layout: SegyLayout, geom: Geometry, *, store: str | os.PathLike, il_byte: int, xl_byte: int, chunks,
-             limit: int, progress: bool, overwrite: bool, sample_unit: str, compression: str, shards: bool) -> Path:
+def _convert(
+    layout: SegyLayout,
+    geom: Geometry,
+    *,
+    store: str | os.PathLike,
+    il_byte: int,
+    xl_byte: int,
+    chunks,
+    limit: int,
+    progress: bool,
+    overwrite: bool,
+    sample_unit: str,
+    compression: str,
+    shards: bool,
+) -> Path:
     """Write the store for ``layout`` on the grid ``geom`` (raises _GuessRejected when an unverified grid
     turns out wrong: the temporary store is then left for the next attempt to replace)."""
     n_il, n_xl = geom.shape
     shape = (n_il, n_xl, layout.n_samples)
     chunks = resolve_chunks(chunks, shape)
     header_rows = _header_rows(chunks[0], n_il, n_xl, int(limit * PLANNED_SHARE))
-    plan = plan_columns(shape, chunks, layout.trace_size, limit,
-                        fixed=geom.trace_index.nbytes + header_rows * n_xl * HEADER_BYTES_PER_TRACE
-                        + 2 * chunks[0] * n_xl * TRACE_HEADER_SIZE)
+    plan = plan_columns(
+        shape,
+        chunks,
+        layout.trace_size,
+        limit,
+        fixed=geom.trace_index.nbytes
+        + header_rows * n_xl * HEADER_BYTES_PER_TRACE
+        + 2 * chunks[0] * n_xl * TRACE_HEADER_SIZE,
+    )
     final, tmp = prepare_target(store, overwrite, protected=[("source SEG-Y", layout.path)])
-    group = create_amplitude(tmp, shape=shape, chunks=chunks, compression=compression,
-                             attrs=store_attrs(layout, geom, il_byte, xl_byte, sample_unit),
-                             shards=(chunks[0], chunks[1], chunks[2] * -(-plan.window // chunks[2])) if shards else None)
+    group = create_amplitude(
+        tmp,
+        shape=shape,
+        chunks=chunks,
+        compression=compression,
+        attrs=store_attrs(layout, geom, il_byte, xl_byte, sample_unit),
+        shards=(chunks[0], chunks[1], chunks[2] * -(-plan.window // chunks[2])) if shards else None,
+    )
     amplitude = group["amplitude"]
     columns = _Columns(layout, geom, plan, ChunkWriter(amplitude))
     inexact = 0
-    bar = tqdm(total=layout.tracecount * layout.trace_size, unit="B", unit_scale=True,
-               desc=f"ingest {layout.path.name}", disable=not progress)
+    bar = tqdm(
+        total=layout.tracecount * layout.trace_size,
+        unit="B",
+        unit_scale=True,
+        desc=f"ingest {layout.path.name}",
+        disable=not progress,
+    )
     metadata = {"amplitude": amplitude.metadata}
-    checked = (FIELD_BY_BYTE[il_byte].variable, FIELD_BY_BYTE[xl_byte].variable, FIELD_BY_BYTE[SAMPLE_COUNT_BYTE].variable)
+    checked = (
+        FIELD_BY_BYTE[il_byte].variable,
+        FIELD_BY_BYTE[xl_byte].variable,
+        FIELD_BY_BYTE[SAMPLE_COUNT_BYTE].variable,
+    )
     headers = _HeaderBands(geom, layout, chunks[0], header_rows, checked)
 
     def create_the_rest() -> None:
         # the other variables are created while the workers fill the first columns
-        metadata.update(create_variables(group, tmp, inlines=geom.inlines, crosslines=geom.crosslines,
-                                         samples=layout.samples, sample_unit=sample_unit,
-                                         trace_index=geom.trace_index, header_rows=header_rows))
-        headers.writers.update((name, ChunkWriter.for_metadata(metadata[name], tmp / name))
-                               for name in ("cdp_x", "cdp_y", *FIELD_BY_VARIABLE))
+        metadata.update(
+            create_variables(
+                group,
+                tmp,
+                inlines=geom.inlines,
+                crosslines=geom.crosslines,
+                samples=layout.samples,
+                sample_unit=sample_unit,
+                trace_index=geom.trace_index,
+                header_rows=header_rows,
+            )
+        )
+        headers.writers.update(
+            (name, ChunkWriter.for_metadata(metadata[name], tmp / name))
+            for name in ("cdp_x", "cdp_y", *FIELD_BY_VARIABLE)
+        )
 
     def finish(band: slice, raw: np.ndarray, futures: list, last: bool) -> None:
         # on the main thread while the workers go on with the next band (after the last band they have
@@ -321,8 +405,11 @@ def _convert(layout: SegyLayout, geom: Geometry, *, store: str | os.PathLike, il
         bar.close()  # also when a proposed grid is rejected: the retry opens a bar of its own
     final_attrs = {COMPLETE_ATTR: True}
     if inexact:
-        warnings.warn(f"{layout.path}: {inexact} samples of format {layout.format} ({layout.format_name}) are not "
-                      f"exactly representable as float32; the store holds the nearest float32", stacklevel=3)
+        warnings.warn(
+            f"{layout.path}: {inexact} samples of format {layout.format} ({layout.format_name}) are not "
+            f"exactly representable as float32; the store holds the nearest float32",
+            stacklevel=3,
+        )
         final_attrs["inexact_samples"] = int(inexact)
     if np.isfinite(live_range).all():  # NaN samples (IEEE files) or no live trace: leave the range unknown
         final_attrs.update({AMPLITUDE_MIN_ATTR: live_range[0], AMPLITUDE_MAX_ATTR: live_range[1]})

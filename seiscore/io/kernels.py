@@ -21,8 +21,12 @@ HEADER_WORDS = 60  # 240-byte trace header = 60 uint32 words before the samples
 
 @numba.njit(inline="always")
 def _bswap32(w):
-    return np.uint32((w >> np.uint32(24)) | ((w >> np.uint32(8)) & np.uint32(0xFF00))
-                     | ((w << np.uint32(8)) & np.uint32(0xFF0000)) | ((w & np.uint32(0xFF)) << np.uint32(24)))
+    return np.uint32(
+        (w >> np.uint32(24))
+        | ((w >> np.uint32(8)) & np.uint32(0xFF00))
+        | ((w << np.uint32(8)) & np.uint32(0xFF0000))
+        | ((w & np.uint32(0xFF)) << np.uint32(24))
+    )
 
 
 # IBM single (-1)^s 0.F 16^(E-64), F a 24-bit fraction: value = F * IBM_SCALE[word >> 24] with
@@ -45,14 +49,13 @@ def _order_key(u):
     return i ^ ((i >> np.int32(31)) & np.int32(0x7FFFFFFF))
 
 
-KEY_NONE = (2**31 - 1, -2**31)  # (min, max) keys before any sample
+KEY_NONE = (2**31 - 1, -(2**31))  # (min, max) keys before any sample
 KEY_NEG_INF = -0x7F800001  # _order_key of -inf; NaNs with the sign bit set lie below it
 KEY_POS_INF = 0x7F800000  # _order_key of +inf; other NaNs lie above it
 
 
 @numba.njit(nogil=True, cache=True)
-def decode_float_traces(words, pos, width, s0, length, swap, ibm, out, headers, header_bytes,
-                        row0, col0, copy_headers):
+def decode_float_traces(words, pos, width, s0, length, swap, ibm, out, headers, header_bytes, row0, col0, copy_headers):
     """Decode samples ``s0 .. s0+length`` of a batch of raw traces into a chunk-major block.
 
     ``words``: the raw traces as uint32 ``(n, trace_size / 4)`` (samples from word 60); trace
@@ -68,11 +71,11 @@ def decode_float_traces(words, pos, width, s0, length, swap, ibm, out, headers, 
     n_k, _, _, cs = out.shape
     out_bits = out.view(np.uint32)
     scale = IBM_SCALE
-    kmin, kmax = np.int32(2**31 - 1), np.int32(-2**31)
+    kmin, kmax = np.int32(2**31 - 1), np.int32(-(2**31))
     for i in range(pos.size):
         r = pos[i] // width
         c = pos[i] - r * width
-        src = words[i, HEADER_WORDS + s0:HEADER_WORDS + s0 + length]
+        src = words[i, HEADER_WORDS + s0 : HEADER_WORDS + s0 + length]
         for k in range(n_k):
             a = k * cs
             m = min(cs, length - a)
@@ -96,7 +99,7 @@ def decode_float_traces(words, pos, width, s0, length, swap, ibm, out, headers, 
                 kmin = min(kmin, key)
                 kmax = max(kmax, key)
         if copy_headers:
-            headers[row0 + r, col0 + c, :] = header_bytes[i, :headers.shape[2]]
+            headers[row0 + r, col0 + c, :] = header_bytes[i, : headers.shape[2]]
     return kmin, kmax
 
 
@@ -223,9 +226,28 @@ def warm_up() -> None:
     raw = words.view(np.uint8)
     block = np.zeros((1, 1, 2, 4), dtype=np.float32)
     for copy_headers in (False, True):
-        decode_float_traces(words, np.arange(2), 2, 0, 4, True, False, block,
-                            np.zeros((1, 2, 240), dtype=np.uint8), raw, 0, 0, copy_headers)
-    header_fields(np.zeros((1, 240), dtype=np.uint8), np.array([0, 4]), np.array([4, 2]), True,
-                  np.empty((2, 1), dtype=np.int32), 0)
+        decode_float_traces(
+            words,
+            np.arange(2),
+            2,
+            0,
+            4,
+            True,
+            False,
+            block,
+            np.zeros((1, 2, 240), dtype=np.uint8),
+            raw,
+            0,
+            0,
+            copy_headers,
+        )
+    header_fields(
+        np.zeros((1, 240), dtype=np.uint8),
+        np.array([0, 4]),
+        np.array([4, 2]),
+        True,
+        np.empty((2, 1), dtype=np.int32),
+        0,
+    )
     for swap in (False, True):
         float32_to_ibm(np.ones((1, 2), dtype=np.float32), np.empty((1, 2), dtype=np.uint32), swap)

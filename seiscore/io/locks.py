@@ -42,8 +42,10 @@ def store_lock(store: str | os.PathLike, *, wait_s: float | None = None, what: s
     except PermissionError:  # the folder the store goes in cannot be written: name it, not the lock file
         raise PermissionError(errno.EACCES, "permission denied", str(path.parent)) from None
     except Timeout:
-        raise StoreLocked(f"{what} {store} is being written by another run (lock {path}); wait for it to finish"
-                          + (f" (waited {wait_s:g} s)" if wait_s else "")) from None
+        raise StoreLocked(
+            f"{what} {store} is being written by another run (lock {path}); wait for it to finish"
+            + (f" (waited {wait_s:g} s)" if wait_s else "")
+        ) from None
     try:
         yield path
     finally:

@@ -18,8 +18,18 @@ import numpy as np
 DEFAULT_CHUNKS = (64, 64, 64)
 DEFAULT_MEMORY_LIMIT = "1GB"
 ZARR_MAX_CONCURRENCY = 8  # chunks the Zarr codec pipeline may encode at once (each holds ~2 chunk copies)
-_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
-          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+_UNITS = {
+    "": 1,
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "TB": 10**12,
+    "KIB": 2**10,
+    "MIB": 2**20,
+    "GIB": 2**30,
+    "TIB": 2**40,
+}
 
 
 def parse_bytes(value: str | int | float, what: str = "memory_limit") -> int:
@@ -86,8 +96,10 @@ def plan_regions(shape, chunks, trace_bytes: int, limit: int, fixed: int = 0) ->
     avail = limit - fixed - 2 * concurrency * chunk_bytes
     need = 4 * chunk_bytes + ci * trace_bytes
     if avail < need:
-        raise ValueError(f"memory_limit of {limit / 1e6:.1f} MB is too small for chunks {chunks} of this survey "
-                         f"(needs about {(need + limit - avail) / 1e6:.1f} MB); raise memory_limit or use smaller chunks")
+        raise ValueError(
+            f"memory_limit of {limit / 1e6:.1f} MB is too small for chunks {chunks} of this survey "
+            f"(needs about {(need + limit - avail) / 1e6:.1f} MB); raise memory_limit or use smaller chunks"
+        )
     region_cap = min(avail // 4, 256 * 2**20)
     col_bytes = ci * cx * ns * 4  # one chunk column, all samples
     if col_bytes <= region_cap:
@@ -98,8 +110,14 @@ def plan_regions(shape, chunks, trace_bytes: int, limit: int, fixed: int = 0) ->
         window = min(ns, cs * max(1, region_cap // (ci * cx * cs * 4)))
     batch = max(ci, int((avail - 3 * ci * width * window * 4) // trace_bytes))
     batch = min(batch, ci * width, max(ci, (64 * 2**20) // trace_bytes))
-    return RegionPlan(shape=tuple(shape), chunks=tuple(chunks), width=int(width), window=int(window),
-                      batch_traces=int(batch), zarr_concurrency=concurrency)
+    return RegionPlan(
+        shape=tuple(shape),
+        chunks=tuple(chunks),
+        width=int(width),
+        window=int(window),
+        batch_traces=int(batch),
+        zarr_concurrency=concurrency,
+    )
 
 
 # share of the memory bound given to the buffers an ingest plan itemises; the rest is headroom for what it
@@ -156,8 +174,10 @@ def plan_columns(shape, chunks, trace_bytes: int, limit: int, fixed: int = 0, wo
     while workers > 1 and workers * need > avail:
         workers -= 1
     if avail < need:
-        raise ValueError(f"memory_limit of {limit / 1e6:.1f} MB is too small for chunks {chunks} of this survey "
-                         f"(needs about {(need + fixed) / PLANNED_SHARE / 1e6:.1f} MB); raise memory_limit or use smaller chunks")
+        raise ValueError(
+            f"memory_limit of {limit / 1e6:.1f} MB is too small for chunks {chunks} of this survey "
+            f"(needs about {(need + fixed) / PLANNED_SHARE / 1e6:.1f} MB); raise memory_limit or use smaller chunks"
+        )
     per = avail // workers
     n_sc = -(-ns // cs)  # sample chunks in a whole column
     fit = max(1, (per // 2) // chunk_bytes)  # half the share for the column block
@@ -167,8 +187,7 @@ def plan_columns(shape, chunks, trace_bytes: int, limit: int, fixed: int = 0, wo
     batch = max(1, int(batch))
     if batch >= cx:
         batch -= batch % cx  # whole rows of a column: the decode is one block copy
-    return ColumnPlan(shape=tuple(shape), chunks=tuple(chunks), window=int(window), batch_traces=batch,
-                      workers=workers)
+    return ColumnPlan(shape=tuple(shape), chunks=tuple(chunks), window=int(window), batch_traces=batch, workers=workers)
 
 
 def runs(sorted_indices: np.ndarray, max_len: int):

@@ -71,20 +71,28 @@ class TraceReader:
         else:
             if self._buf.shape[0] < sorted_traces.size:
                 self._buf = np.empty((sorted_traces.size, tsize), dtype=np.uint8)
-            buf = self._buf[:sorted_traces.size]
+            buf = self._buf[: sorted_traces.size]
         flat = memoryview(buf.reshape(-1))
         row = 0
         for start, count in runs(sorted_traces, max_len=sorted_traces.size):
             want = count * tsize
-            got = os.preadv(self._fd, [flat[row * tsize: row * tsize + want]], lay.data_offset + start * tsize)
+            got = os.preadv(self._fd, [flat[row * tsize : row * tsize + want]], lay.data_offset + start * tsize)
             if got != want:
                 raise OSError(f"{lay.path}: short read at trace {start} ({got} of {want} bytes); file changed?")
             row += count
         return buf
 
-    def decode_column(self, traces: np.ndarray, pos: np.ndarray, grid: tuple[int, int], window: slice,
-                      block: np.ndarray, batch: int, headers: np.ndarray | None = None,
-                      origin: tuple[int, int] = (0, 0)) -> ColumnStats:
+    def decode_column(
+        self,
+        traces: np.ndarray,
+        pos: np.ndarray,
+        grid: tuple[int, int],
+        window: slice,
+        block: np.ndarray,
+        batch: int,
+        headers: np.ndarray | None = None,
+        origin: tuple[int, int] = (0, 0),
+    ) -> ColumnStats:
         """Decode the samples ``window`` of ``traces`` (sorted) into the chunk-major column ``block``.
 
         ``block`` is ``(n_k, ci, cx, cs)`` float32 (``block[k]``: the chunk of samples
@@ -99,14 +107,25 @@ class TraceReader:
         step = batch if batch < width else batch - batch % width  # whole rows: one block copy per batch
         kmin, kmax = KEY_NONE
         for k in range(0, traces.size, step):
-            p = pos[k:k + step]
-            raw = self.read_raw(traces[k:k + step])
+            p = pos[k : k + step]
+            raw = self.read_raw(traces[k : k + step])
             if self.kernel_decodes:
                 dummy = headers is None
                 key_lo, key_hi = decode_float_traces(
-                    raw.view(np.uint32), p, width, window.start, length, self.layout.endian == "big",
-                    self.layout.format == IBM_FLOAT, block,
-                    _NO_HEADERS if dummy else headers, raw, origin[0], origin[1], not dummy)
+                    raw.view(np.uint32),
+                    p,
+                    width,
+                    window.start,
+                    length,
+                    self.layout.endian == "big",
+                    self.layout.format == IBM_FLOAT,
+                    block,
+                    _NO_HEADERS if dummy else headers,
+                    raw,
+                    origin[0],
+                    origin[1],
+                    not dummy,
+                )
                 kmin, kmax = min(kmin, key_lo), max(kmax, key_hi)
                 continue
             self.decode_block(raw, window, block, p, width)
@@ -133,11 +152,11 @@ class TraceReader:
         if self.layout.format == IBM_FLOAT:
             values = decode(src, IBM_FLOAT, self.layout.endian)
             if consecutive:
-                out[rows[0]:rows[-1] + 1] = values
+                out[rows[0] : rows[-1] + 1] = values
             else:
                 out[rows] = values
         elif consecutive:
-            np.copyto(out[rows[0]:rows[-1] + 1], src, casting="unsafe")  # byte swap + convert in one pass
+            np.copyto(out[rows[0] : rows[-1] + 1], src, casting="unsafe")  # byte swap + convert in one pass
         else:
             out[rows] = src
 
@@ -156,15 +175,18 @@ class TraceReader:
         n, length = src.shape
         cs = block.shape[3]
         full, tail = divmod(length, cs)
-        head, rest = src[:, :full * cs], src[:, full * cs:]
+        head, rest = src[:, : full * cs], src[:, full * cs :]
         p0 = int(pos[0])
         if p0 % width == 0 and n % width == 0 and int(pos[-1]) - p0 == n - 1 and bool(np.all(np.diff(pos) == 1)):
             r0, nr = p0 // width, n // width
             if full:
-                np.copyto(block[:full, r0:r0 + nr, :width, :],
-                          head.reshape(nr, width, full, cs).transpose(2, 0, 1, 3), casting="unsafe")
+                np.copyto(
+                    block[:full, r0 : r0 + nr, :width, :],
+                    head.reshape(nr, width, full, cs).transpose(2, 0, 1, 3),
+                    casting="unsafe",
+                )
             if tail:
-                np.copyto(block[full, r0:r0 + nr, :width, :tail], rest.reshape(nr, width, tail), casting="unsafe")
+                np.copyto(block[full, r0 : r0 + nr, :width, :tail], rest.reshape(nr, width, tail), casting="unsafe")
         else:
             rows, cols = np.divmod(pos, width)
             if full:
@@ -193,7 +215,7 @@ def live_range(block: np.ndarray, pos: np.ndarray, grid: tuple[int, int], length
         il, xl = np.divmod(pos, width)
         values = block[:, il, xl]  # (n_k, live traces, cs)
     full, rest = divmod(length, cs)
-    parts = [v for v in (values[:full], values[full:full + 1, ..., :rest]) if v.size]
+    parts = [v for v in (values[:full], values[full : full + 1, ..., :rest]) if v.size]
     return min(float(v.min()) for v in parts), max(float(v.max()) for v in parts)
 
 
@@ -201,8 +223,13 @@ SCAN_BLOCK_BYTES = 8 * 2**20  # bytes per read while collecting header words (on
 SCAN_THREADS = 2  # copying the file out of the page cache is most of a scan's cost, and it runs in parallel
 
 
-def header_words(layout: SegyLayout, fields: list[tuple[int, int]], start: int = 0, stop: int | None = None,
-                 buffer_bytes: int = SCAN_BLOCK_BYTES) -> list[np.ndarray]:
+def header_words(
+    layout: SegyLayout,
+    fields: list[tuple[int, int]],
+    start: int = 0,
+    stop: int | None = None,
+    buffer_bytes: int = SCAN_BLOCK_BYTES,
+) -> list[np.ndarray]:
     """Signed trace-header words ``(1-based byte, size)`` (size 2 or 4) of traces ``start .. stop - 1``
     (default: every trace), as int32 arrays.
 
@@ -211,8 +238,9 @@ def header_words(layout: SegyLayout, fields: list[tuple[int, int]], start: int =
     """
     for b, n in fields:
         if n not in (2, 4) or b < 1 or b - 1 + n > TRACE_HEADER_SIZE:
-            raise ValueError(f"header word at byte {b} of {n} bytes does not lie within the "
-                             f"{TRACE_HEADER_SIZE}-byte trace header")
+            raise ValueError(
+                f"header word at byte {b} of {n} bytes does not lie within the {TRACE_HEADER_SIZE}-byte trace header"
+            )
     tsize = layout.trace_size
     stop = layout.tracecount if stop is None else stop
     ntr = stop - start
@@ -228,11 +256,11 @@ def header_words(layout: SegyLayout, fields: list[tuple[int, int]], start: int =
         end = min(ntr, a + per_block)
         buf = buffers.get()
         try:
-            block = buf[:end - a]
+            block = buf[: end - a]
             if os.preadv(fd, [memoryview(block.reshape(-1))], layout.data_offset + (start + a) * tsize) != block.nbytes:
                 raise OSError(f"{layout.path}: short read at trace {start + a}; file changed?")
             for (b, n), dest in zip(fields, out):
-                dest[a:end] = block[:, b - 1:b - 1 + n].view(f"{order}i{n}")[:, 0]
+                dest[a:end] = block[:, b - 1 : b - 1 + n].view(f"{order}i{n}")[:, 0]
         finally:
             buffers.put(buf)
 

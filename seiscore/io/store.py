@@ -35,7 +35,7 @@ from seiscore.core.safety import STORE_MARK_ATTR, check_replaceable, check_write
 from .chunk_writer import ChunkWriter
 from .errors import IncompleteStoreError, StoreError
 from .headers import TRACE_FIELDS
-from .plan import parse_bytes, plan_regions, resolve_chunks
+from .plan import parse_bytes, resolve_chunks
 
 COMPLETE_ATTR = "seiscore_complete"
 SCHEMA_VERSION = 1
@@ -72,8 +72,9 @@ def temp_path(final: Path) -> Path:
     return final.with_name(f".{final.name}.seiscore-tmp")
 
 
-def prepare_target(store: str | os.PathLike, overwrite: bool, *, what: str = "store",
-                   protected=()) -> tuple[Path, Path]:
+def prepare_target(
+    store: str | os.PathLike, overwrite: bool, *, what: str = "store", protected=()
+) -> tuple[Path, Path]:
     """Check ``store`` may be (re)written; clear any leftover temporary; return (final, temp), resolved.
 
     Whatever ``overwrite`` says, an existing path is replaced only when the product wrote it, and the store
@@ -103,6 +104,7 @@ def consolidate_known(path: Path, members: dict | None, attrs: dict | None = Non
     on disk."""
     from zarr.core.buffer import default_buffer_prototype
     from zarr.core.group import ConsolidatedMetadata, GroupMetadata
+
     on_disk = {e.name for e in os.scandir(path) if e.is_dir() and (Path(e.path) / "zarr.json").is_file()}
     if members is None or on_disk != set(members):
         if attrs:
@@ -110,8 +112,11 @@ def consolidate_known(path: Path, members: dict | None, attrs: dict | None = Non
         consolidate(path)
         return
     doc = json.loads((path / "zarr.json").read_bytes())
-    meta = GroupMetadata(attributes={**doc.get("attributes", {}), **(attrs or {})}, zarr_format=3,
-                         consolidated_metadata=ConsolidatedMetadata(metadata=dict(sorted(members.items()))))
+    meta = GroupMetadata(
+        attributes={**doc.get("attributes", {}), **(attrs or {})},
+        zarr_format=3,
+        consolidated_metadata=ConsolidatedMetadata(metadata=dict(sorted(members.items()))),
+    )
     (path / "zarr.json").write_bytes(meta.to_buffer_dict(default_buffer_prototype())["zarr.json"].to_bytes())
 
 
@@ -146,15 +151,24 @@ def is_complete(store: str | os.PathLike) -> bool:
 def run_parallel(fn, items) -> list:
     """Apply ``fn`` to ``items`` on I/O threads (Zarr metadata/chunk files are small and latency-bound)."""
     from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(max_workers=16) as pool:
         return list(pool.map(fn, items))
 
 
 def _array(group, name, shape, chunks, dtype, dims, fill, attrs=None, compression=DEFAULT_COMPRESSION, shards=None):
     codec = compressor(compression)
-    return group.create_array(name, shape=shape, chunks=chunks, shards=shards, dtype=dtype, fill_value=fill,
-                              dimension_names=dims, attributes=attrs or {},
-                              compressors=[codec] if codec else None)
+    return group.create_array(
+        name,
+        shape=shape,
+        chunks=chunks,
+        shards=shards,
+        dtype=dtype,
+        fill_value=fill,
+        dimension_names=dims,
+        attributes=attrs or {},
+        compressors=[codec] if codec else None,
+    )
 
 
 def _create_like(group: zarr.Group, path: Path, specs, make) -> dict:
@@ -167,6 +181,7 @@ def _create_like(group: zarr.Group, path: Path, specs, make) -> dict:
     header variables of a store, all of it on ingest's serial path).
     """
     from zarr.core.buffer import default_buffer_prototype
+
     templates, metadata = {}, {}
     for spec in specs:
         name, dtype, fill, attrs = spec
@@ -181,9 +196,20 @@ def _create_like(group: zarr.Group, path: Path, specs, make) -> dict:
     return metadata
 
 
-def create_schema(path: Path, *, inlines, crosslines, samples, sample_unit: str, chunks, trace_index,
-                  attrs: dict, compression: str = DEFAULT_COMPRESSION, header_rows: int | None = None,
-                  shards=None) -> zarr.Group:
+def create_schema(
+    path: Path,
+    *,
+    inlines,
+    crosslines,
+    samples,
+    sample_unit: str,
+    chunks,
+    trace_index,
+    attrs: dict,
+    compression: str = DEFAULT_COMPRESSION,
+    header_rows: int | None = None,
+    shards=None,
+) -> zarr.Group:
     """Create every array of a survey store at ``path`` and write the geometry (not the traces).
 
     2-D variables are chunked ``(header_rows, 1024)`` (default 4 amplitude chunk-rows of inlines).
@@ -192,45 +218,84 @@ def create_schema(path: Path, *, inlines, crosslines, samples, sample_unit: str,
     (ingest starts filling ``amplitude`` before the other variables exist).
     """
     chunks = resolve_chunks(chunks, (len(inlines), len(crosslines), len(samples)))
-    g = create_amplitude(path, shape=(len(inlines), len(crosslines), len(samples)), chunks=chunks, attrs=attrs,
-                         compression=compression, shards=shards)
-    create_variables(g, path, inlines=inlines, crosslines=crosslines, samples=samples, sample_unit=sample_unit,
-                     trace_index=trace_index, header_rows=header_rows or chunks[0] * HEADER_CHUNK_BANDS)
+    g = create_amplitude(
+        path,
+        shape=(len(inlines), len(crosslines), len(samples)),
+        chunks=chunks,
+        attrs=attrs,
+        compression=compression,
+        shards=shards,
+    )
+    create_variables(
+        g,
+        path,
+        inlines=inlines,
+        crosslines=crosslines,
+        samples=samples,
+        sample_unit=sample_unit,
+        trace_index=trace_index,
+        header_rows=header_rows or chunks[0] * HEADER_CHUNK_BANDS,
+    )
     return g
 
 
-def create_amplitude(path: Path, *, shape, chunks, attrs: dict, compression: str = DEFAULT_COMPRESSION,
-                     shards=None) -> zarr.Group:
+def create_amplitude(
+    path: Path, *, shape, chunks, attrs: dict, compression: str = DEFAULT_COMPRESSION, shards=None
+) -> zarr.Group:
     """Create the store's group (flagged incomplete) and its empty ``amplitude`` array."""
-    g = zarr.create_group(str(path), overwrite=True, zarr_format=3,
-                          attributes={**attrs, COMPLETE_ATTR: False, STORE_MARK_ATTR: SCHEMA_VERSION,
-                                      "compression": compression})
-    _array(g, "amplitude", tuple(shape), chunks, "float32", DIMS, FILL_VALUE,
-           {"coordinates": "cdp_x cdp_y", "long_name": "amplitude", "dead_trace_fill": FILL_VALUE}, compression,
-           shards=shards)
+    g = zarr.create_group(
+        str(path),
+        overwrite=True,
+        zarr_format=3,
+        attributes={**attrs, COMPLETE_ATTR: False, STORE_MARK_ATTR: SCHEMA_VERSION, "compression": compression},
+    )
+    _array(
+        g,
+        "amplitude",
+        tuple(shape),
+        chunks,
+        "float32",
+        DIMS,
+        FILL_VALUE,
+        {"coordinates": "cdp_x cdp_y", "long_name": "amplitude", "dead_trace_fill": FILL_VALUE},
+        compression,
+        shards=shards,
+    )
     return g
 
 
-def create_variables(g: zarr.Group, path: Path, *, inlines, crosslines, samples, sample_unit: str, trace_index,
-                     header_rows: int) -> dict:
+def create_variables(
+    g: zarr.Group, path: Path, *, inlines, crosslines, samples, sample_unit: str, trace_index, header_rows: int
+) -> dict:
     """Create the coordinates, ``live_mask``, ``trace_index`` (written) and the empty 2-D header variables
     of the group ``g`` at ``path`` (2-D chunks ``(header_rows, 1024)``); return {name: metadata} of these
     variables (for :meth:`~seiscore.io.chunk_writer.ChunkWriter.for_metadata` and :func:`consolidate_known`)."""
     n_il, n_xl = len(inlines), len(crosslines)
     hchunks = (min(n_il, header_rows), min(n_xl, HEADER_CHUNK_XL))
     coords = {}
-    for name, values, unit in (("inline", inlines, None), ("crossline", crosslines, None), ("sample", samples, sample_unit)):
+    for name, values, unit in (
+        ("inline", inlines, None),
+        ("crossline", crosslines, None),
+        ("sample", samples, sample_unit),
+    ):
         values = np.asarray(values, dtype=np.float64 if name == "sample" else np.int64)
-        a = _array(g, name, values.shape, values.shape, values.dtype, (name,), 0, {"units": unit} if unit else {}, "none")
+        a = _array(
+            g, name, values.shape, values.shape, values.dtype, (name,), 0, {"units": unit} if unit else {}, "none"
+        )
         a[:] = values
         coords[name] = a.metadata
     specs = [(n, "float64", np.nan, {"units": "m", "scalar_applied": True}) for n in ("cdp_x", "cdp_y")]
-    specs += [("live_mask", "bool", False, {}),
-              ("trace_index", "int64", -1, {"long_name": "original trace number (0-based), -1 where no trace"})]
-    specs += [(f.variable, f.dtype, 0, {"segy_byte": f.byte, "segy_bytes": f.size, "segyio_name": f.segyio_name})
-              for f in TRACE_FIELDS]
-    metadata = _create_like(g, path, specs,
-                            lambda sp: _array(g, sp[0], (n_il, n_xl), hchunks, sp[1], DIMS[:2], sp[2], sp[3]))
+    specs += [
+        ("live_mask", "bool", False, {}),
+        ("trace_index", "int64", -1, {"long_name": "original trace number (0-based), -1 where no trace"}),
+    ]
+    specs += [
+        (f.variable, f.dtype, 0, {"segy_byte": f.byte, "segy_bytes": f.size, "segyio_name": f.segyio_name})
+        for f in TRACE_FIELDS
+    ]
+    metadata = _create_like(
+        g, path, specs, lambda sp: _array(g, sp[0], (n_il, n_xl), hchunks, sp[1], DIMS[:2], sp[2], sp[3])
+    )
     for name, values in (("live_mask", trace_index >= 0), ("trace_index", trace_index)):
         ChunkWriter.for_metadata(metadata[name], path / name).write_region((0, 0), values)
     return {**coords, **metadata}
@@ -249,8 +314,9 @@ def open_survey(store: str | os.PathLike, *, require_complete: bool = True) -> x
     if not _looks_like_store(path) or "amplitude" not in zarr.open_group(str(path), mode="r"):
         raise StoreError(f"{path} is not a survey store (no Zarr group with an 'amplitude' array)")
     if require_complete and not is_complete(path):
-        raise IncompleteStoreError(f"survey store {path} is incomplete (interrupted ingest, or an output store "
-                                   f"not yet marked complete)")
+        raise IncompleteStoreError(
+            f"survey store {path} is incomplete (interrupted ingest, or an output store not yet marked complete)"
+        )
     return xr.open_zarr(str(path), consolidated=has_consolidated_metadata(path))
 
 
@@ -258,6 +324,7 @@ def has_consolidated_metadata(path: str | os.PathLike) -> bool:
     """True when the Zarr v3 group at ``path`` carries consolidated metadata (open it with
     ``consolidated=`` this value: xarray warns when it looks for consolidated metadata in vain)."""
     import json
+
     try:
         return json.loads((Path(path) / "zarr.json").read_text()).get("consolidated_metadata") is not None
     except (OSError, ValueError):
@@ -285,9 +352,15 @@ def mark_complete(store: str | os.PathLike) -> Path:
     return path
 
 
-def create_output_store(input_store: str | os.PathLike, output_store: str | os.PathLike, *, chunks=None,
-                        attrs: dict | None = None, overwrite: bool = True,
-                        memory_limit: str | int = "1GB") -> Path:
+def create_output_store(
+    input_store: str | os.PathLike,
+    output_store: str | os.PathLike,
+    *,
+    chunks=None,
+    attrs: dict | None = None,
+    overwrite: bool = True,
+    memory_limit: str | int = "1GB",
+) -> Path:
     """Create a store with the geometry, coordinates and headers of ``input_store``.
 
     ``amplitude`` is left at the fill value (no chunk written) and the store is not marked
@@ -306,14 +379,21 @@ def create_output_store(input_store: str | os.PathLike, output_store: str | os.P
     # the input's completeness flag and amplitude range say nothing about the output's amplitudes
     src_attrs = {k: v for k, v in sg.attrs.items() if k not in (COMPLETE_ATTR, AMPLITUDE_MIN_ATTR, AMPLITUDE_MAX_ATTR)}
     src_attrs["source_store"] = str(src.resolve())
-    dg = create_schema(tmp, inlines=sg["inline"][:], crosslines=sg["crossline"][:], samples=sg["sample"][:],
-                       sample_unit=sg["sample"].attrs.get("units", "ms"), chunks=out_chunks,
-                       trace_index=sg["trace_index"][:], attrs={**src_attrs, **(attrs or {})},
-                       compression=sg.attrs.get("compression", DEFAULT_COMPRESSION))
+    dg = create_schema(
+        tmp,
+        inlines=sg["inline"][:],
+        crosslines=sg["crossline"][:],
+        samples=sg["sample"][:],
+        sample_unit=sg["sample"].attrs.get("units", "ms"),
+        chunks=out_chunks,
+        trace_index=sg["trace_index"][:],
+        attrs={**src_attrs, **(attrs or {})},
+        compression=sg.attrs.get("compression", DEFAULT_COMPRESSION),
+    )
     limit = parse_bytes(memory_limit)
     band = max(1, min(n_il, limit // max(1, 8 * n_xl * 16)))
     band = max(out_chunks[0], band - band % out_chunks[0])
     names = ["cdp_x", "cdp_y"] + [f.variable for f in TRACE_FIELDS]
     for a in range(0, n_il, band):
-        run_parallel(lambda name: dg[name].__setitem__(slice(a, a + band), sg[name][a:a + band]), names)
+        run_parallel(lambda name: dg[name].__setitem__(slice(a, a + band), sg[name][a : a + band]), names)
     return publish(tmp, final)

@@ -17,7 +17,7 @@ def encoding_of(raw: bytes) -> str:
 def decode(raw: bytes) -> str:
     """The 3200-byte card image as 40 lines of text joined by newlines."""
     text = raw.decode(encoding_of(raw), errors="replace")
-    return "\n".join(text[i:i + LINE].rstrip() for i in range(0, len(text), LINE))
+    return "\n".join(text[i : i + LINE].rstrip() for i in range(0, len(text), LINE))
 
 
 def add_processing_line(raw: bytes, note: str) -> bytes:
@@ -27,7 +27,7 @@ def add_processing_line(raw: bytes, note: str) -> bytes:
     """
     enc = encoding_of(raw)
     text = raw.decode(enc, errors="replace")
-    cards = [text[i:i + LINE] for i in range(0, len(text), LINE)]
+    cards = [text[i : i + LINE] for i in range(0, len(text), LINE)]
     for k in range(len(cards) - 1, -1, -1):
         card = cards[k]
         if card[4:].strip() == "" and k < LINES - 1:  # keep C40 ('END TEXTUAL HEADER' in rev 1)

@@ -230,7 +230,15 @@ def load_model() -> dict:
             if 1 <= j <= N_FEATURES:
                 sv[i, j - 1] = v
     coef = np.asarray([c[0] for c in model.get_sv_coef()], dtype=np.float64)
-    return {"model": model, "sv": sv, "coef": coef, "rho": float(model.rho[0]), "gamma": float(model.param.gamma), "lo": lo, "hi": hi}
+    return {
+        "model": model,
+        "sv": sv,
+        "coef": coef,
+        "rho": float(model.rho[0]),
+        "gamma": float(model.param.gamma),
+        "lo": lo,
+        "hi": hi,
+    }
 
 
 def scale_features(features: np.ndarray) -> np.ndarray:

@@ -57,7 +57,9 @@ def _normalise_axes(ndim: int, axes, radius) -> tuple[tuple[int, ...], tuple[int
     return axes, radius
 
 
-def smooth_divide(num: np.ndarray, den: np.ndarray, *, axes=None, radius=DEFAULT_RADIUS, niter: int = DEFAULT_NITER, dtype=np.float32) -> np.ndarray:
+def smooth_divide(
+    num: np.ndarray, den: np.ndarray, *, axes=None, radius=DEFAULT_RADIUS, niter: int = DEFAULT_NITER, dtype=np.float32
+) -> np.ndarray:
     """Shaping-regularised smooth ratio ``num / den`` (computed in ``dtype``), smoothing over ``axes``.
 
     Items along the axes that are not smoothed are independent systems, each scaled by the
@@ -93,7 +95,9 @@ def smooth_divide(num: np.ndarray, den: np.ndarray, *, axes=None, radius=DEFAULT
     return _box(p, axes, radius)
 
 
-def local_similarity(a, b, *, axes=None, radius=DEFAULT_RADIUS, niter: int = DEFAULT_NITER, threads: bool = True) -> np.ndarray:
+def local_similarity(
+    a, b, *, axes=None, radius=DEFAULT_RADIUS, niter: int = DEFAULT_NITER, threads: bool = True
+) -> np.ndarray:
     """Local similarity map ``sqrt(|c1 c2|)`` of two same-shape arrays (see module docstring).
 
     ``threads``: solve the two divisions in two threads (about 1.8x faster on 2 cores).
@@ -123,7 +127,9 @@ def leakage_map(denoised, removed, **kw) -> np.ndarray:
     return local_similarity(denoised, removed, **kw)
 
 
-def leakage_per_slice(denoised, removed, *, radius=DEFAULT_RADIUS, niter: int = DEFAULT_NITER) -> tuple[np.ndarray, np.ndarray]:
+def leakage_per_slice(
+    denoised, removed, *, radius=DEFAULT_RADIUS, niter: int = DEFAULT_NITER
+) -> tuple[np.ndarray, np.ndarray]:
     """For stacks ``(n, rows, cols)``: (per-slice mean leakage ``(n,)``, leakage maps ``(n, rows, cols)``).
 
     Each slice is an independent 2-D problem (smoothing over axes 1 and 2).

@@ -48,7 +48,9 @@ def _chunk_ids(da: xr.DataArray, dim: str, indices: np.ndarray) -> np.ndarray:
     return np.searchsorted(np.cumsum(chunks), indices, side="right")
 
 
-def iter_slice_batches(arrays: Sequence[xr.DataArray], dim: str, indices, batch_size: int = 16) -> Iterator[tuple[np.ndarray, list[np.ndarray]]]:
+def iter_slice_batches(
+    arrays: Sequence[xr.DataArray], dim: str, indices, batch_size: int = 16
+) -> Iterator[tuple[np.ndarray, list[np.ndarray]]]:
     """Yield ``(indices, [stack per array])``: float64 stacks ``(b, rows, cols)`` of the slices along ``dim``.
 
     Batches never split a storage chunk of the first array unless the chunk holds more than

@@ -43,7 +43,9 @@ def minmax_255(a: np.ndarray, value_range: Range | None = None) -> np.ndarray:
     return (a - lo) * (PEAK / (hi - lo))
 
 
-def _prepare(reference, estimate, axis: int, ranges: tuple[Range | None, Range | None] = (None, None)) -> tuple[np.ndarray, np.ndarray]:
+def _prepare(
+    reference, estimate, axis: int, ranges: tuple[Range | None, Range | None] = (None, None)
+) -> tuple[np.ndarray, np.ndarray]:
     r, e = np.asarray(reference), np.asarray(estimate)
     check_same_shape("reference", r, "estimate", e)
     if r.ndim not in (2, 3):
@@ -57,7 +59,9 @@ def _prepare(reference, estimate, axis: int, ranges: tuple[Range | None, Range |
     return np.moveaxis(r, axis, 0), np.moveaxis(e, axis, 0)
 
 
-def psnr_per_slice(reference, estimate, axis: int = 2, *, reference_range: Range | None = None, estimate_range: Range | None = None) -> np.ndarray:
+def psnr_per_slice(
+    reference, estimate, axis: int = 2, *, reference_range: Range | None = None, estimate_range: Range | None = None
+) -> np.ndarray:
     """PSNR (dB) of every slice along ``axis``; a 2-D input gives one value."""
     r, e = _prepare(reference, estimate, axis, (reference_range, estimate_range))
     mse = np.mean((r - e) ** 2, axis=(1, 2))
@@ -83,7 +87,9 @@ def _filter_valid(a: np.ndarray, g: np.ndarray) -> np.ndarray:
     return ndimage.correlate1d(out, g, axis=2, mode="constant")[:, :, h:-h]
 
 
-def ssim_per_slice(reference, estimate, axis: int = 2, *, reference_range: Range | None = None, estimate_range: Range | None = None) -> np.ndarray:
+def ssim_per_slice(
+    reference, estimate, axis: int = 2, *, reference_range: Range | None = None, estimate_range: Range | None = None
+) -> np.ndarray:
     """SSIM of every slice along ``axis`` (each slice needs >= 11 x 11 samples)."""
     r, e = _prepare(reference, estimate, axis, (reference_range, estimate_range))
     if min(r.shape[1:]) < SSIM_WINDOW:

@@ -60,5 +60,12 @@ def band_energies(original, denoised, freqs: np.ndarray, edges, axis: int = -1) 
     for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
         sel = (freqs >= lo) & ((freqs < hi) if i < len(edges) - 2 else (freqs <= hi))
         e_o, e_r = float(p_orig[sel].sum()), float(p_rem[sel].sum())
-        out.append({"band": [float(lo), float(hi)], "original_energy": e_o, "removed_energy": e_r, "removed_fraction": e_r / e_o if e_o > 0 else None})
+        out.append(
+            {
+                "band": [float(lo), float(hi)],
+                "original_energy": e_o,
+                "removed_energy": e_r,
+                "removed_fraction": e_r / e_o if e_o > 0 else None,
+            }
+        )
     return out

@@ -27,7 +27,9 @@ def _label_index(da: xr.DataArray, dim: str, label) -> int:
         hits = np.flatnonzero(da[dim].values == label)
         if hits.size:
             return int(hits[0])
-        raise ValueError(f"{dim} {label!r} is not in the survey ({dim} range {da[dim].values.min()}..{da[dim].values.max()})")
+        raise ValueError(
+            f"{dim} {label!r} is not in the survey ({dim} range {da[dim].values.min()}..{da[dim].values.max()})"
+        )
     if not 0 <= int(label) < n:
         raise ValueError(f"{dim} index {label} is outside 0..{n - 1}")
     return int(label)
@@ -62,7 +64,18 @@ def _extent(s: xr.DataArray) -> list[float] | None:
     return None
 
 
-def save_image(data: np.ndarray, path: Path, *, title: str, clip: float | None, cmap: str = "seismic", extent=None, xlabel="", ylabel="", cbar_label="amplitude") -> Path:
+def save_image(
+    data: np.ndarray,
+    path: Path,
+    *,
+    title: str,
+    clip: float | None,
+    cmap: str = "seismic",
+    extent=None,
+    xlabel="",
+    ylabel="",
+    cbar_label="amplitude",
+) -> Path:
     """One 2-D image as a PNG (symmetric colour scale ``[-clip, clip]``, or [0, 1] when clip is None)."""
     fig = Figure(figsize=(6.0, 4.2), dpi=90)
     ax = fig.subplots()
@@ -77,7 +90,16 @@ def save_image(data: np.ndarray, path: Path, *, title: str, clip: float | None, 
     return path
 
 
-def section_images(original: xr.DataArray | None, denoised: xr.DataArray, out_dir, *, inline=None, time_index: int | None = None, crossline=None, clip_percentile: float = 99.0) -> dict[str, Path]:
+def section_images(
+    original: xr.DataArray | None,
+    denoised: xr.DataArray,
+    out_dir,
+    *,
+    inline=None,
+    time_index: int | None = None,
+    crossline=None,
+    clip_percentile: float = 99.0,
+) -> dict[str, Path]:
     """Write before / after / removed PNGs of one inline, one crossline and one time slice.
 
     ``inline`` / ``crossline`` are line numbers (coordinate values; middle line when None),
@@ -102,15 +124,30 @@ def section_images(original: xr.DataArray | None, denoised: xr.DataArray, out_di
         where = ", ".join(f"{d} {ref[d].values[i] if d in ref.coords else i}" for d, i in sel.items())
         for kind, s in sections.items():
             paths[f"{view}_{kind}"] = save_image(
-                s.values, out_dir / f"{view}_{kind}.png", title=f"{kind} - {view} ({where})", clip=clip,
-                extent=_extent(s), xlabel=rows_cols[1], ylabel=rows_cols[0],
+                s.values,
+                out_dir / f"{view}_{kind}.png",
+                title=f"{kind} - {view} ({where})",
+                clip=clip,
+                extent=_extent(s),
+                xlabel=rows_cols[1],
+                ylabel=rows_cols[0],
             )
     return paths
 
 
 def leakage_image(leak_map: np.ndarray, path: Path, *, title: str, extent=None, xlabel="", ylabel="") -> Path:
     """Local-similarity map in [0, 1] (0 = no signal in the removed noise)."""
-    return save_image(leak_map, path, title=title, clip=None, cmap="magma", extent=extent, xlabel=xlabel, ylabel=ylabel, cbar_label="local similarity")
+    return save_image(
+        leak_map,
+        path,
+        title=title,
+        clip=None,
+        cmap="magma",
+        extent=extent,
+        xlabel=xlabel,
+        ylabel=ylabel,
+        cbar_label="local similarity",
+    )
 
 
 def spectra_image(spec: dict, path: Path) -> Path:

@@ -102,8 +102,10 @@ class _Scores:
 def noref_unavailable(rows: int, cols: int, dims: tuple[str, str]) -> dict[str, str]:
     """Why BRISQUE / PIQE cannot score slices of ``rows`` x ``cols`` here: {metric: reason}."""
     if min(rows, cols) < MIN_SIZE:
-        reason = (f"time slices are {rows} x {cols} ({dims[0]} x {dims[1]}), smaller than the "
-                  f"{MIN_SIZE} x {MIN_SIZE} images BRISQUE and PIQE score")
+        reason = (
+            f"time slices are {rows} x {cols} ({dims[0]} x {dims[1]}), smaller than the "
+            f"{MIN_SIZE} x {MIN_SIZE} images BRISQUE and PIQE score"
+        )
         return {"brisque": reason, "piqe": reason}
     model = model_unavailable()
     return {"brisque": model} if model else {}
@@ -133,10 +135,18 @@ def trace_sample(da: xr.DataArray, slice_dim: str, cfg: QCConfig) -> xr.DataArra
 
 def spectra(original: xr.DataArray, denoised: xr.DataArray, slice_dim: str, cfg: QCConfig) -> dict:
     """Average amplitude spectra of original, denoised and removed traces, and band energies."""
-    o = np.nan_to_num(np.asarray(trace_sample(original, slice_dim, cfg).transpose(..., slice_dim).values, dtype=np.float64))
-    d = np.nan_to_num(np.asarray(trace_sample(denoised, slice_dim, cfg).transpose(..., slice_dim).values, dtype=np.float64))
+    o = np.nan_to_num(
+        np.asarray(trace_sample(original, slice_dim, cfg).transpose(..., slice_dim).values, dtype=np.float64)
+    )
+    d = np.nan_to_num(
+        np.asarray(trace_sample(denoised, slice_dim, cfg).transpose(..., slice_dim).values, dtype=np.float64)
+    )
     coord = original[slice_dim]
-    step = float(np.median(np.diff(coord.values))) if original.sizes[slice_dim] > 1 and np.issubdtype(coord.dtype, np.number) else 1.0
+    step = (
+        float(np.median(np.diff(coord.values)))
+        if original.sizes[slice_dim] > 1 and np.issubdtype(coord.dtype, np.number)
+        else 1.0
+    )
     unit = coord.attrs.get("units") if step > 0 else None
     freqs, label = frequency_axis(o.shape[-1], abs(step) if step else 1.0, unit)
     return {
@@ -251,14 +261,23 @@ def reference_metrics(ref: np.ndarray, before: np.ndarray, after: np.ndarray, ra
             scores.add(name, "before", fn, ref, before)
             scores.add(name, "after", fn, ref, after)
         else:
-            scores.add(name, "before", partial(fn, axis=0, reference_range=ranges[0], estimate_range=ranges[1]),
-                       ref, before)
-            scores.add(name, "after", partial(fn, axis=0, reference_range=ranges[0], estimate_range=ranges[2]),
-                       ref, after)
+            scores.add(
+                name, "before", partial(fn, axis=0, reference_range=ranges[0], estimate_range=ranges[1]), ref, before
+            )
+            scores.add(
+                name, "after", partial(fn, axis=0, reference_range=ranges[0], estimate_range=ranges[2]), ref, after
+            )
     return {name: scores.result(name) for name in ("psnr", "ssim", "snr")}
 
 
-def volume_metrics(data: xr.DataArray, *, slice_dim: str = "sample", max_slices: int | None = 64, config: QCConfig | None = None, progress: bool = False) -> dict:
+def volume_metrics(
+    data: xr.DataArray,
+    *,
+    slice_dim: str = "sample",
+    max_slices: int | None = 64,
+    config: QCConfig | None = None,
+    progress: bool = False,
+) -> dict:
     """No-reference metrics of a single volume (no original to compare with): BRISQUE/PIQE ``after`` and spectra."""
     cfg = config or QCConfig()
     data = _check("data", data, None, slice_dim)
@@ -271,13 +290,15 @@ def volume_metrics(data: xr.DataArray, *, slice_dim: str = "sample", max_slices:
     spec = spectra(data, data, slice_dim, cfg)
     spec.pop("bands")
     spec["removed"] = spec["original"] = None
-    return _clean({
-        "slice_dim": slice_dim,
-        "n_slices_total": int(data.sizes[slice_dim]),
-        "slices": idx,
-        "slice_values": data[slice_dim].values[idx] if slice_dim in data.coords else idx,
-        "brisque_model": model_name(),
-        "brisque": scores.result("brisque", whens=("after",)),
-        "piqe": scores.result("piqe", whens=("after",)),
-        "spectra": spec,
-    })
+    return _clean(
+        {
+            "slice_dim": slice_dim,
+            "n_slices_total": int(data.sizes[slice_dim]),
+            "slices": idx,
+            "slice_values": data[slice_dim].values[idx] if slice_dim in data.coords else idx,
+            "brisque_model": model_name(),
+            "brisque": scores.result("brisque", whens=("after",)),
+            "piqe": scores.result("piqe", whens=("after",)),
+            "spectra": spec,
+        }
+    )

@@ -63,7 +63,11 @@ def _table(headers: list[str], rows: list[list], mean_row: list | None = None) -
 
 
 def _kv(rows: list[tuple[str, object]]) -> str:
-    return "<table>" + "".join(f'<tr><td class="k">{html.escape(k)}</td><td>{_fmt(v)}</td></tr>' for k, v in rows) + "</table>"
+    return (
+        "<table>"
+        + "".join(f'<tr><td class="k">{html.escape(k)}</td><td>{_fmt(v)}</td></tr>' for k, v in rows)
+        + "</table>"
+    )
 
 
 def _per_slice_columns(m: dict) -> list[tuple[str, list]]:
@@ -94,13 +98,19 @@ def _lineage_html(lineage) -> str:
         except json.JSONDecodeError:
             return f"<pre>{html.escape(lineage)}</pre>"
     if isinstance(lineage, dict):
-        rows = [(str(k), v if isinstance(v, (str, int, float, type(None))) else json.dumps(v, default=str)) for k, v in lineage.items()]
+        rows = [
+            (str(k), v if isinstance(v, (str, int, float, type(None))) else json.dumps(v, default=str))
+            for k, v in lineage.items()
+        ]
         return _kv(rows)
     return f"<pre>{html.escape(json.dumps(lineage, indent=2, default=str))}</pre>"
 
 
 def _summary_rows(m: dict, store: Path, against: Path | None) -> list[tuple[str, object]]:
-    rows: list[tuple[str, object]] = [("store", str(store)), ("original (--against)", str(against) if against else "none")]
+    rows: list[tuple[str, object]] = [
+        ("store", str(store)),
+        ("original (--against)", str(against) if against else "none"),
+    ]
     rows.append(("slices scored", f"{len(m['slices'])} of {m['n_slices_total']} along {m['slice_dim']}"))
     rows.append(("BRISQUE model", m["brisque_model"]))
     for metric in ("brisque", "piqe", "psnr", "ssim", "snr"):
@@ -117,7 +127,18 @@ def _or_reason(value, metric: dict):
     return f"n/a ({metric['reason']})" if value is None and metric.get("reason") else value
 
 
-def write_qc_report(store, html_path, *, against=None, metrics: dict | None = None, lineage=None, config: QCConfig | None = None, max_slices: int | None = 64, progress: bool = False, images: dict[str, Path] | None = None) -> Path:
+def write_qc_report(
+    store,
+    html_path,
+    *,
+    against=None,
+    metrics: dict | None = None,
+    lineage=None,
+    config: QCConfig | None = None,
+    max_slices: int | None = 64,
+    progress: bool = False,
+    images: dict[str, Path] | None = None,
+) -> Path:
     """Write the QC report of survey store ``store`` (the denoised output) to ``html_path``.
 
     ``against``: the original (input) store, for before / after / removed comparisons;
@@ -143,40 +164,88 @@ def write_qc_report(store, html_path, *, against=None, metrics: dict | None = No
     if lineage is None:
         lineage = ds.attrs.get("lineage")
     if metrics is None:
-        metrics = quality_metrics(orig, den, max_slices=max_slices, config=cfg, progress=progress) if orig is not None else volume_metrics(den, max_slices=max_slices, config=cfg, progress=progress)
+        metrics = (
+            quality_metrics(orig, den, max_slices=max_slices, config=cfg, progress=progress)
+            if orig is not None
+            else volume_metrics(den, max_slices=max_slices, config=cfg, progress=progress)
+        )
 
     img_dir = html_path.with_name(html_path.stem + "_images")
     img_dir.mkdir(parents=True, exist_ok=True)
-    images = dict(images) if images is not None else section_images(orig, den, img_dir, clip_percentile=cfg.clip_percentile)
+    images = (
+        dict(images) if images is not None else section_images(orig, den, img_dir, clip_percentile=cfg.clip_percentile)
+    )
     images["spectra"] = spectra_image(metrics["spectra"], img_dir / "spectra.png")
     if orig is not None:
         sel, rows_cols = _views(orig, None, None, None)["time"]
         o, d = _section(orig, sel, rows_cols), _section(den, sel, rows_cols)
-        leak = leakage_per_slice(d.values[None], (o - d).values[None], radius=cfg.leakage_radius, niter=cfg.leakage_niter)[1][0]
-        images["time_leakage"] = leakage_image(leak, img_dir / "time_leakage.png", title=f"signal leakage, time slice {sel['sample']}", extent=_extent(o), xlabel=rows_cols[1], ylabel=rows_cols[0])
+        leak = leakage_per_slice(
+            d.values[None], (o - d).values[None], radius=cfg.leakage_radius, niter=cfg.leakage_niter
+        )[1][0]
+        images["time_leakage"] = leakage_image(
+            leak,
+            img_dir / "time_leakage.png",
+            title=f"signal leakage, time slice {sel['sample']}",
+            extent=_extent(o),
+            xlabel=rows_cols[1],
+            ylabel=rows_cols[0],
+        )
 
-    parts = [f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>QC report - {html.escape(store.name)}</title><style>{CSS}</style></head><body>"]
+    parts = [
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>QC report - {html.escape(store.name)}</title><style>{CSS}</style></head><body>'
+    ]
     parts.append(f"<h1>QC report: {html.escape(store.name)}</h1>")
     parts.append('<section id="summary"><h2>Summary</h2>' + _kv(_summary_rows(metrics, store, against)))
-    parts.append('<p class="note">BRISQUE and PIQE: no-reference image quality of each time slice (scaled to 0-255 by its own range); lower is better. Signal leakage: mean local similarity between the denoised data and the removed noise; near 0 is good, high values mean signal was removed. See docs/metrics.md.</p></section>')
+    parts.append(
+        '<p class="note">BRISQUE and PIQE: no-reference image quality of each time slice (scaled to 0-255 by its own range); lower is better. Signal leakage: mean local similarity between the denoised data and the removed noise; near 0 is good, high values mean signal was removed. See docs/metrics.md.</p></section>'
+    )
     parts.append('<section id="sections"><h2>Before / after / removed noise</h2>')
     for view in ("inline", "crossline", "time"):
         imgs = [images[k] for k in (f"{view}_before", f"{view}_after", f"{view}_removed") if k in images]
-        parts.append(f"<h3>{view}</h3><div class=\"row\">" + "".join(f'<img alt="{html.escape(p.stem)}" src="{data_uri(p)}">' for p in imgs) + "</div>")
+        parts.append(
+            f'<h3>{view}</h3><div class="row">'
+            + "".join(f'<img alt="{html.escape(p.stem)}" src="{data_uri(p)}">' for p in imgs)
+            + "</div>"
+        )
     parts.append("</section>")
     if "time_leakage" in images:
-        parts.append('<section id="leakage"><h2>Signal leakage</h2><div class="row">' + f'<img alt="leakage map" src="{data_uri(images["time_leakage"])}">' + "</div>")
-        parts.append('<p class="note">Local similarity (Chen &amp; Fomel 2015) between denoised data and removed noise. Coherent bright patches that follow reflectors show removed signal.</p></section>')
-    parts.append('<section id="spectra"><h2>Average amplitude spectra</h2><div class="row">' + f'<img alt="spectra" src="{data_uri(images["spectra"])}">' + "</div>")
+        parts.append(
+            '<section id="leakage"><h2>Signal leakage</h2><div class="row">'
+            + f'<img alt="leakage map" src="{data_uri(images["time_leakage"])}">'
+            + "</div>"
+        )
+        parts.append(
+            '<p class="note">Local similarity (Chen &amp; Fomel 2015) between denoised data and removed noise. Coherent bright patches that follow reflectors show removed signal.</p></section>'
+        )
+    parts.append(
+        '<section id="spectra"><h2>Average amplitude spectra</h2><div class="row">'
+        + f'<img alt="spectra" src="{data_uri(images["spectra"])}">'
+        + "</div>"
+    )
     if metrics.get("band_energy"):
         unit = metrics["spectra"]["frequency_unit"]
-        rows = [[f"{b['band'][0]:.1f}-{b['band'][1]:.1f} {unit}", b["original_energy"], b["removed_energy"], b["removed_fraction"]] for b in metrics["band_energy"]]
-        parts.append("<h3>Removed-noise energy per band</h3>" + _table(["band", "original energy", "removed energy", "removed fraction"], rows))
+        rows = [
+            [
+                f"{b['band'][0]:.1f}-{b['band'][1]:.1f} {unit}",
+                b["original_energy"],
+                b["removed_energy"],
+                b["removed_fraction"],
+            ]
+            for b in metrics["band_energy"]
+        ]
+        parts.append(
+            "<h3>Removed-noise energy per band</h3>"
+            + _table(["band", "original energy", "removed energy", "removed fraction"], rows)
+        )
     parts.append("</section>")
     cols = _per_slice_columns(metrics)
     rows = [list(r) for r in zip(*(c[1] for c in cols))]
     means = ["mean", ""] + [_mean(c[1]) for c in cols[2:]]
-    parts.append('<section id="metrics-per-slice"><h2>Metrics per time slice</h2>' + _table([c[0] for c in cols], rows, means) + "</section>")
+    parts.append(
+        '<section id="metrics-per-slice"><h2>Metrics per time slice</h2>'
+        + _table([c[0] for c in cols], rows, means)
+        + "</section>"
+    )
     parts.append('<section id="lineage"><h2>Lineage</h2>' + _lineage_html(lineage) + "</section>")
     parts.append("</body></html>\n")
 

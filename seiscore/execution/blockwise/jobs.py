@@ -23,7 +23,14 @@ import zarr
 from pydantic import BaseModel, ConfigDict, Field
 
 from seiscore.execution.blockwise.state import TileState
-from seiscore.execution.blockwise.tiling import Tile, TileConfig, TilePlan, core_from_neighbours, denoise_block, plan_tiles
+from seiscore.execution.blockwise.tiling import (
+    Tile,
+    TileConfig,
+    TilePlan,
+    core_from_neighbours,
+    denoise_block,
+    plan_tiles,
+)
 
 DIMS = ("inline", "crossline", "sample")
 
@@ -55,8 +62,12 @@ class DenoiserSpec(BaseModel):
     tiles: TileConfig | None = None
     model: str | None = Field(None, description="SSB model artifact folder")
     section_dim: str = Field("inline", description="SSB: sections are cut across this dim")
-    threads_per_task: int = Field(1, ge=1, description="threads one tile's TLSM uses; the cluster already runs one tile "
-                                  "per worker thread, so 1 keeps every core busy without oversubscribing them")
+    threads_per_task: int = Field(
+        1,
+        ge=1,
+        description="threads one tile's TLSM uses; the cluster already runs one tile "
+        "per worker thread, so 1 keeps every core busy without oversubscribing them",
+    )
 
     def tile_config(self) -> TileConfig:
         """The configured tiles, else the default: TLSM tiles along its tube axis, SSB stacks of sections."""
@@ -64,8 +75,10 @@ class DenoiserSpec(BaseModel):
             return self.tiles
         axis = DIMS.index(self.axes["tube"] if self.name == "tlsm" else self.section_dim)
         size, halo = (TLSM_TUBE_TILE, TLSM_TUBE_HALO) if self.name == "tlsm" else (SSB_TILE, 0)
-        return TileConfig(tile=tuple(size if a == axis else None for a in range(3)),
-                          halo=tuple(halo if a == axis else 0 for a in range(3)))
+        return TileConfig(
+            tile=tuple(size if a == axis else None for a in range(3)),
+            halo=tuple(halo if a == axis else 0 for a in range(3)),
+        )
 
     def needs_gpu(self) -> bool:
         return self.name == "ssb"
@@ -91,8 +104,13 @@ def resolve_spec(entry: Any, denoiser: str | None, params: dict | None) -> Denoi
     if base.get("axes"):
         fields["axes"] = base["axes"]
     if same:
-        fields.update({k: base[k] for k in ("preset", "model", "scale", "tiles", "section_dim", "threads_per_task")
-                       if base.get(k) is not None})
+        fields.update(
+            {
+                k: base[k]
+                for k in ("preset", "model", "scale", "tiles", "section_dim", "threads_per_task")
+                if base.get(k) is not None
+            }
+        )
     overrides = dict(params or {})
     fields.update({k: overrides.pop(k) for k in SPEC_KEYS if k in overrides})
     fields["params"] = {**(base.get("params") or {} if same else {}), **overrides}
@@ -129,12 +147,16 @@ def tile_resources(spec: DenoiserSpec, cluster: dict, *, has_gpu: bool) -> tuple
     if has_gpu:
         return {"GPU": 1}, None
     if cluster.get("type") == "external":
-        raise RuntimeError(f"{spec.name} tiles need a worker with resources GPU=1; none of the "
-                           f"{cluster.get('n_workers')} workers at {cluster.get('scheduler')} advertises one")
+        raise RuntimeError(
+            f"{spec.name} tiles need a worker with resources GPU=1; none of the "
+            f"{cluster.get('n_workers')} workers at {cluster.get('scheduler')} advertises one"
+        )
     if spec.params.get("allow_cpu") is True:
         return None, f"no GPU worker in the local cluster: {spec.name} tiles run on the CPU workers (allow_cpu=true)"
-    raise RuntimeError(f"{spec.name} tiles need a GPU worker and the local cluster has none; pass the parameter "
-                       "allow_cpu=true (seis run SURVEY --param allow_cpu=true) to run them on the CPU workers")
+    raise RuntimeError(
+        f"{spec.name} tiles need a GPU worker and the local cluster has none; pass the parameter "
+        "allow_cpu=true (seis run SURVEY --param allow_cpu=true) to run them on the CPU workers"
+    )
 
 
 class TileJob(BaseModel):
@@ -176,8 +198,12 @@ def block_denoiser(spec: DenoiserSpec) -> Callable[[np.ndarray], np.ndarray]:
         params = spec.params or None
 
         def run(block: np.ndarray) -> np.ndarray:
-            out = denoise(np.ascontiguousarray(np.transpose(block, perm)), params, preset=spec.preset,
-                          workers=spec.threads_per_task)
+            out = denoise(
+                np.ascontiguousarray(np.transpose(block, perm)),
+                params,
+                preset=spec.preset,
+                workers=spec.threads_per_task,
+            )
             return np.transpose(out, inv)
 
         return run
@@ -223,7 +249,13 @@ def denoise_tile(job: TileJob, key: str, denoiser: Callable[[np.ndarray], np.nda
     weighted = denoise_block(block, tile, job.plan, denoiser or block_denoiser(job.spec))
     t2 = time.perf_counter()
     TileState(job.output_store).save_block(tile, weighted)
-    return {"tile": key, "read_s": t1 - t0, "denoise_s": t2 - t1, "save_s": time.perf_counter() - t2, "samples": int(block.size)}
+    return {
+        "tile": key,
+        "read_s": t1 - t0,
+        "denoise_s": t2 - t1,
+        "save_s": time.perf_counter() - t2,
+        "samples": int(block.size),
+    }
 
 
 def write_tile(job: TileJob, key: str) -> dict:

@@ -29,7 +29,7 @@ import numpy as np
 import zarr
 from filelock import FileLock, Timeout
 
-from seiscore.execution.blockwise.tiling import TilePlan, Tile
+from seiscore.execution.blockwise.tiling import Tile, TilePlan
 
 STATE_GROUP = "tile_state"
 
@@ -66,7 +66,9 @@ class TileState:
             root = zarr.open_group(self.store, mode="a", use_consolidated=False)
             if STATE_GROUP in root:
                 del root[STATE_GROUP]
-            g = root.create_group(STATE_GROUP, attributes={"run_key": run_key, "plan": plan.model_dump_json(), "started": time.time()})
+            g = root.create_group(
+                STATE_GROUP, attributes={"run_key": run_key, "plan": plan.model_dump_json(), "started": time.time()}
+            )
             for name in ("done", "ready"):
                 g.create_array(name, shape=plan.grid, chunks=(1, 1, 1), dtype="uint8", fill_value=0)
             self._create_blocks(g, plan)
@@ -75,8 +77,9 @@ class TileState:
     @staticmethod
     def _create_blocks(g, plan: TilePlan):
         sup = _support_shape(plan)
-        return g.create_array("blocks", shape=plan.grid + sup, chunks=(1, 1, 1) + sup, dtype="float32",
-                              fill_value=0.0, compressors=None)
+        return g.create_array(
+            "blocks", shape=plan.grid + sup, chunks=(1, 1, 1) + sup, dtype="float32", fill_value=0.0, compressors=None
+        )
 
     # -- tiles --------------------------------------------------------------------------
     @staticmethod
@@ -108,7 +111,9 @@ class TileState:
 
     def load_block(self, tile: Tile) -> np.ndarray:
         if not self.has_block(tile):
-            raise FileNotFoundError(f"scratch block of tile {tile.key} is missing in {self.store}/{STATE_GROUP}; re-run to recompute it")
+            raise FileNotFoundError(
+                f"scratch block of tile {tile.key} is missing in {self.store}/{STATE_GROUP}; re-run to recompute it"
+            )
         shape = tuple(b - a for a, b in tile.support)
         return self._flags("blocks")[tile.index + tuple(slice(0, n) for n in shape)]
 
@@ -145,8 +150,17 @@ def survey_lock(store: str | os.PathLike, *, wait_s: float = 0.0, owner: str = "
             f"wait for it to finish or set SEIS_LOCK_WAIT_S to wait"
         ) from None
     try:
-        info_path.write_text(json.dumps({"owner": owner, "pid": os.getpid(), "pid_started": process_start(os.getpid()),
-                                         "host": socket.gethostname(), "since": time.time()}))
+        info_path.write_text(
+            json.dumps(
+                {
+                    "owner": owner,
+                    "pid": os.getpid(),
+                    "pid_started": process_start(os.getpid()),
+                    "host": socket.gethostname(),
+                    "since": time.time(),
+                }
+            )
+        )
         yield lock_path
     finally:
         info_path.unlink(missing_ok=True)

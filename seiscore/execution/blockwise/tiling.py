@@ -192,7 +192,9 @@ def plan_tiles(shape, config: TileConfig | None = None, chunks=None) -> TilePlan
     return TilePlan(shape=shape, chunks=chunks, halo=config.halo, blend=tuple(blend), edges=edges)
 
 
-def denoise_block(block: np.ndarray, tile: Tile, plan: TilePlan, denoiser: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+def denoise_block(
+    block: np.ndarray, tile: Tile, plan: TilePlan, denoiser: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
     """Denoise one extended block and return ``weights * output`` cropped to the tile's support."""
     expected = tuple(b - a for a, b in tile.ext)
     if block.shape != expected:

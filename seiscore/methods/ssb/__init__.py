@@ -22,7 +22,20 @@ from seiscore.methods.ssb.model import SSBModel
 from seiscore.methods.ssb.train import TrainResult, train
 
 __all__ = [
-    "BackboneConfig", "DataConfig", "ExpertConfig", "HeadConfig", "LoRASettings", "RouterConfig", "SSBModel",
-    "SSBModelConfig", "StageConfig", "TrainConfig", "TrainResult", "denoise", "load_model", "read_card",
-    "save_model", "train",
+    "BackboneConfig",
+    "DataConfig",
+    "ExpertConfig",
+    "HeadConfig",
+    "LoRASettings",
+    "RouterConfig",
+    "SSBModel",
+    "SSBModelConfig",
+    "StageConfig",
+    "TrainConfig",
+    "TrainResult",
+    "denoise",
+    "load_model",
+    "read_card",
+    "save_model",
+    "train",
 ]

@@ -54,14 +54,18 @@ def _backbone_card(model: SSBModel) -> dict[str, Any]:
     return card
 
 
-def save_model(model: SSBModel, folder: str | Path, card: dict[str, Any] | None = None, *, overwrite: bool = False) -> Path:
+def save_model(
+    model: SSBModel, folder: str | Path, card: dict[str, Any] | None = None, *, overwrite: bool = False
+) -> Path:
     """Write the artifact atomically (temporary folder renamed into place); return its path."""
     folder = Path(folder)
     if folder.exists() and not overwrite:
         raise FileExistsError(f"model artifact folder {folder} already exists; pass overwrite=True to replace it")
     if folder.exists() and not (_is_artifact(folder) or may_replace(folder)):  # never a folder it did not write
-        raise UnsafePathError(f"model artifact folder {folder} exists and is not an SSB model artifact; refusing to "
-                              f"replace it whatever overwrite says: move it away or choose another folder")
+        raise UnsafePathError(
+            f"model artifact folder {folder} exists and is not an SSB model artifact; refusing to "
+            f"replace it whatever overwrite says: move it away or choose another folder"
+        )
     state = model.state_dict()
     tensors = {k: state[k].detach().cpu().contiguous() for k in model.artifact_keys()}
     meta = {
@@ -106,8 +110,10 @@ def read_card(folder: str | Path) -> dict[str, Any]:
     if card.get("format") != FORMAT:
         raise ValueError(f"{path} describes format {card.get('format')!r}, expected {FORMAT!r}")
     if card.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"SSB artifact {folder} has format version {card.get('format_version')}; "
-                         f"this seiscore ({seiscore.__version__}) reads version {FORMAT_VERSION}: retrain or convert it")
+        raise ValueError(
+            f"SSB artifact {folder} has format version {card.get('format_version')}; "
+            f"this seiscore ({seiscore.__version__}) reads version {FORMAT_VERSION}: retrain or convert it"
+        )
     return card
 
 
@@ -123,10 +129,16 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu") -> SSBMod
     missing = [k for k in expected if k not in tensors]
     unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:
-        raise ValueError(f"SSB artifact {folder / TENSORS} does not match its model card: "
-                         f"{len(missing)} missing tensor(s) {missing[:5]}, {len(unexpected)} unexpected {unexpected[:5]}")
+        raise ValueError(
+            f"SSB artifact {folder / TENSORS} does not match its model card: "
+            f"{len(missing)} missing tensor(s) {missing[:5]}, {len(unexpected)} unexpected {unexpected[:5]}"
+        )
     state = model.state_dict()
-    wrong = [f"{k} {tuple(tensors[k].shape)} != {tuple(state[k].shape)}" for k in expected if tensors[k].shape != state[k].shape]
+    wrong = [
+        f"{k} {tuple(tensors[k].shape)} != {tuple(state[k].shape)}"
+        for k in expected
+        if tensors[k].shape != state[k].shape
+    ]
     if wrong:
         raise ValueError(f"SSB artifact {folder / TENSORS} has tensors of the wrong shape: {wrong[:5]}")
     model.load_state_dict(tensors, strict=False)

@@ -21,7 +21,10 @@ from seiscore.methods.ssb.config import BackboneConfig
 
 _CLASSES = {"dinov3": (DINOv3ViTConfig, DINOv3ViTModel, "dinov3_vit"), "swinv2": (Swinv2Config, Swinv2Model, "swinv2")}
 # Stochastic layers off: the backbone is frozen and training must be reproducible.
-_DETERMINISTIC = {"dinov3": {"drop_path_rate": 0.0}, "swinv2": {"drop_path_rate": 0.0, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}}
+_DETERMINISTIC = {
+    "dinov3": {"drop_path_rate": 0.0},
+    "swinv2": {"drop_path_rate": 0.0, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0},
+}
 
 
 def _check_folder(cfg: BackboneConfig) -> Path:
@@ -35,7 +38,9 @@ def _check_folder(cfg: BackboneConfig) -> Path:
     model_type = json.loads((folder / "config.json").read_text()).get("model_type")
     want = _CLASSES[cfg.kind][2]
     if model_type != want:
-        raise ValueError(f"{cfg.kind} backbone folder {folder} holds a {model_type!r} model; expected model_type {want!r}")
+        raise ValueError(
+            f"{cfg.kind} backbone folder {folder} holds a {model_type!r} model; expected model_type {want!r}"
+        )
     return folder
 
 
@@ -48,7 +53,9 @@ def build_backbone(cfg: BackboneConfig) -> torch.nn.Module:
         model, info = model_cls.from_pretrained(folder, config=config, local_files_only=True, output_loading_info=True)
         bad = {k: v for k, v in info.items() if k in ("missing_keys", "mismatched_keys") and v}
         if bad:
-            raise ValueError(f"{cfg.kind} backbone weights in {folder / 'model.safetensors'} do not match config.json: {bad}")
+            raise ValueError(
+                f"{cfg.kind} backbone weights in {folder / 'model.safetensors'} do not match config.json: {bad}"
+            )
     else:
         config = config_cls(**{**_DETERMINISTIC[cfg.kind], **cfg.hf_config})
         with torch.random.fork_rng(devices=[]):

@@ -22,7 +22,13 @@ class _Strict(BaseModel):
 
 
 # Small random-initialised backbones used by tests and CPU demos (same classes as the pretrained ones).
-TINY_DINO = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64, "patch_size": 8}
+TINY_DINO = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "patch_size": 8,
+}
 TINY_SWIN = {"embed_dim": 16, "depths": [2, 2], "num_heads": [2, 2], "window_size": 4, "patch_size": 4}
 
 

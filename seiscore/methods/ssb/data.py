@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from seiscore.data.synth import make_survey
 from seiscore.methods.ssb.config import DataConfig
 from seiscore.methods.ssb.scaling import normalise, section_stats
-from seiscore.data.synth import make_survey
 
 _HELDOUT_SEED_OFFSET = 1_000_003
 
@@ -57,7 +57,9 @@ def _sections(cube: np.ndarray, axis: int) -> np.ndarray:
     return np.moveaxis(cube, axis, 0)
 
 
-def _random_crops(noisy: np.ndarray, clean: np.ndarray, n: int, patch: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _random_crops(
+    noisy: np.ndarray, clean: np.ndarray, n: int, patch: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """``n`` aligned random crops from (S, H, W) stacks, normalised by each noisy section's stats."""
     s, h, w = noisy.shape
     if h < patch or w < patch:
@@ -83,8 +85,14 @@ def training_pairs(cfg: DataConfig, patch: int) -> PairSet:
     for k, (f_peak, sigma) in enumerate(cfg.noise_levels):
         for j in range(cfg.train_surveys_per_level):
             n_il, n_xl, n_t = _survey_shape(cfg, rng)
-            y, x = make_survey(n_inline=n_il, n_crossline=n_xl, n_time=n_t, footprint_peak=f_peak, sigma=sigma,
-                               seed=cfg.seed * 7919 + k * 101 + j)
+            y, x = make_survey(
+                n_inline=n_il,
+                n_crossline=n_xl,
+                n_time=n_t,
+                footprint_peak=f_peak,
+                sigma=sigma,
+                seed=cfg.seed * 7919 + k * 101 + j,
+            )
             for a_i, axis in enumerate(cfg.section_axes):
                 n = cfg.crops_per_survey // len(cfg.section_axes) + (a_i < cfg.crops_per_survey % len(cfg.section_axes))
                 cn, cc = _random_crops(_sections(y, axis), _sections(x, axis), n, patch, rng)
@@ -107,7 +115,9 @@ def load_user_pairs(path) -> tuple[np.ndarray, np.ndarray]:
             raise ValueError(f"user pairs file {path} lacks array(s) {sorted(missing)}; expected 'noisy' and 'clean'")
         noisy, clean = np.asarray(z["noisy"], np.float32), np.asarray(z["clean"], np.float32)
     if noisy.shape != clean.shape or noisy.ndim != 3:
-        raise ValueError(f"user pairs in {path}: 'noisy' {noisy.shape} and 'clean' {clean.shape} must share one (n, H, W) shape")
+        raise ValueError(
+            f"user pairs in {path}: 'noisy' {noisy.shape} and 'clean' {clean.shape} must share one (n, H, W) shape"
+        )
     if not (np.isfinite(noisy).all() and np.isfinite(clean).all()):
         raise ValueError(f"user pairs in {path} contain NaN or Inf samples")
     return noisy, clean
@@ -121,12 +131,20 @@ def heldout_set(cfg: DataConfig) -> HeldOut:
     indices = np.linspace(0, length - 1, cfg.heldout_sections_per_level + 2)[1:-1].round().astype(int).tolist()
     cubes, noisy, clean = [], [], []
     for k, (f_peak, sigma) in enumerate(cfg.noise_levels):
-        y, x = make_survey(n_inline=n_il, n_crossline=n_xl, n_time=n_t, footprint_peak=f_peak, sigma=sigma,
-                           seed=_HELDOUT_SEED_OFFSET + cfg.seed * 7919 + k)
+        y, x = make_survey(
+            n_inline=n_il,
+            n_crossline=n_xl,
+            n_time=n_t,
+            footprint_peak=f_peak,
+            sigma=sigma,
+            seed=_HELDOUT_SEED_OFFSET + cfg.seed * 7919 + k,
+        )
         cubes.append((y, x))
         noisy.append(_sections(y, axis)[indices])
         clean.append(_sections(x, axis)[indices])
-    return HeldOut(np.concatenate(noisy), np.concatenate(clean), [tuple(lv) for lv in cfg.noise_levels], cubes, axis, indices)
+    return HeldOut(
+        np.concatenate(noisy), np.concatenate(clean), [tuple(lv) for lv in cfg.noise_levels], cubes, axis, indices
+    )
 
 
 def dataset_hash(pairs: PairSet, heldout: HeldOut) -> str:

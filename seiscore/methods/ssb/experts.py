@@ -58,8 +58,13 @@ class Expert(nn.Module):
         with torch.random.fork_rng(devices=[]):  # adapters and head initialised reproducibly
             torch.manual_seed(cfg.backbone.init_seed + 1)
             if cfg.lora is not None:
-                lora = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-                                  target_modules=LORA_TARGETS[cfg.backbone.kind], bias="none")
+                lora = LoraConfig(
+                    r=cfg.lora.r,
+                    lora_alpha=cfg.lora.alpha,
+                    lora_dropout=cfg.lora.dropout,
+                    target_modules=LORA_TARGETS[cfg.backbone.kind],
+                    bias="none",
+                )
                 backbone = inject_adapter_in_model(lora, backbone)
                 for name, p in backbone.named_parameters():
                     p.requires_grad_("lora_" in name)

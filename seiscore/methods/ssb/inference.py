@@ -18,9 +18,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from seiscore.core.validation import as_float_volume
 from seiscore.methods.ssb.model import Mode, SSBModel
 from seiscore.methods.ssb.scaling import denormalise, normalise, section_stats
-from seiscore.core.validation import as_float_volume
 
 
 def pick_device(device: str | torch.device | None = None, allow_cpu: bool = True) -> torch.device:
@@ -55,13 +55,23 @@ def _padded(n: int, patch: int, step: int) -> int:
     return patch + -(-(n - patch) // step) * step
 
 
-def denoise_sections(sections: np.ndarray, model: SSBModel, *, batch_size: int = 32, device: torch.device | None = None,
-                     mode: Mode = "blend", overlap: int | None = None, return_gate: bool = False):
+def denoise_sections(
+    sections: np.ndarray,
+    model: SSBModel,
+    *,
+    batch_size: int = 32,
+    device: torch.device | None = None,
+    mode: Mode = "blend",
+    overlap: int | None = None,
+    return_gate: bool = False,
+):
     """Denoise a (n, H, W) stack of sections; returns float64 (n, H, W) (and the gate maps in [0, 1])."""
     n, h, w = sections.shape
     p = model.cfg.patch
     if h < p or w < p:
-        raise ValueError(f"sections of {h}x{w} samples are smaller than one {p}x{p} model patch; use a larger section axis or a smaller patch")
+        raise ValueError(
+            f"sections of {h}x{w} samples are smaller than one {p}x{p} model patch; use a larger section axis or a smaller patch"
+        )
     overlap = p // 4 if overlap is None else int(overlap)
     if not 0 <= overlap < p:
         raise ValueError(f"overlap must be in [0, {p}), got {overlap}")
@@ -82,7 +92,9 @@ def denoise_sections(sections: np.ndarray, model: SSBModel, *, batch_size: int =
     amp = torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
     with _eval_mode(model), torch.inference_mode(), amp:
         for s0 in range(0, n, chunk):
-            z = torch.as_tensor(normalise(sections[s0 : s0 + chunk], mu[s0 : s0 + chunk], sd[s0 : s0 + chunk]), device=device)
+            z = torch.as_tensor(
+                normalise(sections[s0 : s0 + chunk], mu[s0 : s0 + chunk], sd[s0 : s0 + chunk]), device=device
+            )
             c = z.shape[0]
             z = F.pad(z[:, None], (0, wp - w, 0, hp - h), mode="reflect")
             cols = F.unfold(z, p, stride=step)  # (c, p*p, L)
@@ -102,8 +114,18 @@ def denoise_sections(sections: np.ndarray, model: SSBModel, *, batch_size: int =
     return (out, gate) if return_gate else out
 
 
-def denoise(volume, model: SSBModel | str | Path, axis: int = 0, batch_size: int = 32, device: str | torch.device | None = None,
-            allow_cpu: bool = True, *, mode: Mode = "blend", overlap: int | None = None, return_gate: bool = False):
+def denoise(
+    volume,
+    model: SSBModel | str | Path,
+    axis: int = 0,
+    batch_size: int = 32,
+    device: str | torch.device | None = None,
+    allow_cpu: bool = True,
+    *,
+    mode: Mode = "blend",
+    overlap: int | None = None,
+    return_gate: bool = False,
+):
     """Denoise a 3-D ``volume`` with an SSB ``model`` (or an artifact folder) on 2-D sections along ``axis``.
 
     Returns a new array with the volume's shape and dtype (and, with ``return_gate``, the float32
@@ -118,8 +140,15 @@ def denoise(volume, model: SSBModel | str | Path, axis: int = 0, batch_size: int
         model = load_model(model)
     dev = pick_device(device, allow_cpu)
     model.to(dev)
-    res = denoise_sections(np.moveaxis(vol, axis, 0), model, batch_size=batch_size, device=dev, mode=mode,
-                           overlap=overlap, return_gate=return_gate)
+    res = denoise_sections(
+        np.moveaxis(vol, axis, 0),
+        model,
+        batch_size=batch_size,
+        device=dev,
+        mode=mode,
+        overlap=overlap,
+        return_gate=return_gate,
+    )
     if return_gate:
         out, gate = res
         return np.moveaxis(out, 0, axis).astype(vol.dtype), np.moveaxis(gate, 0, axis)

@@ -35,8 +35,10 @@ class SSBModel(nn.Module):
         self.router = Router(cfg.router, seed=cfg.dino.backbone.init_seed + 2)
         self.stride = max(e.stride for e in self.experts.values())
         if cfg.patch % self.stride or any(cfg.patch % e.stride for e in self.experts.values()):
-            raise ValueError(f"patch {cfg.patch} must be a multiple of each backbone's stride "
-                             f"({ {n: e.stride for n, e in self.experts.items()} })")
+            raise ValueError(
+                f"patch {cfg.patch} must be a multiple of each backbone's stride "
+                f"({ {n: e.stride for n, e in self.experts.items()} })"
+            )
 
     def forward(self, x: torch.Tensor, mode: Mode = "blend") -> SSBOutput:
         if mode in EXPERTS:

@@ -66,7 +66,10 @@ def plan(cfg: TrainConfig) -> list[Phase]:
         phases += [Phase(f"base/{e}", "base", f"expert:{e}", cfg.expert_stage) for e in EXPERTS]
     for v in cfg.variants:
         phases += [Phase(f"{v}/{e}", v, f"expert:{e}", cfg.expert_stage) for e in EXPERTS]
-        phases += [Phase(f"{v}/router", v, "router", cfg.router_stage), Phase(f"{v}/joint", v, "joint", cfg.joint_stage)]
+        phases += [
+            Phase(f"{v}/router", v, "router", cfg.router_stage),
+            Phase(f"{v}/joint", v, "joint", cfg.joint_stage),
+        ]
     for i, p in enumerate(phases):
         p.index = i
     return phases
@@ -75,7 +78,9 @@ def plan(cfg: TrainConfig) -> list[Phase]:
 def group_config(cfg: TrainConfig, group: str) -> SSBModelConfig:
     m = cfg.model
     if group == "base":
-        return m.model_copy(update={e: m.expert(e).model_copy(update={"lora": None}) for e in EXPERTS} | {"residual": False})
+        return m.model_copy(
+            update={e: m.expert(e).model_copy(update={"lora": None}) for e in EXPERTS} | {"residual": False}
+        )
     return m.model_copy(update={"residual": group == "residual"})
 
 
@@ -109,7 +114,9 @@ class Trainer:
     def evaluate(self, model: SSBModel, mode: str = "blend", subset: bool = False) -> dict[str, float]:
         """Held-out scores; ``subset``: only every k-th section (per-epoch monitoring, ``epoch_eval_sections``)."""
         n = self.heldout.noisy.shape[0]
-        pick = np.linspace(0, n - 1, min(n, self.cfg.epoch_eval_sections)).round().astype(int) if subset else slice(None)
+        pick = (
+            np.linspace(0, n - 1, min(n, self.cfg.epoch_eval_sections)).round().astype(int) if subset else slice(None)
+        )
         noisy, clean = self.heldout.noisy[pick], self.heldout.clean[pick]
         res = denoise_sections(noisy, model, batch_size=64, device=self.device, mode=mode, return_gate=mode == "blend")
         est, gate = res if mode == "blend" else (res, None)
@@ -152,9 +159,16 @@ class Trainer:
         for epoch in range(start, phase.stage.epochs):
             t0 = time.perf_counter()
             train_loss = self._epoch(model, phase, opt, epoch)
-            metrics = {"phase": phase.name, "epoch": epoch, "train_loss": train_loss, "seconds": time.perf_counter() - t0,
-                       **{f"heldout_{k}": v for k, v in self.evaluate(model, phase.mode, subset=True).items()}}
-            _save_checkpoint(ckpt_path, {"state": _state(model), "optimizer": opt.state_dict(), "epoch": epoch, "metrics": metrics})
+            metrics = {
+                "phase": phase.name,
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "seconds": time.perf_counter() - t0,
+                **{f"heldout_{k}": v for k, v in self.evaluate(model, phase.mode, subset=True).items()},
+            }
+            _save_checkpoint(
+                ckpt_path, {"state": _state(model), "optimizer": opt.state_dict(), "epoch": epoch, "metrics": metrics}
+            )
             with open(self.out / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(metrics) + "\n")
             self._emit(event="epoch", **metrics)
@@ -162,9 +176,12 @@ class Trainer:
     def _save(self, model: SSBModel, name: str, result: TrainResult, modes: tuple[str, ...]) -> None:
         heldout = {m: self.evaluate(model, m) for m in modes}
         result.heldout.update({f"{name}:{m}": v for m, v in heldout.items()})
-        card = {"name": name, "training": {"data": self.data_card, "config": json.loads(self.cfg.model_dump_json())},
-                "heldout_metrics": heldout,
-                "gate_statistics": {k: v for k, v in heldout.get("blend", {}).items() if k.startswith("gate_")}}
+        card = {
+            "name": name,
+            "training": {"data": self.data_card, "config": json.loads(self.cfg.model_dump_json())},
+            "heldout_metrics": heldout,
+            "gate_statistics": {k: v for k, v in heldout.get("blend", {}).items() if k.startswith("gate_")},
+        }
         result.artifacts[name] = save_model(model, self.out / "artifacts" / name, card, overwrite=True)
         self._emit(event="artifact", name=name, path=str(result.artifacts[name]), heldout=heldout)
 
@@ -178,8 +195,10 @@ class Trainer:
         new = {k: v for k, v in json.loads(self.cfg.model_dump_json()).items() if k not in volatile}
         if old != new:
             changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
-            raise ValueError(f"{self.out} holds a training run with another configuration (differs in {changed}); "
-                             "use a new output_dir or delete the old run")
+            raise ValueError(
+                f"{self.out} holds a training run with another configuration (differs in {changed}); "
+                "use a new output_dir or delete the old run"
+            )
 
     def run(self) -> TrainResult:
         self._check_same_run()

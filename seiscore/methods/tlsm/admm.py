@@ -27,11 +27,11 @@ import numba
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from seiscore.core.validation import as_float_volume
 from seiscore.methods.tlsm import kernels
 from seiscore.methods.tlsm.params import TLSMParams, resolve_params
 from seiscore.methods.tlsm.tsvd import SpectralRoute, tsvd_lsm
 from seiscore.methods.tlsm.xstep import FourierXSolver
-from seiscore.core.validation import as_float_volume
 
 Callback = Callable[[int, float], None]
 

@@ -95,7 +95,9 @@ def _rhs_slice(X, Z, B, P1, P2, Yc, R, alpha, beta, gamma):
         for j in range(1, n2):
             bj = B[i, j] + X[i, j] - Z[i, j]
             B[i, j] = bj
-            R[i, j] = alpha * (Z[i, j] - bj) + beta * (P1[i, j - 1] - P1[i, j]) + gamma * (P2[im, j] - P2[i, j]) + Yc[i, j]
+            R[i, j] = (
+                alpha * (Z[i, j] - bj) + beta * (P1[i, j - 1] - P1[i, j]) + gamma * (P2[im, j] - P2[i, j]) + Yc[i, j]
+            )
 
 
 @numba.njit(parallel=True, cache=True, fastmath=FASTMATH)

@@ -60,7 +60,18 @@ def herk(trans, n, k, a, lda, c):
     """Lower triangle of ``C = A^H A`` (trans='C', A is k x n) or ``C = A A^H`` (trans='N', A is n x k)."""
     one = np.ones(1, dtype=a.real.dtype)
     zero = np.zeros(1, dtype=a.real.dtype)
-    fn_args = (_char("L").ctypes, _char(trans).ctypes, _int(n).ctypes, _int(k).ctypes, one.ctypes, a.ctypes, _int(lda).ctypes, zero.ctypes, c.ctypes, _int(n).ctypes)
+    fn_args = (
+        _char("L").ctypes,
+        _char(trans).ctypes,
+        _int(n).ctypes,
+        _int(k).ctypes,
+        one.ctypes,
+        a.ctypes,
+        _int(lda).ctypes,
+        zero.ctypes,
+        c.ctypes,
+        _int(n).ctypes,
+    )
     if a.itemsize == 8:
         _cherk(*fn_args)
     else:
@@ -74,8 +85,18 @@ def hemm(side, m, n, alpha, a, lda, b, ldb, beta, c, ldc):
     al = np.full(1, alpha, dtype=c.dtype)
     be = np.full(1, beta, dtype=c.dtype)
     fn_args = (
-        _char(side).ctypes, _char("L").ctypes, _int(m).ctypes, _int(n).ctypes,
-        al.ctypes, a.ctypes, _int(lda).ctypes, b.ctypes, _int(ldb).ctypes, be.ctypes, c.ctypes, _int(ldc).ctypes,
+        _char(side).ctypes,
+        _char("L").ctypes,
+        _int(m).ctypes,
+        _int(n).ctypes,
+        al.ctypes,
+        a.ctypes,
+        _int(lda).ctypes,
+        b.ctypes,
+        _int(ldb).ctypes,
+        be.ctypes,
+        c.ctypes,
+        _int(ldc).ctypes,
     )
     if c.itemsize == 8:
         _chemm(*fn_args)
@@ -93,8 +114,19 @@ def heevd_workspace(a):
     w = np.empty(n, dtype=a.real.dtype)
     info = _int(0)
     fn_args = (
-        _char("V").ctypes, _char("L").ctypes, _int(n).ctypes, a.ctypes, _int(n).ctypes, w.ctypes,
-        work.ctypes, _int(-1).ctypes, rwork.ctypes, _int(-1).ctypes, iwork.ctypes, _int(-1).ctypes, info.ctypes,
+        _char("V").ctypes,
+        _char("L").ctypes,
+        _int(n).ctypes,
+        a.ctypes,
+        _int(n).ctypes,
+        w.ctypes,
+        work.ctypes,
+        _int(-1).ctypes,
+        rwork.ctypes,
+        _int(-1).ctypes,
+        iwork.ctypes,
+        _int(-1).ctypes,
+        info.ctypes,
     )
     if a.itemsize == 8:
         _cheevd(*fn_args)
@@ -117,9 +149,19 @@ def heevd(a, w, work, rwork, iwork):
     n = a.shape[0]
     info = _int(0)
     fn_args = (
-        _char("V").ctypes, _char("L").ctypes, _int(n).ctypes, a.ctypes, _int(n).ctypes, w.ctypes,
-        work.ctypes, _int(work.size).ctypes, rwork.ctypes, _int(rwork.size).ctypes, iwork.ctypes,
-        _int(iwork.size).ctypes, info.ctypes,
+        _char("V").ctypes,
+        _char("L").ctypes,
+        _int(n).ctypes,
+        a.ctypes,
+        _int(n).ctypes,
+        w.ctypes,
+        work.ctypes,
+        _int(work.size).ctypes,
+        rwork.ctypes,
+        _int(rwork.size).ctypes,
+        iwork.ctypes,
+        _int(iwork.size).ctypes,
+        info.ctypes,
     )
     if a.itemsize == 8:
         _cheevd(*fn_args)

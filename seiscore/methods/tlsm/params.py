@@ -52,7 +52,9 @@ def resolve_params(params: TLSMParams | dict | None = None, preset: str | None =
         return base
     if isinstance(params, TLSMParams):
         if preset is not None:
-            raise ValueError("give either params=TLSMParams(...) or preset=..., not both (pass a dict to override a preset)")
+            raise ValueError(
+                "give either params=TLSMParams(...) or preset=..., not both (pass a dict to override a preset)"
+            )
         return params
     if isinstance(params, dict):
         try:

@@ -44,7 +44,9 @@ def tsvd_lsm_reference(A: np.ndarray, rho: float) -> np.ndarray:
     return np.real(np.fft.ifft(Z, axis=2))
 
 
-def denoise_reference(y: np.ndarray, params: TLSMParams | dict | None = None, *, preset: str | None = None) -> np.ndarray:
+def denoise_reference(
+    y: np.ndarray, params: TLSMParams | dict | None = None, *, preset: str | None = None
+) -> np.ndarray:
     """TLSM exactly as the spec states it (canonical orientation, returns float64)."""
     p = resolve_params(params, preset)
     Y = np.asarray(y, dtype=np.float64)

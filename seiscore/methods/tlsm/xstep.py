@@ -84,9 +84,13 @@ class FourierXSolver:
         if backend == "fftw":
             self._spec = empty(spec_shape, dtype=cdtype)
             plan = dict(axes=(1, 2), threads=workers)
-            self._forward = pyfftw.FFTW(self.rhs, self._spec, direction="FFTW_FORWARD", flags=("FFTW_ESTIMATE",), **plan)
+            self._forward = pyfftw.FFTW(
+                self.rhs, self._spec, direction="FFTW_FORWARD", flags=("FFTW_ESTIMATE",), **plan
+            )
             self._inverse = [
-                pyfftw.FFTW(self._spec, out, direction="FFTW_BACKWARD", flags=("FFTW_ESTIMATE", "FFTW_DESTROY_INPUT"), **plan)
+                pyfftw.FFTW(
+                    self._spec, out, direction="FFTW_BACKWARD", flags=("FFTW_ESTIMATE", "FFTW_DESTROY_INPUT"), **plan
+                )
                 for out in self._out
             ]
 
