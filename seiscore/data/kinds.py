@@ -1,0 +1,112 @@
+"""Data kinds: the registered store layouts, the one source of dims for tiling, QC and methods.
+
+A :class:`DataKind` describes how one kind of data lies in a Zarr store: the main variable and its
+named dims (in store order), an optional mask over a prefix of those dims (dead traces), the
+coordinates, the default chunking, which dims QC draws sections across, and which dims tiles may
+cut. Methods declare the kinds they accept (:mod:`seiscore.methods.base`); the tiling and the QC
+take their dims from the kind, so a kind with any number of dims works without editing them.
+
+Built-in: ``poststack3d`` (inline, crossline, sample). Other packages add kinds through the
+``seiscore.data_kinds`` entry-point group (each entry point loads a :class:`DataKind`).
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ENTRY_POINT_GROUP = "seiscore.data_kinds"
+
+
+class UnknownDataKindError(ValueError):
+    """A data kind name that no registered kind has; the message lists the known ones."""
+
+
+class DataKind(BaseModel):
+    """How one kind of data is laid out in a store (JSON-serialisable, immutable)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(description="registry name, e.g. 'poststack3d'")
+    description: str = ""
+    dims: tuple[str, ...] = Field(description="dims of the main variable, in store order")
+    variable: str = Field("amplitude", description="name of the main variable")
+    mask: str | None = Field(None, description="boolean variable marking live entries (None: all live)")
+    mask_dims: tuple[str, ...] = Field((), description="dims of the mask: a prefix of dims")
+    coords: tuple[str, ...] = Field((), description="coordinate variables besides the dims")
+    chunks: tuple[int | None, ...] = Field(description="default chunk per dim (None = whole dim)")
+    qc_sections: tuple[str, ...] = Field((), description="dims across which QC draws sections")
+    tileable: tuple[str, ...] = Field((), description="dims tiles may cut (the others stay whole)")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DataKind:
+        if len(set(self.dims)) != len(self.dims) or not self.dims:
+            raise ValueError(f"data kind {self.name!r}: dims must be distinct and non-empty, got {self.dims}")
+        if len(self.chunks) != len(self.dims):
+            raise ValueError(f"data kind {self.name!r}: {len(self.chunks)} chunks for {len(self.dims)} dims")
+        if self.mask_dims != self.dims[: len(self.mask_dims)]:
+            raise ValueError(f"data kind {self.name!r}: mask dims {self.mask_dims} must be a prefix of {self.dims}")
+        for field in ("qc_sections", "tileable"):
+            unknown = set(getattr(self, field)) - set(self.dims)
+            if unknown:
+                raise ValueError(f"data kind {self.name!r}: {field} names unknown dims {sorted(unknown)}")
+        return self
+
+    @property
+    def ndim(self) -> int:
+        """Number of dims of the main variable."""
+        return len(self.dims)
+
+    def axis(self, dim: str) -> int:
+        """Position of ``dim`` in the store order; a one-line error naming the kind's dims otherwise."""
+        try:
+            return self.dims.index(dim)
+        except ValueError:
+            raise ValueError(f"{dim!r} is not a dim of {self.name} data (dims: {', '.join(self.dims)})") from None
+
+
+POSTSTACK3D = DataKind(
+    name="poststack3d",
+    description="3-D post-stack survey: amplitude over (inline, crossline, sample), live-trace mask, CDP x/y",
+    dims=("inline", "crossline", "sample"),
+    variable="amplitude",
+    mask="live_mask",
+    mask_dims=("inline", "crossline"),
+    coords=("cdp_x", "cdp_y"),
+    chunks=(64, 64, None),
+    qc_sections=("inline", "crossline", "sample"),
+    tileable=("inline", "crossline", "sample"),
+)
+
+_BUILTIN: dict[str, DataKind] = {POSTSTACK3D.name: POSTSTACK3D}
+_registered: dict[str, DataKind] = {}
+
+
+def register_kind(kind: DataKind) -> DataKind:
+    """Add ``kind`` to the registry (a later registration of the same name replaces it)."""
+    _registered[kind.name] = kind
+    return kind
+
+
+def _from_entry_points() -> dict[str, DataKind]:
+    found = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        kind = ep.load()
+        if isinstance(kind, DataKind):
+            found[kind.name] = kind
+    return found
+
+
+def kinds() -> dict[str, DataKind]:
+    """Every known data kind by name: built-in, from entry points, then registered at run time."""
+    return {**_BUILTIN, **_from_entry_points(), **_registered}
+
+
+def get_kind(name: str) -> DataKind:
+    """The data kind ``name``; :class:`UnknownDataKindError` naming the known kinds otherwise."""
+    known = kinds()
+    try:
+        return known[name]
+    except KeyError:
+        raise UnknownDataKindError(f"unknown data kind {name!r}; known: {', '.join(sorted(known))}") from None

@@ -1,0 +1,150 @@
+"""The method contract: what every processing method declares and provides.
+
+A method is a subclass of :class:`Method` registered under its ``name``
+(:mod:`seiscore.methods.registry`: built-in, or a third-party package's ``seiscore.methods``
+entry point). It declares
+
+- ``spec_model``: a strict pydantic model (subclass of :class:`MethodSpec`) whose ``name`` field is
+  the discriminator; the union of every method's spec is the one model the catalog, the flows and
+  the jobs use (:func:`seiscore.methods.registry.parse_spec`);
+- ``data_kinds``: the data kinds (:mod:`seiscore.data.kinds`) it accepts;
+- ``mode``: its run mode, ``"blockwise"`` (tiles with halos and blending, per-tile completion),
+  ``"per_item"`` (independent items in batches, per-batch completion) or ``"fit"`` (a training or
+  inversion run with checkpoints and an artifact folder);
+- ``requires`` / ``extra``: optional modules it needs and the pip extra that installs them (a method
+  whose modules are missing is listed as unavailable, with the extra);
+
+and provides the resources a task needs (e.g. ``{"GPU": 1}``), its default tiling for a data
+shape, the pre-flight checks and peak-memory model of one task, and the callable (or the fit).
+The flows, the tiling and the CLI only talk to this contract, so a new method edits none of them.
+"""
+
+from __future__ import annotations
+
+import difflib
+from abc import ABC
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from seiscore.data.kinds import DataKind
+    from seiscore.execution.blockwise.tiling import TileConfig
+
+RunMode = Literal["blockwise", "per_item", "fit"]
+RUN_MODES: tuple[str, ...] = ("blockwise", "per_item", "fit")
+
+
+class MethodConfigError(ValueError):
+    """A method specification or parameter that cannot run; the message is one line naming the problem."""
+
+
+def did_you_mean(word: str, choices) -> str:
+    """``"; did you mean 'x'?"`` for close matches of ``word`` among ``choices`` (empty when none)."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=3, cutoff=0.6)
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
+class NoParams(BaseModel):
+    """Parameters of a method that has none."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MethodSpec(BaseModel):
+    """Base of every method's spec. Subclasses narrow ``name`` to ``Literal["<name>"]`` (the discriminator)
+    and set ``params`` to their own strict parameter model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    params: BaseModel = Field(default_factory=NoParams)
+
+    def with_overrides(self, overrides: dict[str, Any] | None) -> MethodSpec:
+        """This spec with a run's overrides: a key naming a field of the spec sets that field, every other key
+        a method parameter. Raises :class:`MethodConfigError` (one line, with close names) on an unknown key
+        or an invalid value."""
+        if not overrides:
+            return self
+        fields = set(type(self).model_fields) - {"name", "params"}
+        params_model = type(self.params)
+        data = self.model_dump(exclude_unset=True)
+        params = dict(data.pop("params", {}) or {})
+        for key, value in overrides.items():
+            if key in fields:
+                data[key] = value
+            elif key in params_model.model_fields:
+                params[key] = value
+            else:
+                valid = sorted(fields | set(params_model.model_fields))
+                hint = did_you_mean(key, valid) or f"; valid names: {', '.join(valid)}"
+                raise MethodConfigError(f"unknown {self.name} parameter {key!r}{hint}")
+        return validate_spec(type(self), {**data, "name": self.name, "params": params})
+
+    def allows_cpu(self) -> bool:
+        """True when the user explicitly allowed a GPU method to run on CPU workers (``allow_cpu=true``)."""
+        return bool(getattr(self.params, "allow_cpu", False))
+
+
+def validate_spec(model: type[MethodSpec], data: dict[str, Any]) -> MethodSpec:
+    """``model.model_validate(data)`` with a one-line :class:`MethodConfigError` naming the field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(spec)"
+        got = (
+            f" (got {err['input']!r})"
+            if err.get("type") != "missing" and not isinstance(err.get("input"), dict)
+            else ""
+        )
+        name = data.get("name", model.model_fields["name"].default)
+        raise MethodConfigError(f"{name} parameter {where!r}: {err['msg']}{got}") from None
+
+
+class Method(ABC):
+    """One processing method (see the module docstring). Instances are stateless; one per registry entry."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    spec_model: ClassVar[type[MethodSpec]]
+    data_kinds: ClassVar[tuple[str, ...]]
+    mode: ClassVar[RunMode]
+    requires: ClassVar[tuple[str, ...]] = ()
+    extra: ClassVar[str | None] = None
+
+    # -- declared properties -------------------------------------------------------------------
+    def resources(self, spec: MethodSpec) -> dict[str, float]:
+        """Dask resources one task of ``spec`` needs (``{"GPU": 1}`` for a GPU method); none by default."""
+        return {}
+
+    def parameters(self, spec: MethodSpec) -> dict[str, Any]:
+        """Every parameter a run of ``spec`` uses, defaults and presets applied (shown by the pre-flight)."""
+        return spec.params.model_dump()
+
+    def check(self, spec: MethodSpec, kind: DataKind, shape: tuple[int, ...]) -> list[str]:
+        """Pre-flight checks that need no compute (artifacts, dims, shapes). Raise :class:`MethodConfigError`
+        for a problem; return notes worth showing."""
+        return []
+
+    def peak_memory(self, spec: MethodSpec, block_shape: tuple[int, ...], itemsize: int = 4) -> int:
+        """Bytes one task needs at its peak for a block of ``block_shape`` (default: 4 copies of the block)."""
+        return int(4 * itemsize * np.prod(block_shape, dtype=np.int64))
+
+    # -- blockwise / per_item ------------------------------------------------------------------
+    def default_tiling(self, spec: MethodSpec, kind: DataKind, shape: tuple[int, ...]) -> TileConfig:
+        """Tiles of a blockwise run over data of ``shape`` (store dim order) when the spec sets none."""
+        from seiscore.execution.blockwise.tiling import TileConfig
+
+        return TileConfig(tile=tuple(None for _ in shape), halo=tuple(0 for _ in shape))
+
+    def build(self, spec: MethodSpec, kind: DataKind) -> Callable[[np.ndarray], np.ndarray]:
+        """The callable a worker applies: a block (blockwise) or a batch of items (per_item), in the kind's
+        dim order, to an array of the same shape."""
+        raise NotImplementedError(f"method {self.name!r} ({self.mode}) has no block or item callable")
+
+    # -- fit -----------------------------------------------------------------------------------
+    def fit(self, spec: MethodSpec, run: Any) -> dict[str, Any]:
+        """Run (or resume) a fit in ``run`` (:class:`seiscore.execution.fit.FitRun`); returns its summary."""
+        raise NotImplementedError(f"method {self.name!r} ({self.mode}) has no fit")

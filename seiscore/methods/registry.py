@@ -1,0 +1,175 @@
+"""The method registry: built-in methods, third-party methods from entry points, availability.
+
+- Built-in methods are named here by import path (``BUILTIN``); their modules import only the
+  contract and pydantic, so listing them never imports torch or numba.
+- Third-party packages register methods through the ``seiscore.methods`` entry-point group; each
+  entry point loads a :class:`~seiscore.methods.base.Method` subclass::
+
+      [project.entry-points."seiscore.methods"]
+      median = "my_package.median:MedianMethod"
+
+- A method whose ``requires`` modules are missing is *unavailable*: listed with the extra that
+  installs it, refused at run time with that line.
+
+:func:`get_method` answers an unknown name with the available ones; :func:`parse_spec` validates a
+spec (a mapping with ``name``) against the named method's strict model.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+from seiscore.methods.base import Method, MethodConfigError, MethodSpec, did_you_mean, validate_spec
+
+ENTRY_POINT_GROUP = "seiscore.methods"
+BUILTIN: dict[str, str] = {
+    "tlsm": "seiscore.methods.tlsm.method:TLSMMethod",
+    "ssb": "seiscore.methods.ssb.method:SSBMethod",
+}
+
+
+class UnknownMethodError(MethodConfigError):
+    """No registered method has this name; the message lists the available ones."""
+
+
+class MethodUnavailableError(MethodConfigError):
+    """The method is registered but its optional dependencies are missing; the message names the extra."""
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """One row of ``seis methods``."""
+
+    name: str
+    data_kinds: tuple[str, ...]
+    mode: str
+    resources: dict[str, float]
+    available: bool
+    missing: str = ""
+    origin: str = "built-in"
+    description: str = ""
+    extra: str | None = None
+    requires: tuple[str, ...] = field(default_factory=tuple)
+
+
+_runtime: dict[str, type[Method]] = {}
+
+
+def register_method(cls: type[Method]) -> type[Method]:
+    """Register ``cls`` at run time (tests, notebooks); usable as a class decorator."""
+    _runtime[cls.name] = cls
+    return cls
+
+
+def _load(target: str) -> type[Method]:
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _classes() -> dict[str, tuple[type[Method], str]]:
+    found: dict[str, tuple[type[Method], str]] = {name: (_load(t), "built-in") for name, t in BUILTIN.items()}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            cls = ep.load()
+        except Exception as exc:  # noqa: BLE001 - a broken plug-in is reported, not fatal to the others
+            found.setdefault(ep.name, (_broken(ep.name, f"{type(exc).__name__}: {exc}"), ep.value))
+            continue
+        dist = getattr(ep, "dist", None)
+        origin = f"{dist.name} {dist.version}" if dist is not None else ep.value
+        if cls.name not in BUILTIN:  # a plug-in never shadows a built-in method
+            found[cls.name] = (cls, origin)
+    for name, cls in _runtime.items():
+        found[name] = (cls, "registered at run time")
+    return found
+
+
+def _broken(name: str, why: str) -> type[Method]:
+    class Broken(Method):
+        description = f"failed to load: {why}"
+        data_kinds = ()
+        mode = "blockwise"
+        requires = (f"<{why}>",)
+
+    Broken.name = name
+    return Broken
+
+
+def _missing(cls: type[Method]) -> list[str]:
+    out = []
+    for module in cls.requires:
+        try:
+            if importlib.util.find_spec(module) is None:
+                out.append(module)
+        except (ImportError, ValueError):
+            out.append(module)
+    return out
+
+
+def _unavailable_line(cls: type[Method], missing: list[str]) -> str:
+    fix = f"pip install 'seiscore[{cls.extra}]'" if cls.extra else f"install {', '.join(missing)}"
+    return f"method {cls.name!r} needs {', '.join(missing)}, which is not installed: {fix}"
+
+
+def names(*, available_only: bool = False) -> list[str]:
+    """Registered method names (sorted), optionally only those whose dependencies are installed."""
+    classes = _classes()
+    return sorted(n for n, (cls, _) in classes.items() if not available_only or not _missing(cls))
+
+
+def method_class(name: str) -> type[Method]:
+    """The class of method ``name`` (available or not); :class:`UnknownMethodError` otherwise."""
+    classes = _classes()
+    if name not in classes:
+        raise UnknownMethodError(
+            f"unknown method {name!r}{did_you_mean(name, classes)}; available: {', '.join(sorted(classes))}"
+        )
+    return classes[name][0]
+
+
+def get_method(name: str) -> Method:
+    """The method ``name``, ready to run: :class:`UnknownMethodError` or :class:`MethodUnavailableError`."""
+    cls = method_class(name)
+    missing = _missing(cls)
+    if missing:
+        raise MethodUnavailableError(_unavailable_line(cls, missing))
+    return cls()
+
+
+def method_table() -> list[MethodInfo]:
+    """Every registered method with its kinds, mode, default resources and availability."""
+    rows = []
+    for name, (cls, origin) in sorted(_classes().items()):
+        missing = _missing(cls)
+        try:
+            resources = cls().resources(cls.spec_model.model_construct(name=name)) if not missing else {}
+        except Exception:  # noqa: BLE001 - a spec needing fields cannot be defaulted: resources unknown
+            resources = {}
+        rows.append(
+            MethodInfo(
+                name=name,
+                data_kinds=tuple(cls.data_kinds),
+                mode=cls.mode,
+                resources=resources,
+                available=not missing,
+                missing=_unavailable_line(cls, missing) if missing else "",
+                origin=origin,
+                description=cls.description,
+                extra=cls.extra,
+                requires=tuple(cls.requires),
+            )
+        )
+    return rows
+
+
+def parse_spec(data: Any) -> MethodSpec:
+    """A method spec from a mapping (its ``name`` picks the method's strict model) or a spec instance."""
+    if isinstance(data, MethodSpec):
+        data = data.model_dump(exclude_unset=True) | {"name": data.name}
+    if not isinstance(data, dict) or not data.get("name"):
+        raise MethodConfigError(f"a method spec needs a 'name' (one of {', '.join(names())}), got {data!r}")
+    cls = method_class(str(data["name"]))
+    return validate_spec(cls.spec_model, dict(data))
