@@ -67,8 +67,14 @@ def test_invalid_inputs_are_named():
         plan_tiles((64, 10, 10), TileConfig(tile=(16, None, None), halo=(20, 0, 0)))
     with pytest.raises(ValueError, match="tile size on axis 1"):
         TileConfig(tile=(8, 1, None))
-    with pytest.raises(ValueError, match="volume must be a 3-D"):
-        denoise_tiled(np.zeros((4, 4)), lambda b: b)
+    with pytest.raises(ValueError, match="volume must be an array of 1 or more dims"):
+        denoise_tiled(np.float32(1.0), lambda b: b)
+    with pytest.raises(ValueError, match=r"tile config has 3 axes .* the shape \(4, 4\) has 2"):
+        denoise_tiled(np.zeros((4, 4)), lambda b: b)  # the default tiles are 3-D
+    with pytest.raises(ValueError, match="tile and halo must have one entry per axis"):
+        TileConfig(tile=(8, None), halo=(2, 0, 0))
+    with pytest.raises(ValueError, match="volume must be float32 or float64"):
+        denoise_tiled(np.zeros((4, 4), dtype=int), lambda b: b, TileConfig(tile=(2, 2), halo=(0, 0)))
     with pytest.raises(ValueError, match="denoiser returned shape"):
         denoise_tiled(np.zeros((8, 8, 8)), lambda b: b[1:], TileConfig(tile=(4, None, None), halo=(2, 0, 0)))
 

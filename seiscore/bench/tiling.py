@@ -46,13 +46,13 @@ def parse_config(text: str) -> TileConfig:
 
 
 def border_mask(plan: TilePlan, width: int = 2) -> np.ndarray:
-    """True within ``width`` samples of an interior core border along any tiled axis."""
+    """True within ``width`` samples of an interior core border along any tiled axis (any number of axes)."""
     mask = np.zeros(plan.shape, dtype=bool)
     for axis, edges in enumerate(plan.edges):
         near = np.zeros(plan.shape[axis], dtype=bool)
         for e in edges[1:-1]:
             near[max(e - width, 0) : e + width] = True
-        mask |= near.reshape([-1 if k == axis else 1 for k in range(3)])
+        mask |= near.reshape([-1 if k == axis else 1 for k in range(plan.ndim)])
     return mask
 
 

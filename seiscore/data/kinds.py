@@ -2,9 +2,11 @@
 
 A :class:`DataKind` describes how one kind of data lies in a Zarr store: the main variable and its
 named dims (in store order), an optional mask over a prefix of those dims (dead traces), the
-coordinates, the default chunking, which dims QC draws sections across, and which dims tiles may
-cut. Methods declare the kinds they accept (:mod:`seiscore.methods.base`); the tiling and the QC
-take their dims from the kind, so a kind with any number of dims works without editing them.
+coordinates, the default chunking, which dims QC draws sections across (and what it calls them),
+which dim QC draws downwards, and which dims tiles may cut. Methods declare the kinds they accept
+(:mod:`seiscore.methods.base`); the tiling and the QC take their dims from the kind, so a kind with
+any number of dims works without editing them. :func:`store_dims` gives a kind's dims (default:
+the post-stack survey's), the one definition the store, the jobs and the catalog use.
 
 Built-in: ``poststack3d`` (inline, crossline, sample). Other packages add kinds through the
 ``seiscore.data_kinds`` entry-point group (each entry point loads a :class:`DataKind`).
@@ -36,7 +38,13 @@ class DataKind(BaseModel):
     mask_dims: tuple[str, ...] = Field((), description="dims of the mask: a prefix of dims")
     coords: tuple[str, ...] = Field((), description="coordinate variables besides the dims")
     chunks: tuple[int | None, ...] = Field(description="default chunk per dim (None = whole dim)")
-    qc_sections: tuple[str, ...] = Field((), description="dims across which QC draws sections")
+    qc_sections: tuple[str, ...] = Field(
+        (), description="dims across which QC draws sections (none: a 2-D kind is drawn whole)"
+    )
+    section_names: tuple[tuple[str, str], ...] = Field(
+        (), description="(dim, name) pairs naming the QC section across a dim (default: the dim's name)"
+    )
+    vertical: str | None = Field(None, description="dim QC draws downwards (rows) when a section contains it")
     tileable: tuple[str, ...] = Field((), description="dims tiles may cut (the others stay whole)")
 
     @model_validator(mode="after")
@@ -47,10 +55,18 @@ class DataKind(BaseModel):
             raise ValueError(f"data kind {self.name!r}: {len(self.chunks)} chunks for {len(self.dims)} dims")
         if self.mask_dims != self.dims[: len(self.mask_dims)]:
             raise ValueError(f"data kind {self.name!r}: mask dims {self.mask_dims} must be a prefix of {self.dims}")
-        for field in ("qc_sections", "tileable"):
-            unknown = set(getattr(self, field)) - set(self.dims)
+        named = {
+            "qc_sections": self.qc_sections,
+            "tileable": self.tileable,
+            "section_names": tuple(d for d, _ in self.section_names),
+            "vertical": (self.vertical,) if self.vertical else (),
+        }
+        for field, dims in named.items():
+            unknown = set(dims) - set(self.dims)
             if unknown:
                 raise ValueError(f"data kind {self.name!r}: {field} names unknown dims {sorted(unknown)}")
+        if self.mask is None and self.mask_dims:
+            raise ValueError(f"data kind {self.name!r}: mask dims {self.mask_dims} given without a mask variable")
         return self
 
     @property
@@ -65,6 +81,23 @@ class DataKind(BaseModel):
         except ValueError:
             raise ValueError(f"{dim!r} is not a dim of {self.name} data (dims: {', '.join(self.dims)})") from None
 
+    def axes(self, dims) -> tuple[int, ...]:
+        """Positions of ``dims`` in the store order (see :meth:`axis`)."""
+        return tuple(self.axis(d) for d in dims)
+
+    def section_name(self, dim: str) -> str:
+        """Name of the QC section across ``dim`` (e.g. ``"time"`` for a post-stack ``sample`` slice)."""
+        return dict(self.section_names).get(dim, dim)
+
+    def check_dims(self, dims, what: str = "data") -> None:
+        """Raise a one-line ``ValueError`` unless ``dims`` holds every dim of this kind (any order)."""
+        missing = [d for d in self.dims if d not in tuple(dims)]
+        if missing:
+            raise ValueError(
+                f"{what} must have the {self.name} dims ({', '.join(self.dims)}); "
+                f"missing {', '.join(missing)} in {tuple(dims)}"
+            )
+
 
 POSTSTACK3D = DataKind(
     name="poststack3d",
@@ -76,6 +109,8 @@ POSTSTACK3D = DataKind(
     coords=("cdp_x", "cdp_y"),
     chunks=(64, 64, None),
     qc_sections=("inline", "crossline", "sample"),
+    section_names=(("sample", "time"),),
+    vertical="sample",
     tileable=("inline", "crossline", "sample"),
 )
 
@@ -110,3 +145,13 @@ def get_kind(name: str) -> DataKind:
         return known[name]
     except KeyError:
         raise UnknownDataKindError(f"unknown data kind {name!r}; known: {', '.join(sorted(known))}") from None
+
+
+def as_kind(kind: str | DataKind) -> DataKind:
+    """``kind`` itself when it is a :class:`DataKind`, else the registered kind of that name."""
+    return kind if isinstance(kind, DataKind) else get_kind(kind)
+
+
+def store_dims(kind: str | DataKind = "poststack3d") -> tuple[str, ...]:
+    """Dims of ``kind``'s main variable in store order (default: the post-stack survey's)."""
+    return as_kind(kind).dims

@@ -31,6 +31,7 @@ import zarr
 from zarr.codecs import BloscCodec
 
 from seiscore.core.safety import STORE_MARK_ATTR, check_replaceable, check_write_target, remove_replaceable
+from seiscore.data.kinds import POSTSTACK3D
 
 from .chunk_writer import ChunkWriter
 from .errors import IncompleteStoreError, StoreError
@@ -39,7 +40,7 @@ from .plan import parse_bytes, resolve_chunks
 
 COMPLETE_ATTR = "seiscore_complete"
 SCHEMA_VERSION = 1
-DIMS = ("inline", "crossline", "sample")
+DIMS = POSTSTACK3D.dims  # from the one definition of the post-stack layout (seiscore.data.kinds)
 HEADER_CHUNK_XL = 1024  # crosslines per header-variable chunk
 HEADER_CHUNK_BANDS = 4  # inline chunk-rows per header-variable chunk (few files: file creation is slow)
 FILL_VALUE = 0.0
@@ -294,7 +295,7 @@ def create_variables(
         for f in TRACE_FIELDS
     ]
     metadata = _create_like(
-        g, path, specs, lambda sp: _array(g, sp[0], (n_il, n_xl), hchunks, sp[1], DIMS[:2], sp[2], sp[3])
+        g, path, specs, lambda sp: _array(g, sp[0], (n_il, n_xl), hchunks, sp[1], POSTSTACK3D.mask_dims, sp[2], sp[3])
     )
     for name, values in (("live_mask", trace_index >= 0), ("trace_index", trace_index)):
         ChunkWriter.for_metadata(metadata[name], path / name).write_region((0, 0), values)

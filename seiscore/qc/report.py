@@ -1,8 +1,8 @@
 """The QC report: one self-contained static HTML file (images embedded as base64 PNG).
 
-Sections: summary, before / after / removed-noise images of an inline, a crossline and a
-time slice, the signal-leakage map, average amplitude spectra with removed energy per band,
-metrics per time slice with their means, and the lineage summary when present. The PNGs
+Sections: summary, before / after / removed-noise images of each view of the data kind (post-stack:
+an inline, a crossline and a time slice), the signal-leakage map, average amplitude spectra with
+removed energy per band, metrics per time slice with their means, and the lineage summary when present. The PNGs
 are also left in ``<report stem>_images/`` next to the HTML (for Prefect artifacts).
 """
 
@@ -16,10 +16,20 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from seiscore.data.kinds import POSTSTACK3D, DataKind, as_kind
 from seiscore.io.store import has_consolidated_metadata
 from seiscore.metrics.leakage import leakage_per_slice
 from seiscore.qc.config import QCConfig
-from seiscore.qc.images import _extent, _section, _views, data_uri, leakage_image, section_images, spectra_image
+from seiscore.qc.images import (
+    _extent,
+    _section,
+    _views,
+    data_uri,
+    leakage_image,
+    section_images,
+    section_views,
+    spectra_image,
+)
 from seiscore.qc.metrics import quality_metrics, volume_metrics
 
 CSS = """body{font-family:sans-serif;margin:2em;max-width:1400px;color:#222}
@@ -28,8 +38,10 @@ th{background:#eee}td.k{text-align:left;font-weight:bold}tr.mean td{font-weight:
 .row{display:flex;flex-wrap:wrap;gap:8px}.row img{max-width:32%;min-width:300px}p.note{color:#555;max-width:70em}"""
 
 
-def open_amplitude(store) -> xr.Dataset:
-    """Open a survey store (Zarr) lazily and check it holds ``amplitude`` (inline, crossline, sample)."""
+def open_amplitude(store, kind: str | DataKind = POSTSTACK3D) -> xr.Dataset:
+    """Open a store (Zarr) lazily and check it holds the kind's variable with the kind's dims (post-stack:
+    ``amplitude`` over inline, crossline, sample)."""
+    kind = as_kind(kind)
     path = Path(store)
     if not path.exists():
         raise FileNotFoundError(f"survey store not found: {path}")
@@ -37,11 +49,11 @@ def open_amplitude(store) -> xr.Dataset:
         ds = xr.open_zarr(path, consolidated=has_consolidated_metadata(path))
     except Exception as exc:  # zarr raises several types for "not a store"
         raise ValueError(f"{path} is not a readable Zarr survey store: {exc}") from exc
-    if "amplitude" not in ds:
-        raise ValueError(f"{path} has no 'amplitude' variable (variables: {sorted(ds.data_vars)})")
-    missing = {"inline", "crossline", "sample"} - set(ds["amplitude"].dims)
-    if missing:
-        raise ValueError(f"{path}: 'amplitude' must have dims (inline, crossline, sample), got {ds['amplitude'].dims}")
+    var = kind.variable
+    if var not in ds:
+        raise ValueError(f"{path} has no {var!r} variable (variables: {sorted(ds.data_vars)})")
+    if set(kind.dims) - set(ds[var].dims):
+        raise ValueError(f"{path}: {var!r} must have dims ({', '.join(kind.dims)}), got {ds[var].dims}")
     return ds
 
 
@@ -138,6 +150,7 @@ def write_qc_report(
     max_slices: int | None = 64,
     progress: bool = False,
     images: dict[str, Path] | None = None,
+    kind: str | DataKind = POSTSTACK3D,
 ) -> Path:
     """Write the QC report of survey store ``store`` (the denoised output) to ``html_path``.
 
@@ -145,19 +158,22 @@ def write_qc_report(
     ``metrics``: a :func:`~seiscore.qc.quality_metrics` dict (computed when None);
     ``lineage``: shown as a table (default: the store's ``lineage`` attribute, if any);
     ``images``: section images already made by :func:`~seiscore.qc.section_images` for these
-    stores (made here when None).
+    stores (made here when None); ``kind``: the data kind of both stores (its variable, dims and views;
+    per-slice metrics run along its vertical dim, else its last).
     The HTML is written atomically; PNGs go to ``<stem>_images/`` beside it. Returns the HTML path.
     """
     cfg = config or QCConfig()
     store, html_path = Path(store), Path(html_path)
     if html_path.suffix.lower() not in (".html", ".htm"):
         raise ValueError(f"report path must end in .html, got {html_path}")
-    ds = open_amplitude(store)
-    den = ds["amplitude"]
+    kind = as_kind(kind)
+    slice_dim = kind.vertical or kind.dims[-1]
+    ds = open_amplitude(store, kind)
+    den = ds[kind.variable]
     orig = None
     if against is not None:
         against = Path(against)
-        orig = open_amplitude(against)["amplitude"]
+        orig = open_amplitude(against, kind)[kind.variable]
         den = den.transpose(*orig.dims)
         if den.shape != orig.shape:
             raise ValueError(f"{store} amplitude shape {den.shape} differs from {against} shape {orig.shape}")
@@ -165,27 +181,34 @@ def write_qc_report(
         lineage = ds.attrs.get("lineage")
     if metrics is None:
         metrics = (
-            quality_metrics(orig, den, max_slices=max_slices, config=cfg, progress=progress)
+            quality_metrics(orig, den, slice_dim=slice_dim, max_slices=max_slices, config=cfg, progress=progress)
             if orig is not None
-            else volume_metrics(den, max_slices=max_slices, config=cfg, progress=progress)
+            else volume_metrics(den, slice_dim=slice_dim, max_slices=max_slices, config=cfg, progress=progress)
         )
 
     img_dir = html_path.with_name(html_path.stem + "_images")
     img_dir.mkdir(parents=True, exist_ok=True)
     images = (
-        dict(images) if images is not None else section_images(orig, den, img_dir, clip_percentile=cfg.clip_percentile)
+        dict(images)
+        if images is not None
+        else section_images(orig, den, img_dir, clip_percentile=cfg.clip_percentile, kind=kind)
     )
+    views = section_views(kind)
+    leak_path = None
     images["spectra"] = spectra_image(metrics["spectra"], img_dir / "spectra.png")
     if orig is not None:
-        sel, rows_cols = _views(orig, None, None, None)["time"]
+        # the leakage map of the slice across the vertical dim (post-stack: the time slice), else the last view
+        leak_view = kind.section_name(slice_dim) if slice_dim in kind.qc_sections else views[-1]
+        sel, rows_cols = _views(orig, kind)[leak_view]
         o, d = _section(orig, sel, rows_cols), _section(den, sel, rows_cols)
+        where = ", ".join(str(i) for i in sel.values())
         leak = leakage_per_slice(
             d.values[None], (o - d).values[None], radius=cfg.leakage_radius, niter=cfg.leakage_niter
         )[1][0]
-        images["time_leakage"] = leakage_image(
+        leak_path = leakage_image(
             leak,
-            img_dir / "time_leakage.png",
-            title=f"signal leakage, time slice {sel['sample']}",
+            img_dir / f"{leak_view}_leakage.png",
+            title=f"signal leakage, {leak_view} slice {where}" if where else f"signal leakage, {leak_view}",
             extent=_extent(o),
             xlabel=rows_cols[1],
             ylabel=rows_cols[0],
@@ -200,7 +223,7 @@ def write_qc_report(
         '<p class="note">BRISQUE and PIQE: no-reference image quality of each time slice (scaled to 0-255 by its own range); lower is better. Signal leakage: mean local similarity between the denoised data and the removed noise; near 0 is good, high values mean signal was removed. See docs/metrics.md.</p></section>'
     )
     parts.append('<section id="sections"><h2>Before / after / removed noise</h2>')
-    for view in ("inline", "crossline", "time"):
+    for view in views:
         imgs = [images[k] for k in (f"{view}_before", f"{view}_after", f"{view}_removed") if k in images]
         parts.append(
             f'<h3>{view}</h3><div class="row">'
@@ -208,10 +231,10 @@ def write_qc_report(
             + "</div>"
         )
     parts.append("</section>")
-    if "time_leakage" in images:
+    if leak_path is not None:
         parts.append(
             '<section id="leakage"><h2>Signal leakage</h2><div class="row">'
-            + f'<img alt="leakage map" src="{data_uri(images["time_leakage"])}">'
+            + f'<img alt="leakage map" src="{data_uri(leak_path)}">'
             + "</div>"
         )
         parts.append(

@@ -22,6 +22,7 @@ import numpy as np
 import zarr
 from pydantic import BaseModel, ConfigDict, Field
 
+from seiscore.data.kinds import POSTSTACK3D, DataKind, get_kind
 from seiscore.execution.blockwise.state import TileState
 from seiscore.execution.blockwise.tiling import (
     Tile,
@@ -32,7 +33,7 @@ from seiscore.execution.blockwise.tiling import (
     plan_tiles,
 )
 
-DIMS = ("inline", "crossline", "sample")
+DIMS = POSTSTACK3D.dims  # the post-stack store's dims, from their one definition (seiscore.data.kinds)
 
 # TLSM tiles cut only the tube axis (by measurement, benchmarks/results/tiling.md): its
 # singular-value and TV shrinkage depend on the frontal-slice size, so cutting the smooth or
@@ -229,20 +230,35 @@ def _open_array(store: str, name: str, mode: str = "r"):
     return zarr.open_group(store, mode=mode, use_consolidated=False)[name]
 
 
-def read_block(job: TileJob, tile: Tile) -> tuple[np.ndarray, np.ndarray]:
-    """The tile's extended block (scaled, dead traces zeroed) and its live mask."""
-    block = np.asarray(_open_array(job.input_store, "amplitude")[tile.ext_slices], dtype=np.float32)
-    live = np.asarray(_open_array(job.input_store, "live_mask")[tile.ext_slices[:2]], dtype=bool)
+def _kind(job: TileJob) -> DataKind:
+    """The data kind of ``job``'s stores (``job.kind``; post-stack for a job from before kinds)."""
+    return get_kind(getattr(job, "kind", POSTSTACK3D.name))
+
+
+def _live(job: TileJob, kind: DataKind, slices: tuple[slice, ...]) -> np.ndarray | None:
+    """The kind's live mask over ``slices`` (its prefix over the mask dims), or None for a kind without one."""
+    if kind.mask is None:
+        return None
+    return np.asarray(_open_array(job.input_store, kind.mask)[slices[: len(kind.mask_dims)]], dtype=bool)
+
+
+def read_block(job: TileJob, tile: Tile) -> tuple[np.ndarray, np.ndarray | None]:
+    """The tile's extended block of the kind's variable (scaled, dead entries zeroed) and its live mask over the
+    kind's mask dims (None for a kind without a mask)."""
+    kind = _kind(job)
+    block = np.asarray(_open_array(job.input_store, kind.variable)[tile.ext_slices], dtype=np.float32)
+    live = _live(job, kind, tile.ext_slices)
     centre, half = job.scale
     block = (block - np.float32(centre)) / np.float32(half)
-    block[~live] = 0.0
+    if live is not None:
+        block[~live] = 0.0
     block[~np.isfinite(block)] = 0.0
     return block, live
 
 
 def denoise_tile(job: TileJob, key: str, denoiser: Callable[[np.ndarray], np.ndarray] | None = None) -> dict:
     """Denoise tile ``key`` and save its weighted support block; returns timing info."""
-    tile = job.plan.tile(_index(key))
+    tile = job.plan.tile(_index(key, job.plan.ndim))
     t0 = time.perf_counter()
     block, _ = read_block(job, tile)
     t1 = time.perf_counter()
@@ -260,25 +276,32 @@ def denoise_tile(job: TileJob, key: str, denoiser: Callable[[np.ndarray], np.nda
 
 def write_tile(job: TileJob, key: str) -> dict:
     """Blend tile ``key``'s core from the scratch blocks, write it, and record it done."""
+    kind = _kind(job)
     state = TileState(job.output_store)
-    tile = job.plan.tile(_index(key))
+    tile = job.plan.tile(_index(key, job.plan.ndim))
     t0 = time.perf_counter()
     core = core_from_neighbours(tile, job.plan, state.load_block)
     centre, half = job.scale
     core = core * np.float32(half) + np.float32(centre)
-    live = np.asarray(_open_array(job.input_store, "live_mask")[tile.core_slices[:2]], dtype=bool)
-    out = _open_array(job.output_store, "amplitude", "r+")
-    core[~live] = out.fill_value
+    live = _live(job, kind, tile.core_slices)
+    out = _open_array(job.output_store, kind.variable, "r+")
+    if live is not None:
+        core[~live] = out.fill_value
     out[tile.core_slices] = core.astype(np.float32, copy=False)
     state.mark_done(tile)
     return {"tile": key, "core": tile.core, "write_s": time.perf_counter() - t0}
 
 
-def _index(key: str) -> tuple[int, int, int]:
-    parts = tuple(int(p) for p in key.split("-"))
-    if len(parts) != 3:
-        raise ValueError(f"tile key must look like 'i-j-k', got {key!r}")
-    return parts  # type: ignore[return-value]
+def _index(key: str, ndim: int | None = None) -> tuple[int, ...]:
+    """The grid index of tile key ``"i-j-..."`` (``ndim`` numbers when given)."""
+    try:
+        parts = tuple(int(p) for p in key.split("-"))
+    except ValueError:
+        parts = ()
+    if not parts or (ndim is not None and len(parts) != ndim):
+        n = f"{ndim} integers" if ndim else "integers"
+        raise ValueError(f"tile key must be {n} joined by '-' (e.g. {'-'.join(['0'] * (ndim or 3))!r}), got {key!r}")
+    return parts
 
 
 def pending_work(plan: TilePlan, state: TileState) -> tuple[list[str], dict[str, list[str]]]:

@@ -8,6 +8,9 @@ Layout inside the output Zarr store (a sub-group, so ``xarray.open_zarr`` ignore
     STORE/tile_state/blocks     float32 (grid..., support...), one chunk per tile: the tile's
                                 weighted denoised support block (scratch for blending)
 
+The grid has as many axes as the plan (any number of dims): the flags are ``ndim``-D arrays
+chunked ``(1,) * ndim`` and the blocks ``2 * ndim``-D, chunked ``(1,) * ndim + largest support``.
+
 One chunk per tile means concurrent workers never write the same object, and a flag is
 set only after the data it vouches for. A run is identified by its *run key* (hash of
 input content, denoiser, parameters, code version and tile plan): re-running with the
@@ -35,6 +38,7 @@ STATE_GROUP = "tile_state"
 
 
 def _support_shape(plan: TilePlan) -> tuple[int, ...]:
+    """The largest support of any tile per axis (the scratch block shape)."""
     return tuple(min(int(np.diff(e).max()) + 2 * b, n) for e, b, n in zip(plan.edges, plan.blend, plan.shape))
 
 
@@ -52,6 +56,7 @@ class TileState:
 
     # -- run identity -------------------------------------------------------------------
     def run_key(self) -> str | None:
+        """The key of the run recorded in the store, or None when none started."""
         try:
             return self._group().attrs.get("run_key")
         except (FileNotFoundError, KeyError):
@@ -70,7 +75,7 @@ class TileState:
                 STATE_GROUP, attributes={"run_key": run_key, "plan": plan.model_dump_json(), "started": time.time()}
             )
             for name in ("done", "ready"):
-                g.create_array(name, shape=plan.grid, chunks=(1, 1, 1), dtype="uint8", fill_value=0)
+                g.create_array(name, shape=plan.grid, chunks=(1,) * plan.ndim, dtype="uint8", fill_value=0)
             self._create_blocks(g, plan)
         return len(self.done())
 
@@ -78,7 +83,12 @@ class TileState:
     def _create_blocks(g, plan: TilePlan):
         sup = _support_shape(plan)
         return g.create_array(
-            "blocks", shape=plan.grid + sup, chunks=(1, 1, 1) + sup, dtype="float32", fill_value=0.0, compressors=None
+            "blocks",
+            shape=plan.grid + sup,
+            chunks=(1,) * plan.ndim + sup,
+            dtype="float32",
+            fill_value=0.0,
+            compressors=None,
         )
 
     # -- tiles --------------------------------------------------------------------------
@@ -87,29 +97,35 @@ class TileState:
         return {"-".join(map(str, ix)) for ix in np.argwhere(flags > 0)}
 
     def done(self) -> set[str]:
+        """Keys of the tiles whose core is written."""
         try:
             return self._keys(self._flags("done")[...])
         except (FileNotFoundError, KeyError):
             return set()
 
     def ready(self) -> set[str]:
+        """Keys of the tiles whose scratch block is saved."""
         try:
             return self._keys(self._flags("ready")[...])
         except (FileNotFoundError, KeyError):
             return set()
 
     def mark_done(self, tile: Tile) -> None:
+        """Record ``tile``'s core as written."""
         self._flags("done", "r+")[tile.index] = 1
 
     def has_block(self, tile: Tile) -> bool:
+        """True when ``tile``'s scratch block is saved."""
         return bool(self._flags("ready")[tile.index])
 
     def save_block(self, tile: Tile, block: np.ndarray) -> None:
+        """Save ``tile``'s weighted support block, then flag it ready."""
         g = self._group("r+")
         g["blocks"][tile.index + tuple(slice(0, n) for n in block.shape)] = block
         g["ready"][tile.index] = 1
 
     def load_block(self, tile: Tile) -> np.ndarray:
+        """``tile``'s saved weighted support block; ``FileNotFoundError`` when it is not saved."""
         if not self.has_block(tile):
             raise FileNotFoundError(
                 f"scratch block of tile {tile.key} is missing in {self.store}/{STATE_GROUP}; re-run to recompute it"

@@ -1,47 +1,62 @@
-"""Tile planning with halos and seam-free blending of per-tile denoiser outputs.
+"""Tile planning with halos and seam-free blending of per-tile denoiser outputs, over any number of dims.
 
-A survey of shape ``(n0, n1, n2)`` is cut into *cores* that partition it and are
-aligned to the output store's chunks (a core is a whole number of chunks, so two
-writers never touch the same chunk). Each core is grown by a *halo* ``h_a`` on every
-side (clipped at the survey edge) to give the *extended block* the denoiser sees.
+A volume of shape ``(n_0, ..., n_{d-1})`` (any ``d >= 1``; the dims and their order are the data
+kind's, :mod:`seiscore.data.kinds`) is cut into *cores* that partition it and are aligned to the
+output store's chunks (a core is a whole number of chunks, so two writers never touch the same
+chunk). Each core is grown by a *halo* ``h_a`` on every side of axis ``a`` (clipped at the volume
+edge) to give the *extended block* the denoiser sees. An axis with tile ``None`` stays whole.
 
-Blending: a tile contributes on its *support*, the core grown by ``b_a = h_a // 2``
-per side, with the separable weight ``w(x) = w_0(x_0) w_1(x_1) w_2(x_2)``. Along an
-axis with a neighbour on the left, the weight rises over the band
-``[c0 - b, c0 + b)`` as the raised cosine
+Blending: a tile contributes on its *support*, the core grown by ``b_a = h_a // 2`` per side, with
+the separable weight ``w(x) = prod_a w_a(x_a)``. Along an axis with a neighbour on the left, the
+1-D weight rises over the band ``[c0 - b, c0 + b)`` as the raised cosine
 
-    w(x) = 1/2 - 1/2 cos(pi (x - c0 + b + 1/2) / (2 b)),
+    w_a(x) = 1/2 - 1/2 cos(pi (x - c0 + b + 1/2) / (2 b)),
 
-the mirror image falls on the right, and it is 1 elsewhere (and up to a survey edge).
-The neighbour's ramp over the same band is ``1 - w``, so the weights form a partition
-of unity: ``sum_t w_t = 1`` everywhere, and the blend is ``out = sum_t w_t y_t``. The
-samples within ``h - b`` of a block edge (where a denoiser's boundary artefacts live)
-get weight 0.
+the mirror image falls on the right, and it is 1 elsewhere (and up to a volume edge). The
+neighbour's ramp over the same band is ``1 - w_a``, so along each axis the 1-D weights of the
+cores sum to 1; the tiles are the product grid of the per-axis cores, hence
+
+    sum_t w_t(x) = prod_a sum_{i_a} w_{a, i_a}(x_a) = 1
+
+everywhere (a partition of unity in any number of dims), and the blend is ``out = sum_t w_t y_t``.
+The samples within ``h - b`` of a block edge (where a denoiser's boundary artefacts live) get
+weight 0.
 """
 
 from __future__ import annotations
 
 import itertools
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Int3 = tuple[int, int, int]
+if TYPE_CHECKING:  # pragma: no cover
+    from seiscore.data.kinds import DataKind
+
+IntN = tuple[int, ...]
 
 
 class TileConfig(BaseModel):
-    """Tile core shape and halo, per store axis (``None`` in ``tile`` = the whole axis)."""
+    """Tile core shape and halo, per store axis (``None`` in ``tile`` = the whole axis); any number of axes,
+    ``tile`` and ``halo`` of the same length (the data's number of dims)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    tile: tuple[int | None, int | None, int | None] = Field(
+    tile: tuple[int | None, ...] = Field(
         (64, 64, None), description="core size per axis (rounded up to whole chunks); None = whole axis"
     )
-    halo: Int3 = Field((16, 16, 0), description="samples added on each side of a core for the denoiser")
+    halo: IntN = Field((16, 16, 0), description="samples added on each side of a core for the denoiser")
 
     @model_validator(mode="after")
-    def _check(self) -> "TileConfig":
+    def _check(self) -> TileConfig:
+        if not self.tile:
+            raise ValueError("tile needs at least one axis")
+        if len(self.tile) != len(self.halo):
+            raise ValueError(
+                f"tile and halo must have one entry per axis, got {len(self.tile)} tile sizes {self.tile} "
+                f"and {len(self.halo)} halos {self.halo}"
+            )
         for a, (t, h) in enumerate(zip(self.tile, self.halo)):
             if t is not None and t < 2:
                 raise ValueError(f"tile size on axis {a} must be >= 2 or None, got {t}")
@@ -49,19 +64,73 @@ class TileConfig(BaseModel):
                 raise ValueError(f"halo on axis {a} must be >= 0, got {h}")
         return self
 
+    @property
+    def ndim(self) -> int:
+        """Number of axes the config tiles."""
+        return len(self.tile)
+
+    @classmethod
+    def for_dims(
+        cls, dims, tile: Mapping[str, int | None] | None = None, halo: Mapping[str, int] | None = None
+    ) -> TileConfig:
+        """The config over named ``dims`` (store order) from ``{dim: core size}`` and ``{dim: halo}``; a dim
+        missing from ``tile`` stays whole, one missing from ``halo`` gets none.
+
+        E.g. ``TileConfig.for_dims(("inline", "crossline", "sample"), tile={"inline": 44}, halo={"inline": 2})``
+        is ``TileConfig(tile=(44, None, None), halo=(2, 0, 0))``.
+        """
+        dims = tuple(dims)
+        tile, halo = dict(tile or {}), dict(halo or {})
+        for what, given in (("tile", tile), ("halo", halo)):
+            unknown = [d for d in given if d not in dims]
+            if unknown:
+                raise ValueError(f"{what} names unknown dims {unknown}; dims are {', '.join(dims)}")
+        return cls(tile=tuple(tile.get(d) for d in dims), halo=tuple(int(halo.get(d, 0)) for d in dims))
+
+    @classmethod
+    def for_kind(
+        cls, kind: str | DataKind, tile: Mapping[str, int | None] | None = None, halo: Mapping[str, int] | None = None
+    ) -> TileConfig:
+        """:meth:`for_dims` over a data kind's dims, refusing to cut a dim the kind keeps whole."""
+        from seiscore.data.kinds import as_kind
+
+        kind = as_kind(kind)
+        config = cls.for_dims(kind.dims, tile, halo)
+        kind_check(config, kind)
+        return config
+
+
+def kind_check(config: TileConfig, kind: str | DataKind) -> None:
+    """Raise a one-line ``ValueError`` unless ``config`` fits ``kind``: one entry per dim, and only its
+    ``tileable`` dims cut or given a halo."""
+    from seiscore.data.kinds import as_kind
+
+    kind = as_kind(kind)
+    if config.ndim != kind.ndim:
+        raise ValueError(
+            f"tiles have {config.ndim} axes but {kind.name} data has {kind.ndim} dims ({', '.join(kind.dims)})"
+        )
+    for dim, t, h in zip(kind.dims, config.tile, config.halo):
+        if dim not in kind.tileable and (t is not None or h):
+            raise ValueError(
+                f"{kind.name} tiles may not cut {dim!r} (tile {t}, halo {h}); tileable dims: "
+                f"{', '.join(kind.tileable) or 'none'}"
+            )
+
 
 class Tile(BaseModel):
     """One tile: grid index, core, extended block and blend support as [start, stop) per axis."""
 
     model_config = ConfigDict(frozen=True)
 
-    index: Int3
+    index: IntN
     core: tuple[tuple[int, int], ...]
     ext: tuple[tuple[int, int], ...]
     support: tuple[tuple[int, int], ...]
 
     @property
     def key(self) -> str:
+        """The tile's name: its grid index joined by dashes, ``"i-j-..."`` (one number per axis)."""
         return "-".join(map(str, self.index))
 
     @staticmethod
@@ -70,41 +139,67 @@ class Tile(BaseModel):
 
     @property
     def core_slices(self) -> tuple[slice, ...]:
+        """Slices of the core (the part this tile writes)."""
         return self._slices(self.core)
 
     @property
     def ext_slices(self) -> tuple[slice, ...]:
+        """Slices of the extended block (core plus halo: what the denoiser sees)."""
         return self._slices(self.ext)
 
     @property
     def support_slices(self) -> tuple[slice, ...]:
+        """Slices of the blend support (core plus half the halo: where the tile's weight is non-zero)."""
         return self._slices(self.support)
 
     @property
     def n_samples(self) -> int:
+        """Samples in the core."""
         return int(np.prod([b - a for a, b in self.core]))
 
 
 class TilePlan(BaseModel):
-    """All tiles of a survey plus the geometry they were planned from (JSON-serialisable)."""
+    """All tiles of a volume plus the geometry they were planned from (JSON-serialisable; one entry per axis in
+    every field, any number of axes)."""
 
     model_config = ConfigDict(frozen=True)
 
-    shape: Int3
-    chunks: Int3
-    halo: Int3
-    blend: Int3 = Field(description="half-width b of the blending band per axis")
+    shape: IntN
+    chunks: IntN
+    halo: IntN
+    blend: IntN = Field(description="half-width b of the blending band per axis")
     edges: tuple[tuple[int, ...], ...] = Field(description="core boundaries per axis (grid lines)")
 
+    @model_validator(mode="after")
+    def _same_axes(self) -> TilePlan:
+        lengths = {len(getattr(self, f)) for f in ("shape", "chunks", "halo", "blend", "edges")}
+        if len(lengths) != 1 or not self.shape:
+            raise ValueError(
+                f"tile plan needs one entry per axis in shape, chunks, halo, blend and edges; got shape {self.shape}, "
+                f"chunks {self.chunks}, halo {self.halo}, blend {self.blend}, {len(self.edges)} edge lists"
+            )
+        return self
+
     @property
-    def grid(self) -> Int3:
-        return tuple(len(e) - 1 for e in self.edges)  # type: ignore[return-value]
+    def ndim(self) -> int:
+        """Number of axes."""
+        return len(self.shape)
+
+    @property
+    def grid(self) -> IntN:
+        """Number of tiles along each axis."""
+        return tuple(len(e) - 1 for e in self.edges)
 
     @property
     def n_tiles(self) -> int:
+        """Number of tiles."""
         return int(np.prod(self.grid))
 
-    def tile(self, index: Int3) -> Tile:
+    def tile(self, index) -> Tile:
+        """The tile at grid ``index`` (one integer per axis)."""
+        index = tuple(int(i) for i in index)
+        if len(index) != self.ndim or not all(0 <= i < g for i, g in zip(index, self.grid)):
+            raise ValueError(f"tile index {index} is outside the tile grid {self.grid}")
         core, ext, sup = [], [], []
         for a, i in enumerate(index):
             c0, c1 = self.edges[a][i], self.edges[a][i + 1]
@@ -115,6 +210,7 @@ class TilePlan(BaseModel):
         return Tile(index=tuple(index), core=tuple(core), ext=tuple(ext), support=tuple(sup))
 
     def tiles(self) -> Iterator[Tile]:
+        """Every tile, in grid (C) order."""
         for index in itertools.product(*(range(g) for g in self.grid)):
             yield self.tile(index)
 
@@ -127,11 +223,12 @@ class TilePlan(BaseModel):
                 yield other
 
     def weights(self, tile: Tile, dtype=np.float32) -> np.ndarray:
-        """Blend weights over ``tile.support`` (separable raised-cosine ramps)."""
-        w = np.ones((1, 1, 1), dtype=np.float64)
-        for a in range(3):
+        """Blend weights over ``tile.support``: the product over axes of the 1-D raised-cosine ramps."""
+        n = self.ndim
+        w = np.ones((1,) * n, dtype=np.float64)
+        for a in range(n):
             w = w * _axis_weight(tile.support[a], tile.core[a], self.shape[a], self.blend[a]).reshape(
-                [-1 if k == a else 1 for k in range(3)]
+                [-1 if k == a else 1 for k in range(n)]
             )
         return w.astype(dtype)
 
@@ -164,20 +261,26 @@ def _axis_edges(n: int, tile: int | None, chunk: int, halo: int) -> tuple[int, .
 
 
 def plan_tiles(shape, config: TileConfig | None = None, chunks=None) -> TilePlan:
-    """Plan tiles over a volume of ``shape`` whose output store has ``chunks``.
+    """Plan tiles over a volume of ``shape`` (any number of dims) whose output store has ``chunks``.
 
-    Cores are rounded up to whole chunks (``chunks`` defaults to the core size, i.e.
-    one chunk per tile); the blend half-width is ``halo // 2`` and must fit in a core.
+    ``config`` has one entry per axis (default: :class:`TileConfig`'s, for 3 axes). Cores are rounded up
+    to whole chunks (``chunks`` defaults to the core size, i.e. one chunk per tile); the blend half-width
+    is ``halo // 2`` and must fit in a core.
     """
     config = config or TileConfig()
     shape = tuple(int(n) for n in shape)
-    if len(shape) != 3 or min(shape) < 1:
-        raise ValueError(f"shape must be 3 positive lengths, got {shape}")
+    if not shape or min(shape) < 1:
+        raise ValueError(f"shape must be one or more positive lengths, got {shape}")
+    if config.ndim != len(shape):
+        raise ValueError(
+            f"tile config has {config.ndim} axes (tile {config.tile}, halo {config.halo}) but the shape {shape} "
+            f"has {len(shape)}; give one tile size and one halo per axis"
+        )
     if chunks is None:
         chunks = tuple(n if t is None else min(t, n) for t, n in zip(config.tile, shape))
     chunks = tuple(int(c) for c in chunks)
-    if len(chunks) != 3 or min(chunks) < 1:
-        raise ValueError(f"chunks must be 3 positive lengths, got {chunks}")
+    if len(chunks) != len(shape) or min(chunks) < 1:
+        raise ValueError(f"chunks must be {len(shape)} positive lengths (one per axis), got {chunks}")
     edges = tuple(_axis_edges(n, t, c, h) for n, t, c, h in zip(shape, config.tile, chunks, config.halo))
     blend = []
     for a, (e, h) in enumerate(zip(edges, config.halo)):
@@ -216,8 +319,8 @@ def core_from_neighbours(tile: Tile, plan: TilePlan, weighted: Callable[[Tile], 
         block = weighted(other)
         lo = [max(s0, c0) for (s0, _), (c0, _) in zip(other.support, tile.core)]
         hi = [min(s1, c1) for (_, s1), (_, c1) in zip(other.support, tile.core)]
-        src = tuple(slice(l - s0, h - s0) for l, h, (s0, _) in zip(lo, hi, other.support))
-        dst = tuple(slice(l - c0, h - c0) for l, h, (c0, _) in zip(lo, hi, tile.core))
+        src = tuple(slice(a - s0, b - s0) for a, b, (s0, _) in zip(lo, hi, other.support))
+        dst = tuple(slice(a - c0, b - c0) for a, b, (c0, _) in zip(lo, hi, tile.core))
         if out is None:
             out = np.zeros(tuple(c1 - c0 for c0, c1 in tile.core), dtype=block.dtype)
         out[dst] += block[src]
@@ -231,13 +334,16 @@ def denoise_tiled(
     chunks=None,
     progress: Callable[[Tile], None] | None = None,
 ) -> np.ndarray:
-    """Denoise an in-memory volume tile by tile and blend (same shape and dtype out).
+    """Denoise an in-memory volume (any number of dims >= 1) tile by tile and blend (same shape and dtype out).
 
     The reference implementation of the pipeline's tiling, used by tests and benchmarks.
     """
     from seiscore.core.validation import as_float_volume
 
-    volume = as_float_volume("volume", volume)
+    ndim = np.ndim(volume)
+    if ndim < 1:
+        raise ValueError(f"volume must be an array of 1 or more dims, got a {ndim}-D value")
+    volume = as_float_volume("volume", volume, ndim=ndim, min_len=1)
     plan = plan_tiles(volume.shape, config, chunks)
     out = np.zeros_like(volume)
     for tile in plan.tiles():
