@@ -36,7 +36,8 @@ DEFAULT_CONFIGS = [
 
 
 def parse_config(text: str) -> TileConfig:
-    """'64x64h16' -> tiles 64 (inline) x 64 (crossline) x whole time, halo 16 on both tiled axes ('all' = whole axis)."""
+    """'64x64h16' -> tiles 64 (inline) x 64 (crossline) x whole time, halo 16 on both tiled axes
+    ('all' = whole axis)."""
     m = re.fullmatch(r"(\d+|all)x(\d+|all)h(\d+)", text)
     if not m:
         raise ValueError(f"tile config must look like 64x64h16 or allx64h16, got {text!r}")
@@ -74,6 +75,7 @@ def tlsm_store_order(preset: str = "synthetic"):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and write ``benchmarks/results/tiling.{json,md}``."""
     ap = argparse.ArgumentParser(prog="python -m seiscore.bench tiling", description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", type=int, nargs=3, default=[100, 200, 400], metavar=("IL", "XL", "T"))
     ap.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS)
@@ -123,10 +125,12 @@ def main(argv: list[str] | None = None) -> int:
         [
             f"# Tiling: TLSM on tiles vs whole cube ({'x'.join(map(str, args.size))}, F = 0.2, sigma = 0.01)",
             "",
-            f"Whole cube: {p_whole:.2f} dB, SSIM {s_whole:.4f}, {t_whole:.1f} s (noisy {payload['whole']['psnr_noisy']:.2f} dB).",
+            f"Whole cube: {p_whole:.2f} dB, SSIM {s_whole:.4f}, {t_whole:.1f} s "
+            f"(noisy {payload['whole']['psnr_noisy']:.2f} dB).",
             "Tiles `IxXhH`: core I inlines x X crosslines x all samples, halo H on both tiled axes; "
             "seam ratio = mean |error| within 2 samples of a core border / mean elsewhere (1 = no seam). "
-            "Times are single runs on a shared machine (the tiling overhead is measured by `python -m seiscore.bench pipeline`).",
+            "Times are single runs on a shared machine "
+            "(the tiling overhead is measured by `python -m seiscore.bench pipeline`).",
             "",
             md_table(
                 [

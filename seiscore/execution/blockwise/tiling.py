@@ -96,11 +96,11 @@ class TileConfig(BaseModel):
 
         kind = as_kind(kind)
         config = cls.for_dims(kind.dims, tile, halo)
-        kind_check(config, kind)
+        check_tiling(config, kind)
         return config
 
 
-def kind_check(config: TileConfig, kind: str | DataKind) -> None:
+def check_tiling(config: TileConfig, kind: str | DataKind) -> None:
     """Raise a one-line ``ValueError`` unless ``config`` fits ``kind``: one entry per dim, and only its
     ``tileable`` dims cut or given a halo."""
     from seiscore.data.kinds import as_kind
