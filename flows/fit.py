@@ -53,13 +53,21 @@ def metrics_markdown(title: str, path: str, metrics: dict[str, Any], columns: di
 class EventPublisher:
     """Fit callback publishing the run's epochs and artifacts to Prefect (see the module docstring).
 
-    ``total_epochs``: epochs of all phases together (the progress artifact's 100 %); ``prefix``: the
-    artifact keys' prefix (e.g. ``"ssb"``); ``title``: the method's name in descriptions; ``columns``:
-    metric key -> header of the artifact tables.
+    ``total_epochs``: epochs of all phases together (the progress artifact's 100 %; None: the sum of the
+    epochs announced by the phases started so far); ``prefix``: the artifact keys' prefix (e.g. ``"ssb"``);
+    ``title``: the method's name in descriptions; ``columns``: metric key -> header of the artifact tables.
     """
 
-    def __init__(self, total_epochs: int, *, prefix: str, title: str = "", columns: dict[str, str] | None = None):
-        self.total = max(int(total_epochs), 1)
+    def __init__(
+        self,
+        total_epochs: int | None = None,
+        *,
+        prefix: str,
+        title: str = "",
+        columns: dict[str, str] | None = None,
+    ):
+        self.total_epochs = total_epochs
+        self.phase_epochs: dict[str, int] = {}
         self.prefix, self.title, self.columns = prefix, title or prefix.upper(), columns
         self.rows: list[dict[str, Any]] = []
         self.progress_id = create_progress_artifact(
@@ -78,12 +86,20 @@ class EventPublisher:
             update_progress_artifact(self.progress_id, 100.0 * self._done() / self.total)
             shown = ", ".join(f"{k} {v}" for k, v in row.items() if k not in ("phase", "epoch", "seconds"))
             self.logger.info(f"{event.phase} epoch {event.epoch}: {shown}")
-        elif isinstance(event, FitStart) and event.start_epoch:
-            self.logger.info(f"{event.phase}: resuming at epoch {event.start_epoch}")
+        elif isinstance(event, FitStart):
+            self.phase_epochs[event.phase] = event.epochs
+            if event.start_epoch:
+                self.logger.info(f"{event.phase}: resuming at epoch {event.start_epoch}")
         elif isinstance(event, FitArtifact):
             md = metrics_markdown(f"{self.title} model `{event.name}`", event.path, event.metrics, self.columns)
             create_markdown_artifact(md, key=f"{self.prefix}-model-{event.name.replace('_', '-')}")
             self.logger.info(f"saved {event.name} -> {event.path}")
+
+    @property
+    def total(self) -> int:
+        """Epochs of the whole run (at least 1)."""
+        total = self.total_epochs if self.total_epochs is not None else sum(self.phase_epochs.values())
+        return max(int(total), 1)
 
     def _done(self) -> int:
         return len({(r["phase"], r["epoch"]) for r in self.rows})

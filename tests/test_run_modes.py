@@ -27,6 +27,7 @@ from seiscore.execution.fit import (
     FitRun,
     FitStart,
     FitStep,
+    fit_method,
     parse_event,
     read_artifact,
     read_events,
@@ -40,7 +41,7 @@ from seiscore.execution.per_item import (
 )
 from seiscore.execution.pipeline import prepare_output, run_key
 from seiscore.io.segy_write import write_cube
-from seiscore.methods.base import Method, MethodConfigError
+from seiscore.methods.base import Method, MethodConfigError, MethodSpec
 from seiscore.methods.registry import register_method
 
 torch.set_num_threads(1)
@@ -250,30 +251,29 @@ class Interrupt(Exception):
 W_TRUE = torch.tensor([[1.5], [-2.0], [0.5]])
 
 
-def fit_tiny(folder, cfg: TinyConfig, *, seed: int = 3, stop_after: int | None = None, callback=None):
+def train_linear(run: FitRun, lr: float, steps: int, stop_after: int | None = None):
     """Fit a linear model on noisy batches drawn from torch's *global* generator (so only restored random
     states make a resumed run identical); checkpoint after every step."""
-    run = FitRun(folder, cfg, seed=seed, callback=callback)
-    run.start()
     model = torch.nn.Linear(3, 1)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
-    start = 0
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    start, last = 0, None
     ckpt = run.resume("linear")
     if ckpt is not None:
         model.load_state_dict(ckpt["state"]["model"])
         opt.load_state_dict(ckpt["state"]["optimizer"])
-        start = ckpt["step"] + 1
-    run.emit(FitStart(phase="linear", epochs=cfg.steps, start_epoch=start, steps=1))
-    for step in range(start, cfg.steps):
+        start, last = ckpt["step"] + 1, ckpt["state"]["loss"]
+    run.emit(FitStart(phase="linear", epochs=steps, start_epoch=start, steps=1))
+    for step in range(start, steps):
         x = torch.randn(16, 3)
         y = x @ W_TRUE + 0.1 * torch.randn(16, 1)
         loss = torch.nn.functional.mse_loss(model(x), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        run.emit(FitStep(phase="linear", epoch=step, step=1, steps=1, loss=loss.item()))
-        run.checkpoint("linear", {"model": model.state_dict(), "optimizer": opt.state_dict()}, step)
-        run.emit(FitEpoch(phase="linear", epoch=step, metrics={"loss": loss.item()}))
+        last = loss.item()
+        run.emit(FitStep(phase="linear", epoch=step, step=1, steps=1, loss=last))
+        run.checkpoint("linear", {"model": model.state_dict(), "optimizer": opt.state_dict(), "loss": last}, step)
+        run.emit(FitEpoch(phase="linear", epoch=step, metrics={"loss": last}))
         if stop_after is not None and step + 1 == stop_after:
             raise Interrupt
     path = run.write_artifact(
@@ -283,10 +283,67 @@ def fit_tiny(folder, cfg: TinyConfig, *, seed: int = 3, stop_after: int | None =
         format="seiscore-tiny",
         format_version=2,
         data_hash="abc123",
-        metrics={"loss": loss.item()},
+        metrics={"loss": last},
     )
     run.done({"linear": path})
     return model, path
+
+
+def fit_tiny(folder, cfg: TinyConfig, *, seed: int = 3, stop_after: int | None = None, callback=None):
+    """The linear fit driven directly through a :class:`FitRun`."""
+    run = FitRun(folder, cfg, seed=seed, callback=callback)
+    run.start()
+    return train_linear(run, cfg.lr, cfg.steps, stop_after)
+
+
+class LinearParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lr: float = 0.05
+    steps: int = 6
+
+
+class LinearFitSpec(MethodSpec):
+    name: Literal["test-linear-fit"] = "test-linear-fit"
+    params: LinearParams = Field(default_factory=LinearParams)
+    device: str = "cpu"
+
+
+class LinearFit(Method):
+    name = "test-linear-fit"
+    spec_model = LinearFitSpec
+    data_kinds = ()
+    mode = "fit"
+
+    def fit(self, spec, run):
+        model, path = train_linear(run, spec.params.lr, spec.params.steps)
+        return {"artifact": str(path), "weight": model.weight.detach().flatten().tolist()}
+
+
+register_method(LinearFit)
+
+
+def test_fit_method_runs_a_registered_fit_method_and_resumes_it(tmp_path):
+    spec = {"name": "test-linear-fit", "params": {"steps": 6}}
+
+    def stop(event):
+        if isinstance(event, FitEpoch) and event.epoch == 2:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        fit_method(spec, tmp_path / "b", seed=1, callback=stop)
+    resumed = fit_method(spec, tmp_path / "b", seed=1)
+    whole = fit_method(spec, tmp_path / "a", seed=1)
+    assert resumed["weight"] == whole["weight"] and resumed["artifact"].endswith("b/artifacts/linear")
+    assert read_artifact(resumed["artifact"], format="seiscore-tiny", format_version=2)[0]["config"]["params"] == {
+        "lr": 0.05,
+        "steps": 6,
+    }
+    with pytest.raises(FitConfigError, match=r"differs in \['params'\]"):
+        fit_method({**spec, "params": {"steps": 7}}, tmp_path / "a", seed=1)
+    fit_method({**spec, "device": "cuda:1"}, tmp_path / "a", seed=1)  # device: may change between resumptions
+    with pytest.raises(MethodConfigError, match="runs in mode 'per_item', not fit"):
+        fit_method({"name": "test-item-smooth"}, tmp_path / "c")
 
 
 def test_fit_interrupted_and_resumed_is_bit_identical(tmp_path):
@@ -368,3 +425,38 @@ def test_fit_module_imports_without_torch(tmp_path):
     code = "import sys, seiscore.execution.fit, seiscore.execution.per_item; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_event_publisher_turns_fit_events_into_prefect_artifacts(tmp_path, prefect_harness):
+    """flows.fit.EventPublisher on a real Prefect server: per-epoch table versions, progress, model markdown."""
+    import httpx
+    from prefect import flow
+
+    from flows.fit import EventPublisher
+
+    @flow
+    def tiny_fit(folder: str) -> dict:
+        return fit_method(
+            {"name": "test-linear-fit", "params": {"steps": 3}},
+            folder,
+            callback=EventPublisher(prefix="tiny-fit", columns={"loss": "loss"}),
+        )
+
+    tiny_fit(str(tmp_path / "r"))
+
+    def artifacts(key: str) -> list[dict]:
+        body = {"artifacts": {"key": {"any_": [key]}}, "sort": "CREATED_DESC", "limit": 100, "offset": 0}
+        r = httpx.post(f"{prefect_harness.rstrip('/')}/artifacts/filter", json=body, timeout=30)
+        r.raise_for_status()
+        return r.json()
+
+    tables = artifacts("tiny-fit-training-metrics")
+    assert len(tables) == 3  # one version per epoch, each with every epoch so far
+    rows = json.loads(tables[0]["data"])
+    assert [(r["phase"], r["epoch"]) for r in rows] == [("linear", 0), ("linear", 1), ("linear", 2)] and "loss" in rows[
+        0
+    ]
+    progress_artifact = artifacts("tiny-fit-training-progress")[0]
+    assert float(progress_artifact["data"]) == 100.0
+    md = artifacts("tiny-fit-model-linear")[0]["data"]
+    assert "artifacts/linear" in md and "| loss |" in md

@@ -218,13 +218,14 @@ class FitRun:
     def _config_json(self) -> dict[str, Any]:
         return json.loads(self.config.model_dump_json())
 
-    def check_same_run(self) -> None:
-        """Raise :class:`FitConfigError` when the folder holds a run of another configuration (volatile fields
-        aside); nothing when the folder is new or holds this run."""
+    def check_same_run(self, volatile: Iterable[str] | None = None) -> None:
+        """Raise :class:`FitConfigError` when the folder holds a run of another configuration (the ``volatile``
+        fields aside; default: the run's); nothing when the folder is new or holds this run."""
         if not self.config_path.is_file():
             return
-        old = {k: v for k, v in json.loads(self.config_path.read_text()).items() if k not in self.volatile}
-        new = {k: v for k, v in self._config_json().items() if k not in self.volatile}
+        skip = self.volatile if volatile is None else frozenset(volatile)
+        old = {k: v for k, v in json.loads(self.config_path.read_text()).items() if k not in skip}
+        new = {k: v for k, v in self._config_json().items() if k not in skip}
         if old != new:
             changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
             raise FitConfigError(
@@ -316,6 +317,24 @@ class FitRun:
     def done(self, artifacts: dict[str, Any] | None = None, summary: dict[str, Any] | None = None) -> None:
         """Emit :class:`FitDone`."""
         self.emit(FitDone(artifacts={k: str(v) for k, v in (artifacts or {}).items()}, summary=summary or {}))
+
+
+def fit_method(
+    spec: Any, folder: str | os.PathLike, *, seed: int = 0, callback: Callback | None = None
+) -> dict[str, Any]:
+    """Run (or resume) the fit of the ``fit``-mode method named by ``spec`` in ``folder``: a :class:`FitRun` on
+    the parsed spec (its fields are the configuration a resumption must match), started, handed to
+    ``method.fit(spec, run)``. Returns the method's summary."""
+    from seiscore.methods.base import MethodConfigError
+    from seiscore.methods.registry import get_method, parse_spec
+
+    spec = parse_spec(spec)
+    method = get_method(spec.name)
+    if method.mode != "fit":
+        raise MethodConfigError(f"method {spec.name!r} runs in mode {method.mode!r}, not fit")
+    run = FitRun(folder, spec, seed=seed, callback=callback)
+    run.start()
+    return method.fit(spec, run)
 
 
 # -- artifact folders ----------------------------------------------------------------------------------------
