@@ -11,6 +11,7 @@ import torch
 import yaml
 
 from seiscore.cli import train_ssb as cli
+from seiscore.execution.fit import FitEvent, FitStart, read_events
 from seiscore.methods.ssb import DataConfig, SSBModelConfig, StageConfig, TrainConfig, load_model, read_card, train
 from seiscore.methods.ssb.data import heldout_set, training_pairs
 
@@ -84,8 +85,11 @@ def test_train_writes_metrics_artifacts_and_improves_heldout(tmp_path):
     assert card["training"]["data"]["hash"] == result.dataset_hash and len(result.dataset_hash) == 64
     assert set(card["heldout_metrics"]) == {"swin", "dino", "blend"} and "gate_dino_share" in card["gate_statistics"]
     assert card["parameters"]["trainable"] < card["parameters"]["total"]
-    kinds = {e["event"] for e in events}
-    assert {"phase_start", "step", "epoch", "artifact", "done"} <= kinds
+    kinds = {e.event for e in events}
+    assert {"start", "step", "epoch", "checkpoint", "artifact", "done"} <= kinds
+    assert all(isinstance(e, FitEvent) for e in events)
+    # the run folder records the same typed events
+    assert [e.model_dump() for e in read_events(tmp_path / "run")] == [e.model_dump() for e in events]
     # the swin expert's first-epoch loss is above its last
     swin = [m["train_loss"] for m in lines if m["phase"] == "direct/swin"]
     assert swin[-1] < swin[0]
@@ -106,7 +110,7 @@ def test_interrupted_training_resumes_to_identical_weights(tmp_path):
     train(cfg_a)
 
     def stop_after_first_dino_epoch(event):
-        if event["event"] == "epoch" and event["phase"] == "direct/dino" and event["epoch"] == 0:
+        if event.event == "epoch" and event.phase == "direct/dino" and event.epoch == 0:
             raise Interrupt
 
     with pytest.raises(Interrupt):
@@ -114,7 +118,7 @@ def test_interrupted_training_resumes_to_identical_weights(tmp_path):
     assert not (tmp_path / "b" / "artifacts" / "direct_router_only").exists()
     resumed = []
     train(cfg_b, callback=resumed.append)
-    starts = {e["phase"]: e["start_epoch"] for e in resumed if e["event"] == "phase_start"}
+    starts = {e.phase: e.start_epoch for e in resumed if isinstance(e, FitStart)}
     assert starts == {"direct/swin": 2, "direct/dino": 1, "direct/router": 0, "direct/joint": 0}
     a = load_model(tmp_path / "a" / "artifacts" / "direct_router_only").state_dict()
     b = load_model(tmp_path / "b" / "artifacts" / "direct_router_only").state_dict()

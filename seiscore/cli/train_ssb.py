@@ -7,8 +7,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from seiscore.execution.fit import FitArtifact, FitDone, FitEvent, FitStart, FitStep
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``seis train-ssb``."""
     p = subparsers.add_parser(
         "train-ssb",
         help="train the SSB denoiser (3 stages, resumable) from a YAML config",
@@ -23,36 +26,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 class ProgressBar:
-    """A tqdm bar per training phase, fed by the trainer's callback events."""
+    """A tqdm bar per fit phase, fed by the typed fit events (:mod:`seiscore.execution.fit`)."""
 
     def __init__(self, enabled: bool = True):
         self.enabled, self.bar = enabled, None
 
-    def __call__(self, event: dict) -> None:
-        kind = event["event"]
-        if kind == "phase_start" and self.enabled:
+    def __call__(self, event: FitEvent) -> None:
+        """Advance or replace the bar for one event."""
+        if isinstance(event, FitStart) and self.enabled:
             self.close()
-            total = event["steps"] * event["epochs"]
-            self.bar = tqdm(
-                total=total, initial=event["steps"] * event["start_epoch"], desc=event["phase"], unit="step"
-            )
-        elif kind == "step" and self.bar is not None:
+            total = event.steps * event.epochs
+            self.bar = tqdm(total=total, initial=event.steps * event.start_epoch, desc=event.phase, unit="step")
+        elif isinstance(event, FitStep) and self.bar is not None:
             self.bar.update(1)
-            self.bar.set_postfix(epoch=event["epoch"], loss=f"{event['loss']:.4f}")
-        elif kind == "artifact":
+            self.bar.set_postfix(epoch=event.epoch, loss=f"{event.loss:.4f}")
+        elif isinstance(event, FitArtifact):
             self.close()
-            scores = ", ".join(f"{m} {v['psnr']:.2f} dB / {v['ssim']:.3f}" for m, v in event["heldout"].items())
-            tqdm.write(f"saved {event['name']} -> {event['path']} (held-out PSNR/SSIM: {scores})")
-        elif kind == "done":
+            scores = ", ".join(
+                f"{m} {v['psnr']:.2f} dB / {v['ssim']:.3f}"
+                for m, v in event.metrics.items()
+                if isinstance(v, dict) and {"psnr", "ssim"} <= set(v)
+            )
+            tqdm.write(f"saved {event.name} -> {event.path}" + (f" (held-out PSNR/SSIM: {scores})" if scores else ""))
+        elif isinstance(event, FitDone):
             self.close()
 
     def close(self) -> None:
+        """Close the current bar, if any."""
         if self.bar is not None:
             self.bar.close()
             self.bar = None
 
 
 def run(args: argparse.Namespace) -> int:
+    """Train (or resume) from the YAML config with a progress bar; returns the exit code."""
     from seiscore.methods.ssb import TrainConfig, train
 
     cfg = TrainConfig.from_yaml(args.config)

@@ -18,6 +18,7 @@ import numpy as np
 from seiscore.core.lineage import DatasetRef, content_hash, fingerprint
 from seiscore.execution.blockwise.jobs import DenoiserSpec, TileJob, plan_job_tiles, scale_from_range, survey_scale
 from seiscore.execution.blockwise.state import TileState
+from seiscore.execution.per_item import ItemJob
 
 SOURCE_ATTR = "seiscore_source"
 RANGE_ATTR = "seiscore_amplitude_scale"
@@ -120,21 +121,28 @@ def amplitude_range(store, amp, live_mask) -> tuple[float, float]:
     return tuple(cached)
 
 
-def run_key(reuse_key: str, job: TileJob) -> str:
-    return fingerprint({"reuse": reuse_key, "plan": job.plan.model_dump(mode="json"), "scale": job.scale})
+def run_key(reuse_key: str, job: TileJob | ItemJob) -> str:
+    """The run key of ``job`` (blockwise or per_item): its reuse key (input, method, parameters, code), the
+    layout of its work units and its scaling. Resuming needs the same key."""
+    layout = job.plan.model_dump(mode="json") if isinstance(job, TileJob) else job.layout()
+    return fingerprint({"reuse": reuse_key, "plan": layout, "scale": job.scale})
 
 
-def prepare_output(job: TileJob, key: str, attrs: dict | None = None, *, restart: bool = False) -> int:
-    """Create the output store for run ``key`` or keep it to resume (unless ``restart``); returns tiles already done."""
+def prepare_output(job: TileJob | ItemJob, key: str, attrs: dict | None = None, *, restart: bool = False) -> int:
+    """Create the output store for run ``key`` or keep it to resume (unless ``restart``); returns the work units
+    (tiles or batches) already done."""
     from seiscore import io
 
-    state = TileState(job.output_store)
+    if isinstance(job, TileJob):
+        state, chunks, layout = TileState(job.output_store), job.plan.chunks, job.plan
+    else:
+        state, chunks, layout = job.state(), job.chunks, job
     out = Path(job.output_store)
-    # Same run key: the same input, plan, denoiser and code wrote it, so its recorded tiles stand,
-    # also when it is complete (every tile written; the run then stopped in QC, export or lineage).
+    # Same run key: the same input, plan, method and code wrote it, so its recorded units stand,
+    # also when it is complete (every unit written; the run then stopped in QC, export or lineage).
     if restart or not (out.exists() and state.run_key() == key):
-        io.create_output_store(job.input_store, out, chunks=job.plan.chunks, attrs=attrs, overwrite=True)
-    return state.begin(key, job.plan)
+        io.create_output_store(job.input_store, out, chunks=chunks, attrs=attrs, overwrite=True)
+    return state.begin(key, layout)
 
 
 def run_quality(

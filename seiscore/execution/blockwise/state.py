@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-import zarr
 from filelock import FileLock, Timeout
 
 from seiscore.execution.blockwise.tiling import Tile, TilePlan
+from seiscore.execution.run_state import RunRecord
 
 STATE_GROUP = "tile_state"
 
@@ -47,36 +47,31 @@ class TileState:
 
     def __init__(self, store: str | os.PathLike):
         self.store = str(store)
+        self.record = RunRecord(store, STATE_GROUP)
 
     def _group(self, mode: str = "r"):
-        return zarr.open_group(self.store, mode=mode, use_consolidated=False)[STATE_GROUP]
+        return self.record.group(mode)
 
     def _flags(self, name: str, mode: str = "r"):
         return self._group(mode)[name]
 
     # -- run identity -------------------------------------------------------------------
     def run_key(self) -> str | None:
-        """The key of the run recorded in the store, or None when none started."""
-        try:
-            return self._group().attrs.get("run_key")
-        except (FileNotFoundError, KeyError):
-            return None
+        """The run key recorded in the store (None: no record)."""
+        return self.record.run_key()
 
     def begin(self, run_key: str, plan: TilePlan) -> int:
         """Start or resume a run; returns the number of tiles already done for this key.
 
         A different key (new input, parameters, code or plan) discards earlier records.
         """
-        if self.run_key() != run_key:
-            root = zarr.open_group(self.store, mode="a", use_consolidated=False)
-            if STATE_GROUP in root:
-                del root[STATE_GROUP]
-            g = root.create_group(
-                STATE_GROUP, attributes={"run_key": run_key, "plan": plan.model_dump_json(), "started": time.time()}
-            )
+
+        def create(g) -> None:
             for name in ("done", "ready"):
                 g.create_array(name, shape=plan.grid, chunks=(1,) * plan.ndim, dtype="uint8", fill_value=0)
             self._create_blocks(g, plan)
+
+        self.record.begin(run_key, {"plan": plan.model_dump_json()}, create)
         return len(self.done())
 
     @staticmethod
