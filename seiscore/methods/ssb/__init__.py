@@ -3,39 +3,40 @@
 Public API: :func:`denoise` (cube -> cube on 2-D sections), :func:`train` (three-stage
 training with resume), :func:`save_model` / :func:`load_model` (safetensors + JSON card),
 and the pydantic configurations.
+
+The names are imported on first use (torch and transformers take seconds), so the method's
+spec (:mod:`seiscore.methods.ssb.method`) can be listed and validated without them.
 """
 
-from seiscore.methods.ssb.artifacts import load_model, read_card, save_model
-from seiscore.methods.ssb.config import (
-    BackboneConfig,
-    DataConfig,
-    ExpertConfig,
-    HeadConfig,
-    LoRASettings,
-    RouterConfig,
-    SSBModelConfig,
-    StageConfig,
-    TrainConfig,
-)
-from seiscore.methods.ssb.inference import denoise
-from seiscore.methods.ssb.model import SSBModel
-from seiscore.methods.ssb.train import TrainResult, train
+from importlib import import_module
 
-__all__ = [
-    "BackboneConfig",
-    "DataConfig",
-    "ExpertConfig",
-    "HeadConfig",
-    "LoRASettings",
-    "RouterConfig",
-    "SSBModel",
-    "SSBModelConfig",
-    "StageConfig",
-    "TrainConfig",
-    "TrainResult",
-    "denoise",
-    "load_model",
-    "read_card",
-    "save_model",
-    "train",
-]
+_LAZY = {
+    "load_model": "artifacts",
+    "read_card": "artifacts",
+    "save_model": "artifacts",
+    "BackboneConfig": "config",
+    "DataConfig": "config",
+    "ExpertConfig": "config",
+    "HeadConfig": "config",
+    "LoRASettings": "config",
+    "RouterConfig": "config",
+    "SSBModelConfig": "config",
+    "StageConfig": "config",
+    "TrainConfig": "config",
+    "denoise": "inference",
+    "SSBModel": "model",
+    "TrainResult": "train",
+    "train": "train",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
