@@ -5,9 +5,12 @@ training with resume), :func:`save_model` / :func:`load_model` (safetensors + JS
 and the pydantic configurations.
 
 The names are imported on first use (torch and transformers take seconds), so the method's
-spec (:mod:`seiscore.methods.ssb.method`) can be listed and validated without them.
+spec (:mod:`seiscore.methods.ssb.method`) can be listed and validated without them. ``train`` is
+both a submodule and a function: importing the submodule never replaces the package's function.
 """
 
+import sys
+import types
 from importlib import import_module
 
 _LAZY = {
@@ -34,8 +37,22 @@ __all__ = sorted(_LAZY)
 
 def __getattr__(name: str):
     if name in _LAZY:
-        return getattr(import_module(f"{__name__}.{_LAZY[name]}"), name)
+        value = getattr(import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _Package(types.ModuleType):
+    """The package module: a submodule named like one of the lazy names (``train``) does not shadow it."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in _LAZY and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __dir__() -> list[str]:
