@@ -22,7 +22,7 @@ import dask
 from prefect_dask import DaskTaskRunner
 
 from seiscore.core.settings import PipelineSettings, get_settings
-from seiscore.execution.blockwise.jobs import gpu_available
+from seiscore.execution.resources import gpu_available
 
 # Dask preload of local workers: they ignore Ctrl-C (a terminal sends it to the whole process group); the
 # command stops them (seiscore.cli.signals).

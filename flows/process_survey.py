@@ -31,12 +31,14 @@ from seiscore.core import progress
 from seiscore.core.lineage import DatasetRef, LineageRecord, now_iso, read_lineage, write_lineage
 from seiscore.core.safety import reference_store_path
 from seiscore.core.settings import PipelineSettings, get_settings
-from seiscore.execution.blockwise.jobs import TileJob, pending_work, tile_resources
+from seiscore.execution.blockwise.jobs import TileJob, pending_work
 from seiscore.execution.blockwise.state import TileState, survey_lock
 from seiscore.execution.export_state import segy_is_current
 from seiscore.execution.pipeline import prepare_output, run_key, summary_metrics
 from seiscore.execution.preflight import preflight
+from seiscore.execution.resources import placement
 from seiscore.execution.versions import publish_staging, recover, staging_path
+from seiscore.methods.registry import get_method
 from tasks.export import export_segy as export_segy_task
 from tasks.ingest import ingest_survey
 from tasks.lineage import lineage_task
@@ -51,7 +53,7 @@ def run_tiles(job: TileJob, settings: PipelineSettings, cluster: dict) -> dict[s
     logger.info(
         f"{job.plan.n_tiles} tiles (grid {job.plan.grid}); {len(to_write)} to write, {len(to_compute)} to denoise"
     )
-    resources, note = tile_resources(job.spec, cluster, has_gpu=has_resource(cluster, "GPU"))
+    resources, note = placement(get_method(job.spec.name), job.spec, cluster, has_gpu=has_resource(cluster, "GPU"))
     if note:
         logger.warning(note)
     denoise = denoise_tile_task.with_options(

@@ -5,8 +5,9 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from seiscore.execution.blockwise.jobs import DenoiserSpec, TileJob, denoise_tile, write_tile
+from seiscore.execution.blockwise.jobs import TileJob, denoise_tile, write_tile
 from seiscore.execution.pipeline import make_job
+from seiscore.methods.base import MethodSpec
 
 
 def _worker_name() -> str | None:
@@ -20,7 +21,7 @@ def _worker_name() -> str | None:
 
 
 @task(name="plan-tiles", cache_policy=NO_CACHE)
-def plan_tiles_task(input_store: str, output_store: str, spec: DenoiserSpec) -> TileJob:
+def plan_tiles_task(input_store: str, output_store: str, spec: MethodSpec) -> TileJob:
     """Tile plan, chunk shape and amplitude scaling of a run."""
     return make_job(input_store, output_store, spec)
 

@@ -90,11 +90,10 @@ def test_an_invalid_kind_is_refused(fields, message):
 
 
 def test_the_post_stack_dims_have_one_definition():
-    from seiscore.execution.blockwise import jobs
     from seiscore.io import store
 
     assert store_dims() == POSTSTACK3D.dims == ("inline", "crossline", "sample")
-    assert store.DIMS is POSTSTACK3D.dims and jobs.DIMS is POSTSTACK3D.dims
+    assert store.DIMS is POSTSTACK3D.dims
     assert POSTSTACK3D.mask_dims == ("inline", "crossline") and POSTSTACK3D.axis("sample") == 2
     with pytest.raises(ValueError, match=r"'time' is not a dim of poststack3d data \(dims: inline, crossline"):
         POSTSTACK3D.axis("time")

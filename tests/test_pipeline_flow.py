@@ -78,10 +78,11 @@ def _run(survey, env, **kw):
 
 def _expected(noisy: np.ndarray) -> np.ndarray:
     """The same tiles and global min-max scaling, computed in memory."""
-    from seiscore.execution.blockwise.jobs import DenoiserSpec, block_denoiser
+    from seiscore.execution.blockwise.jobs import block_denoiser
     from seiscore.execution.blockwise.tiling import TileConfig, denoise_tiled
+    from seiscore.methods.registry import parse_spec
 
-    spec = DenoiserSpec(name="tlsm", preset="synthetic", params={"iterations": 5})
+    spec = parse_spec({"name": "tlsm", "preset": "synthetic", "params": {"iterations": 5}})
     lo, hi = float(noisy.min()), float(noisy.max())
     c, h = (lo + hi) / 2, (hi - lo) / 2
     scaled = (noisy - np.float32(c)) / np.float32(h)

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from seiscore.execution.preflight import PreflightError, SSBParams, preflight
+from seiscore.execution.preflight import PreflightError, preflight
+from seiscore.methods.ssb.method import SSBParams
 
 SHAPE = (32, 40, 60)
 TILES = {"tile": [8, None, None], "halo": [4, 0, 0]}
@@ -138,14 +139,14 @@ def test_bad_values_presets_axes_and_tiles_are_refused_with_the_field_named(cata
     assert not (catalog.parent / "data" / "stores").exists()
 
 
-def test_unknown_survey_and_denoiser_get_suggestions(catalog, capsys):
+def test_unknown_survey_and_method_get_suggestions(catalog, capsys):
     from seiscore.cli import main
 
     assert main(["run", "smal", "--catalog", str(catalog), "--check"]) == 2
     err = capsys.readouterr().err
     assert "no survey 'smal' in catalog" in err and "did you mean 'small'?" in err
-    with pytest.raises(PreflightError, match="unknown denoiser 'tslm'; did you mean 'tlsm'"):
-        preflight("small", catalog=catalog, denoiser="tslm")
+    with pytest.raises(PreflightError, match="unknown method 'tslm'; did you mean 'tlsm'.*available: ssb, tlsm"):
+        preflight("small", catalog=catalog, method="tslm")
 
 
 def test_ssb_without_a_model_or_with_a_missing_one_is_refused_before_compute(catalog):
@@ -175,7 +176,7 @@ def ssb_model(tmp_path_factory):
 
 
 def test_ssb_parameters_model_and_gpu_rule(catalog, ssb_model, tmp_path):
-    from seiscore.execution.blockwise.jobs import gpu_available
+    from seiscore.execution.resources import gpu_available
 
     with pytest.raises(PreflightError, match="unknown SSB parameter 'batch_sise'; did you mean 'batch_size'"):
         preflight("small", catalog=catalog, denoiser="ssb", params={"model": ssb_model, "batch_sise": 4})
@@ -183,7 +184,7 @@ def test_ssb_parameters_model_and_gpu_rule(catalog, ssb_model, tmp_path):
     not_an_artifact.mkdir()
     with pytest.raises(FileNotFoundError, match="model_card.json is missing"):
         preflight("small", catalog=catalog, denoiser="ssb", params={"model": str(not_an_artifact)})
-    if not gpu_available():  # the same rule as the run's tile_resources: no GPU and no allow_cpu -> refused
+    if not gpu_available():  # the same rule as the run's placement: no GPU and no allow_cpu -> refused
         with pytest.raises(PreflightError, match="allow_cpu=true"):
             preflight("small", catalog=catalog, denoiser="ssb", params={"model": ssb_model})
     plan = preflight("small", catalog=catalog, denoiser="ssb", params={"model": ssb_model, "allow_cpu": True})
@@ -215,8 +216,8 @@ def test_ssb_params_schema_matches_the_denoiser_signature():
 def test_check_prints_the_plan_the_run_uses_and_writes_nothing(catalog, capsys):
     from seiscore.cli import main
     from seiscore.data.catalog import load_catalog
-    from seiscore.execution.blockwise.jobs import resolve_spec
     from seiscore.execution.pipeline import ensure_ingested, make_job
+    from seiscore.methods.registry import resolve_spec
 
     params = ["--param", f'tiles={{"tile": {TILES["tile"]}, "halo": {TILES["halo"]}}}'.replace("None", "null")]
     before = _snapshot(catalog.parent)
@@ -283,20 +284,25 @@ def test_source_and_memory_problems_are_one_line(tmp_path, segy, monkeypatch):
 def test_reprocess_preflights_every_survey_before_starting(tmp_path, segy):
     extra = (
         "  broken:\n"
-        f"    source: {segy}\n"
+        f"    source: {tmp_path / 'missing.sgy'}\n"
         "    store: data/stores/broken.zarr\n"
         "    output: data/stores/broken_denoised.zarr\n"
-        "    denoiser:\n"
+        "    method:\n"
         "      name: tlsm\n"
-        "      params: {lamda1: 2}\n"
+        "      params: {lambda1: 2}\n"
         "      axes: {smooth: crossline, footprint: sample, tube: inline}\n"
     )
     catalog = _catalog(tmp_path, segy, extra)
     res, _, cpu = _seis("reprocess", "--catalog", str(catalog))
     assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "1 of 2 surveys fail the pre-flight, nothing started: survey 'broken': source" in res.stderr
+    assert not (tmp_path / "data" / "stores").exists()
+    # a parameter typo is in the survey's spec, which the catalog validates: refused on loading, with the close name
+    catalog.write_text(catalog.read_text().replace("{lambda1: 2}", "{lamda1: 2}"))
+    res, _, cpu = _seis("reprocess", "--catalog", str(catalog))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
     assert (
-        "1 of 2 surveys fail the pre-flight, nothing started: survey 'broken': unknown TLSM parameter 'lamda1'; "
-        "did you mean 'lambda1'"
+        "survey 'broken': field 'method.params.lamda1': unknown TLSM parameter 'lamda1'; did you mean 'lambda1'"
     ) in res.stderr
     assert not (tmp_path / "data" / "stores").exists()
 

@@ -1,9 +1,11 @@
-"""SSB in the pipeline: the tile task's GPU=1 requirement on a real Dask cluster, CPU opt-in, the training flow."""
+"""SSB in the pipeline: the main tile path (block callable, denoise_tile / write_tile on a real store) on CPU
+with allow_cpu, the GPU=1 placement on a real Dask cluster, the training flow."""
 
 from __future__ import annotations
 
 import json
 
+import dask
 import httpx
 import numpy as np
 import pytest
@@ -14,9 +16,12 @@ from prefect.context import FlowRunContext
 from prefect.settings import PREFECT_API_URL
 from prefect_dask import DaskTaskRunner
 
+from seiscore.execution.blockwise.jobs import block_denoiser, denoise_tile, write_tile
+from seiscore.execution.pipeline import make_job, prepare_output
+from seiscore.execution.resources import GPURequiredError, gpu_available, placement
+from seiscore.methods.registry import get_method, parse_spec
 from seiscore.methods.ssb import DataConfig, SSBModelConfig, StageConfig, TrainConfig, denoise, save_model
 from seiscore.methods.ssb.model import SSBModel
-from tasks.ssb import SSB_RESOURCES, denoise_tile_ssb, submit_denoise_tile_ssb
 
 torch.set_num_threads(1)
 
@@ -35,47 +40,93 @@ def _tile():
     return np.random.default_rng(0).standard_normal((2, 24, 32)).astype(np.float32)
 
 
-def test_tile_task_requires_a_gpu_unless_cpu_is_allowed(artifact, harness):
-    assert SSB_RESOURCES == {"GPU": 1}
-    if not torch.cuda.is_available():
-        with pytest.raises(RuntimeError, match="allow_cpu=True"):
-            denoise_tile_ssb.fn(_tile(), artifact)
-    out = denoise_tile_ssb.fn(_tile(), artifact, allow_cpu=True)
+def _spec(artifact, **params):
+    return parse_spec(
+        {"name": "ssb", "model": artifact, "tiles": {"tile": [2, None, None], "halo": [0, 0, 0]}, "params": params}
+    )
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, write_synthetic_segy):
+    """A real input store of 4 inlines x 24 crosslines x 32 samples."""
+    from seiscore import io
+
+    folder = tmp_path_factory.mktemp("ssb_store")
+    segy = write_synthetic_segy(folder, (4, 24, 32))[0]
+    return str(io.ingest(segy, folder / "in.zarr", chunks=(2, 24, 32)))
+
+
+def test_block_callable_requires_a_gpu_unless_cpu_is_allowed(artifact):
+    if not gpu_available():
+        with pytest.raises(GPURequiredError, match="allow_cpu=True"):
+            block_denoiser(_spec(artifact))(_tile())
+    out = block_denoiser(_spec(artifact, allow_cpu=True))(_tile())
     assert np.array_equal(out, denoise(_tile(), artifact))
+
+
+def test_ssb_tiles_run_through_the_main_path_on_cpu_with_allow_cpu(artifact, store, tmp_path):
+    """denoise_tile / write_tile with SSB: what the process-survey flow runs on a worker."""
+    from seiscore import io
+
+    job = make_job(store, str(tmp_path / "out.zarr"), _spec(artifact, allow_cpu=True))
+    assert job.plan.n_tiles == 2 and job.spec.model == artifact
+    job = type(job).model_validate_json(job.model_dump_json())  # as shipped to a worker: the SSB fields survive
+    prepare_output(job, "k")
+    for key in [t.key for t in job.plan.tiles()]:
+        assert denoise_tile(job, key)["samples"] == 2 * 24 * 32
+    for key in [t.key for t in job.plan.tiles()]:
+        write_tile(job, key)
+    out = io.open_survey(job.output_store, require_complete=False)["amplitude"].values
+    ds = io.open_survey(store)
+    c, h = job.scale
+    expected = denoise((ds["amplitude"].values - np.float32(c)) / np.float32(h), artifact) * np.float32(h) + c
+    assert np.allclose(out, expected, atol=1e-4 * h)
 
 
 def _restrictions(dask_scheduler):
     return [ts.resource_restrictions for ts in dask_scheduler.tasks.values()]
 
 
-def test_tile_task_runs_only_on_gpu_workers(artifact, harness):
-    def runner(resources):
+def test_ssb_tiles_run_only_on_gpu_workers(artifact, store, tmp_path, harness):
+    """The placement the flow uses: tasks annotated GPU=1 run on a worker advertising it, never elsewhere."""
+    from tasks.tiles import denoise_tile_task
+
+    spec = _spec(artifact, allow_cpu=True)  # the worker has no CUDA: allow the CPU there
+    resources, note = placement(get_method("ssb"), spec, {"type": "LocalCluster"}, has_gpu=True)
+    assert resources == {"GPU": 1} and note is None
+    job = make_job(store, str(tmp_path / "out.zarr"), spec)
+    prepare_output(job, "k")
+    key = next(iter(job.plan.tiles())).key
+
+    def runner(worker_resources):
         return DaskTaskRunner(
             cluster_kwargs={
                 "n_workers": 1,
                 "threads_per_worker": 1,
                 "processes": True,
-                "resources": resources,
+                "resources": worker_resources,
                 "dashboard_address": None,
             }
         )
 
     @flow(task_runner=runner({"GPU": 1}))
-    def gpu_cluster(tile, model):
-        fut = submit_denoise_tile_ssb(tile, model, allow_cpu=True)
+    def gpu_cluster(job, key):
+        with dask.annotate(resources=resources):
+            fut = denoise_tile_task.submit(job, key)
         out = fut.result()
         return out, FlowRunContext.get().task_runner.client.run_on_scheduler(_restrictions)
 
-    out, restrictions = gpu_cluster(_tile(), artifact)
-    assert out.shape == (2, 24, 32) and {"GPU": 1} in restrictions
+    info, restrictions = gpu_cluster(job, key)
+    assert info["tile"] == key and {"GPU": 1} in restrictions
 
     @flow(task_runner=runner({}))
-    def cpu_only_cluster(tile, model):
-        fut = submit_denoise_tile_ssb(tile, model, allow_cpu=True)
+    def cpu_only_cluster(job, key):
+        with dask.annotate(resources=resources):
+            fut = denoise_tile_task.submit(job, key)
         fut.wait(timeout=4)
         return fut.state.is_completed()
 
-    assert cpu_only_cluster(_tile(), artifact) is False  # no worker advertises GPU=1: the tile never runs
+    assert cpu_only_cluster(job, key) is False  # no worker advertises GPU=1: the tile never runs
 
 
 def test_train_flow_publishes_epoch_metrics(tmp_path, harness):

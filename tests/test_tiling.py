@@ -81,13 +81,19 @@ def test_invalid_inputs_are_named():
 
 def test_tlsm_on_tiles_matches_whole_cube_without_seams():
     """Quality bar on a reduced paper cube (the full 100x200x400 figures are in benchmarks/results/tiling.md)."""
-    from seiscore.execution.blockwise.jobs import DenoiserSpec
+    from seiscore.data.kinds import POSTSTACK3D
+    from seiscore.methods.registry import get_method
     from seiscore.methods.tlsm import denoise
+    from seiscore.methods.tlsm.method import TLSMSpec
 
     noisy, clean = make_survey(n_inline=48, n_crossline=100, n_time=200)
     run = lambda b: from_canonical(denoise(np.ascontiguousarray(to_canonical(b)), preset="synthetic"))  # noqa: E731
     whole = run(noisy)
-    cfg = DenoiserSpec(name="tlsm").tile_config().model_copy(update={"tile": (16, None, None)})
+    cfg = (
+        get_method("tlsm")
+        .default_tiling(TLSMSpec(), POSTSTACK3D, noisy.shape)
+        .model_copy(update={"tile": (16, None, None)})
+    )
     tiled = denoise_tiled(noisy, run, cfg)
     plan = plan_tiles(noisy.shape, cfg)
     assert plan.n_tiles == 3
@@ -97,23 +103,6 @@ def test_tlsm_on_tiles_matches_whole_cube_without_seams():
     # No seam: the error near core borders is no larger than elsewhere.
     assert seam_ratio(tiled - clean, plan) < 1.2
     assert seam_ratio(tiled - whole, plan) < 1.5
-
-
-def test_ssb_tiles_need_a_gpu_worker_or_an_explicit_cpu_opt_in():
-    from seiscore.execution.blockwise.jobs import DenoiserSpec, tile_resources
-
-    tlsm, ssb = DenoiserSpec(name="tlsm"), DenoiserSpec(name="ssb", params={"model": "m"})
-    local, external = {"type": "local"}, {"type": "external", "n_workers": 2, "scheduler": "tcp://127.0.0.1:8786"}
-    assert tile_resources(tlsm, local, has_gpu=False) == (None, None)
-    assert tile_resources(ssb, external, has_gpu=True) == ({"GPU": 1}, None)
-    with pytest.raises(RuntimeError, match="allow_cpu=true"):
-        tile_resources(ssb, local, has_gpu=False)
-    with pytest.raises(RuntimeError, match="GPU=1"):
-        tile_resources(ssb, external, has_gpu=False)
-    resources, note = tile_resources(
-        ssb.model_copy(update={"params": {"model": "m", "allow_cpu": True}}), local, has_gpu=False
-    )
-    assert resources is None and "CPU workers" in note
 
 
 def test_survey_scale_comes_from_the_range_ingest_measured(tmp_path, write_synthetic_segy):

@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "run",
     "serve",
     "lineage",
+    "methods",
 ]
 # Sub-commands that run the pipeline: Ctrl-C / SIGTERM stop them cleanly (one line, exit 130 / 143).
 STOPPABLE = {"run", "reprocess", "demo"}

@@ -1,9 +1,11 @@
 """The survey catalog (``data_catalog.yaml``): pydantic models and a loader.
 
 Each entry names a survey's SEG-Y source, its header byte positions and layout, the Zarr
-stores the pipeline reads and writes, the denoiser to run (with its TLSM axis roles over
-the store dims) and, for synthetic surveys, the clean reference. Relative paths are
-resolved against the catalog file's folder. A bad entry raises :class:`CatalogError`
+stores the pipeline reads and writes, their data kind (:mod:`seiscore.data.kinds`), the method to
+run with its spec (``method:``, any registered method, e.g. TLSM with its axis roles over the
+store dims or SSB with its model artifact; the old key ``denoiser:`` is still read) and, for
+synthetic surveys, the clean reference. Relative paths, including the path fields of the spec
+(SSB's ``model``), are resolved against the catalog file's folder. A bad entry raises :class:`CatalogError`
 naming the survey and the field.
 """
 
@@ -14,52 +16,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-STORE_DIMS = ("inline", "crossline", "sample")
+from seiscore.data.kinds import get_kind
+from seiscore.methods.base import MethodConfigError
+from seiscore.methods.registry import AnySpec, method_class, parse_spec
+
 DEFAULT_CATALOG = "data_catalog.yaml"
 
 
 class CatalogError(ValueError):
     """A catalog file or entry that cannot be used; the message names the survey and field."""
-
-
-class TLSMAxes(BaseModel):
-    """Which store dim plays each TLSM role (a permutation of inline, crossline, sample)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    smooth: Literal["inline", "crossline", "sample"]
-    footprint: Literal["inline", "crossline", "sample"]
-    tube: Literal["inline", "crossline", "sample"]
-
-    @model_validator(mode="after")
-    def _permutation(self) -> "TLSMAxes":
-        roles = (self.smooth, self.footprint, self.tube)
-        if sorted(roles) != sorted(STORE_DIMS):
-            raise ValueError(f"smooth/footprint/tube must be a permutation of {', '.join(STORE_DIMS)}, got {roles}")
-        return self
-
-    def as_kwargs(self) -> dict[str, str]:
-        """``{"smooth": ..., "footprint": ..., "tube": ...}`` for ``seiscore.methods.tlsm.denoise_dataarray``."""
-        return {"smooth": self.smooth, "footprint": self.footprint, "tube": self.tube}
-
-
-class DenoiserConfig(BaseModel):
-    """The denoiser a survey runs: name, preset, parameter overrides, TLSM axis roles."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: Literal["tlsm", "ssb"]
-    preset: str | None = None
-    params: dict[str, Any] = Field(default_factory=dict)
-    axes: TLSMAxes | None = None
-
-    @model_validator(mode="after")
-    def _tlsm_needs_axes(self) -> "DenoiserConfig":
-        if self.name == "tlsm" and self.axes is None:
-            raise ValueError("a tlsm denoiser needs axes (smooth, footprint, tube)")
-        return self
 
 
 class SurveyEntry(BaseModel):
@@ -77,22 +44,50 @@ class SurveyEntry(BaseModel):
     store: str = Field(description="Zarr path of the ingested input store")
     output: str = Field(description="Zarr path of the denoised output store")
     output_segy: str | None = None
-    denoiser: DenoiserConfig
+    kind: str = Field("poststack3d", description="data kind of the stores (seiscore.data.kinds)")
+    method: AnySpec = Field(
+        validation_alias=AliasChoices("method", "denoiser"),
+        description="the method and its spec (YAML key 'method'; the old key 'denoiser' is still read)",
+    )
     reference: str | None = Field(None, description="clean reference (store or SEG-Y), synthetic surveys only")
     chunks: tuple[int, int, int] | None = None
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v: str) -> str:
+        get_kind(v)
+        return v
+
+    @model_validator(mode="after")
+    def _method_accepts_kind(self) -> SurveyEntry:
+        accepted = method_class(self.method.name).data_kinds
+        if self.kind not in accepted:
+            raise ValueError(
+                f"method {self.method.name!r} does not run on {self.kind} data (it accepts: {', '.join(accepted)})"
+            )
+        return self
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        """Dims of the stores' main variable, from the entry's data kind."""
+        return get_kind(self.kind).dims
 
     @field_validator("il_byte", "xl_byte")
     @classmethod
     def _header_byte(cls, v: int) -> int:
         from seiscore.io.headers import field_at
+
         field_at(v)
         return v
 
     @property
     def source_path(self) -> Path:
+        """The source SEG-Y as a local path (remote sources are not supported yet)."""
         if "://" in self.source and not self.source.startswith("file://"):
-            raise NotImplementedError(f"survey {self.name!r}: remote sources ({self.source}) are not supported yet; "
-                                      f"copy the file locally and point 'source' at it")
+            raise NotImplementedError(
+                f"survey {self.name!r}: remote sources ({self.source}) are not supported yet; "
+                f"copy the file locally and point 'source' at it"
+            )
         return Path(self.source.removeprefix("file://"))
 
 
@@ -105,12 +100,14 @@ class Catalog(BaseModel):
     surveys: dict[str, SurveyEntry]
 
     def get(self, name: str) -> SurveyEntry:
+        """The entry ``name``; a one-line :class:`CatalogError` naming the known surveys otherwise."""
         try:
             return self.surveys[name]
         except KeyError:
             raise CatalogError(f"no survey {name!r} in catalog {self.path}; known: {', '.join(self.surveys)}") from None
 
     def names(self) -> list[str]:
+        """Survey names, in catalog order."""
         return list(self.surveys)
 
 
@@ -127,6 +124,19 @@ def _field_name(err: dict) -> str:
     return ".".join(str(p) for p in err["loc"]) or "(entry)"
 
 
+def _with_method(raw: dict, base: Path) -> dict:
+    """``raw`` with its method spec (key ``method``, or the old ``denoiser``) parsed, path fields resolved."""
+    if "method" in raw and "denoiser" in raw:
+        raise MethodConfigError("give 'method' only ('denoiser' is its old name)", detail="give 'method' only")
+    key = "method" if "method" in raw else "denoiser"
+    spec = raw[key]
+    if isinstance(spec, dict) and spec.get("name"):
+        fields = method_class(str(spec["name"])).spec_model.path_fields
+        spec = {k: _resolve(v, base) if k in fields and isinstance(v, str) else v for k, v in spec.items()}
+    rest = {k: v for k, v in raw.items() if k != key}
+    return {**rest, "method": parse_spec(spec)}
+
+
 def parse_catalog(data: Any, base: Path, path: Path | None = None) -> Catalog:
     """Build a Catalog from parsed YAML; paths relative to ``base``."""
     where = path or "catalog"
@@ -141,11 +151,19 @@ def parse_catalog(data: Any, base: Path, path: Path | None = None) -> Catalog:
             if isinstance(raw.get(key), str):
                 raw[key] = _resolve(raw[key], base)
         try:
+            if "method" in raw or "denoiser" in raw:
+                raw = _with_method(raw, base)
+        except MethodConfigError as exc:
+            key = "method" if "method" in raw else "denoiser"
+            field = f"{key}.{exc.field}" if exc.field else key
+            raise CatalogError(f"{where}: survey {name!r}: field '{field}': {exc.detail}") from None
+        try:
             surveys[name] = SurveyEntry.model_validate(raw)
         except ValidationError as exc:
             err = exc.errors()[0]
             more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
-            raise CatalogError(f"{where}: survey {name!r}: field '{_field_name(err)}': {err['msg']}{more}") from None
+            msg = str(err["ctx"]["error"]) if err.get("type") == "value_error" and "ctx" in err else err["msg"]
+            raise CatalogError(f"{where}: survey {name!r}: field '{_field_name(err)}': {msg}{more}") from None
         except ValueError as exc:
             raise CatalogError(f"{where}: survey {name!r}: {exc}") from None
     return Catalog(path=path, surveys=surveys)

@@ -16,9 +16,11 @@ from typing import Any
 import numpy as np
 
 from seiscore.core.lineage import DatasetRef, content_hash, fingerprint
-from seiscore.execution.blockwise.jobs import DenoiserSpec, TileJob, plan_job_tiles, scale_from_range, survey_scale
+from seiscore.data.kinds import get_kind
+from seiscore.execution.blockwise.jobs import TileJob, plan_job_tiles, scale_from_range, survey_scale
 from seiscore.execution.blockwise.state import TileState
 from seiscore.execution.per_item import ItemJob
+from seiscore.methods.base import MethodSpec
 
 SOURCE_ATTR = "seiscore_source"
 RANGE_ATTR = "seiscore_amplitude_scale"
@@ -90,15 +92,19 @@ def ensure_ingested(
     return store, ref, True
 
 
-def make_job(input_store, output_store, spec: DenoiserSpec) -> TileJob:
-    """Plan the tiles and measure the survey's amplitude range (for the global scaling)."""
+def make_job(input_store, output_store, spec: MethodSpec, kind: str = "poststack3d") -> TileJob:
+    """Plan the tiles of a blockwise run of ``spec`` on ``kind`` data and measure the survey's amplitude range
+    (for the global scaling, when the spec asks for it)."""
     from seiscore import io
 
     ds = io.open_survey(input_store)
-    amp = ds["amplitude"].transpose("inline", "crossline", "sample")
-    plan = plan_job_tiles(amp.shape, amp.encoding.get("chunks") or amp.shape, spec)
-    scale = amplitude_range(input_store, amp, ds["live_mask"]) if spec.scale == "minmax" else (0.0, 1.0)
-    return TileJob(input_store=str(input_store), output_store=str(output_store), plan=plan, spec=spec, scale=scale)
+    amp = ds["amplitude"].transpose(*get_kind(kind).dims)
+    plan = plan_job_tiles(amp.shape, amp.encoding.get("chunks") or amp.shape, spec, kind)
+    minmax = getattr(spec, "scale", "none") == "minmax"
+    scale = amplitude_range(input_store, amp, ds["live_mask"]) if minmax else (0.0, 1.0)
+    return TileJob(
+        input_store=str(input_store), output_store=str(output_store), plan=plan, spec=spec, scale=scale, kind=kind
+    )
 
 
 def amplitude_range(store, amp, live_mask) -> tuple[float, float]:

@@ -1,62 +1,42 @@
 """Pre-flight of a survey run: every check that needs no compute, and the plan of the run.
 
 :func:`preflight` validates a catalog survey as ``seis run`` / the ``process-survey`` flow would
-run it - the catalog entry, the method and every one of its parameters (an unknown name is
-refused with the closest valid names), the SSB model artifact, the GPU rule, the source file,
-the write targets, the tile plan and its memory against the worker limit - and returns a
+run it - the catalog entry, the method (checked against the registry) and every one of its
+parameters (validated by the method's strict spec: an unknown name is refused with the closest
+valid names), the method's own checks (e.g. SSB's model artifact), the GPU rule
+(:func:`seiscore.execution.resources.placement`), the source file, the write targets, the tile
+plan and its memory (the method's peak-memory model) against the worker limit - and returns a
 :class:`RunPlan`. It reads headers and metadata only: nothing is computed, created or written.
 Every problem is a :class:`PreflightError` (a ``ValueError``) with a one-line message.
 """
 
 from __future__ import annotations
 
-import difflib
 import os
 import stat
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from seiscore.core.safety import check_write_targets, default_segy_path, resolve
 from seiscore.core.settings import PipelineSettings, get_settings
-from seiscore.execution.blockwise.jobs import (
-    DIMS,
-    SPEC_KEYS,
-    DenoiserSpec,
-    plan_job_tiles,
-    resolve_spec,
-    tile_resources,
-)
+from seiscore.data.kinds import get_kind
+from seiscore.execution.blockwise.jobs import plan_job_tiles
 from seiscore.execution.blockwise.tiling import TilePlan
+from seiscore.execution.resources import GPURequiredError, placement
+from seiscore.methods.base import Method, MethodConfigError, MethodSpec, did_you_mean
+from seiscore.methods.registry import AnySpec, get_method, resolve_spec
 
-# Peak memory of one tile task as a multiple of its extended block's float32 bytes.
-# TLSM: 17x measured for the denoiser alone (tracemalloc peak and RSS high-water above the
-# warm start agree within 0.5x; blocks 24x40x60, 48x100x100 and 48x200x400, synthetic preset,
-# threads_per_task=1, seiscore 0.1.0), plus 3 block copies the tile task holds (the read
-# block, its scaled copy, the weighted support): 20.
-TLSM_PEAK_FACTOR = 20.0
-# SSB: 6x measured on the NumPy side (tracemalloc, 32x100x100 block, patch-16 model on CPU) plus
-# the model's weights (the size of model.safetensors) - a rough bound, GPU memory is not counted.
-SSB_PEAK_FACTOR = 6.0
+if TYPE_CHECKING:  # pragma: no cover
+    DenoiserSpec = MethodSpec  # the annotation of _up_to_date (flows part), until it is rewritten
+
 # Dask's nanny terminates a worker whose memory passes this share of its limit.
 DASK_TERMINATE = 0.95
 
 
 class PreflightError(ValueError):
     """A configuration error found before any compute; the message is one line."""
-
-
-class SSBParams(BaseModel):
-    """Parameters a run passes to :func:`seiscore.methods.ssb.denoise` (keyword arguments; checked in tests)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    batch_size: int = Field(32, ge=1)
-    device: str | None = None
-    allow_cpu: bool = False
-    mode: Literal["blend", "swin", "dino"] = "blend"
-    overlap: int | None = Field(None, ge=0)
 
 
 class TilesPlan(BaseModel):
@@ -86,10 +66,11 @@ class RunPlan(BaseModel):
 
     survey: str
     catalog: str
-    method: Literal["tlsm", "ssb"]
+    method: str = Field(description="name of the registered method")
+    kind: str = Field("poststack3d", description="data kind of the survey's stores")
     preset: str | None = None
     params: dict[str, Any] = Field(description="every parameter of the method, overrides applied")
-    spec: DenoiserSpec
+    spec: AnySpec
     shape: tuple[int, int, int]
     shape_from: str
     tiles: TilesPlan
@@ -118,7 +99,7 @@ class RunPlan(BaseModel):
         lines = [
             f"{self.survey}: pre-flight OK (nothing computed or written)",
             f"  method      : {method}",
-            f"  survey      : {_x(self.shape)} (inline x crossline x sample, from {self.shape_from})",
+            f"  survey      : {_x(self.shape)} ({' x '.join(get_kind(self.kind).dims)}, from {self.shape_from})",
             f"  tiles       : {t.count} (grid {_x(t.grid)}), core up to {_x(t.core)}, block with halo {_x(t.block)}",
             f"  memory      : ~{_size(self.peak_memory_per_tile)} peak per tile; {where}",
             f"  input store : {self.targets['input_store']}",
@@ -137,41 +118,51 @@ def preflight(
     survey: str,
     *,
     catalog: str | os.PathLike,
-    denoiser: str | None = None,
+    method: str | None = None,
     params: dict | None = None,
     export_segy: bool = False,
     force: bool = False,
     settings: PipelineSettings | None = None,
+    denoiser: str | None = None,
 ) -> RunPlan:
     """Validate a run of ``survey`` without computing or writing anything; return its plan.
 
+    ``method`` (a registered method's name; ``denoiser`` is its old name) replaces the catalog's method,
+    starting from that method's defaults; ``params`` overrides fields of the spec or method parameters.
     Raises :class:`PreflightError` (or the catalog's ``CatalogError`` / ``FileNotFoundError``)
     with a one-line message naming the survey and the problem.
     """
     settings = settings or get_settings()
     catalog_path = Path(catalog)
     entry = _entry(survey, catalog_path)
-    spec = _spec(entry, denoiser, params)
-    resolved, model = _method_params(spec)
+    spec = _spec(entry, method or denoiser, params)
+    try:
+        impl = get_method(spec.name)  # an unavailable method: the extra to install
+    except MethodConfigError as exc:
+        raise PreflightError(f"survey {survey!r}: {exc}") from None
+    kind = get_kind(entry.kind)
+    resolved = _method_params(impl, spec)
     source = _check_source(entry)
     _check_reference(entry)
     targets = _write_targets(entry, settings, catalog_path, export_segy)
     shape, chunks, shape_from, store_fresh = _geometry(entry, source)
-    _check_axes(spec, shape, model)
+    notes = _check_method(impl, spec, kind, shape)
     try:
-        plan = plan_job_tiles(shape, chunks, spec)
+        plan = plan_job_tiles(shape, chunks, spec, entry.kind)
     except ValueError as exc:
         raise PreflightError(f"survey {survey!r}: tiles: {exc}") from None
     tiles = _tiles(plan)
-    workers, notes = _workers(spec, settings)
-    peak = _peak_memory(spec, tiles, model)
+    workers, more = _workers(impl, spec, settings)
+    notes += more
+    peak = impl.peak_memory(spec, tiles.block)
     notes += _check_memory(survey, peak, workers)
     up_to_date, reason = _up_to_date(entry, spec, settings, source, store_fresh, force)
     return RunPlan(
         survey=survey,
         catalog=str(catalog_path.resolve()),
         method=spec.name,
-        preset=spec.preset,
+        kind=entry.kind,
+        preset=getattr(spec, "preset", None),
         params=resolved,
         spec=spec,
         shape=shape,
@@ -191,114 +182,44 @@ def preflight(
 # --- the entry and the method ---------------------------------------------------------------
 
 
-def _did_you_mean(word: str, choices) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=3, cutoff=0.6)
-    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-
-
 def _entry(survey: str, catalog_path: Path):
     from seiscore.data.catalog import load_catalog
 
     cat = load_catalog(catalog_path)
     if survey not in cat.surveys:
         raise PreflightError(
-            f"no survey {survey!r} in catalog {catalog_path}{_did_you_mean(survey, cat.names())} "
+            f"no survey {survey!r} in catalog {catalog_path}{did_you_mean(survey, cat.names())} "
             f"(known: {', '.join(cat.names())})"
         )
     return cat.surveys[survey]
 
 
-def _first_error(exc: ValidationError) -> tuple[str, str]:
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"])
-    got = f" (got {err['input']!r})" if err.get("type") != "missing" and not isinstance(err.get("input"), dict) else ""
-    return where, f"{err['msg']}{got}"
-
-
-def _spec(entry, denoiser: str | None, params: dict | None) -> DenoiserSpec:
-    name = denoiser or entry.denoiser.name
-    if name not in ("tlsm", "ssb"):
-        raise PreflightError(
-            f"survey {entry.name!r}: unknown denoiser {name!r}{_did_you_mean(name, ('tlsm', 'ssb'))} "
-            "(choose tlsm or ssb)"
-        )
+def _spec(entry, method: str | None, params: dict | None) -> MethodSpec:
+    """The run's spec: the catalog's, or ``method``'s defaults, with the run's overrides (validated by the
+    method's strict model: unknown names get the closest valid ones)."""
     try:
-        return resolve_spec(entry, denoiser, params)
-    except ValidationError as exc:
-        where, msg = _first_error(exc)
-        raise PreflightError(f"survey {entry.name!r}: parameter {where!r}: {msg}") from None
+        return resolve_spec(entry, method, params)
+    except MethodConfigError as exc:
+        raise PreflightError(f"survey {entry.name!r}: {exc}") from None
 
 
-def _schema_params(spec: DenoiserSpec, schema: type[BaseModel], base: dict) -> dict[str, Any]:
-    """``spec.params`` validated against ``schema`` on top of ``base``: unknown names get suggestions."""
-    method = spec.name.upper()
-    for key in spec.params:
-        if key not in schema.model_fields:
-            valid = list(schema.model_fields) + list(SPEC_KEYS)
-            hint = _did_you_mean(key, valid) or f"; valid names: {', '.join(valid)}"
-            raise PreflightError(f"unknown {method} parameter {key!r}{hint}")
+def _method_params(impl: Method, spec: MethodSpec) -> dict[str, Any]:
+    """Every parameter the run uses (presets and defaults applied); the method's availability is checked."""
     try:
-        return schema.model_validate({**base, **spec.params}).model_dump()
-    except ValidationError as exc:
-        where, msg = _first_error(exc)
-        raise PreflightError(f"{method} parameter {where!r}: {msg}") from None
+        return impl.parameters(spec)
+    except ValueError as exc:
+        raise PreflightError(f"{spec.name} parameters: {exc}") from None
 
 
-def _method_params(spec: DenoiserSpec) -> tuple[dict[str, Any], dict | None]:
-    """Every parameter of the method, validated; for SSB also the model card."""
-    if spec.name == "tlsm":
-        from seiscore.methods.tlsm.params import PRESETS, TLSMParams
-
-        if spec.preset is not None and spec.preset not in PRESETS:
-            raise PreflightError(
-                f"unknown TLSM preset {spec.preset!r}{_did_you_mean(spec.preset, PRESETS)} "
-                f"(choose one of {', '.join(PRESETS)})"
-            )
-        from seiscore.data.catalog import TLSMAxes
-
-        try:
-            TLSMAxes(**spec.axes)
-        except (ValidationError, TypeError) as exc:
-            detail = _first_error(exc)[1] if isinstance(exc, ValidationError) else str(exc)
-            raise PreflightError(
-                f"TLSM axes {spec.axes}: must map smooth, footprint and tube onto a permutation of "
-                f"{', '.join(DIMS)}: {detail}"
-            ) from None
-        return _schema_params(spec, TLSMParams, PRESETS[spec.preset or "synthetic"].model_dump()), None
-    if spec.section_dim not in DIMS:
-        hint = _did_you_mean(spec.section_dim, DIMS)
-        raise PreflightError(
-            f"SSB section_dim {spec.section_dim!r} is not a store dim{hint} (one of {', '.join(DIMS)})"
-        )
-    return _schema_params(spec, SSBParams, {}), _ssb_card(spec.model)
-
-
-def _ssb_card(model: str | None) -> dict:
-    """The model card of an SSB artifact folder, checked (format, version, configuration, tensors file)."""
-    if not model:
-        raise PreflightError(
-            "SSB needs a model artifact folder: set denoiser.model in the catalog or pass "
-            "--param model=PATH (a folder written by seis train-ssb)"
-        )
-    folder = Path(model)
-    if not folder.exists():
-        raise PreflightError(f"SSB model folder {folder} does not exist")
-    if not folder.is_dir():
-        raise PreflightError(
-            f"SSB model {folder} is not a folder (an artifact is a folder with model_card.json and model.safetensors)"
-        )
-    from seiscore.methods.ssb.artifacts import TENSORS, read_card
-    from seiscore.methods.ssb.config import SSBModelConfig
-
-    card = read_card(folder)
-    if not (folder / TENSORS).is_file():
-        raise PreflightError(f"SSB artifact {folder} has a model card but no {TENSORS}")
+def _check_method(impl: Method, spec: MethodSpec, kind, shape: tuple[int, ...]) -> list[str]:
+    """The method's own checks (artifacts, dims, shapes) against the survey's data kind and shape."""
+    if kind.name not in impl.data_kinds:
+        accepted = ", ".join(impl.data_kinds)
+        raise PreflightError(f"method {impl.name!r} does not run on {kind.name} data (it accepts: {accepted})")
     try:
-        cfg = SSBModelConfig.model_validate(card.get("model_config"))
-    except ValidationError as exc:
-        where, msg = _first_error(exc)
-        raise PreflightError(f"SSB artifact {folder}: model_config.{where}: {msg}") from None
-    return {"patch": cfg.patch, "weights_bytes": (folder / TENSORS).stat().st_size}
+        return list(impl.check(spec, kind, tuple(shape)))
+    except MethodConfigError as exc:
+        raise PreflightError(str(exc)) from None
 
 
 # --- the data --------------------------------------------------------------------------------
@@ -389,19 +310,6 @@ def _geometry(entry, source: Path) -> tuple[tuple[int, int, int], tuple[int, int
     return shape, resolve_chunks(entry.chunks, shape), "the SEG-Y headers", None
 
 
-def _check_axes(spec: DenoiserSpec, shape: tuple[int, int, int], model: dict | None) -> None:
-    """SSB sections must hold at least one model patch."""
-    if spec.name != "ssb" or model is None:
-        return
-    axis = DIMS.index(spec.section_dim)
-    section = [n for a, n in enumerate(shape) if a != axis]
-    if min(section) < model["patch"]:
-        raise PreflightError(
-            f"SSB sections across {spec.section_dim} are {section[0]} x {section[1]} samples, smaller "
-            f"than the model's {model['patch']} x {model['patch']} patch; use another section_dim"
-        )
-
-
 def _tiles(plan: TilePlan) -> TilesPlan:
     core, block = [], []
     for a, edges in enumerate(plan.edges):
@@ -414,13 +322,6 @@ def _tiles(plan: TilePlan) -> TilesPlan:
 
 
 # --- resources -------------------------------------------------------------------------------
-
-
-def _peak_memory(spec: DenoiserSpec, tiles: TilesPlan, model: dict | None) -> int:
-    block_bytes = 4 * tiles.block[0] * tiles.block[1] * tiles.block[2]
-    if spec.name == "tlsm":
-        return int(TLSM_PEAK_FACTOR * block_bytes)
-    return int(SSB_PEAK_FACTOR * block_bytes) + (model or {}).get("weights_bytes", 0)
 
 
 def _system_memory() -> int:
@@ -456,21 +357,21 @@ def worker_memory_limit(value: str, threads: int) -> int | None:
     return int(_system_memory() * number) if number <= 1 else int(number)
 
 
-def _workers(spec: DenoiserSpec, settings: PipelineSettings) -> tuple[Workers, list[str]]:
-    """The cluster a run will use and its GPU rule (``tile_resources``) for a local one."""
+def _workers(impl: Method, spec: MethodSpec, settings: PipelineSettings) -> tuple[Workers, list[str]]:
+    """The cluster a run will use and, for a local one, where the tasks go (:func:`placement`, the GPU rule)."""
     if settings.dask_address:
         return Workers(cluster="external", scheduler=settings.dask_address), []
     has_gpu = False
-    if spec.needs_gpu():
+    if impl.resources(spec).get("GPU"):
         import importlib.util
 
-        from seiscore.execution.blockwise.jobs import gpu_available
+        from seiscore.execution.resources import gpu_available
 
         has_gpu = gpu_available() and importlib.util.find_spec("dask_cuda") is not None
     cluster = {"type": "LocalCUDACluster" if has_gpu else "LocalCluster", "n_workers": settings.dask_workers}
     try:
-        resources, note = tile_resources(spec, cluster, has_gpu=has_gpu)
-    except RuntimeError as exc:
+        resources, note = placement(impl, spec, cluster, has_gpu=has_gpu)
+    except GPURequiredError as exc:
         raise PreflightError(str(exc)) from None
     threads = settings.dask_threads_per_worker
     if has_gpu:

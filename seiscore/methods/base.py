@@ -28,16 +28,26 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from seiscore.execution.blockwise.tiling import TileConfig
+
 if TYPE_CHECKING:  # pragma: no cover
     from seiscore.data.kinds import DataKind
-    from seiscore.execution.blockwise.tiling import TileConfig
 
 RunMode = Literal["blockwise", "per_item", "fit"]
 RUN_MODES: tuple[str, ...] = ("blockwise", "per_item", "fit")
 
 
 class MethodConfigError(ValueError):
-    """A method specification or parameter that cannot run; the message is one line naming the problem."""
+    """A method specification or parameter that cannot run; the message is one line naming the problem.
+
+    ``field`` is the dotted location in the spec (e.g. ``params.tau``) and ``detail`` the problem alone, so a
+    caller (the catalog) can name the field its own way.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, detail: str | None = None):
+        super().__init__(message)
+        self.field = field
+        self.detail = detail if detail is not None else message
 
 
 def did_you_mean(word: str, choices) -> str:
@@ -58,49 +68,96 @@ class MethodSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # How messages name the method (e.g. "TLSM"); None: its name.
+    label: ClassVar[str | None] = None
+    # Fields holding a path (e.g. a model artifact folder): the catalog resolves them against its folder.
+    path_fields: ClassVar[tuple[str, ...]] = ()
+
     name: str
     params: BaseModel = Field(default_factory=NoParams)
 
-    def with_overrides(self, overrides: dict[str, Any] | None) -> MethodSpec:
-        """This spec with a run's overrides: a key naming a field of the spec sets that field, every other key
-        a method parameter. Raises :class:`MethodConfigError` (one line, with close names) on an unknown key
-        or an invalid value."""
+    @classmethod
+    def merge_overrides(cls, data: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
+        """``data`` (a spec as a mapping) with a run's overrides, not yet validated: a key naming a field of the
+        spec sets that field, every other key a method parameter. Raises :class:`MethodConfigError` (one line,
+        with close names) on an unknown key."""
+        data = dict(data)
         if not overrides:
-            return self
-        fields = set(type(self).model_fields) - {"name", "params"}
-        params_model = type(self.params)
-        data = self.model_dump(exclude_unset=True)
-        params = dict(data.pop("params", {}) or {})
+            return data
+        fields, param_names = cls.override_names()
+        params = dict(data.pop("params", None) or {})
         for key, value in overrides.items():
             if key in fields:
                 data[key] = value
-            elif key in params_model.model_fields:
+            elif key in param_names:
                 params[key] = value
             else:
-                valid = sorted(fields | set(params_model.model_fields))
-                hint = did_you_mean(key, valid) or f"; valid names: {', '.join(valid)}"
-                raise MethodConfigError(f"unknown {self.name} parameter {key!r}{hint}")
-        return validate_spec(type(self), {**data, "name": self.name, "params": params})
+                raise cls.unknown_name(key, data.get("name"))
+        return {**data, "params": params}
+
+    @classmethod
+    def override_names(cls) -> tuple[set[str], set[str]]:
+        """(fields of the spec a run may set, names of the method's parameters)."""
+        params_model = cls.model_fields["params"].annotation
+        return set(cls.model_fields) - {"name", "params"}, set(getattr(params_model, "model_fields", {}))
+
+    @classmethod
+    def unknown_name(cls, key: str, name: str | None = None, field: str | None = None) -> MethodConfigError:
+        """The one-line error for a parameter ``key`` the spec does not have, with the closest valid names."""
+        valid = sorted(set.union(*cls.override_names()))
+        hint = did_you_mean(key, valid) or f"; valid names: {', '.join(valid)}"
+        label = cls.label or name or cls.model_fields["name"].default
+        detail = f"unknown {label} parameter {key!r}{hint}"
+        return MethodConfigError(detail, field=field or key, detail=detail)
+
+    def with_overrides(self, overrides: dict[str, Any] | None) -> MethodSpec:
+        """This spec with a run's overrides (see :meth:`merge_overrides`), validated: raises
+        :class:`MethodConfigError` on an unknown key or an invalid value."""
+        if not overrides:
+            return self
+        data = self.model_dump(exclude_unset=True) | {"name": self.name}
+        return validate_spec(type(self), type(self).merge_overrides(data, overrides))
 
     def allows_cpu(self) -> bool:
         """True when the user explicitly allowed a GPU method to run on CPU workers (``allow_cpu=true``)."""
         return bool(getattr(self.params, "allow_cpu", False))
 
 
+class BlockwiseSpec(MethodSpec):
+    """Base of the specs of ``blockwise`` methods: the survey scaling, the tiles and the threads of one tile task."""
+
+    scale: Literal["minmax", "none"] = Field(
+        "minmax", description="'minmax': every block mapped with the survey's mid-range and half-range; 'none': raw"
+    )
+    tiles: TileConfig | None = Field(None, description="tile cores and halos; None = the method's default tiling")
+    threads_per_task: int = Field(
+        1,
+        ge=1,
+        description="threads one tile task uses; the cluster already runs one tile per worker thread, "
+        "so 1 keeps every core busy without oversubscribing them",
+    )
+
+
 def validate_spec(model: type[MethodSpec], data: dict[str, Any]) -> MethodSpec:
-    """``model.model_validate(data)`` with a one-line :class:`MethodConfigError` naming the field."""
+    """``model.model_validate(data)`` with a one-line :class:`MethodConfigError` naming the field (a method
+    parameter by its own name, ``tau`` rather than ``params.tau``)."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(spec)"
-        got = (
-            f" (got {err['input']!r})"
-            if err.get("type") != "missing" and not isinstance(err.get("input"), dict)
-            else ""
-        )
-        name = data.get("name", model.model_fields["name"].default)
-        raise MethodConfigError(f"{name} parameter {where!r}: {err['msg']}{got}") from None
+        loc = [str(p) for p in err["loc"]]
+        shown = loc[1:] if loc[:1] == ["params"] and len(loc) > 1 else loc
+        if err.get("type") == "extra_forbidden" and len(shown) == 1:
+            raise model.unknown_name(shown[0], data.get("name"), ".".join(loc)) from None
+        if err.get("type") == "value_error" and "error" in err.get("ctx", {}):
+            detail = str(err["ctx"]["error"])  # our validators' own one-line messages
+        else:
+            got = err.get("input")
+            shown_got = f" (got {got!r})" if err.get("type") != "missing" and not isinstance(got, dict) else ""
+            detail = f"{err['msg']}{shown_got}"
+        name = model.label or data.get("name") or model.model_fields["name"].default
+        message = f"{name} parameter {'.'.join(shown)!r}: {detail}" if shown else detail
+        raise MethodConfigError(message, field=".".join(loc) or None, detail=detail) from None
 
 
 class Method(ABC):

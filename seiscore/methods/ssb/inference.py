@@ -19,16 +19,16 @@ import torch
 import torch.nn.functional as F
 
 from seiscore.core.validation import as_float_volume
+from seiscore.execution.resources import require_gpu
 from seiscore.methods.ssb.model import Mode, SSBModel
 from seiscore.methods.ssb.scaling import denormalise, normalise, section_stats
 
 
 def pick_device(device: str | torch.device | None = None, allow_cpu: bool = True) -> torch.device:
-    """``device`` as given, else CUDA when available; CPU only when ``allow_cpu``."""
-    dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if dev.type == "cpu" and not allow_cpu:
-        raise RuntimeError("SSB needs a GPU and none is available; pass allow_cpu=True to run it (slowly) on the CPU")
-    return dev
+    """``device`` as given, else CUDA when available; CPU only when ``allow_cpu`` (the one GPU rule,
+    :func:`seiscore.execution.resources.require_gpu`)."""
+    requested = None if device is None else str(torch.device(device))
+    return torch.device(require_gpu(allow_cpu, "SSB", requested=requested))
 
 
 def blend_window(patch: int, overlap: int) -> np.ndarray:
@@ -70,7 +70,8 @@ def denoise_sections(
     p = model.cfg.patch
     if h < p or w < p:
         raise ValueError(
-            f"sections of {h}x{w} samples are smaller than one {p}x{p} model patch; use a larger section axis or a smaller patch"
+            f"sections of {h}x{w} samples are smaller than one {p}x{p} model patch; "
+            "use a larger section axis or a smaller patch"
         )
     overlap = p // 4 if overlap is None else int(overlap)
     if not 0 <= overlap < p:

@@ -1,0 +1,75 @@
+"""Where a method's tasks may run: THE rule "a GPU worker, or CPU only when explicitly allowed".
+
+A method declares the Dask resources one task needs (:meth:`seiscore.methods.base.Method.resources`,
+e.g. ``{"GPU": 1}`` for SSB). :func:`placement` decides, for a run on a cluster, the resources the
+tasks are submitted with: a GPU method needs a worker advertising ``GPU=1``; without one, an external
+cluster is an error, and a local cluster runs the tasks on its CPU workers only when the user set
+``allow_cpu=true`` (so a nightly run never silently spends hours on CPU). :func:`require_gpu` is the
+same rule on the worker, where the device is picked. Both raise :class:`GPURequiredError`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:  # pragma: no cover
+    from seiscore.methods.base import Method, MethodSpec
+
+
+class GPURequiredError(RuntimeError):
+    """A GPU method has no GPU to run on and CPU was not explicitly allowed; the message is one line."""
+
+
+def gpu_available() -> bool:
+    """True when torch is installed and sees a CUDA device (imports torch: about 3 s)."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def placement(
+    method: Method, spec: MethodSpec, cluster: dict, *, has_gpu: bool
+) -> tuple[dict[str, float] | None, str | None]:
+    """The resources the tasks of ``spec`` are submitted with on ``cluster``, and a warning to log (or None).
+
+    ``cluster`` describes the cluster (``type``: ``"external"`` or a local one, ``n_workers``, ``scheduler``);
+    ``has_gpu``: whether one of its workers advertises ``GPU=1``. A method needing no GPU gets its own
+    resources (None when it needs none). A GPU method gets them when ``has_gpu``; otherwise an external
+    cluster raises :class:`GPURequiredError`, and a local one runs the tasks on its CPU workers (without the
+    GPU requirement, with a warning) only when ``spec.allows_cpu()``, else raises saying how to allow it.
+    """
+    needed = dict(method.resources(spec))
+    if not needed.get("GPU"):
+        return needed or None, None
+    if has_gpu:
+        return needed, None
+    if cluster.get("type") == "external":
+        raise GPURequiredError(
+            f"{method.name} tasks need a worker with resources GPU=1; none of the "
+            f"{cluster.get('n_workers')} workers at {cluster.get('scheduler')} advertises one"
+        )
+    if spec.allows_cpu():
+        rest = {k: v for k, v in needed.items() if k != "GPU"}
+        return rest or None, (
+            f"no GPU worker in the local cluster: {method.name} tasks run on the CPU workers (allow_cpu=true)"
+        )
+    raise GPURequiredError(
+        f"{method.name} tasks need a GPU worker and the local cluster has none; pass the parameter "
+        f"allow_cpu=true (seis run SURVEY --param allow_cpu=true) to run them on the CPU workers"
+    )
+
+
+def require_gpu(allow_cpu: bool, what: str, *, requested: str | None = None) -> Literal["cuda", "cpu"] | str:
+    """The device a GPU task runs on: ``requested`` when it names a GPU, else CUDA when available; CPU only
+    when ``allow_cpu`` (a requested ``"cpu"`` too), else :class:`GPURequiredError`."""
+    if requested is not None and not str(requested).startswith("cpu"):
+        return str(requested)
+    if requested is None and gpu_available():
+        return "cuda"
+    if allow_cpu:
+        return "cpu"
+    raise GPURequiredError(
+        f"{what} needs a GPU and none is available; pass allow_cpu=True to run it (slowly) on the CPU"
+    )

@@ -1,0 +1,167 @@
+"""TLSM as a method of the contract: its spec (preset, parameter overrides, axis roles), tiling and memory model.
+
+TLSM denoises a 3-D post-stack cube in its canonical orientation (axis 0 smooth, axis 1 footprint,
+axis 2 tube): :class:`TLSMAxes` says which store dim plays each role, and the block callable
+transposes every block into that orientation and back. Importing this module imports neither numba
+nor the solver; :meth:`TLSMMethod.build` does.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Callable, ClassVar, Literal, Optional
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_serializer, model_validator
+
+from seiscore.data.kinds import POSTSTACK3D, DataKind
+from seiscore.execution.blockwise.tiling import TileConfig
+from seiscore.methods.base import BlockwiseSpec, Method, MethodConfigError, did_you_mean
+from seiscore.methods.tlsm.params import PRESETS, TLSMParams, resolve_params
+
+# TLSM tiles cut only the tube axis (by measurement, benchmarks/results/tiling.md): its
+# singular-value and TV shrinkage depend on the frontal-slice size, so cutting the smooth or
+# footprint axes costs 1-4 dB. Along the tube the result still moves with the tile length
+# (-1.6 to +0.5 dB on the paper's cube: two halves lose 1-1.6 dB, 28 + 4 gains 0.43 dB); 44 + halo 2
+# stays within 0.07 dB of the whole cube at 1.09x samples, with no seam against the clean cube
+# (halo 4: -0.05 dB at 1.18x). TLSM couples the tube axis only through the t-SVD's FFT, so a small
+# halo suffices.
+TLSM_TUBE_TILE, TLSM_TUBE_HALO = 44, 2
+
+# Peak memory of one tile task as a multiple of its extended block's float32 bytes.
+# TLSM: 17x measured for the denoiser alone (tracemalloc peak and RSS high-water above the
+# warm start agree within 0.5x; blocks 24x40x60, 48x100x100 and 48x200x400, synthetic preset,
+# threads_per_task=1, seiscore 0.1.0), plus 3 block copies the tile task holds (the read
+# block, its scaled copy, the weighted support): 20.
+TLSM_PEAK_FACTOR = 20.0
+
+ROLES = ("smooth", "footprint", "tube")
+
+
+class TLSMAxes(BaseModel):
+    """Which store dim plays each TLSM role: a permutation of the data kind's dims (TLSM runs on
+    ``poststack3d``: inline, crossline, sample)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    smooth: str = "crossline"
+    footprint: str = "sample"
+    tube: str = "inline"
+
+    @model_validator(mode="after")
+    def _permutation(self) -> TLSMAxes:
+        self.check(POSTSTACK3D)
+        return self
+
+    def check(self, kind: DataKind) -> None:
+        """Raise a one-line ``ValueError`` unless the roles are a permutation of ``kind``'s dims."""
+        roles = self.as_kwargs()
+        if sorted(roles.values()) != sorted(kind.dims):
+            raise ValueError(
+                f"TLSM axes {roles}: smooth/footprint/tube must map onto a permutation of {', '.join(kind.dims)}"
+            )
+
+    def as_kwargs(self) -> dict[str, str]:
+        """``{"smooth": ..., "footprint": ..., "tube": ...}`` for ``seiscore.methods.tlsm.denoise_dataarray``."""
+        return {"smooth": self.smooth, "footprint": self.footprint, "tube": self.tube}
+
+    def permutation(self, kind: DataKind) -> list[int]:
+        """Store axes in TLSM's canonical order: ``block.transpose(perm)`` is (smooth, footprint, tube)."""
+        self.check(kind)
+        return [kind.axis(getattr(self, role)) for role in ROLES]
+
+
+class _Overrides(BaseModel):
+    """Overrides of TLSM parameters on top of a preset: every field optional, unset ones left out of dumps."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_serializer(mode="wrap")
+    def _set_only(self, handler) -> dict[str, Any]:
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+
+def _optional(field) -> Any:
+    annotation = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+    return (Optional[annotation], Field(None, description=field.description))
+
+
+# Every TLSMParams field, optional (None = the preset's value), with the same constraints: one source of truth.
+TLSMOverrides = create_model(
+    "TLSMOverrides",
+    __base__=_Overrides,
+    __module__=__name__,
+    **{name: _optional(field) for name, field in TLSMParams.model_fields.items()},
+)
+
+
+class TLSMSpec(BlockwiseSpec):
+    """A TLSM run: preset (default ``synthetic``), parameter overrides, axis roles, and the blockwise fields."""
+
+    label: ClassVar[str] = "TLSM"
+
+    name: Literal["tlsm"] = "tlsm"
+    preset: str | None = Field(None, description=f"parameter preset ({', '.join(PRESETS)}); None = synthetic")
+    params: TLSMOverrides = Field(default_factory=TLSMOverrides)  # type: ignore[valid-type]
+    axes: TLSMAxes = Field(default_factory=TLSMAxes, description="store dim of each TLSM role")
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, value: str | None) -> str | None:
+        if value is not None and value not in PRESETS:
+            raise ValueError(
+                f"unknown TLSM preset {value!r}{did_you_mean(value, PRESETS)} (choose one of {', '.join(PRESETS)})"
+            )
+        return value
+
+
+class TLSMMethod(Method):
+    """Triply Laplacian scale mixture denoising of 3-D post-stack cubes, tile by tile on CPU workers."""
+
+    name = "tlsm"
+    description = "TLSM denoising (t-SVD low rank + footprint and signal smoothness), CPU"
+    spec_model = TLSMSpec
+    data_kinds = ("poststack3d",)
+    mode = "blockwise"
+
+    def parameters(self, spec: TLSMSpec) -> dict[str, Any]:
+        """The preset's parameters with the spec's overrides applied."""
+        return resolve_params(spec.params.model_dump(), spec.preset).model_dump()
+
+    def check(self, spec: TLSMSpec, kind: DataKind, shape: tuple[int, ...]) -> list[str]:
+        """The axis roles must be a permutation of the kind's dims."""
+        try:
+            spec.axes.check(kind)
+        except ValueError as exc:
+            raise MethodConfigError(str(exc), field="axes") from None
+        return []
+
+    def default_tiling(self, spec: TLSMSpec, kind: DataKind, shape: tuple[int, ...]) -> TileConfig:
+        """Tiles of ``TLSM_TUBE_TILE`` samples with a ``TLSM_TUBE_HALO`` halo along the tube axis, whole elsewhere."""
+        axis = kind.axis(spec.axes.tube)
+        return TileConfig(
+            tile=tuple(TLSM_TUBE_TILE if a == axis else None for a in range(kind.ndim)),
+            halo=tuple(TLSM_TUBE_HALO if a == axis else 0 for a in range(kind.ndim)),
+        )
+
+    def peak_memory(self, spec: TLSMSpec, block_shape: tuple[int, ...], itemsize: int = 4) -> int:
+        """``TLSM_PEAK_FACTOR`` times the block's bytes (measured, see the constant)."""
+        return int(TLSM_PEAK_FACTOR * itemsize * np.prod(block_shape, dtype=np.int64))
+
+    def build(self, spec: TLSMSpec, kind: DataKind) -> Callable[[np.ndarray], np.ndarray]:
+        """A block (store dim order) -> TLSM in the canonical orientation -> back to the store order."""
+        from seiscore.methods.tlsm import denoise
+
+        perm = spec.axes.permutation(kind)
+        inv = np.argsort(perm)
+        params = spec.params.model_dump() or None
+
+        def run(block: np.ndarray) -> np.ndarray:
+            out = denoise(
+                np.ascontiguousarray(np.transpose(block, perm)),
+                params,
+                preset=spec.preset,
+                workers=spec.threads_per_task,
+            )
+            return np.transpose(out, inv)
+
+        return run
