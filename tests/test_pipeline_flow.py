@@ -260,7 +260,7 @@ def test_qc_failure_keeps_the_written_tiles_and_the_export_runs_beside_qc(survey
 
 def test_status_and_reprocess_archive_skip_up_to_date_surveys(survey, env, prefect_harness, monkeypatch):
     from flows.reprocess_archive import reprocess_archive
-    from seiscore.cli.run import survey_status
+    from seiscore.execution.status import survey_status
 
     _run(survey, env)  # up to date after the tests above (or processed now)
     status = survey_status("small", str(survey["catalog"]))

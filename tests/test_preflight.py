@@ -129,7 +129,7 @@ def test_typo_is_refused_fast_with_the_closest_name_and_the_last_output_untouche
 )
 def test_bad_values_presets_axes_and_tiles_are_refused_with_the_field_named(catalog, param, message):
     from seiscore.cli import main
-    from seiscore.cli.run import parse_params
+    from seiscore.cli.common import parse_params
 
     with pytest.raises(PreflightError, match=None) as exc:
         preflight("small", catalog=catalog, params=parse_params([param]))

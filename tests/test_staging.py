@@ -25,7 +25,7 @@ from test_pipeline_cluster import _wait_for
 from test_pipeline_flow import PARAMS, TILES, _amplitude, _catalog
 
 from seiscore import io
-from seiscore.cli.run import survey_status
+from seiscore.execution.status import survey_status
 from seiscore.core.lineage import read_lineage
 from seiscore.execution.blockwise.state import TileState
 from seiscore.execution.versions import (
