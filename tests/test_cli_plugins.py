@@ -106,3 +106,17 @@ def test_plugin_benchmarks_are_listed_and_dispatched(plugin_env):
     from seiscore.bench import __main__ as bench
 
     assert "tlsm" in bench._modules()
+
+
+def test_seis_demo_in_memory_through_the_installed_entry_point(tmp_path):
+    """``seis demo`` is a plug-in command (flows/commands/demo.py); its in-memory form runs TLSM on a small cube."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    env["NUMBA_CACHE_DIR"] = str(tmp_path / "numba")
+    res = _seis("demo", "--in-memory", "--size", "8x16x32", "--iterations", "2", env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "synthetic survey 8 x 16 x 32" in res.stdout and "TLSM time:" in res.stdout
+    assert (
+        _seis("demo", "--size", "8x16", "--in-memory", env=env)
+        .stderr.strip()
+        .endswith("--size must look like 100x200x400 (three integers >= 2), got '8x16'")
+    )

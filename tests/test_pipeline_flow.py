@@ -180,7 +180,8 @@ def test_failing_tile_fails_the_run_naming_it_and_the_next_run_resumes(survey, e
     try:
         with pytest.raises(
             Exception,
-            match=r"denoise tile 2-0-0: .*failed after 1 retries|tile task\(s\) failed after 1 retries; first: denoise tile 2-0-0",
+            match=r"denoise tile 2-0-0: .*failed after 1 retries"
+            r"|tile task\(s\) failed after 1 retries; first: denoise tile 2-0-0",
         ):
             _run(survey, env, force=True)
     finally:
