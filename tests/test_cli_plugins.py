@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -120,3 +121,18 @@ def test_seis_demo_in_memory_through_the_installed_entry_point(tmp_path):
         .stderr.strip()
         .endswith("--size must look like 100x200x400 (three integers >= 2), got '8x16'")
     )
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("seiscore.methods.tlsm.method") is None,
+    reason="the built-in methods are not ported to the contract on this branch yet (issue 12, methods part)",
+)
+def test_run_method_option_is_checked_against_the_registry():
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    for option in ("--method", "--denoiser"):  # --denoiser: the deprecated alias, same check
+        res = _seis("run", "small", option, "bogus", env=env)
+        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+        last = res.stderr.strip().splitlines()[-1]
+        assert f"argument {option}: unknown method 'bogus'" in last and "tlsm" in last and "ssb" in last, last
+    help_ = _seis("run", "--help", env=env)
+    assert "--method NAME" in help_.stdout and "--denoiser" not in help_.stdout

@@ -94,8 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         importlib.import_module(f"{__name__}.{name}").register(sub)
     _add_plugin_commands(sub)
-    for command in sub.choices.values():  # -v after the command too (seis run S -v)
-        command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose)
+    for command in sub.choices.values():  # -v after the command too (seis run S -v), unless it has its own
+        if not {"-v", "--verbose"} & set(command._option_string_actions):
+            command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose)
     return parser
 
 
