@@ -127,12 +127,17 @@ def test_seis_demo_in_memory_through_the_installed_entry_point(tmp_path):
     importlib.util.find_spec("seiscore.methods.tlsm.method") is None,
     reason="the built-in methods are not ported to the contract on this branch yet (issue 12, methods part)",
 )
-def test_run_method_option_is_checked_against_the_registry():
+def test_run_method_option_is_checked_against_the_registry(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text(
+        "surveys:\n  small:\n    source: data/small.sgy\n    store: data/small.zarr\n"
+        "    output: data/small_out.zarr\n    method: {name: tlsm}\n"
+    )
     for option in ("--method", "--denoiser"):  # --denoiser: the deprecated alias, same check
-        res = _seis("run", "small", option, "bogus", env=env)
+        res = _seis("run", "small", "--catalog", str(catalog), option, "tslm", "--check", env=env)
         assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
-        last = res.stderr.strip().splitlines()[-1]
-        assert f"argument {option}: unknown method 'bogus'" in last and "tlsm" in last and "ssb" in last, last
+        err = res.stderr.strip()
+        assert "\n" not in err and "unknown method 'tslm'" in err and "available: ssb, tlsm" in err, err
     help_ = _seis("run", "--help", env=env)
     assert "--method NAME" in help_.stdout and "--denoiser" not in help_.stdout

@@ -1,8 +1,7 @@
 """Helpers shared by the ``seis`` commands, the library's and the plug-in ones (``flows.commands``).
 
 - :func:`add_progress_flag` / :func:`parse_params`: the ``--progress`` and ``--param KEY=VALUE`` options;
-- :func:`add_method_option`: ``--method NAME`` checked against the method registry (``--denoiser`` is its
-  hidden, deprecated alias);
+- :func:`add_method_option`: ``--method NAME`` (``--denoiser`` is its hidden, deprecated alias);
 - :func:`catalog_path`: the catalog a command reads (``--catalog``, ``SEIS_CATALOG`` or ``data_catalog.yaml``);
 - :func:`preflight_all`: the pre-flight of several surveys, one line naming each that fails;
 - :func:`print_result`: what ``seis run`` / ``seis reprocess`` print for one survey.
@@ -24,26 +23,18 @@ def add_progress_flag(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _method_name(text: str) -> str:
-    from seiscore.methods.registry import method_class
-
-    try:
-        method_class(text)
-    except ValueError as exc:  # UnknownMethodError: the message lists the registered names
-        raise argparse.ArgumentTypeError(str(exc)) from exc
-    return text
-
-
 def add_method_option(p: argparse.ArgumentParser) -> None:
-    """Add ``--method NAME`` (a registered method; default: the catalog's) and its hidden deprecated alias
-    ``--denoiser``. The names are checked when the option is parsed, so ``seis --help`` loads no method."""
+    """Add ``--method NAME`` (default: the catalog entry's method) and its hidden deprecated alias ``--denoiser``.
+
+    The name is checked against the method registry by the pre-flight that every run starts with (one line:
+    ``unknown method 'X'; did you mean ...; available: ...``), not by argparse: building the parser loads no
+    method module, so ``seis --help`` stays fast and a broken third-party method cannot break it."""
     p.add_argument(
         "--method",
-        type=_method_name,
         metavar="NAME",
-        help="override the catalog's method (a name from `seis methods`, e.g. tlsm, ssb)",
+        help="override the catalog's method: a name from `seis methods` (built in: tlsm, ssb)",
     )
-    p.add_argument("--denoiser", dest="method", type=_method_name, help=argparse.SUPPRESS)
+    p.add_argument("--denoiser", dest="method", help=argparse.SUPPRESS)
 
 
 def parse_params(items: list[str]) -> dict:
