@@ -43,6 +43,7 @@ half = seis_plugin_demo:register_half
 [seiscore.benchmarks]
 plugbench = seis_plugin_demo:bench
 tlsm = seis_plugin_demo:bench
+broken = seis_plugin_nowhere:main
 """
 
 
@@ -103,10 +104,15 @@ def test_plugin_benchmarks_are_listed_and_dispatched(plugin_env):
         env=plugin_env,
     )
     assert run.returncode == 3 and run.stdout.strip() == "bench ['-x']"
-    # a library benchmark wins over an entry point of the same name: the plug-in's 'tlsm' is not called
-    from seiscore.bench import __main__ as bench
-
-    assert "tlsm" in bench._modules()
+    broken = _python(
+        "import sys; from seiscore.bench.__main__ import main; sys.exit(main(sys.argv[1:]))", "broken", env=plugin_env
+    )
+    assert broken.returncode == 2 and broken.stderr.strip().splitlines() == [
+        "seiscore.bench: benchmark 'broken' not loaded: ModuleNotFoundError: No module named 'seis_plugin_nowhere'"
+    ]
+    # a library benchmark wins over an entry point of the same name: the plug-in's 'tlsm' is not the one run
+    which = _python("from seiscore.bench.__main__ import _entry; print(_entry('tlsm').__module__)", env=plugin_env)
+    assert which.stdout.strip() == "seiscore.bench.tlsm", which.stderr
 
 
 def test_seis_demo_in_memory_through_the_installed_entry_point(tmp_path):

@@ -61,7 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     if name not in names:
         print(f"seiscore.bench: unknown benchmark {name!r}; choose from {', '.join(names)}", file=sys.stderr)
         return 2
-    return int(_entry(name)(rest) or 0)
+    try:
+        run = _entry(name)
+    except Exception as exc:  # noqa: BLE001 - a broken plug-in benchmark: one line, not a traceback
+        print(f"seiscore.bench: benchmark {name!r} not loaded: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    return int(run(rest) or 0)
 
 
 if __name__ == "__main__":
