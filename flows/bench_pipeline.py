@@ -44,14 +44,14 @@ def write_survey(directory: Path, inlines: int) -> tuple[Path, tuple[int, int, i
 def _whole_cube_seconds(seed: int) -> tuple[float, int]:
     """TLSM on one whole 100 x 200 x 400 synthetic cube (scaled as the pipeline scales): (seconds, samples)."""
     from seiscore.data.synth import make_survey, to_canonical
-    from seiscore.execution.blockwise.jobs import DenoiserSpec
+    from seiscore.methods.registry import parse_spec
     from seiscore.methods.tlsm import denoise
 
     noisy = make_survey(seed=seed)[0]
     lo, hi = noisy.min(), noisy.max()
     cube = np.ascontiguousarray(to_canonical((noisy - (lo + hi) / 2) / ((hi - lo) / 2)))
     t0 = time.perf_counter()
-    denoise(cube, preset="synthetic", workers=DenoiserSpec().threads_per_task)  # one thread, as a tile task
+    denoise(cube, preset="synthetic", workers=parse_spec({"name": "tlsm"}).threads_per_task)  # as a tile task
     return time.perf_counter() - t0, cube.size
 
 
@@ -70,13 +70,14 @@ def whole_cube_seconds_per_sample(n_cubes: int = 4, workers: int = 2) -> float:
 
 def interleaved_overhead(rounds: int = 3) -> dict:
     """Tiles vs whole cube on the paper cube, alternated in this process (same load): median time ratio."""
+    from seiscore.data.kinds import get_kind
     from seiscore.data.synth import from_canonical, make_survey, to_canonical
-    from seiscore.execution.blockwise.jobs import DenoiserSpec
     from seiscore.execution.blockwise.tiling import denoise_tiled
+    from seiscore.methods.registry import get_method, parse_spec
     from seiscore.methods.tlsm import denoise
 
     noisy = make_survey()[0]
-    cfg = DenoiserSpec().tile_config()
+    cfg = get_method("tlsm").default_tiling(parse_spec({"name": "tlsm"}), get_kind("poststack3d"), noisy.shape)
     run = lambda b: from_canonical(denoise(np.ascontiguousarray(to_canonical(b)), preset="synthetic"))  # noqa: E731
     run(noisy[:8])  # JIT warm-up
     whole, tiled = [], []
