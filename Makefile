@@ -1,6 +1,8 @@
 # Two entry points for a fresh machine (see README):
 #   make demo   set up .venv from the pinned constraints and run the main job on embedded defaults
-#   make test   set up .venv the same way and run the test suite
+#   make test   set up .venv the same way, lint (ruff check, ruff format --check), run the test suite
+# The stamp depends on pyproject.toml: a change there (dependencies, entry points) reinstalls the package, so the
+# installed metadata always carries the current entry points (the seiscore.commands / seiscore.benchmarks seams).
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
@@ -20,6 +22,8 @@ demo: $(STAMP)
 	$(VENV)/bin/seis demo
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest tests
 
 clean:

@@ -5,14 +5,62 @@
   ``PREFECT_API_URL`` so Dask worker processes started afterwards report to it too.
 - ``dask_cluster``: two worker processes (1 thread each) on 127.0.0.1, started after the harness.
 - ``write_synthetic_segy``: writes a small synthetic survey (and its clean reference) with segyio.
+
+Entry points (``seis run`` / ``demo`` / ``serve`` reach the library only through ``seiscore.commands``) come from
+the installed metadata. When it is older than ``pyproject.toml`` (an editable install made before the entry
+points changed; ``make setup`` reinstalls), the session regenerates it with setuptools' ``egg_info`` in the
+repository root, where ``pip install -e`` writes it too, and puts the root first on ``sys.path`` and
+``PYTHONPATH`` so that subprocesses see the same commands; the report header says so.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_METADATA_NOTE: list[str] = []
+
+
+def _stale_entry_points() -> list[str]:
+    """Entry points declared in pyproject.toml that the installed metadata lacks or maps elsewhere."""
+    from importlib.metadata import entry_points
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"].get("entry-points", {})
+    stale = []
+    for group, eps in declared.items():
+        installed = {ep.name: ep.value for ep in entry_points(group=group)}
+        stale += [f"{group}:{name}" for name, value in eps.items() if installed.get(name) != value]
+    return stale
+
+
+def pytest_configure(config):
+    stale = _stale_entry_points()
+    if not stale:
+        return
+    subprocess.run(
+        [sys.executable, "-c", "from setuptools import setup; setup()", "-q", "egg_info"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    importlib.invalidate_caches()
+    if still := _stale_entry_points():
+        pytest.exit(f"installed seiscore metadata lacks the entry points {still}: run `make setup`", returncode=4)
+    _METADATA_NOTE.append(f"seiscore metadata regenerated in {ROOT} (installed one lacked {', '.join(stale)})")
+
+
+def pytest_report_header(config):
+    return _METADATA_NOTE
 
 
 @pytest.fixture(scope="session")

@@ -181,7 +181,8 @@ def test_failing_tile_fails_the_run_naming_it_and_the_next_run_resumes(survey, e
     try:
         with pytest.raises(
             Exception,
-            match=r"denoise tile 2-0-0: .*failed after 1 retries|tile task\(s\) failed after 1 retries; first: denoise tile 2-0-0",
+            match=r"denoise tile 2-0-0: .*failed after 1 retries"
+            r"|tile task\(s\) failed after 1 retries; first: denoise tile 2-0-0",
         ):
             _run(survey, env, force=True)
     finally:
@@ -261,7 +262,7 @@ def test_qc_failure_keeps_the_written_tiles_and_the_export_runs_beside_qc(survey
 
 def test_status_and_reprocess_archive_skip_up_to_date_surveys(survey, env, prefect_harness, monkeypatch):
     from flows.reprocess_archive import reprocess_archive
-    from seiscore.cli.run import survey_status
+    from seiscore.execution.status import survey_status
 
     _run(survey, env)  # up to date after the tests above (or processed now)
     status = survey_status("small", str(survey["catalog"]))

@@ -25,9 +25,9 @@ from test_pipeline_cluster import _wait_for
 from test_pipeline_flow import PARAMS, TILES, _amplitude, _catalog
 
 from seiscore import io
-from seiscore.cli.run import survey_status
 from seiscore.core.lineage import read_lineage
 from seiscore.execution.blockwise.state import TileState
+from seiscore.execution.status import survey_status
 from seiscore.execution.versions import (
     VERSION_ATTR,
     journal_path,

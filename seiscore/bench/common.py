@@ -79,6 +79,7 @@ class PeakRSS:
 
     @property
     def delta(self) -> int:
+        """Peak resident memory above the level at entry, in bytes."""
         return self.peak - self.start
 
 

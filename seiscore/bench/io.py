@@ -1,4 +1,6 @@
-"""``python -m seiscore.bench io [--quick] [--size-gb 2] [--repeats 5] [--format ieee|ibm]``: SEG-Y <-> store throughput.
+"""SEG-Y <-> store throughput.
+
+    python -m seiscore.bench io [--quick] [--size-gb 2] [--repeats 5] [--format ieee|ibm]
 
 Generates a post-stack SEG-Y file of about ``--size-gb`` GB under ``--dir`` (default /tmp)
 with plain segyio (timed: the segyio write baseline), then in the same run times a plain
@@ -21,6 +23,7 @@ ingest >= 70 % of plain read, export >= 70 % of plain write, peak memory within 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import resource
 import shutil
@@ -131,6 +134,8 @@ SAMPLE_FORMATS = {"ieee": 5, "ibm": 1}
 
 
 def run(size_gb: float, repeats: int, memory_limit: str, workdir: Path, sample_format: str = "ieee") -> dict:
+    """Time every writer and reader on a synthetic ``size_gb`` file under ``memory_limit``: rows of median seconds,
+    MB/s, CPU and peak memory, plus compression ratios and the write floor of each store layout."""
     work = Path(tempfile.mkdtemp(prefix="seis-bench-io-", dir=workdir))
     src, out = work / "src.sgy", work / "out.sgy"
     stores = {c: work / f"s_{c}.zarr" for c in COMPRESSIONS}
@@ -142,8 +147,9 @@ def run(size_gb: float, repeats: int, memory_limit: str, workdir: Path, sample_f
         cube = _cube(int(size_gb * 1e9))
         shape = cube.shape
         spec = SegyWriteSpec(format=SAMPLE_FORMATS[sample_format])
-        rows = {"segyio write (plain)": _timed(lambda: write_cube(src, cube, spec), repeats, lambda: _rm(src))}
-        del cube
+        write_plain = functools.partial(write_cube, src, cube, spec)  # no closure over the name deleted next
+        rows = {"segyio write (plain)": _timed(write_plain, repeats, lambda: _rm(src))}
+        del cube, write_plain  # the cube is the largest buffer of the run: free it before the readers start
         size = src.stat().st_size
         _plain_read(src)  # warm the page cache so every reader sees the same cache state
         warm_up()  # load the compiled ingest kernels (~0.3 s once per process) outside the timed runs
@@ -259,6 +265,7 @@ def run(size_gb: float, repeats: int, memory_limit: str, workdir: Path, sample_f
 
 
 def markdown(res: dict) -> str:
+    """The result of :func:`run` as the Markdown table of ``benchmarks/results/io.md``."""
     rows = [
         [
             k,
@@ -276,7 +283,8 @@ def markdown(res: dict) -> str:
         "",
         f"File: {res['file_bytes'] / 1e9:.2f} GB post-stack SEG-Y, shape {tuple(res['shape'])} "
         f"({'IBM' if res.get('sample_format') == 'ibm' else 'IEEE'} float, big-endian), "
-        f"in `{res['workdir']}`; medians of {res['repeats']} runs (read, ingests and write floor in rounds, one of each "
+        f"in `{res['workdir']}`; medians of {res['repeats']} runs (read, ingests and write floor in rounds, one of "
+        "each "
         f"per round); memory bound {res['memory_limit_bytes'] / 1e9:.2f} GB; "
         f"export byte-exact: {res['export_byte_exact']}; {res['cpu_count']} cores, load average at the end "
         f"{res['load_average'][0]:.1f} (shared machine: compare ratios, not absolute figures).",
@@ -308,11 +316,14 @@ def markdown(res: dict) -> str:
         )
     fl, d = res["floor"], comp[next(iter(comp))]
     lines += [
-        f"- write floor: {d['store_bytes'] / 1e9:.2f} GB as {d['store_files']} new files (the default store's bytes and "
-        f"file count: {d['amplitude_files']} amplitude files, the rest headers and metadata) takes {fl['write_s']:.2f} s "
+        f"- write floor: {d['store_bytes'] / 1e9:.2f} GB as {d['store_files']} new files (the default store's bytes "
+        "and "
+        f"file count: {d['amplitude_files']} amplitude files, the rest headers and metadata) takes "
+        f"{fl['write_s']:.2f} s "
         f"here. An ingest "
         f"must at least read the file and write the store: {fl['serial_s']:.2f} s one after the other = at best "
-        f"**{fl['best_ratio_serial']:.0%}** of plain read, {fl['overlapped_s']:.2f} s fully overlapped on 2 cores = at best "
+        f"**{fl['best_ratio_serial']:.0%}** of plain read, {fl['overlapped_s']:.2f} s fully overlapped on 2 cores = "
+        "at best "
         f"**{fl['best_ratio_overlapped']:.0%}** (before decoding or compressing anything)",
         "- first (untimed) round, seconds: "
         + ", ".join(f"{k} {v:.2f}" for k, v in res.get("first_round_seconds", {}).items())
@@ -326,6 +337,7 @@ def markdown(res: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m seiscore.bench io``: run the benchmark and write its result files."""
     ap = argparse.ArgumentParser(prog="python -m seiscore.bench io", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="0.2 GB file, 1 repeat")
     ap.add_argument("--size-gb", type=float, default=2.0)

@@ -35,6 +35,7 @@ def load_penobscot(data_dir: Path) -> np.ndarray:
 
 
 def paper_scores(data_dir: Path) -> dict[str, np.ndarray]:
+    """The paper's per-slice BRISQUE, NIQE and PIQE scores of the Penobscot cube (CSV columns)."""
     with open(data_dir / "tlsm_paper_slice_scores.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     return {k: np.array([float(r[k]) for r in rows]) for k in ("BRISQUE", "NIQE", "PIQE")}
@@ -52,6 +53,7 @@ def _rho(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m seiscore.bench metrics``: time the quality metrics, compare with the paper's scores."""
     ap = argparse.ArgumentParser(prog="python -m seiscore.bench metrics", description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument(
@@ -132,8 +134,10 @@ def main(argv: list[str] | None = None) -> int:
             "",
             f"BRISQUE model: {model_name()}. Paper scores: MATLAB brisque/piqe (other model; compare trends).",
             "",
-            f"BRISQUE + PIQE + leakage on all {before.shape[0]} time slices: median {t_med:.2f} s over {args.repeats} runs "
-            f"(runs: {', '.join(f'{t:.2f}' for t in times)}; target <= 5 s). TLSM (preset penobscot) took {t_tlsm:.1f} s.",
+            f"BRISQUE + PIQE + leakage on all {before.shape[0]} time slices: median {t_med:.2f} s over "
+            f"{args.repeats} runs "
+            f"(runs: {', '.join(f'{t:.2f}' for t in times)}; target <= 5 s). TLSM (preset penobscot) took "
+            f"{t_tlsm:.1f} s.",
             "",
             "## Means and rank correlation with the paper (per time slice)",
             "",
@@ -159,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
                 ],
             ),
             "",
-            f"Spearman of our *before* scores vs the paper's after-TLSM scores: BRISQUE {rho['brisque_before_vs_paper']:.3f}, PIQE {rho['piqe_before_vs_paper']:.3f}.",
+            "Spearman of our *before* scores vs the paper's after-TLSM scores: BRISQUE "
+            f"{rho['brisque_before_vs_paper']:.3f}, PIQE {rho['piqe_before_vs_paper']:.3f}.",
             "",
             "## Per time slice",
             "",

@@ -63,6 +63,7 @@ def tlsm_sections(heldout) -> tuple[np.ndarray, float]:
 
 
 def gate_figure(path: Path, heldout, models: dict, index: int) -> None:
+    """Save a figure of held-out section ``index``: noisy, clean and each model's output."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -91,6 +92,7 @@ def gate_figure(path: Path, heldout, models: dict, index: int) -> None:
 
 
 def throughput(cube: np.ndarray, models: dict, repeats: int, device: str, threads: int) -> list[dict]:
+    """Sections per second and samples per second of each SSB variant on ``cube`` (median of ``repeats``)."""
     torch.set_num_threads(threads)  # set right before timing: other libraries' thread pools may have changed it
     rows = []
     n_sections, samples = cube.shape[0], cube.size
@@ -118,6 +120,7 @@ def throughput(cube: np.ndarray, models: dict, repeats: int, device: str, thread
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m seiscore.bench ssb``: train the small config, then gate figures, quality and throughput."""
     parser = argparse.ArgumentParser(prog="python -m seiscore.bench ssb", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="configs/ssb_small.yaml")
     parser.add_argument("--repeats", type=int, default=3)
@@ -219,10 +222,14 @@ def main(argv: list[str] | None = None) -> int:
     md = "\n\n".join(
         [
             "# SSB report (CPU figures; no GPU was available)",
-            f"Config `{args.config}`: {len(heldout.levels)} noise levels, {payload['heldout']['sections']} held-out sections of "
-            f"{heldout.noisy.shape[1]}x{heldout.noisy.shape[2]}; training wall (sum of epochs) {payload['training_seconds_total']:.0f} s "
-            f"on {threads} torch CPU thread(s), 2 shared cores. Base = same frozen backbone + head, head trained, no adapters. "
-            "Joint SSB continues training the stage-1 experts for the joint epochs; the single experts stop after stage 1.",
+            f"Config `{args.config}`: {len(heldout.levels)} noise levels, {payload['heldout']['sections']} held-out "
+            "sections of "
+            f"{heldout.noisy.shape[1]}x{heldout.noisy.shape[2]}; training wall (sum of epochs) "
+            f"{payload['training_seconds_total']:.0f} s "
+            f"on {threads} torch CPU thread(s), 2 shared cores. Base = same frozen backbone + head, head trained, no "
+            "adapters. "
+            "Joint SSB continues training the stage-1 experts for the joint epochs; the single experts stop after "
+            "stage 1.",
             md_table(["model", "PSNR (dB)", "SSIM", "share g > 0.5 (DINOv3)", "mean g"], rows),
             "Verdicts: " + ", ".join(f"{k}: {v}" for k, v in verdicts.items()),
             f"Throughput on one {cube.shape} cube (sections along axis 0), median of {args.repeats}:",

@@ -60,6 +60,7 @@ def _timed(y: np.ndarray, **kw) -> tuple[np.ndarray, float, float]:
 
 
 def table2(sizes: list[int], log) -> list[dict]:
+    """Table II of the paper: PSNR / SSIM before and after TLSM per cube size and noise level."""
     rows = []
     for n in sizes:
         for f, s in LEVELS:
@@ -77,12 +78,14 @@ def table2(sizes: list[int], log) -> list[dict]:
                 }
             )
             log(
-                f"  {n:3d} inlines F={f:.1f} sigma={s:.2f}: {rows[-1]['psnr_in']:.2f} -> {rows[-1]['psnr']:.2f} dB, SSIM {rows[-1]['ssim']:.4f} ({wall:.1f} s)"
+                f"  {n:3d} inlines F={f:.1f} sigma={s:.2f}: {rows[-1]['psnr_in']:.2f} -> {rows[-1]['psnr']:.2f} dB, "
+                f"SSIM {rows[-1]['ssim']:.4f} ({wall:.1f} s)"
             )
     return rows
 
 
 def timing(repeats: int, log) -> dict:
+    """Table III: wall and CPU seconds of TLSM on the 100-inline cube in float32 and float64 (medians)."""
     res = {}
     outs = {}
     for dtype in (np.float32, np.float64):
@@ -135,6 +138,7 @@ def route_accuracy(n_inline: int, log) -> dict:
 
 
 def boundaries(log) -> dict:
+    """PSNR / SSIM of TLSM with the ``demo`` and ``periodic`` boundary conditions."""
     y, x = _cubes(100, 0.2, 0.01, np.float32)
     res = {}
     for b in ("demo", "periodic"):
@@ -145,6 +149,7 @@ def boundaries(log) -> dict:
 
 
 def penobscot(log) -> dict:
+    """No-reference scores (BRISQUE, NIQE, PIQE) of TLSM on the Penobscot cube next to the paper's."""
     from seiscore.bench.metrics import DATA, load_penobscot, paper_scores
     from seiscore.metrics.brisque import brisque, model_name
     from seiscore.metrics.noref import to_uint8
@@ -169,7 +174,8 @@ def penobscot(log) -> dict:
         "brisque_model": model_name(),
     }
     log(
-        f"  Penobscot 150 x 250 x 40: {res['wall_s_median']:.2f} s; BRISQUE {res['brisque_before']:.2f} -> {res['brisque_after']:.2f} (paper {res['brisque_paper']:.2f}, MATLAB model)"
+        f"  Penobscot 150 x 250 x 40: {res['wall_s_median']:.2f} s; BRISQUE {res['brisque_before']:.2f} -> "
+        f"{res['brisque_after']:.2f} (paper {res['brisque_paper']:.2f}, MATLAB model)"
     )
     return res
 
@@ -184,7 +190,8 @@ def _markdown(r: dict, quick: bool) -> str:
     lines = [
         f"# TLSM benchmark ({r['mode']})",
         "",
-        f"Machine: {r['machine']['cpus']} CPUs, {r['machine']['memory_gb']} GB. Command: `python -m seiscore.bench tlsm{' --quick' if quick else ''}`.",
+        f"Machine: {r['machine']['cpus']} CPUs, {r['machine']['memory_gb']} GB. Command: `python -m seiscore.bench "
+        f"tlsm{' --quick' if quick else ''}`.",
         "",
         "## Targets",
         "",
@@ -243,10 +250,14 @@ def _markdown(r: dict, quick: bool) -> str:
             ],
         ),
         "",
-        f"Timing detail: float32 CPU time median {demo32['cpu_s_median']:.2f} s, float64 {t['float64']['cpu_s_median']:.2f} s "
-        f"(CPU time / 2 approximates the wall time of an unloaded 2-core machine); peak RSS float64 {t['float64']['peak_rss_gb']:.2f} GB "
-        f"(process total, Python and libraries included); demo cube starts at {demo32['psnr_in']:.2f} dB (paper {PAPER['demo_initial_psnr']}). "
-        f"Load average when the timing ended: {t.get('load_average_1min', float('nan')):.1f} on {r['machine']['cpus']} CPUs "
+        f"Timing detail: float32 CPU time median {demo32['cpu_s_median']:.2f} s, float64 "
+        f"{t['float64']['cpu_s_median']:.2f} s "
+        "(CPU time / 2 approximates the wall time of an unloaded 2-core machine); peak RSS float64 "
+        f"{t['float64']['peak_rss_gb']:.2f} GB "
+        f"(process total, Python and libraries included); demo cube starts at {demo32['psnr_in']:.2f} dB (paper "
+        f"{PAPER['demo_initial_psnr']}). "
+        f"Load average when the timing ended: {t.get('load_average_1min', float('nan')):.1f} on "
+        f"{r['machine']['cpus']} CPUs "
         "(wall times only count on a quiet machine: `--only-timing`, `tlsm_timing.md`).",
         "",
         "## Table II (PSNR dB, ours / paper average over 4 sizes)",
@@ -291,13 +302,16 @@ def _markdown(r: dict, quick: bool) -> str:
             "",
             "## Penobscot (150 x 250 x 40 canonical, preset penobscot)",
             "",
-            f"Time {p['wall_s_median']:.2f} s (median of 3). Mean BRISQUE per time slice: before {p['brisque_before']:.2f}, "
-            f"after {p['brisque_after']:.2f}; paper (MATLAB's model) {p['brisque_paper']:.2f}. Our model: {p['brisque_model']}.",
+            f"Time {p['wall_s_median']:.2f} s (median of 3). Mean BRISQUE per time slice: before "
+            f"{p['brisque_before']:.2f}, "
+            f"after {p['brisque_after']:.2f}; paper (MATLAB's model) {p['brisque_paper']:.2f}. Our model: "
+            f"{p['brisque_model']}.",
         ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m seiscore.bench tlsm``: run the selected parts and write their result files."""
     ap = argparse.ArgumentParser(prog="python -m seiscore.bench tlsm", description=__doc__.split("\n")[0])
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="reduced set for a fast check")
@@ -325,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
             result,
             head
             + "\n".join(
-                f"{k}: wall median {v['wall_s_median']:.2f} s, CPU median {v['cpu_s_median']:.2f} s, peak RSS {v['peak_rss_gb']:.2f} GB"
+                f"{k}: wall median {v['wall_s_median']:.2f} s, CPU median {v['cpu_s_median']:.2f} s, peak RSS "
+                f"{v['peak_rss_gb']:.2f} GB"
                 for k, v in t.items()
                 if isinstance(v, dict)
             ),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 
 def register(subparsers) -> None:
+    """Add ``seis make-data``."""
     p = subparsers.add_parser(
         "make-data",
         help="write the synthetic or Penobscot demo survey as SEG-Y",
@@ -24,6 +25,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Write the chosen demo survey (and its clean reference) as SEG-Y."""
     from seiscore.data import datasets
 
     dest, ref = args.dest, args.reference

@@ -10,6 +10,7 @@ from pathlib import Path
 
 
 def register(subparsers) -> None:
+    """Add ``seis export``."""
     p = subparsers.add_parser(
         "export",
         help="write a survey store back to SEG-Y with its original headers",
@@ -27,6 +28,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Export the store to SEG-Y and print the file written."""
     from seiscore.cli import check_roots
     from seiscore.io import export
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 
 def register(subparsers) -> None:
+    """Add ``seis info``."""
     p = subparsers.add_parser(
         "info",
         help="describe a SEG-Y file or a survey store",
@@ -22,6 +23,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print the description of the SEG-Y file or store (``--json``: as JSON)."""
     from seiscore.io.info import describe, format_summary
 
     info = describe(args.path, args.il_byte, args.xl_byte)

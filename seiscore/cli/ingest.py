@@ -23,6 +23,7 @@ def _chunks(text: str) -> tuple[int, int, int]:
 
 
 def register(subparsers) -> None:
+    """Add ``seis ingest``."""
     p = subparsers.add_parser(
         "ingest",
         help="convert a post-stack SEG-Y file to a chunked Zarr survey store",
@@ -53,6 +54,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Ingest SOURCE into STORE (or the catalog survey's source into its store) and print the store."""
     from seiscore.io import ingest
 
     kwargs = {}

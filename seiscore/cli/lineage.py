@@ -6,6 +6,7 @@ import sys
 
 
 def register(sub) -> None:
+    """Add ``seis lineage flush``."""
     p = sub.add_parser("lineage", help="OpenLineage events: re-send those spooled while the endpoint was down")
     actions = p.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True

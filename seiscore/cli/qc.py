@@ -7,6 +7,7 @@ from pathlib import Path
 
 
 def register(subparsers) -> None:
+    """Add ``seis qc``."""
     p = subparsers.add_parser(
         "qc",
         help="write a self-contained HTML quality-control report of a survey store",
@@ -37,11 +38,13 @@ def register(subparsers) -> None:
 
 
 def default_output(store: Path) -> Path:
+    """``NAME.zarr`` -> ``NAME_qc.html`` beside it."""
     store = Path(store)
     return store.with_name(store.name.removesuffix(".zarr") + "_qc.html")
 
 
 def run(args: argparse.Namespace) -> int:
+    """Write the QC report of the store and print its path."""
     from seiscore.cli import check_roots
     from seiscore.core.safety import check_write_target, mark_owned
     from seiscore.qc import write_qc_report

@@ -39,10 +39,12 @@ def stopping() -> bool:
 
 
 def exit_code() -> int:
+    """The exit status of the stop in progress: 130 (SIGINT) or 143 (SIGTERM)."""
     return EXIT_CODES.get(_state["signum"], 130)
 
 
 def message(command: str, signum: int) -> str:
+    """The one line printed when ``command`` is stopped by ``signum``."""
     how = "interrupted" if signum == signal.SIGINT else "stopped by SIGTERM"
     return (
         f"seis {command}: {how}; the published output is unchanged and finished tiles are kept; "

@@ -43,6 +43,7 @@ KEY_DEPENDENCIES = (
 
 
 def now_iso() -> str:
+    """The current UTC time, ISO 8601 with milliseconds."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
@@ -63,6 +64,7 @@ def content_hash(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
 
 
 def path_size(path: str | os.PathLike) -> int:
+    """Bytes of a file, or of every file under a directory."""
     path = Path(path)
     return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
@@ -87,10 +89,12 @@ def git_commit() -> str | None:
 
 
 def code_version() -> dict[str, str | None]:
+    """Package name, version and git commit of the running code."""
     return {"package": "seiscore", "version": seiscore.__version__, "git_commit": git_commit()}
 
 
 def dependency_versions(names=KEY_DEPENDENCIES) -> dict[str, str]:
+    """Installed versions of ``names`` (those not installed are left out)."""
     out = {}
     for name in names:
         try:
@@ -106,6 +110,8 @@ def fingerprint(payload: Any) -> str:
 
 
 class DatasetRef(BaseModel):
+    """A dataset a run read or wrote: its URI, size and content hash (when known)."""
+
     uri: str
     size_bytes: int | None = None
     content_hash: str | None = None
@@ -144,12 +150,14 @@ class LineageRecord(BaseModel):
 
 
 def write_lineage(store: str | os.PathLike, record: LineageRecord) -> None:
+    """Store ``record`` in the attributes of ``store`` (``attrs['lineage']``)."""
     from seiscore.io import set_attrs
 
     set_attrs(store, {LINEAGE_ATTR: record.model_dump(mode="json")})
 
 
 def read_lineage(store: str | os.PathLike) -> LineageRecord | None:
+    """The lineage record of ``store``, or None when it has none (or does not exist)."""
     try:
         raw = zarr.open_group(str(store), mode="r", use_consolidated=False).attrs.get(LINEAGE_ATTR)
     except FileNotFoundError:

@@ -34,6 +34,7 @@ _runs_warned: set[tuple[str, str | None]] = set()  # (endpoint, run id) found un
 
 
 def spool_path(lineage_dir: str | os.PathLike) -> Path:
+    """The spool file under ``lineage_dir``."""
     return Path(lineage_dir) / SPOOL_NAME
 
 
@@ -132,6 +133,7 @@ class SpoolingTransport(Transport):
         self.warning: str | None = None
 
     def emit(self, event) -> None:
+        """Send ``event``; when the endpoint is down, append it to the spool (and set :attr:`warning` once)."""
         run = getattr(getattr(event, "run", None), "runId", None)
         key = (self.url, None if run is None else str(run))
         down = key in _runs_warned  # this run found the endpoint unavailable: do not wait on it again
@@ -165,4 +167,5 @@ class SpoolingTransport(Transport):
         return None
 
     def close(self, timeout: float = -1) -> bool:
+        """Close the HTTP transport; True when it closed within ``timeout`` seconds."""
         return self.http.close(timeout)

@@ -2,15 +2,15 @@
 
 | variable | meaning | default |
 |---|---|---|
-| ``SEIS_DASK_ADDRESS`` | scheduler of an existing Dask cluster (``tcp://host:8786``); unset = start a local cluster per run | unset |
+| ``SEIS_DASK_ADDRESS`` | existing Dask scheduler (``tcp://host:8786``); unset: a local cluster per run | unset |
 | ``SEIS_DASK_WORKERS`` | worker processes of the local cluster | 2 |
 | ``SEIS_DASK_THREADS_PER_WORKER`` | threads per local worker | 1 |
 | ``SEIS_DASK_MEMORY_LIMIT`` | memory limit per local worker | ``auto`` |
 | ``SEIS_TASK_RETRIES`` / ``SEIS_TASK_RETRY_DELAY_S`` | retries of a failing task and the pause between them | 2 / 2 |
 | ``SEIS_LOCK_WAIT_S`` | how long a second run on the same survey waits for the first (0 = refuse at once) | 0 |
 | ``SEIS_CATALOG`` | catalog file | ``data_catalog.yaml`` |
-| ``SEIS_DATA_ROOTS`` | more folders the product may write under (``os.pathsep``-separated), besides the catalog folder's ``data/`` (see :mod:`seiscore.core.safety`) | unset |
-| ``SEIS_LINEAGE_DIR`` | directory of the OpenLineage event file (file transport) and of the spool of events an HTTP endpoint did not take | ``openlineage`` |
+| ``SEIS_DATA_ROOTS`` | more write roots (``os.pathsep``-separated) besides the catalog folder's ``data/`` | unset |
+| ``SEIS_LINEAGE_DIR`` | OpenLineage event file (file transport) and spool of unsent HTTP events | ``openlineage`` |
 | ``SEIS_OPENLINEAGE_URL`` | HTTP endpoint (e.g. Marquez ``http://localhost:5000``): events go there instead | unset |
 | ``SEIS_OPENLINEAGE_NAMESPACE`` | OpenLineage job namespace | ``seiscore`` |
 | ``SEIS_CODE_VERSION`` | code identity used to decide whether an output is up to date | package version + git commit |
@@ -40,8 +40,8 @@ class PipelineSettings(BaseSettings):
     dask_malloc_trim_threshold: int = Field(
         256 * 2**20,
         ge=0,
-        description="MALLOC_TRIM_THRESHOLD_ of local workers. Dask's default (64 KiB) hands every freed array back to the "
-        "OS, so TLSM's per-iteration arrays page-fault again: measured 4.61 s vs 3.73 s for one tile",
+        description="MALLOC_TRIM_THRESHOLD_ of local workers. Dask's default (64 KiB) hands every freed array back "
+        "to the OS, so TLSM's per-iteration arrays page-fault again: measured 4.61 s vs 3.73 s for one tile",
     )
     task_retries: int = Field(2, ge=0)
     task_retry_delay_s: float = Field(2.0, ge=0)

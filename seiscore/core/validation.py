@@ -20,12 +20,14 @@ def as_float_volume(name: str, a: object, *, ndim: int = 3, min_len: int = 2) ->
     short = [i for i, n in enumerate(a.shape) if n < min_len]
     if short:
         raise ValueError(
-            f"{name} has axis {short[0]} of length {a.shape[short[0]]}; every axis needs >= {min_len} samples (shape {a.shape})"
+            f"{name} has axis {short[0]} of length {a.shape[short[0]]}; every axis needs >= {min_len} samples (shape "
+            f"{a.shape})"
         )
     if a.dtype not in FLOAT_DTYPES:
         kind = {"c": "complex", "i": "integer", "u": "unsigned integer", "b": "boolean"}.get(a.dtype.kind, str(a.dtype))
         raise ValueError(
-            f"{name} must be float32 or float64, got {kind} dtype {a.dtype}; convert it first (e.g. a.astype(np.float32))"
+            f"{name} must be float32 or float64, got {kind} dtype {a.dtype}; convert it first (e.g. "
+            "a.astype(np.float32))"
         )
     if not np.isfinite(a).all():
         bad = int(a.size - np.count_nonzero(np.isfinite(a)))
@@ -34,5 +36,6 @@ def as_float_volume(name: str, a: object, *, ndim: int = 3, min_len: int = 2) ->
 
 
 def check_same_shape(name_a: str, a: np.ndarray, name_b: str, b: np.ndarray) -> None:
+    """Raise a one-line ``ValueError`` naming both arrays when their shapes differ."""
     if a.shape != b.shape:
         raise ValueError(f"{name_a} and {name_b} must have the same shape, got {a.shape} and {b.shape}")

@@ -51,22 +51,27 @@ class SegyLayout:
 
     @property
     def data_offset(self) -> int:
+        """Byte offset of the first trace: textual + binary header + extended textual headers."""
         return TEXTUAL_HEADER_SIZE + BINARY_HEADER_SIZE + TEXTUAL_HEADER_SIZE * self.n_ext_headers
 
     @property
     def sample_size(self) -> int:
+        """Bytes per sample of the file's format."""
         return raw_dtype(self.format, self.endian).itemsize
 
     @property
     def trace_size(self) -> int:
+        """Bytes per trace: 240-byte header + samples."""
         return TRACE_HEADER_SIZE + self.n_samples * self.sample_size
 
     @property
     def binary_header(self) -> dict[str, int]:
+        """The decoded binary file header (field name -> value)."""
         return decode_binary_header(self.binary_raw, self.endian)
 
     @property
     def format_name(self) -> str:
+        """Name of the sample format, e.g. ``4-byte IBM float``."""
         return FORMATS[self.format][1]
 
 
@@ -156,14 +161,17 @@ class Geometry:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """(number of inlines, number of crosslines)."""
         return len(self.inlines), len(self.crosslines)
 
     @property
     def live_mask(self) -> np.ndarray:
+        """(n_il, n_xl) boolean mask of the bins that hold a trace."""
         return self.trace_index >= 0
 
     @property
     def n_live(self) -> int:
+        """Number of bins that hold a trace."""
         return int(np.count_nonzero(self.trace_index >= 0))
 
     def bins_match(self, rows: slice, il: np.ndarray, xl: np.ndarray, ns: np.ndarray, n_samples: int) -> bool:

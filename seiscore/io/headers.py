@@ -44,6 +44,7 @@ class HeaderField:
 
     @property
     def dtype(self) -> np.dtype:
+        """The field's integer type: int32 for 4-byte fields, int16 for 2-byte ones."""
         return np.dtype(np.int32 if self.size == 4 else np.int16)
 
 

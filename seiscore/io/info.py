@@ -30,6 +30,7 @@ def _ranges(values: dict[str, np.ndarray]) -> dict[str, list[int]]:
 
 
 def describe_segy(path: Path, il_byte: int = 189, xl_byte: int = 193) -> dict:
+    """Geometry, sample format, sizes and a summary of the key trace headers of a SEG-Y file."""
     layout = probe(path)
     geom = scan(layout, il_byte, xl_byte)
     fields = {}
@@ -64,6 +65,7 @@ def _first_lines(raw: bytes, n: int = 4) -> list[str]:
 
 
 def describe_store(path: Path) -> dict:
+    """Shape, chunks, sample format, sizes and a summary of the key trace headers of a survey store."""
     ds = open_survey(path, require_complete=False)
     amp = ds["amplitude"]
     live = ds["live_mask"].values

@@ -398,7 +398,7 @@ def _convert(
             pending = band, raw, futures
             del raw, futures
         finish(*pending, last=True)
-        del pending, headers
+        pending = headers = None  # free the last band and the header buffers before publishing (closures see None)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)  # on an error: drop queued columns, finish running ones
         columns.close()

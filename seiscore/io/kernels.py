@@ -61,8 +61,8 @@ def decode_float_traces(words, pos, width, s0, length, swap, ibm, out, headers, 
     ``words``: the raw traces as uint32 ``(n, trace_size / 4)`` (samples from word 60); trace
     ``i`` goes to column position ``pos[i]`` = ``row * width + col`` and fills
     ``out[k, row, col, :]`` (a C-contiguous float32 block) with its samples ``s0 + k*cs ...``: IEEE
-    samples are their bits after the optional byte swap, IBM samples are converted. With ``copy_headers`` the trace's header bytes (``header_bytes``: the
-    same batch as uint8) go to ``headers[row0 + row, col0 + col]``.
+    samples are their bits after the optional byte swap, IBM samples are converted. With ``copy_headers`` the
+    trace's header bytes (``header_bytes``: the same batch as uint8) go to ``headers[row0 + row, col0 + col]``.
 
     Returns the order keys (see :func:`_order_key`) of the smallest and largest decoded sample
     ((INT32_MAX, INT32_MIN) when nothing was decoded): NaNs order beyond the infinities, so they

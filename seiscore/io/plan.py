@@ -154,6 +154,7 @@ class ColumnPlan:
 
 
 def default_workers() -> int:
+    """Ingest worker threads by default: the CPU count, between 1 and 4."""
     return max(1, min(4, os.cpu_count() or 1))
 
 

@@ -37,6 +37,8 @@ FORMATS: dict[int, tuple[str, str]] = {
 
 
 def check_format(fmt: int, what: str = "SEG-Y file") -> int:
+    """``fmt`` as an int when it is a supported sample format code; a one-line ``SegyError`` naming ``what``
+    otherwise."""
     if int(fmt) not in FORMATS:
         known = ", ".join(f"{k} ({v[1]})" for k, v in FORMATS.items())
         raise SegyError(f"{what}: sample format code {fmt} is not supported; supported codes: {known}")

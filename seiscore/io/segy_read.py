@@ -54,6 +54,7 @@ class TraceReader:
         self.kernel_decodes = layout.trace_size % 4 == 0 and layout.format in (IBM_FLOAT, IEEE_FLOAT)
 
     def close(self) -> None:
+        """Close the file."""
         os.close(self._fd)
 
     def __enter__(self) -> "TraceReader":

@@ -180,7 +180,8 @@ def quality_metrics(
     - ``band_energy``: removed-noise energy per frequency band (and fraction of the original);
       ``spectra``: average amplitude spectra (original, denoised, removed).
     - with ``reference``: ``psnr``, ``ssim`` (paper convention over the sampled slices: each array
-      min-max scaled to [0, 255] by its whole range, found chunk by chunk) and ``snr`` (dB, ``10 log10(|ref|^2 / |ref - x|^2)``), each ``{"before", "after"}``.
+      min-max scaled to [0, 255] by its whole range, found chunk by chunk) and ``snr``
+      (dB, ``10 log10(|ref|^2 / |ref - x|^2)``), each ``{"before", "after"}``.
     - ``slices``: the indices scored, ``slice_values`` their coordinate values.
 
     A metric that cannot be computed on these data (slices smaller than 16 x 16 for BRISQUE / PIQE

@@ -215,12 +215,15 @@ def write_qc_report(
         )
 
     parts = [
-        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>QC report - {html.escape(store.name)}</title><style>{CSS}</style></head><body>'
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>QC report - {html.escape(store.name)}</title><style>{CSS}</style></head><body>"
     ]
     parts.append(f"<h1>QC report: {html.escape(store.name)}</h1>")
     parts.append('<section id="summary"><h2>Summary</h2>' + _kv(_summary_rows(metrics, store, against)))
     parts.append(
-        '<p class="note">BRISQUE and PIQE: no-reference image quality of each time slice (scaled to 0-255 by its own range); lower is better. Signal leakage: mean local similarity between the denoised data and the removed noise; near 0 is good, high values mean signal was removed. See docs/metrics.md.</p></section>'
+        '<p class="note">BRISQUE and PIQE: no-reference image quality of each time slice (scaled to 0-255 by its '
+        "own range); lower is better. Signal leakage: mean local similarity between the denoised data and the removed "
+        "noise; near 0 is good, high values mean signal was removed. See docs/metrics.md.</p></section>"
     )
     parts.append('<section id="sections"><h2>Before / after / removed noise</h2>')
     for view in views:
@@ -238,7 +241,8 @@ def write_qc_report(
             + "</div>"
         )
         parts.append(
-            '<p class="note">Local similarity (Chen &amp; Fomel 2015) between denoised data and removed noise. Coherent bright patches that follow reflectors show removed signal.</p></section>'
+            '<p class="note">Local similarity (Chen &amp; Fomel 2015) between denoised data and removed noise. '
+            "Coherent bright patches that follow reflectors show removed signal.</p></section>"
         )
     parts.append(
         '<section id="spectra"><h2>Average amplitude spectra</h2><div class="row">'

@@ -74,6 +74,7 @@ def stride(backbone: torch.nn.Module) -> int:
 
 
 def out_channels(backbone: torch.nn.Module) -> int:
+    """Channels of the backbone's last feature map (Swin V2: ``embed_dim * 2^(stages - 1)``; ViT: hidden size)."""
     c = backbone.config
     return int(c.embed_dim * 2 ** (len(c.depths) - 1)) if c.model_type == "swinv2" else int(c.hidden_size)
 

@@ -70,6 +70,8 @@ class HeadConfig(_Strict):
 
 
 class ExpertConfig(_Strict):
+    """One expert: its backbone, LoRA adapters (None: a base expert with the head only) and head."""
+
     backbone: BackboneConfig
     lora: LoRASettings | None = Field(default_factory=LoRASettings, description="None: base expert (no adapters)")
     head: HeadConfig = Field(default_factory=HeadConfig)
@@ -107,6 +109,7 @@ class SSBModelConfig(_Strict):
         return self
 
     def expert(self, name: ExpertName) -> ExpertConfig:
+        """The configuration of expert ``name`` (``swin`` or ``dino``)."""
         return getattr(self, name)
 
 
@@ -139,6 +142,8 @@ class DataConfig(_Strict):
 
 
 class StageConfig(_Strict):
+    """One training stage: epochs, learning rate, batch size."""
+
     epochs: int = Field(1, ge=0)
     lr: float = Field(1e-3, gt=0)
     batch_size: int = Field(16, ge=1)
@@ -162,6 +167,7 @@ class TrainConfig(_Strict):
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "TrainConfig":
+        """Read and validate a training config from YAML; one-line errors for a missing file or a non-mapping."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"training config {path} does not exist")

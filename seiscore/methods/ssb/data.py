@@ -160,7 +160,8 @@ def dataset_hash(pairs: PairSet, heldout: HeldOut) -> str:
 def describe(cfg: DataConfig, pairs: PairSet, heldout: HeldOut) -> dict:
     """Training-data description for the model card."""
     return {
-        "source": "seiscore.data.synth synthetic surveys (three dipping Ricker events + time-decaying footprint + Gaussian noise)",
+        "source": "seiscore.data.synth synthetic surveys "
+        "(three dipping Ricker events + time-decaying footprint + Gaussian noise)",
         "config": json.loads(cfg.model_dump_json()),
         "train_pairs": int(pairs.noisy.shape[0]),
         "train_patch": list(pairs.noisy.shape[-2:]),

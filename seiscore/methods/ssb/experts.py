@@ -39,6 +39,7 @@ class DecoderHead(nn.Module):
         self.convs = nn.Sequential(*layers)
 
     def forward(self, tokens: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
+        """Patch tokens (B, C, h, w) and the noisy input (B, 1, H, W) -> (B, 1, H, W) head output."""
         up = self.shuffle(self.proj(tokens))
         return self.convs(torch.cat([up, noisy], dim=1))
 
@@ -72,11 +73,13 @@ class Expert(nn.Module):
         self.backbone = backbone
 
     def train(self, mode: bool = True) -> "Expert":
+        """Set training mode for the head and adapters; the frozen backbone always stays in eval mode."""
         super().train(mode)
         self.backbone.eval()  # frozen backbone: no stochastic layers, fixed norms
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The head's raw output for (B, 1, H, W) sections (H, W multiples of the backbone stride)."""
         _, _, h, w = x.shape
         if h % self.stride or w % self.stride:
             raise ValueError(f"expert input {h}x{w} is not a multiple of the backbone stride {self.stride}")
@@ -84,9 +87,11 @@ class Expert(nn.Module):
         return self.head(tokens, x)
 
     def denoised(self, x: torch.Tensor, raw: torch.Tensor | None = None) -> torch.Tensor:
+        """The denoised sections: ``x - raw`` for a residual expert (it predicts the noise), else ``raw``."""
         raw = self(x) if raw is None else raw
         return x - raw if self.residual else raw
 
 
 def trainable_names(module: nn.Module) -> list[str]:
+    """Names of the parameters that require gradients."""
     return [n for n, p in module.named_parameters() if p.requires_grad]

@@ -23,11 +23,16 @@ Mode = Literal["blend", "swin", "dino"]
 
 @dataclass
 class SSBOutput:
+    """What :class:`SSBModel` returns: the denoised sections and the router's gate (None for one expert)."""
+
     denoised: torch.Tensor
     gate: torch.Tensor | None = None
 
 
 class SSBModel(nn.Module):
+    """SSB: the raw outputs of the Swin V2 and DINOv3 experts blended per pixel by the router's gate ``g``,
+    ``(1 - g) * swin + g * dino`` (the noise estimate, subtracted from the input, when ``cfg.residual``)."""
+
     def __init__(self, cfg: SSBModelConfig):
         super().__init__()
         self.cfg = cfg
@@ -41,6 +46,7 @@ class SSBModel(nn.Module):
             )
 
     def forward(self, x: torch.Tensor, mode: Mode = "blend") -> SSBOutput:
+        """Denoise (B, 1, H, W) sections with the blend (``mode='blend'``) or one expert (``'swin'``, ``'dino'``)."""
         if mode in EXPERTS:
             expert = self.experts[mode]
             return SSBOutput(expert.denoised(x))

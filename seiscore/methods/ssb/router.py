@@ -24,6 +24,7 @@ def total_variation(g: torch.Tensor) -> torch.Tensor:
 
 
 def router_inputs(noisy: torch.Tensor, e_swin: torch.Tensor, e_dino: torch.Tensor) -> torch.Tensor:
+    """The router's 4 input channels: noisy, both experts' outputs and their absolute difference."""
     return torch.cat([noisy, e_swin, e_dino, (e_swin - e_dino).abs()], dim=1)
 
 
@@ -42,6 +43,7 @@ class Router(nn.Module):
             self.net = nn.Sequential(*layers, nn.Conv2d(ch, 1, 3, padding=1))
 
     def forward(self, noisy: torch.Tensor, e_swin: torch.Tensor, e_dino: torch.Tensor) -> torch.Tensor:
+        """Per-pixel gate ``g`` in (0, 1), the weight of the DINOv3 expert."""
         return torch.sigmoid(self.net(router_inputs(noisy, e_swin, e_dino)))
 
 

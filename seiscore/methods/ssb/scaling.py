@@ -19,8 +19,10 @@ def section_stats(sections: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def normalise(sections: np.ndarray, mu: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """``z = (x - mu) / sd`` per section, as float32."""
     return ((np.asarray(sections, dtype=np.float64) - mu) / sd).astype(np.float32)
 
 
 def denormalise(z: np.ndarray, mu: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """``x = z * sd + mu`` (the inverse of :func:`normalise`), as float64."""
     return np.asarray(z, dtype=np.float64) * sd + mu

@@ -37,6 +37,7 @@ Callback = Callable[[int, float], None]
 
 
 def default_workers() -> int:
+    """Threads TLSM uses by default: the CPUs this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 

@@ -7,7 +7,8 @@ optical transfer functions are Kx, Ky, the X-step minimises
 
 per frontal slice, i.e. solves the normal equations
 
-    (1 + alpha + beta Dx^T Dx + gamma Dy^T Dy) X = Y + alpha (Z - B) + beta Dx^T Dx Y + beta Dx^T (D1 - B1) + gamma Dy^T (D2 - B2),
+    (1 + alpha + beta Dx^T Dx + gamma Dy^T Dy) X
+        = Y + alpha (Z - B) + beta Dx^T Dx Y + beta Dx^T (D1 - B1) + gamma Dy^T (D2 - B2),
 
 which the 2-D FFT diagonalises: X^ = rhs^ / (alpha + beta |Kx|^2 + gamma |Ky|^2 + 1 + 1e-6)
 (the demo's formula). The right-hand side is assembled in real space by
@@ -37,6 +38,7 @@ def otf_power(n: int) -> np.ndarray:
 
 
 def default_fft_backend() -> FFTBackend:
+    """``fftw`` when pyFFTW is installed, else ``scipy``."""
     return "fftw" if pyfftw is not None else "scipy"
 
 

@@ -2,6 +2,9 @@
 
     python -m seiscore.bench pipeline [--inlines 3200] [--workdir /tmp/seis_bench_pipeline]
 
+It runs a Prefect flow, so it lives on the orchestration side; ``seiscore.bench`` finds it through the
+``seiscore.benchmarks`` entry point ``pipeline = "flows.bench_pipeline:main"`` (pyproject.toml).
+
 Writes a synthetic survey of ``inlines`` x 200 x 400 float32 samples (3200 inlines ~ 1 GB;
 slabs of 100 inlines, the paper cube, each with its own noise seed) under ``--workdir``,
 runs ``process_survey`` (ingest, tiles on a local 2-process Dask cluster, write, QC,
@@ -25,6 +28,7 @@ from seiscore.bench.common import md_table, write_results
 
 
 def write_survey(directory: Path, inlines: int) -> tuple[Path, tuple[int, int, int]]:
+    """Write ``inlines`` x 200 x 400 synthetic samples as ``bench.sgy`` (slabs of 100 inlines): (path, shape)."""
     from seiscore.data.synth import make_survey
     from seiscore.io.segy_write import write_cube
 
@@ -40,14 +44,14 @@ def write_survey(directory: Path, inlines: int) -> tuple[Path, tuple[int, int, i
 def _whole_cube_seconds(seed: int) -> tuple[float, int]:
     """TLSM on one whole 100 x 200 x 400 synthetic cube (scaled as the pipeline scales): (seconds, samples)."""
     from seiscore.data.synth import make_survey, to_canonical
-    from seiscore.execution.blockwise.jobs import DenoiserSpec
+    from seiscore.methods.registry import parse_spec
     from seiscore.methods.tlsm import denoise
 
     noisy = make_survey(seed=seed)[0]
     lo, hi = noisy.min(), noisy.max()
     cube = np.ascontiguousarray(to_canonical((noisy - (lo + hi) / 2) / ((hi - lo) / 2)))
     t0 = time.perf_counter()
-    denoise(cube, preset="synthetic", workers=DenoiserSpec().threads_per_task)  # one thread, as a tile task
+    denoise(cube, preset="synthetic", workers=parse_spec({"name": "tlsm"}).threads_per_task)  # as a tile task
     return time.perf_counter() - t0, cube.size
 
 
@@ -66,13 +70,14 @@ def whole_cube_seconds_per_sample(n_cubes: int = 4, workers: int = 2) -> float:
 
 def interleaved_overhead(rounds: int = 3) -> dict:
     """Tiles vs whole cube on the paper cube, alternated in this process (same load): median time ratio."""
+    from seiscore.data.kinds import get_kind
     from seiscore.data.synth import from_canonical, make_survey, to_canonical
-    from seiscore.execution.blockwise.jobs import DenoiserSpec
     from seiscore.execution.blockwise.tiling import denoise_tiled
+    from seiscore.methods.registry import get_method, parse_spec
     from seiscore.methods.tlsm import denoise
 
     noisy = make_survey()[0]
-    cfg = DenoiserSpec().tile_config()
+    cfg = get_method("tlsm").default_tiling(parse_spec({"name": "tlsm"}), get_kind("poststack3d"), noisy.shape)
     run = lambda b: from_canonical(denoise(np.ascontiguousarray(to_canonical(b)), preset="synthetic"))  # noqa: E731
     run(noisy[:8])  # JIT warm-up
     whole, tiled = [], []
@@ -88,6 +93,7 @@ def interleaved_overhead(rounds: int = 3) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark (or ``--overhead-only`` the interleaved timing) and write its result files."""
     ap = argparse.ArgumentParser(prog="python -m seiscore.bench pipeline", description=__doc__.split("\n\n")[0])
     ap.add_argument("--inlines", type=int, default=3200)
     ap.add_argument("--workdir", default="/tmp/seis_bench_pipeline")
@@ -100,10 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.overhead_only:
         res = interleaved_overhead()
+        whole, tiled = np.round(res["whole_s"], 2).tolist(), np.round(res["tiled_s"], 2).tolist()
         md = (
             f"# Tiling overhead: TLSM on default tiles vs whole 100x200x400 cube, alternated in one process\n\n"
-            f"tiles {res['tiles']['tile']} halo {res['tiles']['halo']}: whole {np.round(res['whole_s'], 2).tolist()} s, "
-            f"tiled {np.round(res['tiled_s'], 2).tolist()} s; **median ratio {res['ratio_median']:.2f}** (target <= 1.3)"
+            f"tiles {res['tiles']['tile']} halo {res['tiles']['halo']}: whole {whole} s, "
+            f"tiled {tiled} s; **median ratio {res['ratio_median']:.2f}** (target <= 1.3)"
         )
         write_results("pipeline_overhead", res, md)
         print(md)
@@ -171,9 +178,11 @@ def _run(args, work: Path) -> int:
     }
     md = "\n".join(
         [
-            f"# Pipeline: SEG-Y -> denoised SEG-Y with TLSM ({' x '.join(map(str, shape))}, {segy.stat().st_size / 1e9:.2f} GB)",
+            f"# Pipeline: SEG-Y -> denoised SEG-Y with TLSM ({' x '.join(map(str, shape))}, "
+            f"{segy.stat().st_size / 1e9:.2f} GB)",
             "",
-            f"End to end (process-survey flow, local cluster 2 workers x 1 thread, default tiles, {m['tiles_total']} tiles): "
+            "End to end (process-survey flow, local cluster 2 workers x 1 thread, default tiles, "
+            f"{m['tiles_total']} tiles): "
             f"**{wall:.0f} s, {n / wall / 1e6:.3f} M samples/s** (target >= 1 M samples/s).",
             "",
             "Wall time per stage (`tiles` = denoise + blend/write on the cluster; task seconds summed over tiles: "
@@ -182,8 +191,10 @@ def _run(args, work: Path) -> int:
             "",
             md_table(["stage", "seconds", "% of wall"], rows),
             "",
-            f"Tiling overhead: tile denoise time summed over tiles {tiles_denoise:.0f} s vs TLSM on whole 100x200x400 cubes "
-            f"on the same kind of workers ({per_sample * 1e6:.3f} us/sample over 4 cubes) x {n} samples = {per_sample * n:.0f} s: "
+            f"Tiling overhead: tile denoise time summed over tiles {tiles_denoise:.0f} s "
+            "vs TLSM on whole 100x200x400 cubes "
+            f"on the same kind of workers ({per_sample * 1e6:.3f} us/sample over 4 cubes) x {n} samples "
+            f"= {per_sample * n:.0f} s: "
             f"**ratio {ratio:.2f}** (target <= 1.3; the halo alone adds {halo_share:.2f}x samples).",
         ]
     )

@@ -18,10 +18,11 @@ import time
 
 import numpy as np
 
-from seiscore.cli.run import add_progress_flag
+from seiscore.cli.common import add_progress_flag
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``seis demo`` (stoppable: Ctrl-C / SIGTERM stop it cleanly)."""
     p = sub.add_parser("demo", help="run the pipeline on the synthetic demo survey (or --in-memory: TLSM only)")
     p.add_argument(
         "--in-memory", action="store_true", help="no pipeline: synthetic cube in memory -> TLSM -> quality and time"
@@ -37,10 +38,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--iterations", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     add_progress_flag(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, stoppable=True)
 
 
 def parse_size(text: str) -> tuple[int, int, int]:
+    """``"100x200x400"`` -> ``(100, 200, 400)``; a one-line ``ValueError`` for anything else."""
     try:
         n = tuple(int(v) for v in text.lower().split("x"))
     except ValueError:
@@ -51,10 +53,12 @@ def parse_size(text: str) -> tuple[int, int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the demo: the pipeline, or ``--in-memory`` TLSM alone."""
     return run_in_memory(args) if args.in_memory else run_pipeline(args)
 
 
 def run_pipeline(args: argparse.Namespace) -> int:
+    """Write the synthetic survey if missing, pre-flight, run the process-survey flow, print quality and paths."""
     from seiscore.cli.output import shown, tile_progress
     from seiscore.core.settings import get_settings
     from seiscore.data import datasets
@@ -69,7 +73,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
 
     # the same pre-flight as `seis run`: parameters and every path the run writes, before a server or cluster starts
     preflight(args.survey, catalog=catalog, export_segy=True, force=args.force)
-    from flows.process_survey import run_process_survey  # Prefect lives in flows/, imported only here
+    from flows.process_survey import run_process_survey  # Prefect and Dask load only here
 
     print(f"processing {args.survey!r} with the process-survey flow (temporary Prefect server, local Dask cluster)...")
     t0 = time.perf_counter()
@@ -95,6 +99,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
 
 
 def run_in_memory(args: argparse.Namespace) -> int:
+    """Synthetic cube in memory -> TLSM on the whole cube; print PSNR / SSIM before and after and the time."""
     from tqdm import tqdm
 
     from seiscore.data.synth import SynthConfig, make_survey, to_canonical
@@ -108,7 +113,8 @@ def run_in_memory(args: argparse.Namespace) -> int:
     noisy, clean = make_survey(cfg, dtype=np.dtype(args.dtype))
     y, x = to_canonical(noisy), to_canonical(clean)
     print(
-        f"synthetic survey {ni} x {nx} x {nt} (inline x crossline x time), F = {cfg.footprint_peak}, sigma = {cfg.sigma}, {args.dtype}"
+        f"synthetic survey {ni} x {nx} x {nt} (inline x crossline x time), "
+        f"F = {cfg.footprint_peak}, sigma = {cfg.sigma}, {args.dtype}"
     )
     print(f"before: PSNR {psnr(x, y):6.2f} dB   SSIM {ssim(x, y):.4f}")
     with tqdm(total=args.iterations, desc="TLSM", unit="it") as bar:

@@ -1,0 +1,12 @@
+"""``seis`` commands that run the Prefect flows, plugged into the library's CLI through entry points.
+
+The library (``seiscore``) never imports ``flows``, ``tasks`` or ``deployments``; its CLI finds these commands
+through the ``seiscore.commands`` entry-point group declared in ``pyproject.toml`` (see :mod:`seiscore.cli`).
+Each module exposes ``register(subparsers)`` like the library's command modules:
+
+- :mod:`.run`: ``seis run`` and ``seis reprocess`` (the process-survey and reprocess-archive flows);
+- :mod:`.demo`: ``seis demo`` (the pipeline on the synthetic survey; ``--in-memory``: TLSM alone);
+- :mod:`.serve`: ``seis serve`` (the nightly deployments).
+
+Registering a command imports nothing heavy: Prefect, Dask and the flows load when the command runs.
+"""
