@@ -91,7 +91,9 @@ def test_registry_lists_the_builtin_methods_and_refuses_unknown_names():
     assert rows["tlsm"].data_kinds == ("poststack3d",) and rows["tlsm"].mode == "blockwise"
     assert rows["tlsm"].resources == {} and rows["ssb"].resources == {"GPU": 1} and rows["ssb"].extra == "ssb"
     assert rows["tlsm"].origin == "built-in"
-    with pytest.raises(UnknownMethodError, match="unknown method 'tslm'; did you mean 'tlsm'.*available: .*ssb, .*tlsm"):
+    with pytest.raises(
+        UnknownMethodError, match="unknown method 'tslm'; did you mean 'tlsm'.*available: .*ssb, .*tlsm"
+    ):
         get_method("tslm")
     with pytest.raises(UnknownMethodError, match="available"):
         parse_spec({"name": "bm3d"})
