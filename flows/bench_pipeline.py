@@ -131,12 +131,14 @@ def _run(args, work: Path) -> int:
     from flows.process_survey import run_process_survey
 
     t0 = time.perf_counter()
-    segy, shape = write_survey(work, args.inlines)
+    (work / "data").mkdir()  # the catalog's data root: a run writes only under it (seiscore.core.safety)
+    segy, shape = write_survey(work / "data", args.inlines)
     t_gen = time.perf_counter() - t0
     n = int(np.prod(shape))
     (work / "catalog.yaml").write_text(
-        "surveys:\n  bench:\n    source: bench.sgy\n    store: bench.zarr\n    output: bench_denoised.zarr\n"
-        "    denoiser: {name: tlsm, preset: synthetic, axes: {smooth: crossline, footprint: sample, tube: inline}}\n"
+        "surveys:\n  bench:\n    source: data/bench.sgy\n    store: data/bench.zarr\n"
+        "    output: data/bench_denoised.zarr\n"
+        "    method: {name: tlsm, preset: synthetic, axes: {smooth: crossline, footprint: sample, tube: inline}}\n"
     )
     os.environ.setdefault("SEIS_LINEAGE_DIR", str(work / "openlineage"))
     t0 = time.perf_counter()
