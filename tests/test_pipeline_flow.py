@@ -76,16 +76,20 @@ def _run(survey, env, **kw):
     return run_process_survey("small", scheduler=env["scheduler"], catalog=str(survey["catalog"]), params=PARAMS, **kw)
 
 
-def _expected(noisy: np.ndarray) -> np.ndarray:
-    """The same tiles and global min-max scaling, computed in memory."""
-    from seiscore.execution.blockwise.jobs import DenoiserSpec, block_denoiser
+def _expected(noisy: np.ndarray, catalog: Path) -> np.ndarray:
+    """The same tiles and global min-max scaling, computed in memory with the catalog entry's method."""
+    from seiscore.data.catalog import load_catalog
+    from seiscore.data.kinds import get_kind
     from seiscore.execution.blockwise.tiling import TileConfig, denoise_tiled
+    from seiscore.methods.registry import get_method
 
-    spec = DenoiserSpec(name="tlsm", preset="synthetic", params={"iterations": 5})
+    entry = load_catalog(catalog).get("small")
+    spec = entry.method.with_overrides({"iterations": 5})
+    block = get_method(spec.name).build(spec, get_kind(entry.kind))
     lo, hi = float(noisy.min()), float(noisy.max())
     c, h = (lo + hi) / 2, (hi - lo) / 2
     scaled = (noisy - np.float32(c)) / np.float32(h)
-    return denoise_tiled(scaled, block_denoiser(spec), TileConfig(**TILES)) * np.float32(h) + np.float32(c)
+    return denoise_tiled(scaled, block, TileConfig(**TILES)) * np.float32(h) + np.float32(c)
 
 
 def _amplitude(store) -> np.ndarray:
@@ -111,7 +115,7 @@ def test_flow_end_to_end_then_noop(survey, env, prefect_harness):
         xr.open_zarr(str(survey["store"]))
     n_tiles = 4
     assert result["tiles_computed"] == n_tiles
-    np.testing.assert_allclose(_amplitude(out), _expected(survey["noisy"]), atol=2e-5)
+    np.testing.assert_allclose(_amplitude(out), _expected(survey["noisy"], survey["catalog"]), atol=2e-5)
 
     # Lineage in the store's attributes.
     rec = read_lineage(out)
@@ -120,11 +124,11 @@ def test_flow_end_to_end_then_noop(survey, env, prefect_harness):
     assert rec.input.size_bytes == Path(survey["source"]).stat().st_size
     digest = hashlib.blake2b(Path(survey["source"]).read_bytes(), digest_size=20).hexdigest()
     assert rec.input.content_hash == f"blake2b:{digest}"
-    assert (
-        rec.denoiser["name"] == "tlsm"
-        and rec.denoiser["preset"] == "synthetic"
-        and rec.denoiser["params"] == {"iterations": 5}
-    )
+    from seiscore.data.catalog import load_catalog
+
+    spec = load_catalog(survey["catalog"]).get("small").method.with_overrides(PARAMS)  # the resolved spec
+    assert rec.denoiser == spec.model_dump(mode="json")
+    assert rec.denoiser["name"] == "tlsm" and rec.denoiser["params"]["iterations"] == 5
     assert rec.code["version"] == "test" and rec.dependencies["zarr"] == zarr.__version__
     assert rec.dask_cluster["n_workers"] == 2 and rec.dask_cluster["scheduler"] == env["scheduler"]
     assert rec.tile_grid["grid"] == [4, 1, 1] and rec.tile_grid["halo"] == [4, 0, 0]
@@ -180,7 +184,8 @@ def test_failing_tile_fails_the_run_naming_it_and_the_next_run_resumes(survey, e
     try:
         with pytest.raises(
             Exception,
-            match=r"denoise tile 2-0-0: .*failed after 1 retries|tile task\(s\) failed after 1 retries; first: denoise tile 2-0-0",
+            match=r"denoise tile 2-0-0: .*failed after 1 retries"
+            r"|tile task\(s\) failed after 1 retries; first: denoise tile 2-0-0",
         ):
             _run(survey, env, force=True)
     finally:
@@ -200,7 +205,7 @@ def test_failing_tile_fails_the_run_naming_it_and_the_next_run_resumes(survey, e
     assert resumed["status"] == "completed" and not resumed["skipped"]
     assert resumed["metrics"]["tiles_written"] == 3 and resumed["tiles_computed"] == 2  # blocks 2 and 3 only
     assert io.is_complete(out) and not staging.parent.exists()
-    np.testing.assert_allclose(_amplitude(out), _expected(survey["noisy"]), atol=2e-5)
+    np.testing.assert_allclose(_amplitude(out), _expected(survey["noisy"], survey["catalog"]), atol=2e-5)
 
 
 def _hold_lock(store: str, ready, release) -> None:
