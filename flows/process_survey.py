@@ -201,15 +201,14 @@ def process_survey(
         record.dask_cluster = describe_cluster(task_runner_client())
         lineage_task(record, "START", settings)
         try:
-            if mode == "blockwise":
-                already = prepare_output(
-                    job,
-                    run_key(record.reuse_key(), job),
-                    restart=force,
-                    attrs={"processing": f"seiscore {spec.name} ({mode}), flow run {flow_run_id}"},
-                )
-                if already:
-                    logger.info(f"resuming: {already} of {job.plan.n_tiles} tiles already written")
+            already = prepare_output(  # tiles or batches: a re-run of the same run key resumes
+                job,
+                run_key(record.reuse_key(), job),
+                restart=force,
+                attrs={"processing": f"seiscore {spec.name} ({mode}), flow run {flow_run_id}"},
+            )
+            if already:
+                logger.info(f"resuming: {already} work units ({'tiles' if mode == 'blockwise' else 'batches'}) done")
             write_lineage(staging, record)
             clock.lap("prepare")
             counts = _run_work(mode, job, settings, record.dask_cluster)

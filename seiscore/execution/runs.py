@@ -106,7 +106,7 @@ def work_layout(job: Any) -> dict[str, Any]:
             "chunks": plan.chunks,
             "scale": job.scale,
         }
-    fields = ("item_dim", "batch", "n_items", "scale")
+    fields = ("kind", "item_dim", "batch", "n_items", "chunks", "scale")
     return {k: getattr(job, k) for k in fields if hasattr(job, k)}
 
 
