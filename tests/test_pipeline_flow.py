@@ -279,3 +279,37 @@ def test_status_and_reprocess_archive_skip_up_to_date_surveys(survey, env, prefe
     assert again["skipped"] and again["tiles_computed"] == 0 and again["run_id"] == first["run_id"]
     with pytest.raises(Exception, match="1 of 1 surveys failed: nope"):
         reprocess_archive(selection=["nope"], catalog=str(survey["catalog"]))
+
+
+def test_fit_method_is_refused_by_process_survey_in_one_line(survey, env, tmp_path, monkeypatch):
+    """A catalog survey whose method is a fit method (training / inversion) is refused before any ingest."""
+    from typing import Literal
+
+    from flows.process_survey import run_process_survey
+    from seiscore.execution.runs import FitMethodError
+    from seiscore.methods import registry
+    from seiscore.methods.base import Method, MethodSpec
+    from seiscore.methods.registry import register_method
+
+    monkeypatch.setattr(registry, "_runtime", dict(registry._runtime))  # registered for this test only
+
+    class TinyFitSpec(MethodSpec):
+        name: Literal["tiny-fit"] = "tiny-fit"
+
+    @register_method
+    class TinyFit(Method):
+        name = "tiny-fit"
+        spec_model = TinyFitSpec
+        data_kinds = ("poststack3d",)
+        mode = "fit"
+
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text(
+        "surveys:\n  fitted:\n"
+        f"    source: {survey['source']}\n"
+        "    store: data/fitted.zarr\n    output: data/fitted_out.zarr\n"
+        "    method: {name: tiny-fit}\n"
+    )
+    with pytest.raises(FitMethodError, match=r"^method 'tiny-fit' is a fit method: run it with its fit flow$"):
+        run_process_survey("fitted", scheduler=env["scheduler"], catalog=str(catalog))
+    assert not (tmp_path / "data").exists()

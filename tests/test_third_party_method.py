@@ -3,7 +3,8 @@ the product, is found through the ``seiscore.methods`` entry-point group and run
 ``seis run --method median`` and the ``process-survey`` flow - with lineage and QC, no product code changed.
 
 The package ``seis_median`` is written here: a blockwise CPU median filter over one axis of ``poststack3d`` data,
-tiles cut along another axis with a halo. Its wheel is built with pip (setuptools, no isolation) and installed
+tiles cut along another axis with a halo (``median``), and the same filter as a ``per_item`` method over batches of
+inlines (``trace-median``). Its wheel is built with pip (setuptools, no isolation) and installed
 with ``pip install --target`` into a temporary folder that only the test's ``PYTHONPATH`` / ``sys.path`` names.
 """
 
@@ -31,6 +32,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from seiscore.execution.blockwise.tiling import TileConfig
+from seiscore.execution.per_item import PerItemSpec
 from seiscore.methods.base import BlockwiseSpec, Method
 
 TILE = 8
@@ -70,6 +72,30 @@ class MedianMethod(Method):
         axis = kind.axis(spec.params.axis)
         size = tuple(spec.params.size if a == axis else 1 for a in range(kind.ndim))
         return lambda block: median_filter(block, size=size, mode="nearest")
+
+
+class TraceMedianSpec(PerItemSpec):
+    name: Literal["trace-median"] = "trace-median"
+    item_dim: str = "inline"
+    batch_size: int = 8
+    params: MedianParams = Field(default_factory=MedianParams)
+
+
+class TraceMedianMethod(Method):
+    """The same filter as a per_item method: each batch of inlines is one call."""
+
+    name = "trace-median"
+    description = "median filter over one axis, batches of items"
+    spec_model = TraceMedianSpec
+    data_kinds = ("poststack3d",)
+    mode = "per_item"
+
+    def build(self, spec, kind):
+        from scipy.ndimage import median_filter
+
+        axis = kind.axis(spec.params.axis)  # a batch keeps the kind's dim order
+        size = tuple(spec.params.size if a == axis else 1 for a in range(kind.ndim))
+        return lambda batch: median_filter(batch, size=size, mode="nearest")
 '''
 
 PYPROJECT = """
@@ -84,6 +110,7 @@ description = "median filter method for seiscore"
 
 [project.entry-points."seiscore.methods"]
 median = "seis_median:MedianMethod"
+trace-median = "seis_median:TraceMedianMethod"
 
 [tool.setuptools]
 packages = ["seis_median"]
@@ -161,7 +188,7 @@ def _expected(noisy: np.ndarray, size: int) -> np.ndarray:
     return median_filter(noisy, size=(1, 1, size), mode="nearest")
 
 
-def _check_output(output: Path, noisy: np.ndarray, size: int) -> dict:
+def _check_output(output: Path, noisy: np.ndarray, size: int, tiles: list | None = (3, 1, 1)) -> dict:
     from seiscore import io
     from seiscore.core.lineage import read_lineage
 
@@ -170,8 +197,9 @@ def _check_output(output: Path, noisy: np.ndarray, size: int) -> dict:
     np.testing.assert_allclose(out, _expected(noisy, size), rtol=1e-5, atol=1e-5 * float(np.abs(noisy).max()))
     rec = read_lineage(output)
     assert rec.status == "completed"
-    assert rec.denoiser["name"] == "median" and rec.denoiser["params"]["size"] == size
-    assert rec.tile_grid["grid"] == [3, 1, 1] and rec.tile_grid["halo"] == [size // 2, 0, 0]
+    assert rec.denoiser["name"].endswith("median") and rec.denoiser["params"]["size"] == size
+    if tiles is not None:
+        assert rec.tile_grid["grid"] == list(tiles) and rec.tile_grid["halo"] == [size // 2, 0, 0]
     assert Path(rec.metrics["qc_report"]).is_file()
     return rec.model_dump()
 
@@ -209,10 +237,16 @@ def test_process_survey_flow_with_the_plugin_method(site, survey, tmp_path, monk
     module = importlib.import_module("flows.process_survey")
 
     schema = parameter_schema(module.process_survey).model_dump()
-    assert "median" in _enum(schema, "method") and {"tlsm", "ssb"} <= set(_enum(schema, "method"))
+    assert {"median", "trace-median", "tlsm", "ssb"} <= set(_enum(schema, "method"))
     result = module.run_process_survey("small", catalog=str(survey["catalog"]), method="median", params={"size": 5})
     assert result["status"] == "completed" and not result["skipped"] and result["method"] == "median"
     _check_output(survey["output"], survey["noisy"], size=5)
+
+    # The same filter as a per_item plug-in: the flow dispatches on the mode, batches of 8 inlines, no flow edit.
+    result = module.run_process_survey("small", catalog=str(survey["catalog"]), method="trace-median")
+    assert result["status"] == "completed" and result["method"] == "trace-median" and result["tiles_computed"] == 3
+    rec = _check_output(survey["output"], survey["noisy"], size=3, tiles=None)
+    assert rec["tile_grid"]["item_dim"] == "inline" and rec["tile_grid"]["batch"] == 8
 
 
 def _enum(schema: dict, name: str) -> list:
