@@ -37,6 +37,7 @@ import dask
 from prefect_dask import DaskTaskRunner
 
 from seiscore.core.settings import PipelineSettings, get_settings
+from seiscore.execution import runs
 
 # Dask preload of local workers: they ignore Ctrl-C (a terminal sends it to the whole process group); the
 # command stops them (seiscore.cli.signals).
@@ -147,20 +148,11 @@ def use_resources(resources: dict[str, float] | None) -> bool:
     return isinstance(runner, SeisDaskTaskRunner) and runner.use_resources(resources)
 
 
-def cuda_cluster_possible() -> bool:
-    """True when this machine can start a ``LocalCUDACluster``: a CUDA device and dask-cuda installed."""
-    import importlib.util
-
-    from seiscore.execution.resources import gpu_available
-
-    return importlib.util.find_spec("dask_cuda") is not None and gpu_available()
-
-
 def local_cluster(settings: PipelineSettings, resources: dict[str, float] | None) -> tuple[str, dict[str, Any]]:
     """(cluster class, its keyword arguments) of the local cluster for tasks needing ``resources``: a
     ``LocalCUDACluster`` whose workers advertise ``GPU=1`` when they need a GPU and one can be had, else the
     CPU ``LocalCluster`` of the settings."""
-    if (resources or {}).get("GPU") and cuda_cluster_possible():
+    if (resources or {}).get("GPU") and runs.gpu_cluster_possible():
         return CUDA_CLUSTER, {"resources": {"GPU": 1}, "preload": [WORKER_PRELOAD], "dashboard_address": None}
     return "distributed.LocalCluster", {
         "n_workers": settings.dask_workers,
