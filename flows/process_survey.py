@@ -155,7 +155,7 @@ def process_survey(
     mode = run_mode(chosen)  # a fit method is refused here
     use_resources(chosen.resources(spec))  # the local cluster is built for them at the first submission
     entry = get_entry(survey, catalog)
-    kind = getattr(entry, "kind", "poststack3d")
+    kind = entry.kind  # the data kind of its stores (catalog, default poststack3d)
     targets = plan.targets  # every path this run writes, checked by the pre-flight (seiscore.core.safety)
     output = Path(entry.output)
     flow_run_id = str(get_run_context().flow_run.id)
