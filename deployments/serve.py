@@ -27,6 +27,10 @@ from seiscore.core.settings import PipelineSettings, get_settings
 
 
 def build_deployments(settings: PipelineSettings, survey: str = "synthetic_demo") -> list[Any]:
+    """The served deployments: ``process-survey/nightly`` for ``survey``, ``reprocess-archive/nightly``, SSB training.
+
+    The deployed ``process-survey`` resolves the survey's method when it runs and builds its cluster for the
+    method's resources then (:mod:`flows._runtime`): a nightly SSB survey gets GPU workers when they exist."""
     from flows.process_survey import process_survey
     from flows.reprocess_archive import reprocess_archive
 
@@ -42,14 +46,16 @@ def build_deployments(settings: PipelineSettings, survey: str = "synthetic_demo"
             parameters={"survey": survey},
             tags=tags,
             entrypoint_type=module,
-            description=f"Denoise one catalog survey (default {survey}) nightly; trigger any survey from the UI form.",
+            description=(
+                f"Process one catalog survey (default {survey}) nightly; trigger any survey or method from the UI form."
+            ),
         ),
         reprocess_archive.to_deployment(
             name="nightly",
             schedules=[schedule],
             tags=tags,
             entrypoint_type=module,
-            description="Reprocess every catalog survey whose input, denoiser, parameters or code changed.",
+            description="Reprocess every catalog survey whose input, method, parameters or code changed.",
         ),
     ]
     deployments += ssb_deployments(settings)
@@ -82,6 +88,7 @@ def ssb_deployments(settings: PipelineSettings) -> list[Any]:
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """The options of ``python -m deployments.serve`` (and ``seis serve``), added to ``parser`` if given."""
     parser = parser or argparse.ArgumentParser(prog="python -m deployments.serve", description=__doc__.split("\n\n")[0])
     parser.add_argument("--cron", help="cron schedule of the deployments (default SEIS_SCHEDULE_CRON or '0 2 * * *')")
     parser.add_argument("--timezone", help="time zone of the schedule (default SEIS_SCHEDULE_TIMEZONE or UTC)")
@@ -90,6 +97,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 
 def serve_deployments(cron: str | None = None, timezone: str | None = None, survey: str = "synthetic_demo") -> None:
+    """Serve :func:`build_deployments` in this process until it is stopped."""
     from prefect import serve
 
     settings = get_settings(schedule_cron=cron, schedule_timezone=timezone)
@@ -97,6 +105,7 @@ def serve_deployments(cron: str | None = None, timezone: str | None = None, surv
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m deployments.serve``: parse the options and serve."""
     args = build_parser().parse_args(argv)
     serve_deployments(args.cron, args.timezone, args.survey)
     return 0

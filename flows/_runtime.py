@@ -1,14 +1,29 @@
 """Runtime helpers of the flows: the Dask task runner, the cluster description, the catalog.
 
-- Embedded default: a local cluster of worker *processes* started for the flow run
-  (``SEIS_DASK_WORKERS`` x ``SEIS_DASK_THREADS_PER_WORKER``), or dask-cuda's
-  ``LocalCUDACluster`` (one worker per GPU, advertising ``GPU=1``) when the run needs a GPU
-  and one exists.
-- ``SEIS_DASK_ADDRESS`` (or ``--scheduler``) makes the same flows use an existing cluster.
-- Worker processes of a local cluster inherit the flow's Prefect API URL, so task runs are
-  reported to the same (possibly temporary) Prefect server instead of each worker
-  starting its own. Workers of an existing cluster cannot inherit it: the flow checks at its
-  start that each reports to the flow's API and refuses to run otherwise, saying how to start them.
+Which cluster a run gets is decided at run time from the method the run resolved, not when the flow
+is imported (the nightly deployment and the UI run the same flow object, whose task runner was built
+at import): :class:`SeisDaskTaskRunner` reads the settings when the flow run starts and creates its
+local cluster only at the first submission (prefect-dask creates the client lazily). Between the two,
+``process-survey`` pre-flights the run, asks the method for its resources (``Method.resources``) and
+hands them to :func:`use_resources`, so the tiles run on a cluster built for them:
+
+- ``SEIS_DASK_ADDRESS`` (or ``--scheduler``): the existing cluster, whatever the resources (the run
+  then checks that a worker advertises them, :func:`seiscore.execution.resources.placement`);
+- resources with ``GPU`` and a CUDA device and dask-cuda here: dask-cuda's ``LocalCUDACluster``
+  (one worker per GPU, each advertising ``GPU=1``);
+- otherwise a local cluster of worker *processes* (``SEIS_DASK_WORKERS`` x
+  ``SEIS_DASK_THREADS_PER_WORKER``), where the placement refuses a GPU method or, with its explicit
+  ``allow_cpu=true``, runs it on the CPU workers with a warning.
+
+This lazy choice keeps one flow run per survey run (its tile task runs, lineage id and artifacts
+together) and works for every entry point - a deployment, the UI, ``seis run``, a ``reprocess-archive``
+sub-flow - with no parent flow or second flow run to relate; a runner built with an explicit cluster or
+address (``process_survey.with_options(task_runner=...)``) is used as it is.
+
+Worker processes of a local cluster inherit the flow's Prefect API URL, so task runs are reported to the
+same (possibly temporary) Prefect server instead of each worker starting its own. Workers of an existing
+cluster cannot inherit it: the flow checks at its start that each reports to the flow's API and refuses
+to run otherwise, saying how to start them.
 """
 
 from __future__ import annotations
@@ -22,23 +37,65 @@ import dask
 from prefect_dask import DaskTaskRunner
 
 from seiscore.core.settings import PipelineSettings, get_settings
-from seiscore.execution.resources import gpu_available
+from seiscore.execution import runs
 
 # Dask preload of local workers: they ignore Ctrl-C (a terminal sends it to the whole process group); the
 # command stops them (seiscore.cli.signals).
 WORKER_PRELOAD = "seiscore.cli.signals"
+CUDA_CLUSTER = "dask_cuda.LocalCUDACluster"
 
 
 class SeisDaskTaskRunner(DaskTaskRunner):
-    """DaskTaskRunner whose local workers report to the flow's Prefect API."""
+    """DaskTaskRunner whose local cluster is chosen at run time and whose local workers report to the flow's API.
+
+    Built without ``address`` / ``cluster`` / ``cluster_class`` (as :func:`make_task_runner` builds it), it
+    *resolves* when the flow run starts: ``settings`` (default: read then) give the scheduler address, else the
+    local cluster is chosen from ``resources`` at the first submission (:func:`local_cluster`); until then
+    :meth:`use_resources` may change them."""
+
+    def __init__(
+        self,
+        *,
+        settings: PipelineSettings | None = None,
+        resources: dict[str, float] | None = None,
+        **kwargs: Any,
+    ):
+        self.resolves = not any(kwargs.get(k) for k in ("address", "cluster", "cluster_class"))
+        self.settings = settings
+        self.resources = dict(resources or {})
+        super().__init__(**kwargs)
+
+    def duplicate(self):
+        """A fresh runner with the same settings (Prefect runs each flow run on a duplicate)."""
+        if self.resolves:
+            return type(self)(settings=self.settings, resources=self.resources)
+        return type(self)(
+            address=self.address,
+            cluster_class=self.cluster_class,
+            cluster_kwargs=self.cluster_kwargs,
+            adapt_kwargs=self.adapt_kwargs,
+            client_kwargs=self.client_kwargs,
+            performance_report_path=self.performance_report_path,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        """Same settings (and, for a resolving runner, the same settings object and resources)."""
+        if isinstance(other, SeisDaskTaskRunner) and (self.resolves or other.resolves):
+            return (self.resolves, self.settings, self.resources) == (other.resolves, other.settings, other.resources)
+        return super().__eq__(other)
+
+    def use_resources(self, resources: dict[str, float] | None) -> bool:
+        """Build the local cluster for tasks needing ``resources``; False when the cluster is already chosen
+        (an existing cluster, an explicit one, or one already started)."""
+        if not self.resolves or self.address or self._cluster is not None or self._client is not None:
+            return False
+        self.resources = dict(resources or {})
+        return True
 
     def __enter__(self):
-        if self._cluster is None and not self.address:
-            url = current_api_url()
-            if url:
-                env = dict(self.cluster_kwargs.get("env") or {})
-                env.setdefault("PREFECT_API_URL", url)
-                self.cluster_kwargs["env"] = env
+        if self.resolves:
+            self.settings = self.settings or get_settings()
+            self.address = self.settings.dask_address or None
         self._sigterm = _announce_sigterm()
         runner = super().__enter__()
         if self.address:
@@ -64,11 +121,47 @@ class SeisDaskTaskRunner(DaskTaskRunner):
     def client(self):
         """The client; a local cluster is created here (lazily, by prefect-dask) with our worker settings."""
         if self._client is None and self._cluster is None and not self.address:
+            if self.resolves:
+                from prefect.utilities.importtools import from_qualified_name
+
+                self.cluster_class, self.cluster_kwargs = local_cluster(self.settings or get_settings(), self.resources)
+                self.resolved_cluster_class = from_qualified_name(self.cluster_class)
+            url = current_api_url()
+            if url:
+                env = dict(self.cluster_kwargs.get("env") or {})
+                env.setdefault("PREFECT_API_URL", url)
+                self.cluster_kwargs["env"] = env
             # Each nanny reads this before spawning its worker (glibc reads it at start-up only).
             trim = get_settings().dask_malloc_trim_threshold
             with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": trim}):
                 return super().client
         return super().client
+
+
+def use_resources(resources: dict[str, float] | None) -> bool:
+    """Tell the running flow's task runner what its tasks need, before its first submission (see the module
+    docstring); False when its cluster is fixed already (then the placement checks the cluster it has)."""
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    runner = getattr(ctx, "task_runner", None)
+    return isinstance(runner, SeisDaskTaskRunner) and runner.use_resources(resources)
+
+
+def local_cluster(settings: PipelineSettings, resources: dict[str, float] | None) -> tuple[str, dict[str, Any]]:
+    """(cluster class, its keyword arguments) of the local cluster for tasks needing ``resources``: a
+    ``LocalCUDACluster`` whose workers advertise ``GPU=1`` when they need a GPU and one can be had, else the
+    CPU ``LocalCluster`` of the settings."""
+    if (resources or {}).get("GPU") and runs.gpu_cluster_possible():
+        return CUDA_CLUSTER, {"resources": {"GPU": 1}, "preload": [WORKER_PRELOAD], "dashboard_address": None}
+    return "distributed.LocalCluster", {
+        "n_workers": settings.dask_workers,
+        "threads_per_worker": settings.dask_threads_per_worker,
+        "processes": True,
+        "memory_limit": settings.dask_memory_limit,
+        "dashboard_address": None,
+        "preload": [WORKER_PRELOAD],
+    }
 
 
 def _announce_sigterm():
@@ -166,31 +259,13 @@ def configured_api_url() -> str | None:
     return str(url) if url else None
 
 
-def make_task_runner(settings: PipelineSettings, *, needs_gpu: bool = False) -> DaskTaskRunner:
-    """A runner on ``settings.dask_address`` if set, else a local (CUDA) cluster for the run."""
-    if settings.dask_address:
-        return SeisDaskTaskRunner(address=settings.dask_address)
-    if needs_gpu and gpu_available():
-        try:
-            import dask_cuda  # noqa: F401
-
-            return SeisDaskTaskRunner(
-                cluster_class="dask_cuda.LocalCUDACluster",
-                cluster_kwargs={"resources": {"GPU": 1}, "preload": [WORKER_PRELOAD]},
-            )
-        except ImportError:
-            pass
-    return SeisDaskTaskRunner(
-        cluster_class="distributed.LocalCluster",
-        cluster_kwargs={
-            "n_workers": settings.dask_workers,
-            "threads_per_worker": settings.dask_threads_per_worker,
-            "processes": True,
-            "memory_limit": settings.dask_memory_limit,
-            "dashboard_address": None,
-            "preload": [WORKER_PRELOAD],
-        },
-    )
+def make_task_runner(
+    settings: PipelineSettings | None = None, *, resources: dict[str, float] | None = None
+) -> SeisDaskTaskRunner:
+    """The runner of a flow run: on ``settings.dask_address`` if set, else a local cluster built for tasks
+    needing ``resources`` (:func:`local_cluster`), chosen when the run first submits. ``settings`` None:
+    read when the run starts (the deployed flows)."""
+    return SeisDaskTaskRunner(settings=settings, resources=resources)
 
 
 def runner_settings(settings: PipelineSettings) -> PipelineSettings:
@@ -233,6 +308,7 @@ def describe_cluster(client) -> dict[str, Any]:
 
 
 def has_resource(cluster: dict, name: str) -> bool:
+    """True when a worker of ``cluster`` (:func:`describe_cluster`) advertises the resource ``name``."""
     return any(name in w["resources"] for w in cluster["workers"].values())
 
 

@@ -1,14 +1,20 @@
-"""Flow ``process-survey``: catalog entry -> ingest -> tiles on Dask -> output store -> QC -> lineage -> SEG-Y.
+"""Flow ``process-survey``: catalog entry -> ingest -> the method on Dask -> output store -> QC -> lineage -> SEG-Y.
+
+The method is resolved at run time (the pre-flight: catalog entry + ``method`` + ``params``), and the run
+dispatches on its run mode (:func:`seiscore.execution.runs.run_mode`): ``blockwise`` methods run as tiles
+(:func:`run_tiles`), ``per_item`` methods as batches of items (``flows.per_item.run_items``); a ``fit``
+method is refused (its fit flow runs it). The method's resources (``Method.resources``, e.g. ``{"GPU": 1}``)
+choose the local cluster before the first task is submitted (:mod:`flows._runtime`), so the deployed flow -
+nightly or from the UI - gets GPU workers for a GPU method as ``seis run`` does. A new method needs no edit here.
 
 Resumable: tiles are recorded done in the output's staging version (published atomically only
 when complete, see :mod:`seiscore.execution.versions`), so a re-run after a crash or a cancellation computes
-only what is missing; a re-run of a finished survey with the same
-input content, denoiser, parameters and code is a no-op (``force=True`` reprocesses).
+only what is missing; a re-run of a finished survey with the same input content, method, parameters and
+code is a no-op (``force=True`` reprocesses).
 """
 
 from __future__ import annotations
 
-import time
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Literal
@@ -25,11 +31,11 @@ from flows._runtime import (
     make_task_runner,
     runner_settings,
     task_runner_client,
+    use_resources,
 )
 from seiscore import io
 from seiscore.core import progress
-from seiscore.core.lineage import DatasetRef, LineageRecord, now_iso, read_lineage, write_lineage
-from seiscore.core.safety import reference_store_path
+from seiscore.core.lineage import DatasetRef, now_iso, read_lineage, write_lineage
 from seiscore.core.settings import PipelineSettings, get_settings
 from seiscore.execution.blockwise.jobs import TileJob, pending_work
 from seiscore.execution.blockwise.state import TileState, survey_lock
@@ -37,13 +43,26 @@ from seiscore.execution.export_state import segy_is_current
 from seiscore.execution.pipeline import prepare_output, run_key, summary_metrics
 from seiscore.execution.preflight import preflight
 from seiscore.execution.resources import placement
+from seiscore.execution.runs import (
+    Stages,
+    freshness,
+    lineage_record,
+    reference_to_ingest,
+    run_mode,
+    run_summary,
+    work_layout,
+)
 from seiscore.execution.versions import publish_staging, recover, staging_path
-from seiscore.methods.registry import get_method
+from seiscore.methods.registry import get_method, names
 from tasks.export import export_segy as export_segy_task
 from tasks.ingest import ingest_survey
 from tasks.lineage import lineage_task
 from tasks.quality import publish_artifacts, quality_task
 from tasks.tiles import denoise_tile_task, plan_tiles_task, write_tile_task
+
+# The registered methods when the flow is imported (built-in and installed plug-ins): the choices of the
+# Prefect UI's run form. A process imports the flow after the plug-ins it can run are installed.
+MethodName = Literal[tuple(names())]  # type: ignore[valid-type]
 
 
 def run_tiles(job: TileJob, settings: PipelineSettings, cluster: dict) -> dict[str, int]:
@@ -99,22 +118,23 @@ def run_tiles(job: TileJob, settings: PipelineSettings, cluster: dict) -> dict[s
     }
 
 
-@flow(name="process-survey", task_runner=make_task_runner(get_settings()), log_prints=True)
+@flow(name="process-survey", task_runner=make_task_runner(), log_prints=True)
 def process_survey(
     survey: str,
-    denoiser: Literal["tlsm", "ssb"] | None = None,
+    method: MethodName | None = None,
     params: dict[str, Any] | None = None,
     export_segy: bool = False,
     catalog: str | None = None,
     force: bool = False,
 ) -> dict[str, Any]:
-    """Denoise one catalog survey: ingest, tile, denoise on Dask, write, QC, lineage, optional SEG-Y.
+    """Process one catalog survey with a method: ingest, run the method on Dask, write, QC, lineage, optional SEG-Y.
 
     Args:
         survey: Name of the survey in the data catalog.
-        denoiser: Denoiser to use ("tlsm" on CPU workers, "ssb" on GPU workers); default: the catalog's.
-        params: Overrides of the denoiser parameters (e.g. {"tau": 0.3}); keys "tiles", "scale", "model", "preset", "threads_per_task" set the tiling, scaling, SSB model, TLSM preset and threads per tile task.
-        export_segy: Also write the denoised survey as SEG-Y (the catalog's output_segy, default next to the output store).
+        method: Method to run (`seis methods` lists them with their resources); default: the catalog entry's.
+        params: Overrides of the method's spec and parameters (e.g. {"tau": 0.3}); a key naming a field of the
+            spec ("tiles", "scale", "threads_per_task", an SSB "model") sets it, every other key is a parameter.
+        export_segy: Also write the result as SEG-Y (the catalog's output_segy, default next to the output store).
         catalog: Path of the data catalog (default: SEIS_CATALOG or data_catalog.yaml).
         force: Reprocess even if the output is up to date.
     """
@@ -124,19 +144,23 @@ def process_survey(
     plan = preflight(
         survey,
         catalog=catalog,
-        denoiser=denoiser,
+        method=method,
         params=params,
         export_segy=export_segy,
         force=force,
         settings=runner_settings(settings),
     )  # configuration errors and unsafe paths fail here
-    entry = get_entry(survey, catalog)
-    targets = plan.targets  # every path this run writes, checked by the pre-flight (seiscore.core.safety)
     spec = plan.spec
+    chosen = get_method(spec.name)
+    mode = run_mode(chosen)  # a fit method is refused here
+    use_resources(chosen.resources(spec))  # the local cluster is built for them at the first submission
+    entry = get_entry(survey, catalog)
+    kind = entry.kind  # the data kind of its stores (catalog, default poststack3d)
+    targets = plan.targets  # every path this run writes, checked by the pre-flight (seiscore.core.safety)
     output = Path(entry.output)
     flow_run_id = str(get_run_context().flow_run.id)
 
-    clock = _Stages()
+    clock = Stages()
     with survey_lock(output, wait_s=settings.lock_wait_s, owner=f"flow run {flow_run_id}"):
         for line in recover(output):
             logger.warning(f"{survey}: {line}")
@@ -145,65 +169,54 @@ def process_survey(
         )
         reference = _reference_store(entry)
         clock.lap("ingest")
-        record = LineageRecord(
-            run_id=flow_run_id,
-            flow_run_id=flow_run_id,
+        record = lineage_record(
             survey=survey,
-            input=DatasetRef(**ing["source"]),
-            output=DatasetRef(uri=str(output.resolve())),
-            denoiser=spec.model_dump(mode="json"),
+            source=DatasetRef(**ing["source"]),
+            output=output,
+            spec=spec,
+            settings=settings,
+            run_id=flow_run_id,
         )
-        if settings.code_version:
-            record.code["version"] = settings.code_version
-            record.code["git_commit"] = None
         previous = read_lineage(output) if output.exists() else None
         segy_path = Path(targets["segy"])
-        if (
-            not force
-            and previous is not None
-            and previous.status == "completed"
-            and io.is_complete(output)
-            and previous.reuse_key() == record.reuse_key()
-        ):
+        fresh, _ = freshness(previous, record, output)
+        if fresh and not force:
             logger.info(f"{survey}: output {output} is up to date (run {previous.run_id}); nothing to do")
-            skipped = _summary(previous, output, skipped=True)
+            skipped = run_summary(previous, output, skipped=True)
             if export_segy:  # still export when asked, unless the SEG-Y already holds this output
                 current = segy_is_current(segy_path, previous.started)
                 skipped["segy"] = str(segy_path) if current else export_segy_task(str(output), str(segy_path))
             return skipped
 
-        # Tiles, QC and lineage go to a staging version; the published output changes only when it is whole.
+        # The work, QC and lineage go to a staging version; the published output changes only when it is whole.
         staging = staging_path(output)
-        job = plan_tiles_task(ing["store"], str(staging), spec)
+        if mode == "blockwise":
+            job = plan_tiles_task(ing["store"], str(staging), spec, kind)
+        else:  # per_item
+            from flows.per_item import plan_items_task
+
+            job = plan_items_task(ing["store"], str(staging), spec, kind)
         clock.lap("plan")
-        record.tile_grid = {
-            "grid": job.plan.grid,
-            "n_tiles": job.plan.n_tiles,
-            "edges": job.plan.edges,
-            "halo": job.plan.halo,
-            "blend": job.plan.blend,
-            "chunks": job.plan.chunks,
-            "scale": job.scale,
-        }
+        record.tile_grid = work_layout(job)
         record.dask_cluster = describe_cluster(task_runner_client())
         lineage_task(record, "START", settings)
         try:
-            already = prepare_output(
+            already = prepare_output(  # tiles or batches: a re-run of the same run key resumes
                 job,
                 run_key(record.reuse_key(), job),
                 restart=force,
-                attrs={"processing": f"seiscore {spec.name} denoise, flow run {flow_run_id}"},
+                attrs={"processing": f"seiscore {spec.name} ({mode}), flow run {flow_run_id}"},
             )
             if already:
-                logger.info(f"resuming: {already} of {job.plan.n_tiles} tiles already written")
+                logger.info(f"resuming: {already} work units ({'tiles' if mode == 'blockwise' else 'batches'}) done")
             write_lineage(staging, record)
             clock.lap("prepare")
-            counts = run_tiles(job, settings, record.dask_cluster)
-            clock.lap("tiles")
+            counts = _run_work(mode, job, settings, record.dask_cluster)
+            clock.lap("tiles" if mode == "blockwise" else "items")
             record.tiles_computed = counts["tiles_denoised"]
-            # Every tile is written: the amplitudes are whole, so the staging store is complete (its lineage
-            # still says "running"; marking also consolidates the metadata QC and export read), and
-            # the SEG-Y export runs on a Dask worker while QC runs here.
+            # The work is whole: the staging store is complete (its lineage still says "running"; marking also
+            # consolidates the metadata QC and export read), and the SEG-Y export runs on a Dask worker while QC
+            # runs here.
             io.mark_complete(staging)
             export = export_segy_task.submit(str(staging), str(segy_path)) if export_segy else None
             report_dir = Path(targets["qc_report"])
@@ -225,7 +238,8 @@ def process_survey(
             }
             record.status, record.ended = "completed", now_iso()
             write_lineage(staging, record)
-            TileState(staging).clear_blocks()
+            if mode == "blockwise":
+                TileState(staging).clear_blocks()
             publish_staging(staging, output)
             lineage_task(record, "COMPLETE", settings)
             publish_artifacts(survey, quality)
@@ -233,54 +247,34 @@ def process_survey(
             record.status, record.ended, record.error = "failed", now_iso(), f"{type(exc).__name__}: {exc}"
             lineage_task(record, "FAIL", settings, store=str(staging) if staging.exists() else None)
             raise
-    result = _summary(record, output, skipped=False)
+    result = run_summary(record, output, skipped=False)
     result["segy"], result["stage_seconds"] = segy, clock.laps
     return result
 
 
-class _Stages:
-    """Wall seconds per flow stage."""
+def _run_work(mode: str, job: Any, settings: PipelineSettings, cluster: dict) -> dict[str, Any]:
+    """Run a job of ``mode`` on the flow's cluster: tiles (blockwise) or batches of items (per_item)."""
+    if mode == "blockwise":
+        return run_tiles(job, settings, cluster)
+    from flows.per_item import run_items
 
-    def __init__(self):
-        self.laps: dict[str, float] = {}
-        self._t = time.perf_counter()
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.laps[name] = round(self.laps.get(name, 0.0) + now - self._t, 3)
-        self._t = now
+    return run_items(job, settings, cluster)
 
 
 def _reference_store(entry: Any) -> str | None:
     """The clean reference as a store (a SEG-Y reference is ingested beside the input store)."""
-    ref = getattr(entry, "reference", None)
-    if not ref or Path(ref).suffix.lower() not in (".sgy", ".segy"):
-        return ref
-    ing = ingest_survey(
-        ref, str(reference_store_path(entry)), entry.il_byte, entry.xl_byte, entry.sample_unit, entry.chunks
-    )
+    segy = reference_to_ingest(entry)
+    if segy is None:
+        return getattr(entry, "reference", None)
+    ing = ingest_survey(segy[0], segy[1], entry.il_byte, entry.xl_byte, entry.sample_unit, entry.chunks)
     return ing["store"]
-
-
-def _summary(record: LineageRecord, output: Path, skipped: bool) -> dict[str, Any]:
-    return {
-        "survey": record.survey,
-        "output": str(output),
-        "skipped": skipped,
-        "run_id": record.run_id,
-        "tiles_computed": 0 if skipped else record.tiles_computed,
-        "metrics": record.metrics,
-        "qc_report": record.metrics.get("qc_report"),
-        "lineage": "output store attrs 'lineage' + OpenLineage events",
-        "status": record.status,
-    }
 
 
 def run_process_survey(survey: str, *, scheduler: str | None = None, **kwargs: Any) -> dict[str, Any]:
     """Run :func:`process_survey` in this process on a local cluster, or on ``scheduler`` if given.
 
-    Works without a Prefect server: Prefect starts a temporary one for the run.
+    Works without a Prefect server: Prefect starts a temporary one for the run. The local cluster is chosen
+    by the flow from the method it resolves (GPU workers for a GPU method), as in a deployment.
     """
     settings = get_settings(dask_address=scheduler)
-    needs_gpu = kwargs.get("denoiser") == "ssb"
-    return process_survey.with_options(task_runner=make_task_runner(settings, needs_gpu=needs_gpu))(survey, **kwargs)
+    return process_survey.with_options(task_runner=make_task_runner(settings))(survey, **kwargs)

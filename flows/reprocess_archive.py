@@ -1,6 +1,6 @@
 """Flow ``reprocess-archive``: ``process-survey`` for many catalog surveys.
 
-A survey whose input content hash, denoiser, parameters and code version match its last
+A survey whose input content hash, method, parameters and code version match its last
 successful output is skipped (``process-survey`` checks the lineage in the output store),
 unless ``force``. One survey failing does not stop the others; the flow fails at the end,
 naming the failed surveys.
@@ -41,9 +41,8 @@ def reprocess_archive(
             results[name] = {"survey": name, "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
             failed.append(name)
     skipped = [n for n, r in results.items() if r.get("skipped")]
-    logger.info(
-        f"{len(names)} surveys: {len(skipped)} up to date, {len(failed)} failed, {len(names) - len(skipped) - len(failed)} processed"
-    )
+    processed = len(names) - len(skipped) - len(failed)
+    logger.info(f"{len(names)} surveys: {len(skipped)} up to date, {len(failed)} failed, {processed} processed")
     if failed:
         raise RuntimeError(f"reprocess-archive: {len(failed)} of {len(names)} surveys failed: {', '.join(failed)}")
     return results

@@ -1,4 +1,7 @@
-"""Tasks: plan the tiles of a run, denoise one tile, write one tile (chunk-aligned)."""
+"""Tasks of a blockwise run: plan the tiles, run the method on one tile, write one tile (chunk-aligned).
+
+Thin wrappers of :mod:`seiscore.execution.blockwise.jobs`; the job carries the method spec and the data
+kind, so any blockwise method runs through these tasks unchanged."""
 
 from __future__ import annotations
 
@@ -21,14 +24,14 @@ def _worker_name() -> str | None:
 
 
 @task(name="plan-tiles", cache_policy=NO_CACHE)
-def plan_tiles_task(input_store: str, output_store: str, spec: MethodSpec) -> TileJob:
-    """Tile plan, chunk shape and amplitude scaling of a run."""
-    return make_job(input_store, output_store, spec)
+def plan_tiles_task(input_store: str, output_store: str, spec: MethodSpec, kind: str = "poststack3d") -> TileJob:
+    """Tile plan, chunk shape and amplitude scaling of a run of ``spec`` on data of ``kind``."""
+    return make_job(input_store, output_store, spec, kind=kind)
 
 
 @task(name="denoise-tile", cache_policy=NO_CACHE, task_run_name="denoise-tile-{key}")
 def denoise_tile_task(job: TileJob, key: str) -> dict:
-    """Denoise tile ``key`` (extended block) and save its weighted support block."""
+    """Run the method on tile ``key`` (extended block) and save its weighted support block."""
     return {**denoise_tile(job, key), "worker": _worker_name()}
 
 

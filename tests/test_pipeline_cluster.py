@@ -109,12 +109,13 @@ def test_ssb_tiles_run_only_on_the_gpu_worker(cli_cluster, survey, tmp_path, mon
         cli_cluster["address"],
         monkeypatch,
         tmp_path,
-        denoiser="ssb",
-        params={"model": str(model), "tiles": {"tile": [16, None, None], "halo": [0, 0, 0]}},
+        method="ssb",
+        # the "gpu" worker only advertises GPU=1 (no CUDA here): the model runs there on its CPU, explicitly allowed
+        params={"model": str(model), "allow_cpu": True, "tiles": {"tile": [16, None, None], "halo": [0, 0, 0]}},
         force=True,
     )
     assert result["status"] == "completed"
-    assert result["metrics"]["tiles_per_worker"] == {"gpu": 3}
+    assert result["metrics"]["tiles_per_worker"] == {"gpu": 3}  # allow_cpu does not move them to the CPU worker
 
 
 def test_killed_worker_mid_run_gives_the_undisturbed_output(cli_cluster, survey, tmp_path, monkeypatch):
@@ -150,4 +151,4 @@ def test_killed_worker_mid_run_gives_the_undisturbed_output(cli_cluster, survey,
     assert cli_cluster["cpu"].wait(10) == -signal.SIGKILL
     assert killed["done_before"] < 6, "the run finished before the worker was killed"
     assert result["status"] == "completed" and result["metrics"]["tiles_written"] == 6
-    np.testing.assert_allclose(_amplitude(out), _expected(survey["noisy"]), atol=2e-5)
+    np.testing.assert_allclose(_amplitude(out), _expected(survey["noisy"], survey["catalog"]), atol=2e-5)

@@ -6,6 +6,30 @@ from deployments.serve import build_deployments
 from seiscore.core.settings import get_settings
 
 
+def test_method_parameter_lists_the_registered_methods():
+    """The run form of process-survey offers the registered methods as choices (an enum), none else."""
+    from prefect.utilities.callables import parameter_schema
+
+    from flows.process_survey import process_survey
+    from seiscore.methods.registry import names
+
+    schema = parameter_schema(process_survey).model_dump()
+    choices = set(_enum(schema, "method"))
+    assert {"tlsm", "ssb"} <= choices <= set(names())  # names() also has methods tests registered since the import
+    assert "denoiser" not in schema["properties"]
+
+
+def _enum(schema: dict, name: str) -> list:
+    prop = schema["properties"][name]
+    defs = schema.get("definitions") or schema.get("$defs") or {}
+    for option in prop.get("anyOf", [prop]):
+        if "$ref" in option:
+            option = defs[option["$ref"].rsplit("/", 1)[-1]]
+        if "enum" in option:
+            return option["enum"]
+    raise AssertionError(f"parameter {name!r} has no enum in {prop}")
+
+
 def test_nightly_deployments_with_parameter_descriptions(monkeypatch):
     deps = {d.flow_name: d for d in build_deployments(get_settings(), survey="penobscot")}
     assert {"process-survey", "reprocess-archive"} <= set(deps)
@@ -13,8 +37,9 @@ def test_nightly_deployments_with_parameter_descriptions(monkeypatch):
         if d.flow_name in ("process-survey", "reprocess-archive"):
             assert d.name == "nightly" and d.schedules[0].schedule.cron == "0 2 * * *"
     props = deps["process-survey"]._parameter_openapi_schema.properties
-    assert set(props) >= {"survey", "denoiser", "params", "export_segy", "catalog", "force"}
+    assert set(props) >= {"survey", "method", "params", "export_segy", "catalog", "force"}
     assert all(p.get("description") for p in props.values())
+    assert {"tlsm", "ssb"} <= set(_enum(deps["process-survey"]._parameter_openapi_schema.model_dump(), "method"))
     assert deps["process-survey"].parameters == {"survey": "penobscot"}
     monkeypatch.setenv("SEIS_SCHEDULE_CRON", "30 1 * * *")
     monkeypatch.setenv("SEIS_SCHEDULE_TIMEZONE", "Europe/Oslo")

@@ -76,17 +76,20 @@ def _run(survey, env, **kw):
     return run_process_survey("small", scheduler=env["scheduler"], catalog=str(survey["catalog"]), params=PARAMS, **kw)
 
 
-def _expected(noisy: np.ndarray) -> np.ndarray:
-    """The same tiles and global min-max scaling, computed in memory."""
-    from seiscore.execution.blockwise.jobs import block_denoiser
+def _expected(noisy: np.ndarray, catalog: Path) -> np.ndarray:
+    """The same tiles and global min-max scaling, computed in memory with the catalog entry's method."""
+    from seiscore.data.catalog import load_catalog
+    from seiscore.data.kinds import get_kind
     from seiscore.execution.blockwise.tiling import TileConfig, denoise_tiled
-    from seiscore.methods.registry import parse_spec
+    from seiscore.methods.registry import get_method
 
-    spec = parse_spec({"name": "tlsm", "preset": "synthetic", "params": {"iterations": 5}})
+    entry = load_catalog(catalog).get("small")
+    spec = entry.method.with_overrides({"iterations": 5})
+    block = get_method(spec.name).build(spec, get_kind(entry.kind))
     lo, hi = float(noisy.min()), float(noisy.max())
     c, h = (lo + hi) / 2, (hi - lo) / 2
     scaled = (noisy - np.float32(c)) / np.float32(h)
-    return denoise_tiled(scaled, block_denoiser(spec), TileConfig(**TILES)) * np.float32(h) + np.float32(c)
+    return denoise_tiled(scaled, block, TileConfig(**TILES)) * np.float32(h) + np.float32(c)
 
 
 def _amplitude(store) -> np.ndarray:
@@ -112,7 +115,7 @@ def test_flow_end_to_end_then_noop(survey, env, prefect_harness):
         xr.open_zarr(str(survey["store"]))
     n_tiles = 4
     assert result["tiles_computed"] == n_tiles
-    np.testing.assert_allclose(_amplitude(out), _expected(survey["noisy"]), atol=2e-5)
+    np.testing.assert_allclose(_amplitude(out), _expected(survey["noisy"], survey["catalog"]), atol=2e-5)
 
     # Lineage in the store's attributes.
     rec = read_lineage(out)
@@ -121,11 +124,11 @@ def test_flow_end_to_end_then_noop(survey, env, prefect_harness):
     assert rec.input.size_bytes == Path(survey["source"]).stat().st_size
     digest = hashlib.blake2b(Path(survey["source"]).read_bytes(), digest_size=20).hexdigest()
     assert rec.input.content_hash == f"blake2b:{digest}"
-    assert (
-        rec.denoiser["name"] == "tlsm"
-        and rec.denoiser["preset"] == "synthetic"
-        and rec.denoiser["params"] == {"iterations": 5}
-    )
+    from seiscore.data.catalog import load_catalog
+
+    spec = load_catalog(survey["catalog"]).get("small").method.with_overrides(PARAMS)  # the resolved spec
+    assert rec.denoiser == spec.model_dump(mode="json")
+    assert rec.denoiser["name"] == "tlsm" and rec.denoiser["params"]["iterations"] == 5
     assert rec.code["version"] == "test" and rec.dependencies["zarr"] == zarr.__version__
     assert rec.dask_cluster["n_workers"] == 2 and rec.dask_cluster["scheduler"] == env["scheduler"]
     assert rec.tile_grid["grid"] == [4, 1, 1] and rec.tile_grid["halo"] == [4, 0, 0]
@@ -202,7 +205,7 @@ def test_failing_tile_fails_the_run_naming_it_and_the_next_run_resumes(survey, e
     assert resumed["status"] == "completed" and not resumed["skipped"]
     assert resumed["metrics"]["tiles_written"] == 3 and resumed["tiles_computed"] == 2  # blocks 2 and 3 only
     assert io.is_complete(out) and not staging.parent.exists()
-    np.testing.assert_allclose(_amplitude(out), _expected(survey["noisy"]), atol=2e-5)
+    np.testing.assert_allclose(_amplitude(out), _expected(survey["noisy"], survey["catalog"]), atol=2e-5)
 
 
 def _hold_lock(store: str, ready, release) -> None:
@@ -276,3 +279,37 @@ def test_status_and_reprocess_archive_skip_up_to_date_surveys(survey, env, prefe
     assert again["skipped"] and again["tiles_computed"] == 0 and again["run_id"] == first["run_id"]
     with pytest.raises(Exception, match="1 of 1 surveys failed: nope"):
         reprocess_archive(selection=["nope"], catalog=str(survey["catalog"]))
+
+
+def test_fit_method_is_refused_by_process_survey_in_one_line(survey, env, tmp_path, monkeypatch):
+    """A catalog survey whose method is a fit method (training / inversion) is refused before any ingest."""
+    from typing import Literal
+
+    from flows.process_survey import run_process_survey
+    from seiscore.execution.runs import FitMethodError
+    from seiscore.methods import registry
+    from seiscore.methods.base import Method, MethodSpec
+    from seiscore.methods.registry import register_method
+
+    monkeypatch.setattr(registry, "_runtime", dict(registry._runtime))  # registered for this test only
+
+    class TinyFitSpec(MethodSpec):
+        name: Literal["tiny-fit"] = "tiny-fit"
+
+    @register_method
+    class TinyFit(Method):
+        name = "tiny-fit"
+        spec_model = TinyFitSpec
+        data_kinds = ("poststack3d",)
+        mode = "fit"
+
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text(
+        "surveys:\n  fitted:\n"
+        f"    source: {survey['source']}\n"
+        "    store: data/fitted.zarr\n    output: data/fitted_out.zarr\n"
+        "    method: {name: tiny-fit}\n"
+    )
+    with pytest.raises(FitMethodError, match=r"^method 'tiny-fit' is a fit method: run it with its fit flow$"):
+        run_process_survey("fitted", scheduler=env["scheduler"], catalog=str(catalog))
+    assert not (tmp_path / "data").exists()

@@ -430,31 +430,24 @@ def _size(n: int | None) -> str:
 def _up_to_date(
     entry, spec: DenoiserSpec, settings: PipelineSettings, source: Path, store_fresh: dict | None, force: bool
 ) -> tuple[bool | None, str]:
-    """Whether a run would find the output up to date, decided as the flow decides it (lineage reuse key),
-    when that is cheap: only if the input store already records the unchanged source's content hash."""
-    from seiscore.core.lineage import DatasetRef, LineageRecord, read_lineage
-    from seiscore.io.store import is_complete
+    """Whether a run would find the output up to date, decided as the flow decides it
+    (:func:`seiscore.execution.runs.freshness`), when that is cheap: only if the input store already records the
+    unchanged source's content hash."""
+    from seiscore.core.lineage import read_lineage
+    from seiscore.execution.runs import freshness, lineage_record
 
-    output = Path(entry.output)
     if force:
         return False, "reprocessed: --force"
-    if not output.exists():
-        return False, "does not exist yet: every tile is computed"
-    if not is_complete(output):
-        return False, "incomplete: a run resumes or recomputes it"
-    if store_fresh is None:
-        return None, "exists; up to date or not is known after ingest (the source is not ingested or has changed)"
-    previous = read_lineage(output)
-    if previous is None or previous.status != "completed":
-        return False, "has no completed run recorded: every tile is computed"
-    record = LineageRecord(
-        survey=entry.name,
-        input=DatasetRef(uri=str(source.resolve()), content_hash=store_fresh.get("content_hash")),
-        output=DatasetRef(uri=str(output.resolve())),
-        denoiser=spec.model_dump(mode="json"),
+    output = Path(entry.output)
+    record = (
+        lineage_record(
+            survey=entry.name,
+            source={"uri": str(source.resolve()), "content_hash": store_fresh.get("content_hash")},
+            output=output,
+            spec=spec,
+            settings=settings,
+        )
+        if store_fresh is not None
+        else None
     )
-    if settings.code_version:  # as the flow sets it
-        record.code["version"], record.code["git_commit"] = settings.code_version, None
-    if previous.reuse_key() == record.reuse_key():
-        return True, f"up to date (run {previous.run_id}): a run computes nothing"
-    return False, "out of date (input, denoiser, parameters or code changed): every tile is recomputed"
+    return freshness(read_lineage(output) if output.exists() else None, record, output)
