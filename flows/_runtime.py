@@ -37,7 +37,7 @@ import dask
 from prefect_dask import DaskTaskRunner
 
 from seiscore.core.settings import PipelineSettings, get_settings
-from seiscore.execution import runs
+from seiscore.execution import resources as gpu_rules
 
 # Dask preload of local workers: they ignore Ctrl-C (a terminal sends it to the whole process group); the
 # command stops them (seiscore.cli.signals).
@@ -152,7 +152,7 @@ def local_cluster(settings: PipelineSettings, resources: dict[str, float] | None
     """(cluster class, its keyword arguments) of the local cluster for tasks needing ``resources``: a
     ``LocalCUDACluster`` whose workers advertise ``GPU=1`` when they need a GPU and one can be had, else the
     CPU ``LocalCluster`` of the settings."""
-    if (resources or {}).get("GPU") and runs.gpu_cluster_possible():
+    if (resources or {}).get("GPU") and gpu_rules.gpu_cluster_possible():
         return CUDA_CLUSTER, {"resources": {"GPU": 1}, "preload": [WORKER_PRELOAD], "dashboard_address": None}
     return "distributed.LocalCluster", {
         "n_workers": settings.dask_workers,

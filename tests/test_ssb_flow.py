@@ -57,7 +57,9 @@ def env(monkeypatch, tmp_path, survey, prefect_harness):
     monkeypatch.setenv("SEIS_DASK_WORKERS", "1")
     monkeypatch.setenv("SEIS_DASK_THREADS_PER_WORKER", "1")
     monkeypatch.delenv("SEIS_DASK_ADDRESS", raising=False)
-    monkeypatch.setattr("seiscore.execution.runs.gpu_cluster_possible", lambda: False)  # as on a machine without CUDA
+    monkeypatch.setattr(
+        "seiscore.execution.resources.gpu_cluster_possible", lambda: False
+    )  # as on a machine without CUDA
 
 
 def _output(survey, name: str) -> Path:
@@ -128,7 +130,7 @@ def test_nightly_ssb_deployment_gets_gpu_workers_when_they_exist(survey, env, mo
 
     # A machine with a GPU and dask-cuda: the deployment's flow must build the CUDA cluster (GPU=1 workers). A CPU
     # LocalCluster whose workers advertise GPU=1 stands in for LocalCUDACluster here.
-    monkeypatch.setattr("seiscore.execution.runs.gpu_cluster_possible", lambda: True)
+    monkeypatch.setattr("seiscore.execution.resources.gpu_cluster_possible", lambda: True)
     monkeypatch.setattr("flows._runtime.CUDA_CLUSTER", "distributed.LocalCluster")
     deployment, nightly = _nightly("ssb_cpu_ok")
     assert deployment.parameters == {"survey": "ssb_cpu_ok"}

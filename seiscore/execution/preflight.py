@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -24,12 +24,9 @@ from seiscore.core.settings import PipelineSettings, get_settings
 from seiscore.data.kinds import get_kind
 from seiscore.execution.blockwise.jobs import plan_job_tiles
 from seiscore.execution.blockwise.tiling import TilePlan
-from seiscore.execution.resources import GPURequiredError, placement
+from seiscore.execution.resources import GPURequiredError, gpu_cluster_possible, placement
 from seiscore.methods.base import Method, MethodConfigError, MethodSpec, did_you_mean
 from seiscore.methods.registry import AnySpec, get_method, resolve_spec
-
-if TYPE_CHECKING:  # pragma: no cover
-    DenoiserSpec = MethodSpec  # the annotation of _up_to_date (flows part), until it is rewritten
 
 # Dask's nanny terminates a worker whose memory passes this share of its limit.
 DASK_TERMINATE = 0.95
@@ -363,11 +360,7 @@ def _workers(impl: Method, spec: MethodSpec, settings: PipelineSettings) -> tupl
         return Workers(cluster="external", scheduler=settings.dask_address), []
     has_gpu = False
     if impl.resources(spec).get("GPU"):
-        import importlib.util
-
-        from seiscore.execution.resources import gpu_available
-
-        has_gpu = gpu_available() and importlib.util.find_spec("dask_cuda") is not None
+        has_gpu = gpu_cluster_possible()
     cluster = {"type": "LocalCUDACluster" if has_gpu else "LocalCluster", "n_workers": settings.dask_workers}
     try:
         resources, note = placement(impl, spec, cluster, has_gpu=has_gpu)
@@ -428,7 +421,7 @@ def _size(n: int | None) -> str:
 
 
 def _up_to_date(
-    entry, spec: DenoiserSpec, settings: PipelineSettings, source: Path, store_fresh: dict | None, force: bool
+    entry, spec: MethodSpec, settings: PipelineSettings, source: Path, store_fresh: dict | None, force: bool
 ) -> tuple[bool | None, str]:
     """Whether a run would find the output up to date, decided as the flow decides it
     (:func:`seiscore.execution.runs.freshness`), when that is cheap: only if the input store already records the

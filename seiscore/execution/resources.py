@@ -73,3 +73,11 @@ def require_gpu(allow_cpu: bool, what: str, *, requested: str | None = None) -> 
     raise GPURequiredError(
         f"{what} needs a GPU and none is available; pass allow_cpu=True to run it (slowly) on the CPU"
     )
+
+
+def gpu_cluster_possible() -> bool:
+    """True when this machine can start a local cluster of GPU workers (dask-cuda's ``LocalCUDACluster``): a CUDA
+    device (:func:`gpu_available`) and dask-cuda installed."""
+    import importlib.util
+
+    return importlib.util.find_spec("dask_cuda") is not None and gpu_available()

@@ -7,8 +7,6 @@
   takes it after ingest, the pre-flight (:mod:`seiscore.execution.preflight`) when it is cheap;
 - :func:`work_layout` - how the work was cut (tile grid, or item batches), for the lineage;
 - :func:`reference_to_ingest` - whether the entry's clean reference is a SEG-Y that must be ingested first;
-- :func:`gpu_cluster_possible` - whether a local run can get GPU workers (the flows' cluster choice; the
-  pre-flight's description of the local cluster should ask the same function);
 - :func:`run_summary` - the result dict of a run; :class:`Stages` - wall seconds per stage.
 """
 
@@ -39,16 +37,6 @@ def run_mode(method: Method) -> str:
     if method.mode not in SURVEY_MODES:
         raise MethodConfigError(f"method {method.name!r} has run mode {method.mode!r}; a survey run does not know it")
     return method.mode
-
-
-def gpu_cluster_possible() -> bool:
-    """True when this machine can start a local cluster of GPU workers (dask-cuda's ``LocalCUDACluster``): a CUDA
-    device (:func:`seiscore.execution.resources.gpu_available`) and dask-cuda installed."""
-    import importlib.util
-
-    from seiscore.execution.resources import gpu_available
-
-    return importlib.util.find_spec("dask_cuda") is not None and gpu_available()
 
 
 def lineage_record(
