@@ -62,7 +62,7 @@ from tasks.tiles import denoise_tile_task, plan_tiles_task, write_tile_task
 
 # The registered methods when the flow is imported (built-in and installed plug-ins): the choices of the
 # Prefect UI's run form. A process imports the flow after the plug-ins it can run are installed.
-MethodName = Literal[tuple(names())]  # type: ignore[valid-type]
+MethodName = Literal[tuple(names(fresh=True))]  # type: ignore[valid-type]
 
 
 def run_tiles(job: TileJob, settings: PipelineSettings, cluster: dict) -> dict[str, int]:

@@ -143,9 +143,10 @@ def _unavailable_line(cls: type[Method], missing: list[str]) -> str:
     return f"method {cls.name!r} needs {', '.join(missing)}, which is not installed: {_install(cls, missing)}"
 
 
-def names(*, available_only: bool = False) -> list[str]:
-    """Registered method names (sorted), optionally only those whose dependencies are installed."""
-    classes = _classes()
+def names(*, available_only: bool = False, fresh: bool = False) -> list[str]:
+    """Registered method names (sorted), optionally only those whose dependencies are installed; ``fresh``
+    rescans the entry points first (for a list that must include plug-ins installed since the last scan)."""
+    classes = _classes(fresh=fresh)
     return sorted(n for n, (cls, _) in classes.items() if not available_only or not _missing(cls))
 
 
