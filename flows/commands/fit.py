@@ -30,7 +30,7 @@ def register(sub) -> None:
     p.add_argument(
         "--scheduler", help="address of an existing Dask scheduler (default SEIS_DASK_ADDRESS or a local cluster)"
     )
-    add_progress_flag(p)
+    add_progress_flag(p, what="steps (or epochs)")
     p.set_defaults(func=_fit, stoppable=True)
 
 
