@@ -44,12 +44,12 @@ class TinyParams(BaseModel):
 
 
 class TinyFitSpec(MethodSpec):
-    name: Literal["tiny-fit"] = "tiny-fit"
+    name: Literal["toy-fit"] = "toy-fit"
     params: TinyParams = Field(default_factory=TinyParams)
 
 
 class TinyFit(Method):
-    name = "tiny-fit"
+    name = "toy-fit"
     spec_model = TinyFitSpec
     data_kinds = ()
     mode = "fit"
@@ -85,7 +85,7 @@ class TinyFit(Method):
             run.emit(FitEpoch(phase="linear", epoch=epoch, metrics={"loss": loss}))
         weight = model.weight.detach().flatten().tolist()
         path = run.write_artifact(
-            "linear", dict(model.state_dict()), {"method": "tiny-fit"}, format="seiscore-tinyfit",
+            "linear", dict(model.state_dict()), {"method": "toy-fit"}, format="seiscore-tinyfit",
             format_version=1, metrics={"loss": loss},
         )
         run.done({"linear": path}, {"weight": weight})
@@ -102,7 +102,7 @@ def site(tmp_path_factory) -> Path:
     info = site / "seis_tinyfit-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: seis-tinyfit\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[seiscore.methods]\ntiny-fit = seis_tinyfit:TinyFit\n")
+    (info / "entry_points.txt").write_text("[seiscore.methods]\ntoy-fit = seis_tinyfit:TinyFit\n")
     sys.path.insert(0, str(site))
     module = importlib.import_module("seis_tinyfit")
     register_method(module.TinyFit)
@@ -160,22 +160,22 @@ def _epochs(folder: Path) -> list[int]:
 
 def test_fit_flow_runs_a_registered_method_publishes_artifacts_and_resumes(run_flow, roots, prefect_harness):
     a, b = roots / "a", roots / "b"
-    first = run_flow("tiny-fit", a, params={"epochs": 4}, seed=7)
-    assert first["folder"] == str(a.resolve()) and first["method"] == "tiny-fit"
+    first = run_flow("toy-fit", a, params={"epochs": 4}, seed=7)
+    assert first["folder"] == str(a.resolve()) and first["method"] == "toy-fit"
     card, tensors = read_artifact(first["summary"]["artifact"], format="seiscore-tinyfit", format_version=1)
     assert card["config"]["params"] == {"lr": 0.05, "epochs": 4, "steps": 3} and card["seed"] == 7
     assert set(tensors) == {"weight", "bias"} and (a / "artifacts" / "linear" / "model_card.json").is_file()
     assert _epochs(a) == [0, 1, 2, 3]
 
     # Prefect artifacts of the run: a table version per epoch, progress at 100 %, the model's markdown
-    tables = _artifacts(prefect_harness, "tiny-fit-training-metrics")
+    tables = _artifacts(prefect_harness, "toy-fit-training-metrics")
     assert [r["epoch"] for r in json.loads(tables[0]["data"])] == [0, 1, 2, 3]
-    assert float(_artifacts(prefect_harness, "tiny-fit-training-progress")[0]["data"]) == 100.0
-    assert "artifacts/linear" in _artifacts(prefect_harness, "tiny-fit-model-linear")[0]["data"]
+    assert float(_artifacts(prefect_harness, "toy-fit-training-progress")[0]["data"]) == 100.0
+    assert "artifacts/linear" in _artifacts(prefect_harness, "toy-fit-model-linear")[0]["data"]
 
     # a second run on the same folder resumes after the last epoch: no step again, the same result
     steps_before = sum(isinstance(e, FitStep) for e in read_events(a))
-    again = run_flow("tiny-fit", a, params={"epochs": 4}, seed=7)
+    again = run_flow("toy-fit", a, params={"epochs": 4}, seed=7)
     events = read_events(a)
     assert sum(isinstance(e, FitStep) for e in events) == steps_before == 12
     assert [e.start_epoch for e in events if isinstance(e, FitStart)] == [0, 4]
@@ -184,13 +184,13 @@ def test_fit_flow_runs_a_registered_method_publishes_artifacts_and_resumes(run_f
     # interrupted at epoch 2 (the task's retry resumes after the epoch-1 checkpoint): every epoch once,
     # bit-identical weights
     (roots / "b.stop-at-epoch").write_text("2")
-    interrupted = run_flow("tiny-fit", b, params={"epochs": 4}, seed=7)
+    interrupted = run_flow("toy-fit", b, params={"epochs": 4}, seed=7)
     assert [e.start_epoch for e in read_events(b) if isinstance(e, FitStart)] == [0, 2]
     assert _epochs(b) == [0, 1, 2, 3] and interrupted["summary"]["weight"] == first["summary"]["weight"]
 
     # another configuration in the same folder is refused in one line
     with pytest.raises(ValueError, match=r"differs in \['params'\]") as err:
-        run_flow("tiny-fit", a, params={"epochs": 5}, seed=7)
+        run_flow("toy-fit", a, params={"epochs": 5}, seed=7)
     assert "\n" not in str(err.value)
 
 
@@ -199,15 +199,15 @@ def test_fit_flow_refuses_other_modes_unknown_names_and_unsafe_folders(run_flow,
         run_flow("tlsm", roots / "t")
     assert "\n" not in str(err.value)
     with pytest.raises(UnsafePathError, match="outside the data roots") as err:
-        run_flow("tiny-fit", tmp_path / "elsewhere")
+        run_flow("toy-fit", tmp_path / "elsewhere")
     assert "\n" not in str(err.value) and not (tmp_path / "elsewhere").exists()
     mine = roots / "mine"
     mine.mkdir(parents=True)
     (mine / "notes.txt").write_text("keep")
     with pytest.raises(UnsafePathError, match="holds no fit run"):
-        run_flow("tiny-fit", mine)
-    with pytest.raises(UnknownMethodError, match="unknown method 'tiny-fitt'; did you mean"):
-        run_flow("tiny-fitt", roots / "u")
+        run_flow("toy-fit", mine)
+    with pytest.raises(UnknownMethodError, match="unknown method 'toy-fitt'; did you mean"):
+        run_flow("toy-fitt", roots / "u")
 
 
 def _seis(*args: str, env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -233,11 +233,11 @@ def seis_env(site, tmp_path, prefect_harness) -> dict:
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["tiny-fitt", "--out", "data/r"], "unknown method 'tiny-fitt'; did you mean 'tiny-fit'"),
-        (["tiny-fit", "--out", "data/r", "--param", "epoch=2"], "unknown tiny-fit parameter 'epoch'"),
-        (["tiny-fit", "--out", "data/r", "--param", "epochs=0"], "epochs"),
+        (["toy-fitt", "--out", "data/r"], "unknown method 'toy-fitt'; did you mean 'toy-fit'"),
+        (["toy-fit", "--out", "data/r", "--param", "epoch=2"], "unknown toy-fit parameter 'epoch'"),
+        (["toy-fit", "--out", "data/r", "--param", "epochs=0"], "epochs"),
         (["tlsm", "--out", "data/r"], "runs in mode 'blockwise', not fit"),
-        (["tiny-fit", "--out", "/tmp/outside-the-roots"], "outside the data roots"),
+        (["toy-fit", "--out", "/tmp/outside-the-roots"], "outside the data roots"),
     ],
 )
 def test_seis_fit_mistakes_are_one_line_and_exit_2(seis_env, tmp_path, args, message):
@@ -250,11 +250,11 @@ def test_seis_fit_mistakes_are_one_line_and_exit_2(seis_env, tmp_path, args, mes
 
 def test_seis_fit_runs_a_plugin_method_on_a_local_cluster_and_resumes(seis_env, tmp_path):
     out = tmp_path / "data" / "run"
-    res = _seis("fit", "tiny-fit", "--out", str(out), "--param", "epochs=3", "--seed", "1", "--progress", env=seis_env)
+    res = _seis("fit", "toy-fit", "--out", str(out), "--param", "epochs=3", "--seed", "1", "--progress", env=seis_env)
     assert res.returncode == 0, res.stderr
-    assert "tiny-fit: done" in res.stdout and str(out.resolve()) in res.stdout
+    assert "toy-fit: done" in res.stdout and str(out.resolve()) in res.stdout
     assert "run linear steps" in res.stderr  # the progress bar over the fit's steps
     assert (out / "artifacts" / "linear" / "model_card.json").is_file() and _epochs(out) == [0, 1, 2]
-    again = _seis("fit", "tiny-fit", "--out", str(out), "--param", "epochs=3", "--seed", "1", env=seis_env)
+    again = _seis("fit", "toy-fit", "--out", str(out), "--param", "epochs=3", "--seed", "1", env=seis_env)
     assert again.returncode == 0, again.stderr
     assert [e.start_epoch for e in read_events(out) if isinstance(e, FitStart)] == [0, 3]
