@@ -3,9 +3,10 @@
 The method is resolved at run time (the pre-flight: catalog entry + ``method`` + ``params``), and the run
 dispatches on its run mode (:func:`seiscore.execution.runs.run_mode`): ``blockwise`` methods run as tiles
 (:func:`run_tiles`), ``per_item`` methods as batches of items (``flows.per_item.run_items``); a ``fit``
-method is refused (its fit flow runs it). The method's resources (``Method.resources``, e.g. ``{"GPU": 1}``)
-choose the local cluster before the first task is submitted (:mod:`flows._runtime`), so the deployed flow -
-nightly or from the UI - gets GPU workers for a GPU method as ``seis run`` does. A new method needs no edit here.
+method is refused (the ``fit-method`` flow, :mod:`flows.fit_method`, runs it). The method's resources
+(``Method.resources``, e.g. ``{"GPU": 1}``) choose the local cluster before the first task is submitted
+(:mod:`flows._runtime`), so the deployed flow - nightly or from the UI - gets GPU workers for a GPU method as
+``seis run`` does. A new method needs no edit here.
 
 Resumable: tiles are recorded done in the output's staging version (published atomically only
 when complete, see :mod:`seiscore.execution.versions`), so a re-run after a crash or a cancellation computes

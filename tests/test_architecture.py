@@ -122,11 +122,11 @@ def test_the_flow_commands_and_pipeline_benchmark_are_reached_through_entry_poin
     import tomllib
 
     eps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]
-    assert set(eps["seiscore.commands"]) == {"run", "demo", "serve"}
+    assert set(eps["seiscore.commands"]) == {"run", "demo", "serve", "fit"}
     assert eps["seiscore.benchmarks"] == {"pipeline": "flows.bench_pipeline:main"}
     from seiscore.bench.__main__ import available
     from seiscore.cli import build_parser
 
     sub = next(a for a in build_parser()._actions if a.dest == "command")
-    assert {"run", "reprocess", "demo", "serve", "status", "ingest"} <= set(sub.choices)
+    assert {"run", "reprocess", "demo", "serve", "fit", "status", "ingest"} <= set(sub.choices)
     assert {"pipeline", "tlsm", "io"} <= set(available())

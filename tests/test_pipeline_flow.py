@@ -310,6 +310,10 @@ def test_fit_method_is_refused_by_process_survey_in_one_line(survey, env, tmp_pa
         "    store: data/fitted.zarr\n    output: data/fitted_out.zarr\n"
         "    method: {name: tiny-fit}\n"
     )
-    with pytest.raises(FitMethodError, match=r"^method 'tiny-fit' is a fit method: run it with its fit flow$"):
+    with pytest.raises(
+        FitMethodError,
+        match=r"^method 'tiny-fit' is a fit method: run it with the fit-method flow "
+        r"\(seis fit tiny-fit --out FOLDER\)$",
+    ):
         run_process_survey("fitted", scheduler=env["scheduler"], catalog=str(catalog))
     assert not (tmp_path / "data").exists()

@@ -13,13 +13,13 @@ import argparse
 import json
 
 
-def add_progress_flag(p: argparse.ArgumentParser) -> None:
-    """Add ``--progress/--no-progress`` (tiles done / total with ETA on stderr; default: stderr is a terminal)."""
+def add_progress_flag(p: argparse.ArgumentParser, what: str = "tiles") -> None:
+    """Add ``--progress/--no-progress`` (``what`` done / total with ETA on stderr; default: stderr is a terminal)."""
     p.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="tiles done / total with ETA on stderr (default: when stderr is a terminal)",
+        help=f"{what} done / total with ETA on stderr (default: when stderr is a terminal)",
     )
 
 

@@ -7,7 +7,8 @@
   the flow has finished (nanny kills, closed-comm tracebacks, the events worker draining) is
   dropped. Variables the user set already win.
 - :func:`tile_progress`: a tqdm bar of tiles written / total with ETA on stderr, fed by
-  :mod:`seiscore.core.progress`, shown when stderr is a terminal or when forced.
+  :mod:`seiscore.core.progress`, shown when stderr is a terminal or when forced (``seis fit``: the
+  same bar over a fit's steps or epochs).
 - :func:`shown`: the absolute, resolved form of a path, as printed.
 """
 
@@ -77,11 +78,12 @@ def shown(path) -> str:
 
 
 @contextmanager
-def tile_progress(enabled: bool | None = None) -> Iterator[None]:
+def tile_progress(enabled: bool | None = None, kinds: tuple[str, ...] = ("tiles",)) -> Iterator[None]:
     """Show the tiles written by the runs inside the block as a progress bar on stderr.
 
     ``enabled``: True / False force it on / off; None (auto) shows it when stderr is a terminal.
-    One bar per output store (a new bar starts when another store reports).
+    One bar per output store (a new bar starts when another store reports). ``kinds``: the progress
+    kinds shown (:class:`seiscore.core.progress.Progress` ``what``; ``seis fit``: steps, epochs).
     """
     if enabled is None:
         enabled = sys.stderr.isatty()
@@ -95,14 +97,19 @@ def tile_progress(enabled: bool | None = None) -> Iterator[None]:
     state: dict = {"bar": None, "label": None}
 
     def on_progress(p: progress.Progress) -> None:
-        if p.what != "tiles":
+        if p.what not in kinds:
             return
         bar = state["bar"]
         if bar is None or state["label"] != p.label or p.done < bar.n:
             if bar is not None:
                 bar.close()
             bar = state["bar"] = tqdm(
-                total=p.total, initial=p.done, desc=f"{p.label} tiles", unit="tile", file=sys.stderr, dynamic_ncols=True
+                total=p.total,
+                initial=p.done,
+                desc=f"{p.label} {p.what}",
+                unit=p.what.removesuffix("s"),
+                file=sys.stderr,
+                dynamic_ncols=True,
             )
             state["label"] = p.label
         bar.update(p.done - bar.n)

@@ -136,6 +136,51 @@ def read_events(folder: str | os.PathLike) -> list[FitEvent]:
     return [parse_event(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def read_events_from(folder: str | os.PathLike, offset: int = 0) -> tuple[list[FitEvent], int]:
+    """The events appended to ``FOLDER/events.jsonl`` after byte ``offset`` (complete lines only) and the offset
+    to read on from: how a process that does not run the fit follows it (e.g. the flow feeding a progress bar)."""
+    path = Path(folder) / EVENTS_FILE
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except FileNotFoundError:
+        return [], offset
+    end = data.rfind(b"\n") + 1  # a line being written is read next time
+    lines = data[:end].decode().splitlines()
+    return [parse_event(line) for line in lines if line.strip()], offset + end
+
+
+class FitProgress:
+    """Fit callback reporting progress through :mod:`seiscore.core.progress`: per phase, the steps done of all
+    its epochs (``"steps"``), or its epochs done when it announces no steps (``"epochs"``); ``label`` prefixes
+    the phase in the label (e.g. the run folder's name)."""
+
+    def __init__(self, label: str = ""):
+        self.label = label
+        self.phases: dict[str, tuple[int, int, int]] = {}  # phase -> (steps per epoch, epochs, done)
+
+    def __call__(self, event: FitEvent) -> None:
+        """Report the progress an event makes (a phase's start, a step, an epoch)."""
+        from seiscore.core import progress
+
+        if isinstance(event, FitStart):
+            per = max(event.steps, 1)
+            self.phases[event.phase] = (event.steps, event.epochs, per * event.start_epoch)
+        elif event.phase not in self.phases:
+            return
+        steps, epochs, done = self.phases[event.phase]
+        if isinstance(event, FitStep) and steps:
+            done = steps * event.epoch + event.step
+        elif isinstance(event, FitEpoch):
+            done = max(steps, 1) * (event.epoch + 1)
+        elif not isinstance(event, FitStart):
+            return
+        self.phases[event.phase] = (steps, epochs, done)
+        label = f"{self.label} {event.phase}".strip()
+        progress.report("steps" if steps else "epochs", label, done, max(steps, 1) * epochs)
+
+
 # -- random states -------------------------------------------------------------------------------------------
 def rng_state() -> dict[str, Any]:
     """The random-number states of Python, NumPy and torch (CPU, and CUDA when initialised)."""
@@ -335,6 +380,46 @@ def fit_method(
     run = FitRun(folder, spec, seed=seed, callback=callback)
     run.start()
     return method.fit(spec, run)
+
+
+def fit_preflight(
+    method: str,
+    folder: str | os.PathLike,
+    params: dict[str, Any] | None = None,
+    *,
+    seed: int = 0,
+    settings: Any = None,
+) -> tuple[Any, Path]:
+    """``(spec, folder)`` of a fit run, checked before anything starts; each problem a one-line ``ValueError``.
+
+    The spec is the method's defaults with the ``params`` overrides (an unknown method, a method that does not
+    run in mode ``fit``, an unknown or invalid parameter are refused). The folder is resolved and must be a safe
+    write target (:func:`seiscore.core.safety.check_write_target`, inside the data roots of ``SEIS_DATA_ROOTS``
+    when set); an existing one must be empty or hold a fit run of the same configuration (the run resumes)."""
+    from seiscore.core.safety import UnsafePathError, check_write_target, data_roots, is_owned
+    from seiscore.core.settings import get_settings
+    from seiscore.methods.base import MethodConfigError
+    from seiscore.methods.registry import get_method, resolve_spec
+
+    chosen = get_method(method)
+    if chosen.mode != "fit":
+        raise MethodConfigError(
+            f"method {method!r} runs in mode {chosen.mode!r}, not fit: run it on a survey (seis run SURVEY --method "
+            f"{method})",
+            field="name",
+        )
+    spec = resolve_spec(None, method=method, params=params)
+    roots = data_roots(None, settings if settings is not None else get_settings())
+    target = check_write_target(folder, what="fit folder", roots=roots or None, replace=False)
+    if target.exists() and not target.is_dir():
+        raise UnsafePathError(f"fit folder {target} exists and is not a folder; choose another path")
+    if target.is_dir() and any(target.iterdir()) and not (target / CONFIG_FILE).is_file() and not is_owned(target):
+        raise UnsafePathError(
+            f"fit folder {target} exists, is not empty and holds no fit run; refusing to write there: "
+            "choose a new or empty folder"
+        )
+    FitRun(target, spec, seed=seed).check_same_run()
+    return spec, target
 
 
 # -- artifact folders ----------------------------------------------------------------------------------------

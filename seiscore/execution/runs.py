@@ -27,13 +27,16 @@ SURVEY_MODES = ("blockwise", "per_item")
 
 
 class FitMethodError(MethodConfigError):
-    """A ``fit`` method given to a survey run (it trains or inverts: its fit flow runs it)."""
+    """A ``fit`` method given to a survey run (it trains or inverts: the ``fit-method`` flow runs it)."""
 
 
 def run_mode(method: Method) -> str:
     """The run mode a survey run of ``method`` dispatches on; :class:`FitMethodError` for a fit method."""
     if method.mode == "fit":
-        raise FitMethodError(f"method {method.name!r} is a fit method: run it with its fit flow")
+        raise FitMethodError(
+            f"method {method.name!r} is a fit method: run it with the fit-method flow "
+            f"(seis fit {method.name} --out FOLDER)"
+        )
     if method.mode not in SURVEY_MODES:
         raise MethodConfigError(f"method {method.name!r} has run mode {method.mode!r}; a survey run does not know it")
     return method.mode
