@@ -3,11 +3,12 @@
     python -m deployments.serve [--cron "0 2 * * *"] [--timezone UTC] [--survey synthetic_demo]
     seis serve ...                       (same)
 
-Deployments (each with a nightly schedule, 02:00 by default; ``SEIS_SCHEDULE_CRON`` /
-``SEIS_SCHEDULE_TIMEZONE`` or the options change it, ``SEIS_SCHEDULE_INTERVAL_S`` replaces it by an interval):
+Deployments (the nightly ones at 02:00 by default; ``SEIS_SCHEDULE_CRON`` / ``SEIS_SCHEDULE_TIMEZONE`` or the
+options change it, ``SEIS_SCHEDULE_INTERVAL_S`` replaces it by an interval):
 
-- ``process-survey/nightly``: one survey (default ``synthetic_demo``);
+- ``process-survey/nightly``: one survey (default ``synthetic_demo``), any method (blockwise or per-item);
 - ``reprocess-archive/nightly``: every catalog survey, skipping those up to date;
+- ``fit-method/manual``: the fit of any fit-mode method, triggered from the UI (no schedule);
 - ``train-ssb/...``: the SSB training deployment of ``deployments/train_ssb.py``, when present.
 
 The flows' docstrings give the parameter descriptions the Prefect UI shows in its run form.
@@ -58,8 +59,22 @@ def build_deployments(settings: PipelineSettings, survey: str = "synthetic_demo"
             description="Reprocess every catalog survey whose input, method, parameters or code changed.",
         ),
     ]
+    deployments.append(fit_method_deployment())
     deployments += ssb_deployments(settings)
     return deployments
+
+
+def fit_method_deployment() -> Any:
+    """``fit-method/manual``: any registered fit-mode method, triggered from the UI (no schedule: a fit is started
+    by a person; the run form lists the methods and takes the folder, parameters and seed)."""
+    from flows.fit_method import fit_method_flow
+
+    return fit_method_flow.to_deployment(
+        name="manual",
+        tags=["seiscore", "fit"],
+        entrypoint_type=EntrypointType.MODULE_PATH,
+        description="Run or resume the fit of a fit-mode method (training or inversion) in a run folder.",
+    )
 
 
 def deployment_schedule(settings: PipelineSettings) -> Schedule:

@@ -41,6 +41,9 @@ def test_nightly_deployments_with_parameter_descriptions(monkeypatch):
     assert all(p.get("description") for p in props.values())
     assert {"tlsm", "ssb"} <= set(_enum(deps["process-survey"]._parameter_openapi_schema.model_dump(), "method"))
     assert deps["process-survey"].parameters == {"survey": "penobscot"}
+    fit = deps["fit-method"]  # manual trigger: no schedule, the run form lists the methods
+    assert fit.name == "manual" and not fit.schedules and fit.entrypoint == "flows.fit_method.fit_method_flow"
+    assert {"tlsm", "ssb"} <= set(_enum(fit._parameter_openapi_schema.model_dump(), "method"))
     monkeypatch.setenv("SEIS_SCHEDULE_CRON", "30 1 * * *")
     monkeypatch.setenv("SEIS_SCHEDULE_TIMEZONE", "Europe/Oslo")
     d = build_deployments(get_settings())[1]
