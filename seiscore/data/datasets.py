@@ -16,22 +16,33 @@ from pathlib import Path
 
 import numpy as np
 
-from seiscore.io.segy_write import SegyWriteSpec, write_cube
 from seiscore.core.safety import mark_owned
 from seiscore.data.synth import SynthConfig, make_survey
+from seiscore.io.segy_write import SegyWriteSpec, write_cube
 
 # The shared data folder sits beside the repository (../shared/data/penobscot); SEIS_PENOBSCOT overrides it.
-PENOBSCOT_DIR = Path(os.environ.get("SEIS_PENOBSCOT", Path(__file__).resolve().parents[1].parent / "shared" / "data" / "penobscot"))
+# The shared material lies beside the repository (REPO/../shared); this module is REPO/seiscore/data/datasets.py.
+PENOBSCOT_DIR = Path(
+    os.environ.get("SEIS_PENOBSCOT", Path(__file__).resolve().parents[2].parent / "shared" / "data" / "penobscot")
+)
 PENOBSCOT_NPY = PENOBSCOT_DIR / "penobscot_250x150x40.npy"
-PENOBSCOT_SPEC = SegyWriteSpec(first_inline=1000, first_crossline=1000, sample_interval_us=4000,
-                               origin_x=734000.0, origin_y=4890000.0, inline_step=(0.0, 25.0),
-                               crossline_step=(25.0, 0.0), coord_scalar=-100,
-                               text="PENOBSCOT 3D SUBSET 250 IL X 150 XL X 40 SAMPLES (TLSM PAPER), 4 MS")
+PENOBSCOT_SPEC = SegyWriteSpec(
+    first_inline=1000,
+    first_crossline=1000,
+    sample_interval_us=4000,
+    origin_x=734000.0,
+    origin_y=4890000.0,
+    inline_step=(0.0, 25.0),
+    crossline_step=(25.0, 0.0),
+    coord_scalar=-100,
+    text="PENOBSCOT 3D SUBSET 250 IL X 150 XL X 40 SAMPLES (TLSM PAPER), 4 MS",
+)
 DATASETS = ("synthetic", "penobscot")
 
 
 def _refuse_existing(*paths: Path, overwrite: bool) -> None:
-    """Refuse existing files unless ``overwrite``, and always those this product did not write (seiscore.core.safety)."""
+    """Refuse existing files unless ``overwrite``, and always those this product did not write
+    (:mod:`seiscore.core.safety`)."""
     from seiscore.core.safety import check_replaceable
 
     for p in paths:
@@ -40,25 +51,35 @@ def _refuse_existing(*paths: Path, overwrite: bool) -> None:
         check_replaceable(p, "demo SEG-Y file")
 
 
-def write_synthetic(dest: str | os.PathLike, reference: str | os.PathLike | None = None,
-                    cfg: SynthConfig | None = None, *, overwrite: bool = False) -> tuple[Path, Path | None]:
+def write_synthetic(
+    dest: str | os.PathLike,
+    reference: str | os.PathLike | None = None,
+    cfg: SynthConfig | None = None,
+    *,
+    overwrite: bool = False,
+) -> tuple[Path, Path | None]:
     """Write the noisy synthetic survey to ``dest`` and its clean cube to ``reference`` (both SEG-Y)."""
     cfg = cfg or SynthConfig()
     dest = Path(dest)
     ref = Path(reference) if reference is not None else None
     _refuse_existing(dest, *([ref] if ref else []), overwrite=overwrite)
     noisy, clean = make_survey(cfg)
-    spec = SegyWriteSpec(sample_interval_us=int(round(cfg.dt * 1e6)),
-                         text=f"SEISCORE SYNTHETIC SURVEY {cfg.n_inline}X{cfg.n_crossline}X{cfg.n_time} "
-                              f"F={cfg.footprint_peak} SIGMA={cfg.sigma} SEED={cfg.seed}")
+    spec = SegyWriteSpec(
+        sample_interval_us=int(round(cfg.dt * 1e6)),
+        text=f"SEISCORE SYNTHETIC SURVEY {cfg.n_inline}X{cfg.n_crossline}X{cfg.n_time} "
+        f"F={cfg.footprint_peak} SIGMA={cfg.sigma} SEED={cfg.seed}",
+    )
     mark_owned(write_cube(dest, noisy, spec))
     if ref is not None:
-        mark_owned(write_cube(ref, clean, spec.model_copy(update={"text": spec.text.replace("SURVEY", "CLEAN REFERENCE")})))
+        mark_owned(
+            write_cube(ref, clean, spec.model_copy(update={"text": spec.text.replace("SURVEY", "CLEAN REFERENCE")}))
+        )
     return dest, ref
 
 
-def write_penobscot(dest: str | os.PathLike, npy: str | os.PathLike = PENOBSCOT_NPY, *,
-                    overwrite: bool = False) -> Path:
+def write_penobscot(
+    dest: str | os.PathLike, npy: str | os.PathLike = PENOBSCOT_NPY, *, overwrite: bool = False
+) -> Path:
     """Write the Penobscot subset (inline, crossline, time) as SEG-Y (assumptions in the module docstring)."""
     npy, dest = Path(npy), Path(dest)
     if not npy.is_file():
