@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
+from test_pipeline_deployments import _enum
 
 REPO = Path(__file__).resolve().parents[1]
 SHAPE = (24, 40, 60)
@@ -247,15 +248,3 @@ def test_process_survey_flow_with_the_plugin_method(site, survey, tmp_path, monk
     assert result["status"] == "completed" and result["method"] == "trace-median" and result["tiles_computed"] == 3
     rec = _check_output(survey["output"], survey["noisy"], size=3, tiles=None)
     assert rec["tile_grid"]["item_dim"] == "inline" and rec["tile_grid"]["batch"] == 8
-
-
-def _enum(schema: dict, name: str) -> list:
-    """The choices of parameter ``name`` in a Prefect parameter schema (``anyOf`` with null, or a $ref)."""
-    prop = schema["properties"][name]
-    defs = schema.get("definitions") or schema.get("$defs") or {}
-    for option in prop.get("anyOf", [prop]):
-        if "$ref" in option:
-            option = defs[option["$ref"].rsplit("/", 1)[-1]]
-        if "enum" in option:
-            return option["enum"]
-    raise AssertionError(f"parameter {name!r} has no enum in {prop}")
