@@ -8,7 +8,9 @@ which dim QC draws downwards, and which dims tiles may cut. Methods declare the 
 any number of dims works without editing them. :func:`store_dims` gives a kind's dims (default:
 the post-stack survey's), the one definition the store, the jobs and the catalog use.
 
-Built-in: ``poststack3d`` (inline, crossline, sample). Other packages add kinds through the
+Built-in: ``poststack3d`` (inline, crossline, sample), ``velocity2d`` (model, z, x: collections of 2-D
+velocity models, :mod:`seiscore.data.velocity`) and ``shotgather`` (shot, receiver, time: pre-stack shot
+gathers with geometry). Other packages add kinds through the
 ``seiscore.data_kinds`` entry-point group (each entry point loads a :class:`DataKind`).
 """
 
@@ -114,7 +116,33 @@ POSTSTACK3D = DataKind(
     tileable=("inline", "crossline", "sample"),
 )
 
-_BUILTIN: dict[str, DataKind] = {POSTSTACK3D.name: POSTSTACK3D}
+VELOCITY2D = DataKind(
+    name="velocity2d",
+    description="collection of 2-D velocity models: velocity (m/s) over (model, z, x), grid spacing in metres",
+    dims=("model", "z", "x"),
+    variable="velocity",
+    coords=("family",),
+    chunks=(16, None, None),
+    qc_sections=("model",),
+    section_names=(("model", "model"),),
+    vertical="z",
+    tileable=("model",),
+)
+
+SHOTGATHER = DataKind(
+    name="shotgather",
+    description="pre-stack shot gathers: amplitude over (shot, receiver, time), source/receiver positions in metres",
+    dims=("shot", "receiver", "time"),
+    variable="amplitude",
+    coords=("source_x", "source_z", "receiver_x", "receiver_z"),
+    chunks=(1, None, None),
+    qc_sections=("shot",),
+    section_names=(("shot", "shot gather"),),
+    vertical="time",
+    tileable=("shot",),
+)
+
+_BUILTIN: dict[str, DataKind] = {k.name: k for k in (POSTSTACK3D, VELOCITY2D, SHOTGATHER)}
 _registered: dict[str, DataKind] = {}
 
 
