@@ -487,7 +487,10 @@ def coarse_shape(k: int, shape: tuple[int, int]) -> tuple[int, int]:
 
 @functools.lru_cache(maxsize=256)
 def _pinv(n: int, k: int) -> np.ndarray:
-    out = np.linalg.pinv(bilinear_matrix(n, k))
+    # U has full column rank for k <= n (hat functions), so U^+ = (U^T U)^-1 U^T; a solve of the small banded
+    # normal matrix is ~400x faster than an SVD-based pinv on the shared BLAS threads
+    u = bilinear_matrix(n, k)
+    out = np.linalg.solve(u.T @ u, u.T)
     out.setflags(write=False)
     return out
 
