@@ -18,6 +18,7 @@ from seiscore.methods.siren.codecs import (
     encode_to_budget,
     encode_to_error,
     equal_bytes_table,
+    equal_error_table,
     fit_pca,
     get_codec,
 )
@@ -134,6 +135,17 @@ def test_equal_bytes_table(maps, basis):
     assert by["zstd"]["psnr_g"] == np.inf and by["zstd"]["ssim"] == 1.0
     assert by["sz3"]["psnr_g"] > by["zfp"]["psnr_g"]  # error-bounded coding wins on piecewise-constant maps
     assert "pca-24" not in {r["codec"] for r in equal_bytes_table(models[:2], 512, codecs=("pca", "sz3"))}
+
+
+def test_equal_error_table(maps, basis):
+    models, labels = maps
+    rows = equal_error_table(models, 10.0, pca_basis=basis, codecs=("sz3", "qzstd", "pca"), families=labels)
+    by = {r["codec"]: r for r in rows}
+    assert by["sz3"]["n_failed"] == by["qzstd"]["n_failed"] == 0 and by["sz3"]["max_abs_error"] <= 10.0
+    assert by["pca-24"]["n_failed"] > 0  # 24 components cannot bring every map within 10 m/s
+    best = by["best-single-per-model"]
+    assert best["mean_bytes"] <= min(by["sz3"]["mean_bytes"], by["qzstd"]["mean_bytes"])
+    assert set(best["bytes_by_family"]) == set(labels)
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ from seiscore.methods.siren.codecs import (
 )
 from seiscore.methods.siren.hybrid import hybrid_decode, hybrid_encode
 
-DEFAULT_CANDIDATES = ("siren", "hybrid", "sz3", "zfp", "jpeg2k")
+DEFAULT_CANDIDATES = ("siren", "hybrid", "sz3", "zfp", "jpeg2k", "qzstd")
 PREDICTIVE = ("siren", "hybrid")
 
 
