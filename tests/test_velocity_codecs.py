@@ -131,7 +131,7 @@ def test_equal_bytes_table(maps, basis):
         assert row["n"] + row["n_failed"] == len(models)
         if name != "zstd":
             assert row["mean_bytes"] <= 512 and row["n_failed"] == 0
-        assert set(row["psnr_g_by_family"]) == set(labels)
+        assert set(row["psnr_g_by_family"]) == set(row["psnr_g_pooled_by_family"]) == set(labels)
     assert by["zstd"]["psnr_g"] == np.inf and by["zstd"]["ssim"] == 1.0
     assert by["sz3"]["psnr_g"] > by["zfp"]["psnr_g"]  # error-bounded coding wins on piecewise-constant maps
     assert "pca-24" not in {r["codec"] for r in equal_bytes_table(models[:2], 512, codecs=("pca", "sz3"))}
@@ -221,3 +221,15 @@ def test_choose_codec_honours_the_bound_and_picks_the_smallest(maps, basis):
     with pytest.raises(CodecError, match="no candidate meets a maximum error of 0.1 m/s"):
         choose_codec(m, 0.1, ("pca",), basis=basis)
     assert set(NAMES) >= {"zstd", "zfp", "sz3", "jpeg2k", "pca", "downsample"}
+
+
+def test_baselines_runner_on_a_tiny_collection(capsys):
+    from seiscore.methods.siren.baselines import main, split_collection
+
+    train, test, labels = split_collection(3, 1, seed=4)
+    assert train.shape == (20, 70, 70) and test.shape == (10, 70, 70) and len(set(labels)) == 10
+    assert main(["--per-family", "2", "--held-out", "1", "--budgets", "512", "--components", "8",
+                 "--max-error", "50"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "## 512 B per model (10 held-out maps, PCA on 10)" in out and "| pca-8 |" in out
+    assert "best-single-per-model" in out

@@ -707,7 +707,8 @@ def equal_bytes_table(
     inf as soon as one model is reconstructed exactly) and ``psnr_g_std``, ``psnr_g_median``,
     ``psnr_g_pooled`` (``10 log10(1 / mean MSE_n)``, finite unless every model is exact), ``n_exact``,
     ``psnr_l``, ``ssim``, ``max_abs_error`` (mean, m/s), ``mean_bytes``, ``n_failed`` (models the codec could
-    not fit into the budget; left out of the means) and, with ``families``, ``psnr_g_by_family``. ``zstd`` is
+    not fit into the budget; left out of the means) and, with ``families``, ``psnr_g_by_family`` and
+    ``psnr_g_pooled_by_family``. ``zstd`` is
     the lossless reference: its own size, whatever the budget. ``pca`` is skipped without a basis."""
     from seiscore.metrics.velocity import summary
 
@@ -752,8 +753,14 @@ def equal_bytes_table(
             )
             if families is not None:
                 labels = np.asarray(families, dtype=object)[kept]
-                row["psnr_g_by_family"] = {
-                    str(f): float(np.mean(psnr[labels == f])) for f in dict.fromkeys(labels.tolist())
+                fams = list(dict.fromkeys(labels.tolist()))
+                row["psnr_g_by_family"] = {str(f): float(np.mean(psnr[labels == f])) for f in fams}
+                mse = s["mse_n"]
+                row["psnr_g_pooled_by_family"] = {
+                    str(f): float(10 * np.log10(1.0 / np.mean(mse[labels == f])))
+                    if np.mean(mse[labels == f]) > 0
+                    else float("inf")
+                    for f in fams
                 }
         rows.append(row)
     return rows
