@@ -84,15 +84,31 @@ class VelocityAutoDecoder(nn.Module):
             raise SirenError("latents hold NaN or infinite values")
         return z
 
+    def _inference_weights(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """``(omega_0 W, omega_0 b)`` of every sine layer and ``(W, b)`` of the output: the decode path folds
+        ``omega_0`` into the weights so each layer is one ``addmm`` and one in-place ``sin``."""
+        layers = [(m.omega_0 * m.linear.weight, m.omega_0 * m.linear.bias) for m in self.decoder.body]
+        return [*layers, (self.decoder.out.weight, self.decoder.out.bias)]
+
     @torch.no_grad()
     def predict(self, latents, coords: torch.Tensor, *, chunk_elements: int = DECODE_CHUNK_ELEMENTS) -> torch.Tensor:
         """Normalised velocities ``(B, P)`` without gradients, points in chunks of at most ``chunk_elements``
-        activation elements (models x points x width)."""
+        activation elements (models x points x width). Equals :meth:`forward` to float32 rounding."""
         z = self._latents(latents)
         coords = coords.to(device=self.device, dtype=torch.float32)
-        step = max(1, chunk_elements // max(1, z.shape[0] * self.config.width))
-        parts = [self(coords[i : i + step], z) for i in range(0, coords.shape[0], step)]
-        return torch.cat(parts, dim=1) if parts else torch.empty((z.shape[0], 0), device=self.device)
+        weights = self._inference_weights()
+        (w0, b0), hidden, (wo, bo) = weights[0], weights[1:-1], weights[-1]
+        per_model = torch.addmm(b0, z, w0[:, 2:].T)  # (B, width)
+        n, width = z.shape[0], self.config.width
+        step = max(1, chunk_elements // max(1, n * width))
+        parts = []
+        for i in range(0, coords.shape[0], step):
+            at_points = coords[i : i + step] @ w0[:, :2].T  # (p, width)
+            h = (at_points.unsqueeze(0) + per_model.unsqueeze(1)).reshape(-1, width).sin_()
+            for w, b in hidden:
+                h = torch.addmm(b, h, w.T).sin_()
+            parts.append(torch.addmm(bo, h, wo.T).reshape(n, -1))
+        return torch.cat(parts, dim=1) if parts else torch.empty((n, 0), device=self.device)
 
     def decode(
         self,
