@@ -27,9 +27,18 @@ from seiscore.nn.siren import SineLayer, grid_coordinates
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parent.parent
 SHAPE = (16, 16)
-# CI configuration: the spec's small decoder; learning rates, prior and plateau patience for a short run
+# CI configuration: the spec's small decoder (width 64, 2 hidden, latent 32); learning rates, latent prior and
+# schedule tuned for a 200-epoch run on 200 maps of 16 x 16 (measured: 31.3 dB against PCA-32's 30.7 dB)
 FIT = AutoDecoderConfig.small(
-    epochs=120, batch_maps=25, lr_decoder=1e-3, lr_latent=5e-2, lam=1e-6, patience=5, encode_steps=150
+    epochs=200,
+    batch_maps=20,
+    lr_decoder=1e-3,
+    lr_latent=1e-1,
+    lam=0.0,
+    sigma=0.1,
+    patience=8,
+    factor=0.7,
+    encode_steps=150,
 )
 
 
@@ -127,14 +136,12 @@ def test_batched_forward_equals_the_concatenated_input_and_decodes_any_grid():
 
 
 # -- fitting ------------------------------------------------------------------------------------------------
-def test_small_fit_against_the_same_size_pca_on_its_training_maps(fitted):
-    """Spec section 8 asks the CI fit to beat PCA-32 on its training maps. Measured here (200 maps 16 x 16, 2
-    shared cores): 120 epochs reach about 1-1.5 dB below PCA-32 (30.7 dB), 250 epochs about equal it; the CI
-    budget does not allow more, so this guards the gap (a regression widens it) and the learning itself."""
+def test_small_fit_beats_the_same_size_pca_on_its_training_maps(fitted):
+    """Spec section 8: PSNR_g of the fitted training maps above PCA with k = latent_dim (basis fitted on the same
+    maps, plain SVD)."""
     folder, models, summary = fitted
     pca = pca_psnr(models, FIT.latent_dim)
-    assert summary["psnr_g"] > pca - 2.5, (summary["psnr_g"], pca)
-    assert summary["psnr_g"] > pca_psnr(models, 4), (summary["psnr_g"], pca)  # far beyond a rank-4 basis
+    assert summary["psnr_g"] > pca, (summary["psnr_g"], pca)
     decoder, card = load_decoder(folder)
     assert card["format"] == "seiscore-siren-decoder" and card["format_version"] == 1
     assert card["n_models"] == len(models) and card["shape"] == list(SHAPE) and len(card["names"]) == len(models)
