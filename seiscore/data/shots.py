@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from seiscore.data.kinds import SHOTGATHER
 
@@ -405,7 +405,7 @@ def shots_from_segy(
     dx = float(dx)
     if not (np.isfinite(dx) and dx > 0):
         raise ShotDataError(f"grid spacing dx must be positive (m), got {dx}")
-    x0 = pick(x0, "X0", 0.0)
+    x0 = text.get("X0") if x0 is None else x0
     x0 = float(min(sx.min(), gx.min())) if x0 is None else float(x0)
 
     # shots by source position, in order of first appearance
@@ -452,27 +452,38 @@ def shots_from_segy(
     nx = int(max(2, all_cells[:, 1].max() + 1)) if nx is None else int(nx)
     peak = pick(peak_frequency, "PEAK_HZ", expect.peak_frequency if expect else None)
     peak = _dominant_frequency(data, dt) if peak is None else float(peak)
-    geometry = Geometry(
-        nz=nz,
-        nx=nx,
-        dx=dx,
-        sources=tuple((int(z), int(x)) for z, x in sources),
-        receivers=tuple((int(z), int(x)) for z, x in receivers),
-        dt=dt,
-        nt=ns,
-        peak_frequency=peak,
-    )
+    if expect is not None:
+        _check_sampling(path, ns, dt, expect)
+    try:
+        geometry = Geometry(
+            nz=nz,
+            nx=nx,
+            dx=dx,
+            sources=tuple((int(z), int(x)) for z, x in sources),
+            receivers=tuple((int(z), int(x)) for z, x in receivers),
+            dt=dt,
+            nt=ns,
+            peak_frequency=peak,
+        )
+    except ValidationError as exc:
+        problem = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise GeometryError(f"{path}: {problem} (dx={dx:g} m, x0={x0:g} m)") from None
     if expect is not None:
         _check_expected(path, geometry, expect)
     return data, geometry
 
 
+def _check_sampling(path: Path, nt: int, dt: float, expect: Geometry) -> None:
+    """One-line :class:`GeometryError` when the file's sample count or interval differs from ``expect``'s."""
+    if nt != expect.nt:
+        raise GeometryError(f"{path} holds {nt} samples per trace but the geometry records {expect.nt}")
+    if not np.isclose(dt, expect.dt, rtol=1e-9, atol=0):
+        raise GeometryError(f"{path} is sampled every {dt:g} s but the geometry records dt={expect.dt:g} s")
+
+
 def _check_expected(path: Path, got: Geometry, expect: Geometry) -> None:
     """One-line :class:`GeometryError` naming the first way ``got`` (read from ``path``) differs from ``expect``."""
-    if got.nt != expect.nt:
-        raise GeometryError(f"{path} holds {got.nt} samples per trace but the geometry records {expect.nt}")
-    if not np.isclose(got.dt, expect.dt, rtol=1e-9, atol=0):
-        raise GeometryError(f"{path} is sampled every {got.dt:g} s but the geometry records dt={expect.dt:g} s")
+    _check_sampling(path, got.nt, got.dt, expect)
     for what, a, b in (("shots", got.sources, expect.sources), ("receivers", got.receivers, expect.receivers)):
         if len(a) != len(b):
             raise GeometryError(f"{path} holds {len(a)} {what} but the geometry has {len(b)}")
