@@ -286,6 +286,11 @@ def test_positions_outside_the_grid_and_unreadable_files(tmp_path):
     with pytest.raises(GeometryError) as err:
         shots_from_segy(path, nx=10)  # receivers reach cell 15
     _one_line(err, "outside the", "x0=1000")
+    headers[2] = {**headers[2], TF.DelayRecordingTime: 40}
+    path = _write_segy(tmp_path / "delay.sgy", traces, headers, interval_us=1000)
+    with pytest.raises(ShotDataError) as err:
+        shots_from_segy(path)
+    _one_line(err, "trace 2", "40 ms")
     junk = tmp_path / "junk.sgy"
     junk.write_bytes(b"\0" * 100)
     with pytest.raises(ShotDataError) as err:

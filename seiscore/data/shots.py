@@ -316,12 +316,13 @@ def shots_from_segy(
     ``z = E - ReceiverGroupElevation``. Cells are ``round((x - x0) / dx)`` and ``round(z / dx)``.
 
     Every shot must record the same receivers (in any trace order; the first shot's order is kept), each once;
-    the sample interval is the binary header's (every trace header that sets one must agree) and every trace
-    must hold the binary header's sample count. The grid spacing ``dx``, origin ``x0``, grid ``nz x nx`` and
-    Ricker ``peak_frequency`` come from the arguments, else from ``expect``, else from the ``SEISCORE`` lines of
-    a file :func:`export_shot_segy` wrote, else: ``dx`` the smallest receiver spacing, ``x0`` the smallest
-    position, the grid just holding every position, the peak of the mean amplitude spectrum. With ``expect``
-    the file's sample count, sample interval and positions must equal the expected geometry's.
+    the sample interval is the binary header's (every trace header that sets one must agree); every trace must
+    hold the binary header's sample count and start at the shot (no delay recording time). The grid spacing
+    ``dx``, the grid ``nz x nx`` and the Ricker ``peak_frequency`` come from the arguments, else from ``expect``,
+    else from the ``SEISCORE`` lines of a file :func:`export_shot_segy` wrote, else: ``dx`` the smallest receiver
+    spacing, the grid just holding every position, the peak of the mean amplitude spectrum; the origin ``x0``
+    from the argument, the ``SEISCORE`` lines, else the smallest position. With ``expect`` the file's sample
+    count, sample interval and positions must equal the expected geometry's.
     Every problem is a one-line :class:`ShotDataError` or :class:`GeometryError`."""
     import segyio
 
@@ -340,6 +341,7 @@ def shots_from_segy(
         head = {k: np.asarray(f.attributes(getattr(TF, k))[:], dtype=np.int64) for k in (
             "SourceX", "GroupX", "SourceGroupScalar", "SourceDepth", "SourceSurfaceElevation",
             "ReceiverGroupElevation", "ElevationScalar", "TRACE_SAMPLE_COUNT", "TRACE_SAMPLE_INTERVAL",
+            "DelayRecordingTime",
         )}  # fmt: skip
         bin_interval = int(f.bin[segyio.BinField.Interval])
         bin_samples = int(f.bin[segyio.BinField.Samples])
@@ -373,6 +375,13 @@ def shots_from_segy(
             f"{path}: no single sample interval (binary header 0, trace headers {set_intervals.tolist()[:4]} us)"
         )
     dt = interval / 1e6
+    delayed = np.flatnonzero(head["DelayRecordingTime"] != 0)
+    if delayed.size:
+        t = int(delayed[0])
+        raise ShotDataError(
+            f"{path}: trace {t} starts {int(head['DelayRecordingTime'][t])} ms after the shot (delay recording "
+            f"time, {delayed.size} traces); shot records must start at the shot time"
+        )
     finite = np.isfinite(traces)
     if not finite.all():
         t, k = (int(i) for i in np.argwhere(~finite)[0])
