@@ -18,16 +18,16 @@ def test_make_fwi_dataset(tmp_path):
     import torch
 
     torch.set_num_threads(1)
-    options = dict(spacing=40.0, n_shots=3, seed=2, size=(600.0, 1600.0), peak_frequency=8.0, dt=0.004, record_s=0.8)
+    options = dict(spacing=20.0, n_shots=3, seed=2, size=(300.0, 800.0), peak_frequency=8.0, dt=0.004, record_s=0.8)
     ds = make_fwi_dataset(tmp_path / "fwi", **options)
-    v, _ = marmousi_like(40.0, seed=2, size=(600.0, 1600.0))
+    v, _ = marmousi_like(20.0, seed=2, size=(300.0, 800.0))
     models, names, grid, attrs = read_velocity_store(ds.true_model)
-    assert names == ["true"] and grid.dx == 40.0 and np.array_equal(models[0], v)
+    assert names == ["true"] and grid.dx == 20.0 and np.array_equal(models[0], v)
     desc = MarmousiDescription.model_validate_json(attrs["marmousi_description"])
-    assert np.array_equal(render(desc, 40.0)[0], v)  # the stored description renders the same model
+    assert np.array_equal(render(desc, 20.0)[0], v)  # the stored description renders the same model
     for kind in ("smooth", "linear"):
         m = read_velocity_store(ds.initial(kind))[0][0]
-        assert np.array_equal(m, initial_model(v, kind, dx=40.0))
+        assert np.array_equal(m, initial_model(v, kind, dx=20.0))
     data, geometry, obs = read_shot_store(ds.observed)
     assert geometry == ds.geometry and geometry.record_shape == (3, 40, 200)
     assert geometry.sources[0] == (1, 1) and len(geometry.receivers) == 40

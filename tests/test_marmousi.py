@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from seiscore.data.marmousi import (
+    MarmousiDescription,
     MarmousiError,
     describe,
     initial_model,
@@ -42,7 +43,9 @@ def test_seeded():
     c, _ = marmousi_like(40.0, seed=6)
     assert np.array_equal(a, b)
     assert np.mean(a != c) > 0.3
-    assert describe(5) == describe(5)
+    d = describe(5)
+    assert d == describe(5)
+    assert MarmousiDescription.model_validate_json(d.model_dump_json()) == d  # storable as JSON (lineage)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])

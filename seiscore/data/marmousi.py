@@ -272,7 +272,7 @@ def describe(seed: int = 0, size: tuple[float, float] = (3000.0, 9200.0), water:
     n_layers = int(rng.integers(30, 41))  # 25-40 in the spec; >= 30 keeps the log-spread moderate
     thickness = _layer_thicknesses(rng, n_layers, bottom - top)
     bases = top + np.cumsum(thickness)
-    bases[-1] = np.inf  # the deepest layer continues downwards
+    # the deepest layer continues downwards (lookups past the last base are clamped to it); finite for JSON
     mids = bases - 0.5 * thickness
     jitter = rng.uniform(-300.0, 300.0, n_layers)
     velocities = np.clip(_trend(mids, depth, v_base) + jitter, V_WATER + 50.0, V_MAX - 100.0)
