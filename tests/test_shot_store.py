@@ -20,6 +20,7 @@ from seiscore.data.shots import (
     shots_from_segy,
     write_shot_store,
 )
+from seiscore.io import PreStackNotSupportedError, ingest
 
 TF = segyio.TraceField
 
@@ -184,6 +185,9 @@ def test_export_import_round_trip(tmp_path):
     again = write_shot_store(tmp_path / "back.zarr", back, g_back)
     assert np.array_equal(read_shot_store(again)[0], data)
     assert shots_from_segy(sgy, expect=g)[1] == g
+    with pytest.raises(PreStackNotSupportedError) as err:  # the post-stack ingest points to the shot reader
+        ingest(sgy, tmp_path / "survey.zarr")
+    _one_line(err, "looks pre-stack", "shots_from_segy")
     with pytest.raises(FileExistsError):
         export_shot_segy(store, sgy)
     export_shot_segy(store, sgy, overwrite=True)  # our own file: replaced
