@@ -117,13 +117,13 @@ def _hash_observed(data: np.ndarray, geometry) -> str:
     return f"blake2b:{h.hexdigest()}"
 
 
-def _read_observed(path: Path):
+def _read_observed(path: Path, shape: tuple[int, int], dx: float):
     from seiscore.data.shots import is_shot_store, read_shot_store, shots_from_segy
 
     if not path.exists():
         raise FileNotFoundError(f"observed shots {path} do not exist")
     if path.suffix.lower() in (".sgy", ".segy"):
-        data, geometry = shots_from_segy(path)
+        data, geometry = shots_from_segy(path, dx=dx, nz=shape[0], nx=shape[1])
         return np.asarray(data, np.float32), geometry, True
     if not is_shot_store(path):
         raise FWIInputError(f"observed shots {path}: not a shot-gather store or a .sgy/.segy file")
@@ -200,27 +200,31 @@ def plan_run(
     if inside is not None and (not inside or inside[0].startswith("fit-") or inside[0] in RUN_FILES):
         raise FWIInputError(f"output velocity store {out} would overwrite the run folder's own files; choose another")
 
-    obs_path = Path(observed).expanduser().resolve()
-    data, geometry, from_segy = _read_observed(obs_path)
-    geometry.check_data(data, what=f"observed shots {obs_path.name}")
-    if not np.isfinite(data).all():
-        raise FWIInputError(f"observed shots {obs_path} hold {int((~np.isfinite(data)).sum())} NaN or infinite samples")
-
-    v_true = true_path = None
+    v_true = true_path = tname = None
     if true_model is not None:
         true_path = Path(true_model).expanduser().resolve()
         v_true, grid_t, tname = _one_model(true_path, true_name, "true model")
-        _check_grid(v_true, grid_t, geometry, f"true model {tname!r} of {true_path}")
     if initial in DERIVED:
         if v_true is None:
             raise FWIInputError(f"initial model {initial!r} is derived from a true model: give true_model")
+        ref, ref_grid = v_true, grid_t
+    else:
+        ipath = Path(initial).expanduser().resolve()
+        m_init, grid_i, iname = _one_model(ipath, initial_model, "initial model")
+        ref, ref_grid = m_init, grid_i
+    obs_path = Path(observed).expanduser().resolve()
+    data, geometry, from_segy = _read_observed(obs_path, ref.shape, ref_grid.dx)
+    geometry.check_data(data, what=f"observed shots {obs_path.name}")
+    if not np.isfinite(data).all():
+        raise FWIInputError(f"observed shots {obs_path} hold {int((~np.isfinite(data)).sum())} NaN or infinite samples")
+    if v_true is not None:
+        _check_grid(v_true, grid_t, geometry, f"true model {tname!r} of {true_path}")
+    if initial in DERIVED:
         from seiscore.data.marmousi import initial_model as derive
 
         m_init = np.asarray(derive(v_true, kind=initial, dx=geometry.dx), np.float32)
         label = f"{initial} (from {true_path.name}:{tname})"
     else:
-        ipath = Path(initial).expanduser().resolve()
-        m_init, grid_i, iname = _one_model(ipath, initial_model, "initial model")
         _check_grid(m_init, grid_i, geometry, f"initial model {iname!r} of {ipath}")
         label = f"{ipath}:{iname}"
     validate_models(m_init[None], [f"initial {label}"])
