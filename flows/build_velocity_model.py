@@ -335,7 +335,8 @@ def model_metrics(v: np.ndarray, m_init: np.ndarray, v_true: np.ndarray | None, 
         "mse_v": float(m.model_mse(v, v_true)),
         "rel_err": float(m.relative_error(v, v_true)),
         "ssim": float(m.model_ssim(v, v_true)),
-        "hw_recovery": float(hw if np.isscalar(hw) else (hw.get("ratio") if isinstance(hw, dict) else hw)),
+        "hw_ratio": float(hw["high_ratio"]),
+        "hw_coherence": float(hw["high_coherence"]),
     }
 
 

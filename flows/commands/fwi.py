@@ -107,7 +107,7 @@ def _make_data(args: argparse.Namespace) -> int:
     print(f"  observed shots : {shown(shots)} ({geometry.n_shots} shots x {geometry.n_receivers} receivers x "
           f"{geometry.nt} samples at {geometry.dt:g} s)")  # fmt: skip
     if args.segy:
-        sgy = export_shot_segy(shots, out / "shots.sgy")
+        sgy = export_shot_segy(shots, out / "shots.sgy", overwrite=True)
         print(f"  SEG-Y shots    : {shown(sgy)}")
     print(
         f"next: seis fwi run {shown(shots)} --true {shown(true)} --initial smooth --run {shown(out / 'run')} "
