@@ -230,6 +230,9 @@ def plan_run(
     validate_models(m_init[None], [f"initial {label}"])
 
     p = dict(params or {})
+    # One torch thread unless told otherwise: with 2+ threads deepwave's CPU propagation was measured 5-10x
+    # slower on a shared 2-core machine (OpenMP threads under oversubscription); no effect on a GPU.
+    p.setdefault("threads", 1)
     spec = resolve_spec(None, method="drfwi", params={**p, **_data_params(obs_path, run_dir, from_segy, true_path,
                                                                            true_name, mode)})  # fmt: skip
     cfg = spec.params
@@ -266,12 +269,13 @@ def _data_params(obs: Path, run: Path, from_segy: bool, true_path: Path | None, 
     out = {
         "observed": str(run / "observed.zarr" if from_segy else obs),
         "initial": str(run / "initial.zarr"),
+        "initial_model": "initial",
         "mode": mode,
     }
     if true_path is not None:
         out["true_model"] = str(true_path)
         if true_name is not None:
-            out["true_name"] = true_name
+            out["true_model_name"] = true_name
     return out
 
 
@@ -292,35 +296,29 @@ def prepare_inputs(plan: FWIPlan) -> None:
 
 
 def read_history(fit_folder: Path) -> list[dict[str, Any]]:
-    """Per-iteration rows of a fit folder (``metrics.jsonl``: iteration, misfit, misfit_norm, seconds, ...) of
-    the FWI phase (rows of a pretraining phase are left out); the last row of each iteration wins (a resumed run
-    may repeat one)."""
-    path = Path(fit_folder) / "metrics.jsonl"
-    if not path.is_file():
+    """Per-iteration rows (iteration, misfit, misfit_norm, seconds, propagation_s, network_s, mse_v, ...) of a
+    DRFWI fit folder: the artifact's history when the fit finished, else the iterations its events report so far
+    (iteration, misfit only)."""
+    from seiscore.execution.fit import FitStep, read_events
+    from seiscore.methods.drfwi.method import ARTIFACT, load_result
+
+    fit_folder = Path(fit_folder)
+    if (fit_folder / "artifacts" / ARTIFACT / "model_card.json").is_file():
+        return [dict(r) for r in load_result(fit_folder)[1].get("history", [])]
+    if not (fit_folder / "events.jsonl").is_file():
         return []
     rows: dict[int, dict[str, Any]] = {}
-    for line in path.read_text().splitlines():
-        if not line.strip():
-            continue
-        row = json.loads(line)
-        if "misfit_norm" not in row and "misfit" not in row:
-            continue
-        it = int(row.get("iteration", row.get("epoch", len(rows))))
-        rows[it] = {**row, "iteration": it}
+    for e in read_events(fit_folder):
+        if isinstance(e, FitStep) and e.phase == "invert":
+            rows[e.step - 1] = {"iteration": e.step - 1, "misfit": e.loss}
     return [rows[k] for k in sorted(rows)]
 
 
-def inverted_model(fit_folder: Path, summary: dict[str, Any]) -> np.ndarray:
-    """The inverted model ``(nz, nx)`` m/s of a finished fit: the method's velocity store named in its summary
-    (``model``), else its artifact's ``velocity`` tensor."""
-    from seiscore.data.velocity import read_velocity_store
+def inverted_model(fit_folder: Path, summary: dict[str, Any] | None = None) -> np.ndarray:
+    """The inverted model ``(nz, nx)`` m/s of a finished fit (its artifact's ``velocity`` tensor)."""
+    from seiscore.methods.drfwi.method import load_result
 
-    path = summary.get("model") or summary.get("velocity_store")
-    if path and Path(path).exists():
-        return read_velocity_store(path)[0][0]
-    from seiscore.methods.drfwi.method import read_result
-
-    return np.asarray(read_result(fit_folder), np.float32)
+    return load_result(Path(summary["artifact"]) if summary and summary.get("artifact") else fit_folder)[0]
 
 
 def model_metrics(v: np.ndarray, m_init: np.ndarray, v_true: np.ndarray | None, dx: float) -> dict[str, float]:

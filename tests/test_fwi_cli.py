@@ -45,7 +45,7 @@ def seis(monkeypatch, tmp_path, capsys):
 
 @pytest.fixture
 def made(seis, tmp_path):
-    """A tiny make-data folder (16 x 46 cells at 200 m, 3 shots, 0.8 s)."""
+    """A tiny make-data folder (15 x 46 cells at 200 m, 3 shots, 0.8 s)."""
     status, out, err = seis("fwi", "make-data", tmp_path / "data" / "fwi", *TINY, "--segy")
     assert status == 0, err
     return tmp_path / "data" / "fwi", out
@@ -58,20 +58,20 @@ def test_make_data_writes_true_initial_and_observed_stores(made):
     folder, out = made
     true, names, grid, attrs = read_velocity_store(folder / "true.zarr")
     assert names == ["true"] and grid.dx == grid.dz == 200.0 and attrs["seed"] == 0
-    assert true.shape == (1, 16, 46) and 1400 < true.min() < true.max() < 6000
+    assert true.shape == (1, 15, 46) and 1400 < true.min() < true.max() < 6000
     init, inames, igrid, _ = read_velocity_store(folder / "initial.zarr")
-    assert inames == ["smooth", "linear"] and init.shape == (2, 16, 46) and igrid == grid
+    assert inames == ["smooth", "linear"] and init.shape == (2, 15, 46) and igrid == grid
     assert np.allclose(init[1], init[1][:, :1])  # linear: laterally constant
     assert np.abs(init[0] - true[0]).mean() < np.abs(init[1] - true[0]).mean() * 1.5
     data, geometry, _ = read_shot_store(folder / "shots.zarr")
-    assert data.shape == geometry.record_shape == (3, 46, 200) and (geometry.nz, geometry.nx) == (16, 46)
+    assert data.shape == geometry.record_shape == (3, 46, 200) and (geometry.nz, geometry.nx) == (15, 46)
     assert np.isfinite(data).all() and np.abs(data).max() > 0
     segy, g2 = shots_from_segy(folder / "shots.sgy")
     assert g2.record_shape == geometry.record_shape and np.allclose(segy, data, atol=1e-6 * np.abs(data).max())
     assert "seis fwi run" in out and "true.zarr" in out
 
 
-def _one_line_error(status: int, err: str, message: str) -> None:
+def _one_line_error(status: int, out: str, err: str, message: str) -> None:
     assert status == 2, err
     assert err.startswith("seis fwi: error: ") and err.count("\n") == 1 and message in err, err
 
@@ -84,7 +84,7 @@ def test_run_check_prints_the_plan_and_mistakes_are_one_line(seis, made, tmp_pat
 
     status, stdout, err = seis(*base, "--param", "allow_cpu=true", "--check")
     assert status == 0, err
-    assert "16 x 46 cells of 200 m" in stdout and "smooth (from true.zarr:true)" in stdout
+    assert "15 x 46 cells of 200 m" in stdout and "smooth (from true.zarr:true)" in stdout
     assert "device     : CPU" in stdout and not run.exists() and not out.exists()
 
     # no GPU here and CPU not allowed
@@ -126,10 +126,10 @@ def test_run_refuses_a_model_on_another_grid_and_a_cpu_grid_too_large(seis, made
     _one_line_error(
         *seis("fwi", "run", folder / "shots.zarr", "--initial", other, "--run", data / "r", "--out", data / "m.zarr",
               "--param", "allow_cpu=true", "--check"),
-        "is 20 x 46 cells but the shots' geometry is 16 x 46",
+        "is 20 x 46 cells but the shots' geometry is 15 x 46",
     )  # fmt: skip
     spaced = write_velocity_store(
-        data / "spaced.zarr", np.full((1, 16, 46), 2000.0, np.float32), grid=VelocityGrid(dz=100.0, dx=100.0)
+        data / "spaced.zarr", np.full((1, 15, 46), 2000.0, np.float32), grid=VelocityGrid(dz=100.0, dx=100.0)
     )
     _one_line_error(
         *seis("fwi", "run", folder / "shots.zarr", "--initial", spaced, "--run", data / "r", "--out",

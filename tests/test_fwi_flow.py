@@ -28,7 +28,7 @@ class Stop(Exception):
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
-    """A tiny Marmousi-like survey (16 x 46 cells at 200 m, 3 shots, 0.8 s) as true model + shot stores."""
+    """A tiny Marmousi-like survey (15 x 46 cells at 200 m, 3 shots, 0.8 s) as true model + shot stores."""
     import torch
 
     from seiscore.bench.drfwi import SurveySetup, synthetic_survey
@@ -95,7 +95,7 @@ def test_flow_writes_the_model_with_lineage_and_qc_and_resumes_identically(
     assert starts, "the flow's fit did not resume from the checkpoint"
 
     models, names, grid, attrs = read_velocity_store(root / "model.zarr")
-    assert names == ["drfwi-s-denorm"] and models.shape == (1, 16, 46) and grid.dx == 200.0
+    assert names == ["drfwi-s-denorm"] and models.shape == (1, 15, 46) and grid.dx == 200.0
     np.testing.assert_array_equal(models[0], expected)  # resumed = uninterrupted, bit for bit
 
     fwi = attrs["fwi"]

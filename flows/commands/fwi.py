@@ -2,7 +2,7 @@
 
 - ``make-data DIR``: a Marmousi-like true model (``true.zarr``), its smooth and linear initial models
   (``initial.zarr``, models ``smooth`` and ``linear``) and the observed shots (``shots.zarr``, modelled with the
-  8th-order stencil) - small by default (80 m cells: 38 x 115, 8 shots, 2 s).
+  8th-order stencil) - small by default (80 m cells: 38 x 115, 8 shots, 2 s, 3 Hz).
 - ``run OBSERVED --run FOLDER --out STORE``: the ``build-velocity-model`` flow in this process (a temporary
   Prefect server when none is configured) on a local Dask cluster chosen for the method's resources, or on
   ``--scheduler``. Its pre-flight runs first: every problem is one line and exit 2, before a server starts.
@@ -33,7 +33,12 @@ def register(sub) -> None:
     m.add_argument("--shots", type=int, default=8, help="number of surface shots (default 8)")
     m.add_argument("--record", type=float, default=2.0, help="record length in s (default 2)")
     m.add_argument("--dt", type=float, default=0.004, help="sample interval in s (default 0.004)")
-    m.add_argument("--frequency", type=float, default=5.0, help="Ricker peak frequency in Hz (default 5)")
+    m.add_argument(
+        "--frequency",
+        type=float,
+        default=3.0,
+        help="Ricker peak frequency in Hz (default 3: 6 cells of 80 m per 1500 m/s wavelength)",
+    )
     m.add_argument("--noise-db", type=float, default=None, help="add Gaussian noise at this SNR in dB")
     m.add_argument("--seed", type=int, default=0, help="seed of the model and the noise (default 0)")
     m.add_argument("--segy", action="store_true", help="also write the shots as shots.sgy")

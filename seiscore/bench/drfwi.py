@@ -43,7 +43,7 @@ class SurveySetup:
     n_shots: int = 12
     record_s: float = 2.4
     dt: float = 0.004
-    peak_frequency: float = 5.0
+    peak_frequency: float = 4.0  # 1500 m/s / 4 Hz = 6.25 cells of 60 m per wavelength (deepwave asks for >= 6)
     seed: int = 0
     noise_db: float | None = None
 
