@@ -155,3 +155,19 @@ def test_make_data_refuses_to_overwrite_and_info_needs_a_run(seis, made, tmp_pat
     _one_line_error(*seis("fwi", "info", folder / "true.zarr"), "was not written by seis fwi run")
     _one_line_error(*seis("fwi", "info", folder), "neither an FWI run folder")
     _one_line_error(*seis("fwi", "info", folder / "missing"), "does not exist")
+
+
+def test_build_velocity_model_is_deployed_for_manual_runs():
+    from deployments.serve import build_deployments
+    from seiscore.core.settings import get_settings
+
+    deps = {d.flow_name: d for d in build_deployments(get_settings())}
+    fwi = deps["build-velocity-model"]
+    assert fwi.name == "manual" and not fwi.schedules
+    assert fwi.entrypoint == "flows.build_velocity_model.build_velocity_model"
+    from prefect.utilities.callables import parameter_schema
+
+    from flows.build_velocity_model import build_velocity_model
+
+    schema = parameter_schema(build_velocity_model).model_dump()
+    assert {"observed", "run", "output", "initial", "mode", "params"} <= set(schema["properties"])
