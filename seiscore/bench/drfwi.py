@@ -122,7 +122,7 @@ def run_one(observed, geometry, m_init, v_true, mode: str, iterations: int, *, q
         # lowered: the mean J/J0 of the last 5 iterations below the first iteration's (each row is normalised by
         # J(m_init) on its own mini-batch, so rows of different batches compare)
         "misfit_lowered": bool(
-            history and np.mean([h["misfit_norm"] for h in history[-5:]]) < float(history[0]["misfit_norm"])
+            history and np.mean([h["misfit_norm"] for h in history[-5:]]) < 0.99 * float(history[0]["misfit_norm"])
         ),
         "hw_ratio": float(hw["high_ratio"]),
         "hw_coherence": float(hw["high_coherence"]),
@@ -142,14 +142,16 @@ def run_one(observed, geometry, m_init, v_true, mode: str, iterations: int, *, q
 COST_FACTOR = {"grid-lbfgs": 1.6}
 
 
-def measure_cost(observed, geometry, m_init, v_true, *, quick: bool, device: str, iterations: int = 2) -> dict:
-    """Seconds per iteration of grid FWI and of s-denorm (a few iterations each) and the fixed cost of a run
-    (its J(m_init) pass, set-up): the basis of the iteration count that fits the time budget."""
+def measure_cost(observed, geometry, m_init, v_true, *, quick: bool, device: str, iterations: int = 3) -> dict:
+    """Seconds per iteration of grid FWI and of s-denorm (a few iterations each; the first, with the one-off
+    start-up costs, left out of the per-iteration figure) and the fixed cost of a run (its J(m_init) pass,
+    set-up): the basis of the iteration count that fits the time budget."""
     costs = {}
     for mode in ("grid", "s-denorm"):
         _, history, row = run_one(observed, geometry, m_init, v_true, mode, iterations, quick=quick, device=device)
-        costs[mode] = {k: row[k] for k in ("s_per_iter", "propagation_s", "network_s", "wall_s")}
-        costs[mode]["fixed_s"] = max(row["wall_s"] - iterations * row["s_per_iter"], 0.0)
+        costs[mode] = {k: row[k] for k in ("propagation_s", "network_s", "wall_s")}
+        costs[mode]["s_per_iter"] = float(np.median([h["seconds"] for h in history[1:]] or [row["s_per_iter"]]))
+        costs[mode]["fixed_s"] = max(row["wall_s"] - iterations * costs[mode]["s_per_iter"], 0.0)
     return costs
 
 
@@ -205,7 +207,7 @@ def ordering_lines(rows: list[dict]) -> list[str]:
         if by:
             not_lowered = sorted(set(by) - set(lowered))
             lines.append(
-                f"- {init} start: data misfit lowered (mean J/J0 of the last 5 iterations below the first "
+                f"- {init} start: data misfit lowered (mean J/J0 of the last 5 iterations >= 1 % below the first "
                 f"iteration's) by {len(lowered)} of {len(by)} modes"
                 + (f" (not: {', '.join(not_lowered)})" if not_lowered else "")
             )
