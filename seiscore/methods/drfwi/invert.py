@@ -61,7 +61,7 @@ class InversionResult:
 
 
 def _flat(params) -> torch.Tensor:
-    return torch.cat([p.detach().reshape(-1) for p in params]) if params else torch.zeros(0)
+    return torch.cat([p.detach().reshape(-1).cpu() for p in params]) if params else torch.zeros(0)
 
 
 def _flat_grad(params) -> torch.Tensor:
@@ -166,29 +166,38 @@ class _Inversion:
                     shots = np.arange(start, min(start + k, self.geometry.n_shots))
                     pred = engine.forward(self.m_init, self.geometry, shots, **{**self.fwd_kw, "storage": "none"})
                     pred = engine.lowpass(pred, self.geometry.dt, cutoff, self.cfg.filter_order)
-                    out.append(self.cfg.loss_scale * engine.per_shot_misfit(pred, self.observed(stage)[shots]))
+                    obs = self.observed(stage)[torch.as_tensor(shots, device=self.device)]
+                    out.append(self.cfg.loss_scale * engine.per_shot_misfit(pred, obs))
             self.j0[stage] = torch.cat(out).cpu().double().numpy()
         return self.j0[stage]
 
     def evaluate(self, shots: np.ndarray, stage: int) -> tuple[torch.Tensor, torch.Tensor, float, float]:
         """``(J, v)`` with gradients accumulated in the parameters, and the (propagation, network) seconds."""
-        t0 = time.perf_counter()
+        clock = self.clock
+        t0 = clock()
         v = self.model.velocity()
-        t1 = time.perf_counter()
+        t1 = clock()
         if not bool(torch.isfinite(v.detach()).all()):
             raise engine.EngineError(f"the {self.cfg.mode} model holds NaN velocities at iteration {self.iteration}")
         v_leaf = v.detach().requires_grad_(True)
         pred = engine.forward(v_leaf, self.geometry, shots, **self.fwd_kw)
         pred = engine.lowpass(pred, self.geometry.dt, self.stages[stage][2], self.cfg.filter_order)
-        j = engine.misfit(pred, self.observed(stage)[shots], scale=self.cfg.loss_scale)
+        index = torch.as_tensor(shots, device=self.device)
+        j = engine.misfit(pred, self.observed(stage)[index], scale=self.cfg.loss_scale)
         j.backward()
         grad = v_leaf.grad
         if self.cfg.mode == "grid" and self.cfg.clip_quantile is not None and self.cfg.clip_quantile < 1:
             grad = _clip_quantile(grad, self.cfg.clip_quantile)
-        t2 = time.perf_counter()
+        t2 = clock()
         v.backward(grad)
-        t3 = time.perf_counter()
+        t3 = clock()
         return j.detach(), v.detach(), t2 - t1, (t1 - t0) + (t3 - t2)
+
+    def clock(self) -> float:
+        """Wall time after the device finished its queued work (CUDA is asynchronous)."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
 
     def emit(self, event) -> None:
         if self.run is not None:
@@ -343,7 +352,9 @@ class _Inversion:
             "device": str(self.device),
             "threads": torch.get_num_threads(),
             "network_parameters": int(sum(p.numel() for p in self.net_params)),
+            "cfl_substeps": engine.check_cfl(cfg.bounds[1], self.geometry.dx, self.geometry.dt),
         }
+        summary["internal_steps"] = summary["cfl_substeps"] * self.geometry.nt
         if cfg.mode == "pretrain":
             summary["pretrain"] = dict(self.pretrain_info)
         if self.net_params:
