@@ -68,6 +68,15 @@ def _flat_grad(params) -> torch.Tensor:
     return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).detach().reshape(-1) for p in params])
 
 
+def _peak_memory(device: torch.device) -> int:
+    """Peak memory: CUDA's allocated maximum on a GPU, the process's maximum resident set on CPU."""
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
 def _clip_quantile(g: torch.Tensor, q: float) -> torch.Tensor:
     """``g`` with magnitudes above the ``q`` quantile of ``|g|`` clipped to it (sign kept)."""
     a = g.abs().reshape(-1)
@@ -89,6 +98,8 @@ def _check_inputs(observed, geometry: Geometry, m_init, config: InversionConfig,
     if v_true is not None:
         engine.check_velocity(np.asarray(v_true), geometry, "true model")
     engine.check_cfl(hi, geometry.dx, geometry.dt)
+    if config.gradient_sampling_interval != 1:
+        engine.check_gradient_sampling(geometry, config.gradient_sampling_interval)
     if config.shots_per_iteration > geometry.n_shots:
         raise engine.EngineError(
             f"shots_per_iteration={config.shots_per_iteration} but the data hold {geometry.n_shots} shots"
@@ -117,6 +128,7 @@ class _Inversion:
             storage=config.storage,
             storage_compression=config.storage_compression,
             checkpoint_segments=config.checkpoint_segments,
+            gradient_sampling_interval=config.gradient_sampling_interval,
             max_vel=config.bounds[1],
             check=False,
         )
@@ -164,7 +176,8 @@ class _Inversion:
             with torch.no_grad():
                 for start in range(0, self.geometry.n_shots, k):
                     shots = np.arange(start, min(start + k, self.geometry.n_shots))
-                    pred = engine.forward(self.m_init, self.geometry, shots, **{**self.fwd_kw, "storage": "none"})
+                    kw = {**self.fwd_kw, "storage": "none", "gradient_sampling_interval": 1}
+                    pred = engine.forward(self.m_init, self.geometry, shots, **kw)
                     pred = engine.lowpass(pred, self.geometry.dt, cutoff, self.cfg.filter_order)
                     obs = self.observed(stage)[torch.as_tensor(shots, device=self.device)]
                     out.append(self.cfg.loss_scale * engine.per_shot_misfit(pred, obs))
@@ -355,6 +368,7 @@ class _Inversion:
             "cfl_substeps": engine.check_cfl(cfg.bounds[1], self.geometry.dx, self.geometry.dt),
         }
         summary["internal_steps"] = summary["cfl_substeps"] * self.geometry.nt
+        summary["peak_memory_bytes"] = _peak_memory(self.device)
         if cfg.mode == "pretrain":
             summary["pretrain"] = dict(self.pretrain_info)
         if self.net_params:
