@@ -204,3 +204,22 @@ def test_gradcheck_a_denorm_composition_float64():
         return (v * weights).sum()
 
     assert torch.autograd.gradcheck(functional, (db, w_out), eps=1e-6, atol=1e-6, rtol=1e-4)
+
+
+def test_gradient_sampling_interval_is_close_to_exact_and_checked(toy):
+    geometry, v = toy
+    observed = torch.tensor(engine.observe(v, geometry))
+    start = torch.tensor(v * 0.97)
+
+    def gradient(interval):
+        x = start.clone().requires_grad_(True)
+        pred = engine.forward(x, geometry, max_vel=5000.0, gradient_sampling_interval=interval)
+        engine.misfit(pred, observed).backward()
+        return x.grad
+
+    exact, sampled = gradient(1), gradient(5)
+    assert float(torch.linalg.norm(sampled - exact) / torch.linalg.norm(exact)) < 0.05
+    with pytest.raises(engine.EngineError, match="divide nt=200"):
+        gradient(3)
+    with pytest.raises(engine.EngineError, match=r"undersamples a 10 Hz Ricker \(at most 0.0167 s, i.e. 8 samples\)"):
+        gradient(10)

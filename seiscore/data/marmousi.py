@@ -17,7 +17,7 @@ Rendering pulls each node back to where its rock was deposited, then looks up th
 2. Folding: the stratigraphic depth is ``zeta = z - u(x, z)`` with ``u`` a sum of Gaussian and sinusoidal bumps
    in ``x`` (amplitude 100-400 m) growing gently with depth (older beds folded more).
 3. Layers: ``zeta`` is looked up in the layer bases (30-40 layers filling the column below the water, log-normal
-   thicknesses of median 60 m whose log-spread is solved for, up to 1.0, beyond which all are thickened); a
+   thicknesses of median 60 m whose log-spread is solved for, up to 0.9, beyond which all are thickened); a
    layer's velocity is the trend ``1500 + (v_base - 1500) * clip(zeta / H, 0, 1)`` at its middle plus a
    +-300 m/s jitter, ``v_base`` in 4500-5500 m/s.
 4. Anomalies in stratigraphic coordinates (so they are folded and faulted with their beds): 1-2 lenticular
@@ -174,7 +174,7 @@ def _trend(zeta: np.ndarray, depth: float, v_base: float) -> np.ndarray:
     return V_WATER + (v_base - V_WATER) * np.clip(zeta / depth, 0.0, 1.0)
 
 
-def _layer_thicknesses(rng: np.random.Generator, n: int, span: float, max_spread: float = 1.0) -> np.ndarray:
+def _layer_thicknesses(rng: np.random.Generator, n: int, span: float, max_spread: float = 0.9) -> np.ndarray:
     """``n`` log-normal thicknesses ``60 m * exp(s * g)`` that sum to ``span``: the normal draws ``g`` are centred on
     their median (so the median thickness is 60 m) and the log-spread ``s`` is solved for. When that needs
     ``s > max_spread`` (a few huge layers), ``s = max_spread`` and all thicknesses are scaled up instead."""
@@ -272,7 +272,7 @@ def describe(seed: int = 0, size: tuple[float, float] = (3000.0, 9200.0), water:
     n_layers = int(rng.integers(30, 41))  # 25-40 in the spec; >= 30 keeps the log-spread moderate
     thickness = _layer_thicknesses(rng, n_layers, bottom - top)
     bases = top + np.cumsum(thickness)
-    bases[-1] = np.inf  # the deepest layer continues downwards
+    # the deepest layer continues downwards (lookups past the last base are clamped to it); finite for JSON
     mids = bases - 0.5 * thickness
     jitter = rng.uniform(-300.0, 300.0, n_layers)
     velocities = np.clip(_trend(mids, depth, v_base) + jitter, V_WATER + 50.0, V_MAX - 100.0)

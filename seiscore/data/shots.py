@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from seiscore.data.kinds import SHOTGATHER
 
@@ -316,12 +316,13 @@ def shots_from_segy(
     ``z = E - ReceiverGroupElevation``. Cells are ``round((x - x0) / dx)`` and ``round(z / dx)``.
 
     Every shot must record the same receivers (in any trace order; the first shot's order is kept), each once;
-    the sample interval is the binary header's (every trace header that sets one must agree) and every trace
-    must hold the binary header's sample count. The grid spacing ``dx``, origin ``x0``, grid ``nz x nx`` and
-    Ricker ``peak_frequency`` come from the arguments, else from ``expect``, else from the ``SEISCORE`` lines of
-    a file :func:`export_shot_segy` wrote, else: ``dx`` the smallest receiver spacing, ``x0`` the smallest
-    position, the grid just holding every position, the peak of the mean amplitude spectrum. With ``expect``
-    the file's sample count, sample interval and positions must equal the expected geometry's.
+    the sample interval is the binary header's (every trace header that sets one must agree); every trace must
+    hold the binary header's sample count and start at the shot (no delay recording time). The grid spacing
+    ``dx``, the grid ``nz x nx`` and the Ricker ``peak_frequency`` come from the arguments, else from ``expect``,
+    else from the ``SEISCORE`` lines of a file :func:`export_shot_segy` wrote, else: ``dx`` the smallest receiver
+    spacing, the grid just holding every position, the peak of the mean amplitude spectrum; the origin ``x0``
+    from the argument, the ``SEISCORE`` lines, else the smallest position. With ``expect`` the file's sample
+    count, sample interval and positions must equal the expected geometry's.
     Every problem is a one-line :class:`ShotDataError` or :class:`GeometryError`."""
     import segyio
 
@@ -340,6 +341,7 @@ def shots_from_segy(
         head = {k: np.asarray(f.attributes(getattr(TF, k))[:], dtype=np.int64) for k in (
             "SourceX", "GroupX", "SourceGroupScalar", "SourceDepth", "SourceSurfaceElevation",
             "ReceiverGroupElevation", "ElevationScalar", "TRACE_SAMPLE_COUNT", "TRACE_SAMPLE_INTERVAL",
+            "DelayRecordingTime",
         )}  # fmt: skip
         bin_interval = int(f.bin[segyio.BinField.Interval])
         bin_samples = int(f.bin[segyio.BinField.Samples])
@@ -373,6 +375,13 @@ def shots_from_segy(
             f"{path}: no single sample interval (binary header 0, trace headers {set_intervals.tolist()[:4]} us)"
         )
     dt = interval / 1e6
+    delayed = np.flatnonzero(head["DelayRecordingTime"] != 0)
+    if delayed.size:
+        t = int(delayed[0])
+        raise ShotDataError(
+            f"{path}: trace {t} starts {int(head['DelayRecordingTime'][t])} ms after the shot (delay recording "
+            f"time, {delayed.size} traces); shot records must start at the shot time"
+        )
     finite = np.isfinite(traces)
     if not finite.all():
         t, k = (int(i) for i in np.argwhere(~finite)[0])
@@ -405,7 +414,7 @@ def shots_from_segy(
     dx = float(dx)
     if not (np.isfinite(dx) and dx > 0):
         raise ShotDataError(f"grid spacing dx must be positive (m), got {dx}")
-    x0 = pick(x0, "X0", 0.0)
+    x0 = text.get("X0") if x0 is None else x0
     x0 = float(min(sx.min(), gx.min())) if x0 is None else float(x0)
 
     # shots by source position, in order of first appearance
@@ -452,27 +461,38 @@ def shots_from_segy(
     nx = int(max(2, all_cells[:, 1].max() + 1)) if nx is None else int(nx)
     peak = pick(peak_frequency, "PEAK_HZ", expect.peak_frequency if expect else None)
     peak = _dominant_frequency(data, dt) if peak is None else float(peak)
-    geometry = Geometry(
-        nz=nz,
-        nx=nx,
-        dx=dx,
-        sources=tuple((int(z), int(x)) for z, x in sources),
-        receivers=tuple((int(z), int(x)) for z, x in receivers),
-        dt=dt,
-        nt=ns,
-        peak_frequency=peak,
-    )
+    if expect is not None:
+        _check_sampling(path, ns, dt, expect)
+    try:
+        geometry = Geometry(
+            nz=nz,
+            nx=nx,
+            dx=dx,
+            sources=tuple((int(z), int(x)) for z, x in sources),
+            receivers=tuple((int(z), int(x)) for z, x in receivers),
+            dt=dt,
+            nt=ns,
+            peak_frequency=peak,
+        )
+    except ValidationError as exc:
+        problem = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise GeometryError(f"{path}: {problem} (dx={dx:g} m, x0={x0:g} m)") from None
     if expect is not None:
         _check_expected(path, geometry, expect)
     return data, geometry
 
 
+def _check_sampling(path: Path, nt: int, dt: float, expect: Geometry) -> None:
+    """One-line :class:`GeometryError` when the file's sample count or interval differs from ``expect``'s."""
+    if nt != expect.nt:
+        raise GeometryError(f"{path} holds {nt} samples per trace but the geometry records {expect.nt}")
+    if not np.isclose(dt, expect.dt, rtol=1e-9, atol=0):
+        raise GeometryError(f"{path} is sampled every {dt:g} s but the geometry records dt={expect.dt:g} s")
+
+
 def _check_expected(path: Path, got: Geometry, expect: Geometry) -> None:
     """One-line :class:`GeometryError` naming the first way ``got`` (read from ``path``) differs from ``expect``."""
-    if got.nt != expect.nt:
-        raise GeometryError(f"{path} holds {got.nt} samples per trace but the geometry records {expect.nt}")
-    if not np.isclose(got.dt, expect.dt, rtol=1e-9, atol=0):
-        raise GeometryError(f"{path} is sampled every {got.dt:g} s but the geometry records dt={expect.dt:g} s")
+    _check_sampling(path, got.nt, got.dt, expect)
     for what, a, b in (("shots", got.sources, expect.sources), ("receivers", got.receivers, expect.receivers)):
         if len(a) != len(b):
             raise GeometryError(f"{path} holds {len(a)} {what} but the geometry has {len(b)}")

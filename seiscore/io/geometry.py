@@ -315,7 +315,8 @@ def scan(layout: SegyLayout, il_byte: int = 189, xl_byte: int = 193, buffer_byte
         if varying.size:
             raise PreStackNotSupportedError(
                 f"{path} looks pre-stack (traces {a} and {b} share inline {il[a]} / crossline {xl[a]} "
-                f"with offsets {offsets[a]} and {offsets[b]}); pre-stack files are not supported yet"
+                f"with offsets {offsets[a]} and {offsets[b]}); pre-stack files are not supported yet by the survey "
+                f"store (2-D shot records go into a shot store: seiscore.data.shots.shots_from_segy)"
             )
         raise DuplicateTraceError(
             f"{path}: {dup.size} duplicate inline/crossline pairs, e.g. traces {a} and {b} both at inline "
