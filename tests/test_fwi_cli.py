@@ -56,19 +56,20 @@ def test_make_data_writes_true_initial_and_observed_stores(made):
     from seiscore.data.velocity import read_velocity_store
 
     folder, out = made
-    true, names, grid, attrs = read_velocity_store(folder / "true.zarr")
+    true, names, grid, attrs = read_velocity_store(folder / "true_model.zarr")
     assert names == ["true"] and grid.dx == grid.dz == 200.0 and attrs["seed"] == 0
     assert true.shape == (1, 15, 46) and 1400 < true.min() < true.max() < 6000
-    init, inames, igrid, _ = read_velocity_store(folder / "initial.zarr")
-    assert inames == ["smooth", "linear"] and init.shape == (2, 15, 46) and igrid == grid
-    assert np.allclose(init[1], init[1][:, :1])  # linear: laterally constant
-    assert np.abs(init[0] - true[0]).mean() < np.abs(init[1] - true[0]).mean() * 1.5
-    data, geometry, _ = read_shot_store(folder / "shots.zarr")
+    smooth, _, sgrid, _ = read_velocity_store(folder / "initial_smooth.zarr")
+    linear, _, lgrid, _ = read_velocity_store(folder / "initial_linear.zarr")
+    assert smooth.shape == linear.shape == (1, 15, 46) and sgrid == lgrid == grid
+    assert np.allclose(linear[0], linear[0][:, :1])  # linear: laterally constant
+    assert np.abs(smooth[0] - true[0]).mean() < np.abs(linear[0] - true[0]).mean() * 1.5
+    data, geometry, _ = read_shot_store(folder / "observed.zarr")
     assert data.shape == geometry.record_shape == (3, 46, 200) and (geometry.nz, geometry.nx) == (15, 46)
     assert np.isfinite(data).all() and np.abs(data).max() > 0
-    segy, g2 = shots_from_segy(folder / "shots.sgy")
+    segy, g2 = shots_from_segy(folder / "observed.sgy")
     assert g2.record_shape == geometry.record_shape and np.allclose(segy, data, atol=1e-6 * np.abs(data).max())
-    assert "seis fwi run" in out and "true.zarr" in out
+    assert "seis fwi run" in out and "true_model.zarr" in out
 
 
 def _one_line_error(status: int, out: str, err: str, message: str) -> None:
@@ -78,13 +79,20 @@ def _one_line_error(status: int, out: str, err: str, message: str) -> None:
 
 def test_run_check_prints_the_plan_and_mistakes_are_one_line(seis, made, tmp_path):
     folder, _ = made
-    shots, true, init = folder / "shots.zarr", folder / "true.zarr", folder / "initial.zarr"
+    from seiscore.data.velocity import read_velocity_store, write_velocity_store
+
+    shots, true = folder / "observed.zarr", folder / "true_model.zarr"
+    smooth, _, grid, _ = read_velocity_store(folder / "initial_smooth.zarr")
+    linear = read_velocity_store(folder / "initial_linear.zarr")[0]
+    init = write_velocity_store(
+        tmp_path / "data" / "two.zarr", np.concatenate([smooth, linear]), grid=grid, names=["smooth", "linear"]
+    )
     run, out = tmp_path / "data" / "run", tmp_path / "data" / "model.zarr"
     base = ["fwi", "run", shots, "--run", run, "--out", out, "--true", true]
 
     status, stdout, err = seis(*base, "--param", "allow_cpu=true", "--check")
     assert status == 0, err
-    assert "15 x 46 cells of 200 m" in stdout and "smooth (from true.zarr:true)" in stdout
+    assert "15 x 46 cells of 200 m" in stdout and "smooth (from true_model.zarr:true)" in stdout
     assert "device     : CPU" in stdout and not run.exists() and not out.exists()
 
     # no GPU here and CPU not allowed
@@ -124,7 +132,7 @@ def test_run_refuses_a_model_on_another_grid_and_a_cpu_grid_too_large(seis, made
         data / "other.zarr", np.full((1, 20, 46), 2000.0, np.float32), grid=VelocityGrid(dz=200.0, dx=200.0)
     )
     _one_line_error(
-        *seis("fwi", "run", folder / "shots.zarr", "--initial", other, "--run", data / "r", "--out", data / "m.zarr",
+        *seis("fwi", "run", folder / "observed.zarr", "--initial", other, "--run", data / "r", "--out", data / "m.zarr",
               "--param", "allow_cpu=true", "--check"),
         "is 20 x 46 cells but the shots' geometry is 15 x 46",
     )  # fmt: skip
@@ -132,7 +140,7 @@ def test_run_refuses_a_model_on_another_grid_and_a_cpu_grid_too_large(seis, made
         data / "spaced.zarr", np.full((1, 15, 46), 2000.0, np.float32), grid=VelocityGrid(dz=100.0, dx=100.0)
     )
     _one_line_error(
-        *seis("fwi", "run", folder / "shots.zarr", "--initial", spaced, "--run", data / "r", "--out",
+        *seis("fwi", "run", folder / "observed.zarr", "--initial", spaced, "--run", data / "r", "--out",
               data / "m.zarr", "--param", "allow_cpu=true", "--check"),
         "spacing dz=100 m, dx=100 m but the shots' geometry uses 200 m cells",
     )  # fmt: skip
@@ -152,7 +160,7 @@ def test_run_refuses_a_model_on_another_grid_and_a_cpu_grid_too_large(seis, made
 def test_make_data_refuses_to_overwrite_and_info_needs_a_run(seis, made, tmp_path):
     folder, _ = made
     _one_line_error(*seis("fwi", "make-data", folder, *TINY), "exists; pass --force")
-    _one_line_error(*seis("fwi", "info", folder / "true.zarr"), "was not written by seis fwi run")
+    _one_line_error(*seis("fwi", "info", folder / "true_model.zarr"), "was not written by seis fwi run")
     _one_line_error(*seis("fwi", "info", folder), "neither an FWI run folder")
     _one_line_error(*seis("fwi", "info", folder / "missing"), "does not exist")
 

@@ -1,8 +1,9 @@
 """``seis fwi make-data | run | info``: velocity-model building by FWI (DRFWI modes) from the command line.
 
-- ``make-data DIR``: a Marmousi-like true model (``true.zarr``), its smooth and linear initial models
-  (``initial.zarr``, models ``smooth`` and ``linear``) and the observed shots (``shots.zarr``, modelled with the
-  8th-order stencil) - small by default (80 m cells: 38 x 115, 8 shots, 2 s, 3 Hz).
+- ``make-data DIR``: :func:`seiscore.data.fwi_synth.make_fwi_dataset` - a Marmousi-like true model
+  (``true_model.zarr``), its smooth and linear initial models (``initial_smooth.zarr``, ``initial_linear.zarr``)
+  and the observed shots (``observed.zarr``, modelled with the 8th-order stencil, with lineage) - small by
+  default (80 m cells: 38 x 115, 8 shots, 2 s, 3 Hz).
 - ``run OBSERVED --run FOLDER --out STORE``: the ``build-velocity-model`` flow in this process (a temporary
   Prefect server when none is configured) on a local Dask cluster chosen for the method's resources, or on
   ``--scheduler``. Its pre-flight runs first: every problem is one line and exit 2, before a server starts.
@@ -28,7 +29,7 @@ def register(sub) -> None:
     fsub.required = True
 
     m = fsub.add_parser("make-data", help="Marmousi-like true model, smooth/linear initial models, observed shots")
-    m.add_argument("out", help="folder for true.zarr, initial.zarr, shots.zarr")
+    m.add_argument("out", help="folder for true_model.zarr, initial_smooth.zarr, initial_linear.zarr, observed.zarr")
     m.add_argument("--spacing", type=float, default=80.0, help="cell size in m (default 80: 38 x 115 cells)")
     m.add_argument("--shots", type=int, default=8, help="number of surface shots (default 8)")
     m.add_argument("--record", type=float, default=2.0, help="record length in s (default 2)")
@@ -41,7 +42,7 @@ def register(sub) -> None:
     )
     m.add_argument("--noise-db", type=float, default=None, help="add Gaussian noise at this SNR in dB")
     m.add_argument("--seed", type=int, default=0, help="seed of the model and the noise (default 0)")
-    m.add_argument("--segy", action="store_true", help="also write the shots as shots.sgy")
+    m.add_argument("--segy", action="store_true", help="also write the shots as observed.sgy")
     m.add_argument("--force", action="store_true", help="replace stores this product wrote before")
     m.set_defaults(func=_make_data)
 
@@ -73,50 +74,36 @@ def register(sub) -> None:
 
 
 def _make_data(args: argparse.Namespace) -> int:
-    import numpy as np
     import torch
 
-    from seiscore.bench.drfwi import SurveySetup, synthetic_survey
     from seiscore.cli import check_roots
     from seiscore.cli.output import shown
-    from seiscore.data.marmousi import initial_model
-    from seiscore.data.shots import export_shot_segy, write_shot_store
-    from seiscore.data.velocity import write_velocity_store
+    from seiscore.data.fwi_synth import INITIAL, OBSERVED, TRUE_MODEL, make_fwi_dataset
+    from seiscore.data.shots import export_shot_segy
 
     if args.spacing <= 0 or args.shots < 1 or args.record <= 0 or args.dt <= 0 or args.frequency <= 0:
         raise ValueError("spacing, shots, record, dt and frequency must be positive")
     out = check_roots(args.out, "make-data folder")
-    for name in ("true.zarr", "initial.zarr", "shots.zarr"):
+    for name in (TRUE_MODEL, *INITIAL.values(), OBSERVED):
         if (out / name).exists() and not args.force:
             raise FileExistsError(f"{out / name} exists; pass --force to replace it")
-    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
-    setup = SurveySetup(
-        spacing=args.spacing, n_shots=args.shots, record_s=args.record, dt=args.dt, peak_frequency=args.frequency,
-        seed=args.seed, noise_db=args.noise_db,
+    torch.set_num_threads(1)  # deepwave on one thread (see docs/fwi.md)
+    ds = make_fwi_dataset(
+        out, spacing=args.spacing, n_shots=args.shots, seed=args.seed, peak_frequency=args.frequency, dt=args.dt,
+        record_s=args.record, noise_db=args.noise_db, overwrite=args.force,
     )  # fmt: skip
-    v_true, grid, geometry, observed = synthetic_survey(setup)
-    inits = np.stack([initial_model(v_true, kind=k, dx=args.spacing) for k in ("smooth", "linear")])
-    out.mkdir(parents=True, exist_ok=True)
-    attrs = {"generator": "seiscore.data.marmousi.marmousi_like", "seed": args.seed, "spacing_m": args.spacing}
-    true = write_velocity_store(out / "true.zarr", v_true[None], grid=grid, names=["true"], attrs=attrs,
-                                overwrite=True)  # fmt: skip
-    init = write_velocity_store(out / "initial.zarr", inits.astype(np.float32), grid=grid, names=["smooth", "linear"],
-                                attrs={**attrs, "from": "true"}, overwrite=True)  # fmt: skip
-    shots = write_shot_store(
-        out / "shots.zarr", observed, geometry, attrs={**attrs, "stencil_accuracy": 8, "noise_db": args.noise_db},
-        overwrite=True,
-    )  # fmt: skip
-    print(f"Marmousi-like model {v_true.shape[0]} x {v_true.shape[1]} cells at {args.spacing:g} m")
-    print(f"  true model     : {shown(true)}")
-    print(f"  initial models : {shown(init)} (smooth, linear)")
-    print(f"  observed shots : {shown(shots)} ({geometry.n_shots} shots x {geometry.n_receivers} receivers x "
-          f"{geometry.nt} samples at {geometry.dt:g} s)")  # fmt: skip
+    g = ds.geometry
+    print(f"Marmousi-like model {g.nz} x {g.nx} cells at {args.spacing:g} m")
+    print(f"  true model     : {shown(ds.true_model)}")
+    print(f"  initial models : {shown(ds.initial_smooth)}, {shown(ds.initial_linear)}")
+    print(f"  observed shots : {shown(ds.observed)} ({g.n_shots} shots x {g.n_receivers} receivers x {g.nt} samples "
+          f"at {g.dt:g} s)")  # fmt: skip
     if args.segy:
-        sgy = export_shot_segy(shots, out / "shots.sgy", overwrite=True)
+        sgy = export_shot_segy(ds.observed, out / "observed.sgy", overwrite=True)
         print(f"  SEG-Y shots    : {shown(sgy)}")
     print(
-        f"next: seis fwi run {shown(shots)} --true {shown(true)} --initial smooth --run {shown(out / 'run')} "
-        f"--out {shown(out / 'model.zarr')} --param allow_cpu=true"
+        f"next: seis fwi run {shown(ds.observed)} --true {shown(ds.true_model)} --initial smooth "
+        f"--run {shown(out / 'run')} --out {shown(out / 'model.zarr')} --param allow_cpu=true"
     )
     return 0
 
