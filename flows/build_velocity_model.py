@@ -228,6 +228,7 @@ def plan_run(
         _check_grid(m_init, grid_i, geometry, f"initial model {iname!r} of {ipath}")
         label = f"{ipath}:{iname}"
     validate_models(m_init[None], [f"initial {label}"])
+    _check_same_inputs(run_dir, m_init, label)
 
     p = dict(params or {})
     # One torch thread unless told otherwise: with 2+ threads deepwave's CPU propagation was measured 5-10x
@@ -262,6 +263,22 @@ def plan_run(
         m_init=m_init, initial_label=label, v_true=v_true, true_path=true_path, mode=mode, params=p, seed=seed,
         spec=spec, observed_hash=_hash_observed(data, geometry), work=work, notes=notes,
     )  # fmt: skip
+
+
+def _check_same_inputs(run_dir: Path, m_init: np.ndarray, label: str) -> None:
+    """Refuse a run folder whose fits started from another initial model (their resumption and QC would mix
+    starts); nothing when the folder has none yet."""
+    from seiscore.data.velocity import is_velocity_store, read_velocity_store
+
+    store = run_dir / "initial.zarr"
+    if not is_velocity_store(store):
+        return
+    models, _, _, attrs = read_velocity_store(store)
+    if models.shape[1:] != m_init.shape or not np.array_equal(models[0], m_init):
+        raise FWIInputError(
+            f"run folder {run_dir} holds runs from another initial model ({attrs.get('initial_model')}), not "
+            f"{label}; use a new run folder"
+        )
 
 
 def _data_params(obs: Path, run: Path, from_segy: bool, true_path: Path | None, true_name, mode: str) -> dict:
@@ -381,15 +398,21 @@ def finish_run(plan: FWIPlan, summary: dict[str, Any], cluster: dict[str, Any] |
         plan.output, v[None], grid=VelocityGrid(dz=dx, dx=dx), names=[f"drfwi-{plan.mode}"], family=["drfwi"],
         attrs={"lineage": record.model_dump(mode="json"), "fwi": fwi}, overwrite=True,
     )  # fmt: skip
-    histories, inverted = {}, {plan.mode: v}
-    for other in MODES:  # every mode run in this folder: its curve (and its model when it finished)
+    histories, inverted, table = {}, {}, {}
+    for other in MODES:  # every mode run in this folder: its curve, and its model and metrics once it finished
         folder = plan.run / f"fit-{other}"
-        if other != plan.mode and folder.is_dir():
-            rows = read_history(folder)
-            if rows:
-                histories[other] = rows
-        elif other == plan.mode:
-            histories[other] = history
+        if other == plan.mode:
+            histories[other], inverted[other], table[other] = history, v, metrics
+        elif folder.is_dir() and (rows := read_history(folder)) and "misfit_norm" in rows[-1]:
+            histories[other] = rows
+            v_other = inverted_model(folder)
+            if v_other.shape == v.shape:
+                inverted[other] = v_other
+                table[other] = {
+                    "iterations": len(rows),
+                    "misfit_norm": rows[-1].get("misfit_norm"),
+                    **model_metrics(v_other, plan.m_init, plan.v_true, dx),
+                }
     qc = write_fwi_report(
         plan.run / "qc" / "report.html",
         m_init=plan.m_init,
@@ -397,7 +420,7 @@ def finish_run(plan: FWIPlan, summary: dict[str, Any], cluster: dict[str, Any] |
         dx=dx,
         v_true=plan.v_true,
         histories=histories,
-        metrics={plan.mode: metrics},
+        metrics=table,
         summary=[
             ("observed", plan.observed_path.name),
             ("observed hash", plan.observed_hash),

@@ -10,15 +10,40 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from prefect.cache_policies import NO_CACHE
 
 from flows.fit import EventPublisher
-from seiscore.execution.fit import fit_method
+from seiscore.execution.fit import FitEvent, FitStep, fit_method
 
 COLUMNS = {"misfit_norm": "J/J0", "mse_v": "MSE_v (km/s)^2", "rel_err": "RelErr", "ssim": "SSIM"}
+INVERT_PHASE = "invert"
+
+
+class FWIPublisher(EventPublisher):
+    """:class:`EventPublisher` that also moves the progress artifact with the inversion's iterations (a DRFWI fit
+    reports each iteration as a step of one epoch) and logs the misfit every ``every`` iterations."""
+
+    def __init__(self, *args: Any, every: int = 10, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.every = max(1, every)
+        self.last_pct = -1.0
+
+    def __call__(self, event: FitEvent) -> None:
+        """Publish one event; an inversion step updates the progress (at most once per percent)."""
+        if isinstance(event, FitStep) and event.phase == INVERT_PHASE and event.steps:
+            from prefect.artifacts import update_progress_artifact
+
+            pct = round(100.0 * event.step / event.steps)
+            if pct > self.last_pct:
+                update_progress_artifact(self.progress_id, float(pct))
+                self.last_pct = pct
+            if event.step % self.every == 0 or event.step == event.steps:
+                self.logger.info(f"iteration {event.step}/{event.steps}: misfit {event.loss:.4g}")
+            return
+        super().__call__(event)
 
 
 @task(name="fit", cache_policy=NO_CACHE)
 def fit_fwi_task(spec: Any, folder: str, seed: int) -> dict[str, Any]:
     """Run (or resume) the ``drfwi`` fit of ``spec`` in ``folder`` on this worker, publishing its iterations."""
-    publisher = EventPublisher(prefix="drfwi", title=f"DRFWI {spec.params.mode}", columns=COLUMNS)
+    publisher = FWIPublisher(prefix="drfwi", title=f"DRFWI {spec.params.mode}", columns=COLUMNS)
     return fit_method(spec, folder, seed=seed, callback=publisher)
 
 

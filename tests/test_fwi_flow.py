@@ -125,3 +125,26 @@ def test_flow_writes_the_model_with_lineage_and_qc_and_resumes_identically(input
     info = describe(root / "run")["modes"]["s-denorm"]
     assert info["iterations"] == info["of"] == 6 and info["finished"] and info["misfit_norm"] > 0
     assert describe(root / "model.zarr")["observed_hash"] == plan.observed_hash
+
+    # Prefect artifacts: the progress moved with the iterations to 100 %, the metrics table, the QC page
+    progress = _artifacts(prefect_harness, "drfwi-training-progress")
+    assert float(progress[0]["data"]) == 100.0
+    assert "mse_v" in _artifacts(prefect_harness, "run-fwi-metrics")[0]["data"]
+    assert "data:image/png;base64," in _artifacts(prefect_harness, "run-fwi-qc")[0]["data"]
+
+    # the run folder's fits started from the linear model: another start there is refused in one line
+    from flows.build_velocity_model import FWIInputError, plan_run
+
+    with pytest.raises(FWIInputError, match="holds runs from another initial model") as err:
+        plan_run(str(shots), str(root / "run"), str(root / "m2.zarr"), initial="smooth", true_model=str(true),
+                 params=PARAMS, gpu_possible=False)  # fmt: skip
+    assert "\n" not in str(err.value)
+
+
+def _artifacts(api: str, key: str) -> list[dict]:
+    import httpx
+
+    body = {"artifacts": {"key": {"any_": [key]}}, "sort": "CREATED_DESC", "limit": 100, "offset": 0}
+    r = httpx.post(f"{api.rstrip('/')}/artifacts/filter", json=body, timeout=30)
+    r.raise_for_status()
+    return r.json()
