@@ -171,7 +171,9 @@ def describe(path: str | Path) -> dict:
     out = {"run": str(path), "modes": {}}
     for mode, folder in runs.items():
         rows = read_history(folder)
-        last = rows[-1] if rows else {}
+        last = dict(rows[-1]) if rows else {}
+        final = _final_metrics(folder)
+        last.update({k: final[k] for k in ("misfit_norm", "mse_v", "rel_err", "ssim") if k in final})
         config = json.loads((folder / "fit_config.json").read_text()) if (folder / "fit_config.json").is_file() else {}
         total = (config.get("params") or {}).get("iterations")
         out["modes"][mode] = {
@@ -182,6 +184,19 @@ def describe(path: str | Path) -> dict:
             "seconds": round(sum(float(r.get("seconds") or 0.0) for r in rows), 2),
             "finished": any('"event":"done"' in line for line in _lines(folder / "events.jsonl")),
         }
+    return out
+
+
+def _final_metrics(folder: Path) -> dict:
+    """Metrics of a finished fit's final model (its artifact's summary: ``final_mse_v``, ...), else empty."""
+    from seiscore.methods.drfwi.method import ARTIFACT, load_result
+
+    if not (folder / "artifacts" / ARTIFACT / "model_card.json").is_file():
+        return {}
+    summary = load_result(folder)[1].get("summary") or {}
+    out = {k.removeprefix("final_"): v for k, v in summary.items() if k.startswith("final_")}
+    if summary.get("misfit_norm_last") is not None:
+        out["misfit_norm"] = summary["misfit_norm_last"]
     return out
 
 

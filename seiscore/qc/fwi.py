@@ -34,6 +34,9 @@ th{background:#eee}td.k{text-align:left;font-weight:bold}
 .row{display:flex;flex-wrap:wrap;gap:8px}.row img{max-width:32%;min-width:300px}p.note{color:#555;max-width:70em}"""
 
 
+ORDER = ("iterations", "misfit_norm", "mse_v", "rel_err", "ssim", "hw_ratio", "hw_coherence")  # metric columns
+
+
 def radial_spectrum(field: np.ndarray, dx: float, n_bins: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Radially averaged amplitude spectrum of a 2-D ``field`` (mean removed, Hann-tapered).
 
@@ -189,7 +192,8 @@ def write_fwi_report(
     images["spectra"] = spectra_plot(m_init, inverted, v_true, dx, img_dir / "spectra.png")
 
     metrics = {k: dict(v) for k, v in (metrics or {}).items()}
-    columns = sorted({c for row in metrics.values() for c in row})
+    seen = {c for row in metrics.values() for c in row}
+    columns = [c for c in ORDER if c in seen] + sorted(seen - set(ORDER))
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"]
     parts.append(f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>")
     md = [f"# {title}", ""]
