@@ -9,6 +9,7 @@ options change it, ``SEIS_SCHEDULE_INTERVAL_S`` replaces it by an interval):
 - ``process-survey/nightly``: one survey (default ``synthetic_demo``), any method (blockwise or per-item);
 - ``reprocess-archive/nightly``: every catalog survey, skipping those up to date;
 - ``fit-method/manual``: the fit of any fit-mode method, triggered from the UI (no schedule);
+- ``build-velocity-model/manual``: velocity-model building by FWI (DRFWI), triggered from the UI (no schedule);
 - ``train-ssb/...``: the SSB training deployment of ``deployments/train_ssb.py``, when present.
 
 The flows' docstrings give the parameter descriptions the Prefect UI shows in its run form.
@@ -60,6 +61,7 @@ def build_deployments(settings: PipelineSettings, survey: str = "synthetic_demo"
         ),
     ]
     deployments.append(fit_method_deployment())
+    deployments.append(build_velocity_model_deployment())
     deployments += ssb_deployments(settings)
     return deployments
 
@@ -74,6 +76,19 @@ def fit_method_deployment() -> Any:
         tags=["seiscore", "fit"],
         entrypoint_type=EntrypointType.MODULE_PATH,
         description="Run or resume the fit of a fit-mode method (training or inversion) in a run folder.",
+    )
+
+
+def build_velocity_model_deployment() -> Any:
+    """``build-velocity-model/manual``: FWI of observed shots into a velocity store, triggered from the UI (no
+    schedule; the run form takes the shots, the initial model, the mode, the parameters and the folders)."""
+    from flows.build_velocity_model import build_velocity_model
+
+    return build_velocity_model.to_deployment(
+        name="manual",
+        tags=["seiscore", "fwi"],
+        entrypoint_type=EntrypointType.MODULE_PATH,
+        description="Build (or resume building) a velocity model from observed shots by DRFWI into a velocity store.",
     )
 
 

@@ -33,6 +33,7 @@ BUILTIN: dict[str, str] = {
     "tlsm": "seiscore.methods.tlsm.method:TLSMMethod",
     "ssb": "seiscore.methods.ssb.method:SSBMethod",
     "siren": "seiscore.methods.siren.method:SirenMethod",
+    "drfwi": "seiscore.methods.drfwi.method:DRFWIMethod",
 }
 
 

@@ -16,6 +16,7 @@ inversion does not commit the inverse crime of fitting data made by its own oper
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Literal
 
 import numpy as np
@@ -60,10 +61,12 @@ def check_cfl(
     for name, value in (("v_max", v_max), ("dx", dx), ("dt", dt)):
         if not (math.isfinite(float(value)) and float(value) > 0):
             raise EngineError(f"CFL check: {name}={value} must be a positive finite number")
-    inner_dt, ratio = cfl_condition_n([float(dx)] * 2, float(dt), float(v_max), courant_number=courant_number)
+    with warnings.catch_warnings():  # deepwave warns about a large ratio; we refuse it with our own line
+        warnings.simplefilter("ignore")
+        inner_dt, ratio = cfl_condition_n([float(dx)] * 2, float(dt), float(v_max), courant_number=courant_number)
     if ratio > max_substeps:
         raise EngineError(
-            f"time step dt={dt:g} s is {ratio} times the CFL limit {inner_dt * ratio / ratio:.3g} s for "
+            f"time step dt={dt:g} s needs {ratio} internal steps per sample (CFL limit {inner_dt:.3g} s) for "
             f"v_max={v_max:g} m/s and dx={dx:g} m (at most {max_substeps} internal steps per sample): "
             "check the units of dt (s) and dx (m)"
         )
@@ -73,6 +76,21 @@ def check_cfl(
 def internal_steps(geometry: Geometry, v_max: float) -> int:
     """Total internal time steps of one propagation over the record of ``geometry`` (``nt`` x the CFL ratio)."""
     return geometry.nt * check_cfl(v_max, geometry.dx, geometry.dt)
+
+
+def check_gradient_sampling(geometry: Geometry, interval: int) -> None:
+    """One-line :class:`EngineError` unless ``interval`` divides ``nt`` and samples the gradient's time integral
+    at least twice per period of the wavelet's highest significant frequency (``3 x`` the Ricker peak):
+    ``interval * dt <= 1 / (6 f_peak)``."""
+    limit = 1.0 / (6.0 * geometry.peak_frequency)
+    if interval < 1 or geometry.nt % interval:
+        raise EngineError(f"gradient sampling interval {interval} must be >= 1 and divide nt={geometry.nt}")
+    if interval * geometry.dt > limit + 1e-12:
+        raise EngineError(
+            f"gradient sampling interval {interval} x dt={geometry.dt:g} s = {interval * geometry.dt:g} s undersamples "
+            f"a {geometry.peak_frequency:g} Hz Ricker (at most {limit:.3g} s, "
+            f"i.e. {int(limit / geometry.dt + 1e-9)} samples)"
+        )
 
 
 def check_velocity(v, geometry: Geometry | None = None, what: str = "velocity model") -> None:
@@ -128,6 +146,7 @@ def forward(
     checkpoint_segments: int | None = None,
     max_vel: float | None = None,
     wavelet: torch.Tensor | None = None,
+    gradient_sampling_interval: int = 1,
     check: bool = True,
 ) -> torch.Tensor:
     """Receiver data ``(n, n_receivers, nt)`` of ``shots`` (indices into ``geometry.sources``; default all) for
@@ -137,7 +156,10 @@ def forward(
     does not change with the model); the PML is built for the geometry's peak frequency. ``storage`` /
     ``storage_compression`` / ``storage_path`` / ``checkpoint_segments`` choose where the wavefield history for
     the gradient lives ("device", "cpu", "disk"), whether it is 8-bit quantised (lossy: 0.2-4 % gradient
-    error), and recomputation of time segments; the data are the same in every case."""
+    error), and recomputation of time segments; the data are the same in every case.
+    ``gradient_sampling_interval``: the model gradient's time integral sampled every that many samples (must
+    divide ``nt``; see :func:`check_gradient_sampling`): less history to store and read back (measured 3x faster
+    forward + backward at 5 on a 94 x 288 grid, 5 Hz, 2 ms), exact adjoint only at 1."""
     import deepwave
 
     if accuracy not in ACCURACIES:
@@ -149,6 +171,8 @@ def forward(
     shots = np.arange(geometry.n_shots) if shots is None else np.asarray(shots, dtype=np.int64).reshape(-1)
     if shots.size == 0 or shots.min() < 0 or shots.max() >= geometry.n_shots:
         raise EngineError(f"shot indices {shots.tolist()} outside 0..{geometry.n_shots - 1}")
+    if gradient_sampling_interval != 1:
+        check_gradient_sampling(geometry, gradient_sampling_interval)
     vmax = float(v.detach().max()) if max_vel is None else float(max_vel)
     check_cfl(vmax, geometry.dx, geometry.dt)
     n = int(shots.size)
@@ -170,6 +194,7 @@ def forward(
         storage_compression=storage_compression,
         storage_path=storage_path,
         checkpoint_segments=checkpoint_segments,
+        model_gradient_sampling_interval=int(gradient_sampling_interval),
     )
     return out.receiver_amplitudes
 

@@ -61,11 +61,20 @@ class InversionResult:
 
 
 def _flat(params) -> torch.Tensor:
-    return torch.cat([p.detach().reshape(-1) for p in params]) if params else torch.zeros(0)
+    return torch.cat([p.detach().reshape(-1).cpu() for p in params]) if params else torch.zeros(0)
 
 
 def _flat_grad(params) -> torch.Tensor:
     return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).detach().reshape(-1) for p in params])
+
+
+def _peak_memory(device: torch.device) -> int:
+    """Peak memory: CUDA's allocated maximum on a GPU, the process's maximum resident set on CPU."""
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
 def _clip_quantile(g: torch.Tensor, q: float) -> torch.Tensor:
@@ -89,6 +98,8 @@ def _check_inputs(observed, geometry: Geometry, m_init, config: InversionConfig,
     if v_true is not None:
         engine.check_velocity(np.asarray(v_true), geometry, "true model")
     engine.check_cfl(hi, geometry.dx, geometry.dt)
+    if config.gradient_sampling_interval != 1:
+        engine.check_gradient_sampling(geometry, config.gradient_sampling_interval)
     if config.shots_per_iteration > geometry.n_shots:
         raise engine.EngineError(
             f"shots_per_iteration={config.shots_per_iteration} but the data hold {geometry.n_shots} shots"
@@ -117,6 +128,7 @@ class _Inversion:
             storage=config.storage,
             storage_compression=config.storage_compression,
             checkpoint_segments=config.checkpoint_segments,
+            gradient_sampling_interval=config.gradient_sampling_interval,
             max_vel=config.bounds[1],
             check=False,
         )
@@ -164,31 +176,41 @@ class _Inversion:
             with torch.no_grad():
                 for start in range(0, self.geometry.n_shots, k):
                     shots = np.arange(start, min(start + k, self.geometry.n_shots))
-                    pred = engine.forward(self.m_init, self.geometry, shots, **{**self.fwd_kw, "storage": "none"})
+                    kw = {**self.fwd_kw, "storage": "none", "gradient_sampling_interval": 1}
+                    pred = engine.forward(self.m_init, self.geometry, shots, **kw)
                     pred = engine.lowpass(pred, self.geometry.dt, cutoff, self.cfg.filter_order)
-                    out.append(self.cfg.loss_scale * engine.per_shot_misfit(pred, self.observed(stage)[shots]))
+                    obs = self.observed(stage)[torch.as_tensor(shots, device=self.device)]
+                    out.append(self.cfg.loss_scale * engine.per_shot_misfit(pred, obs))
             self.j0[stage] = torch.cat(out).cpu().double().numpy()
         return self.j0[stage]
 
     def evaluate(self, shots: np.ndarray, stage: int) -> tuple[torch.Tensor, torch.Tensor, float, float]:
         """``(J, v)`` with gradients accumulated in the parameters, and the (propagation, network) seconds."""
-        t0 = time.perf_counter()
+        clock = self.clock
+        t0 = clock()
         v = self.model.velocity()
-        t1 = time.perf_counter()
+        t1 = clock()
         if not bool(torch.isfinite(v.detach()).all()):
             raise engine.EngineError(f"the {self.cfg.mode} model holds NaN velocities at iteration {self.iteration}")
         v_leaf = v.detach().requires_grad_(True)
         pred = engine.forward(v_leaf, self.geometry, shots, **self.fwd_kw)
         pred = engine.lowpass(pred, self.geometry.dt, self.stages[stage][2], self.cfg.filter_order)
-        j = engine.misfit(pred, self.observed(stage)[shots], scale=self.cfg.loss_scale)
+        index = torch.as_tensor(shots, device=self.device)
+        j = engine.misfit(pred, self.observed(stage)[index], scale=self.cfg.loss_scale)
         j.backward()
         grad = v_leaf.grad
         if self.cfg.mode == "grid" and self.cfg.clip_quantile is not None and self.cfg.clip_quantile < 1:
             grad = _clip_quantile(grad, self.cfg.clip_quantile)
-        t2 = time.perf_counter()
+        t2 = clock()
         v.backward(grad)
-        t3 = time.perf_counter()
+        t3 = clock()
         return j.detach(), v.detach(), t2 - t1, (t1 - t0) + (t3 - t2)
+
+    def clock(self) -> float:
+        """Wall time after the device finished its queued work (CUDA is asynchronous)."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
 
     def emit(self, event) -> None:
         if self.run is not None:
@@ -343,7 +365,10 @@ class _Inversion:
             "device": str(self.device),
             "threads": torch.get_num_threads(),
             "network_parameters": int(sum(p.numel() for p in self.net_params)),
+            "cfl_substeps": engine.check_cfl(cfg.bounds[1], self.geometry.dx, self.geometry.dt),
         }
+        summary["internal_steps"] = summary["cfl_substeps"] * self.geometry.nt
+        summary["peak_memory_bytes"] = _peak_memory(self.device)
         if cfg.mode == "pretrain":
             summary["pretrain"] = dict(self.pretrain_info)
         if self.net_params:
