@@ -178,10 +178,12 @@ def choose_codecs(
     lat_b = latent_bytes(latents.shape[1], latent_dtype)
     names, payloads, nbytes, errors = [], [], [], []
     for model, prediction in zip(models, predictions):  # one codec search per model (the codecs are per model)
-        name, payload, size, err = choose_codec(model, max_error, candidates=tuple(candidates), prediction=prediction)
+        name, payload, size, err = choose_codec(
+            model, max_error, candidates=tuple(candidates), prediction=prediction, latent_bytes=lat_b
+        )
         names.append(str(name))
         payloads.append(bytes(payload))
-        nbytes.append(int(size) + (lat_b if name in ("siren", "hybrid") and int(size) == len(payload) else 0))
+        nbytes.append(int(size))
         errors.append(float(err))
     return names, payloads, nbytes, errors
 
