@@ -26,7 +26,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 BATCH_PREFIX = "batch-"
-DEFAULT_CANDIDATES = ("siren", "hybrid", "sz3", "zfp", "jpeg2k")
+DEFAULT_CANDIDATES = ("siren", "hybrid", "qzstd", "sz3", "zfp", "jpeg2k")
 # Fields of AutoDecoderConfig that change encoding (the rest describe the decoder, fixed by its artifact).
 ENCODE_FIELDS = ("encode_steps", "encode_lr", "lam", "device", "threads")
 
