@@ -48,7 +48,12 @@ def test_make_data_writes_a_generated_collection_store_and_npy(roots, capsys):
     assert code == 0, err
     models, names, grid, attrs = read_velocity_store(roots / "c.zarr")
     assert models.shape == (20, 24, 20) and len(set(names)) == 20 and "20 models of 24 x 20" in out
-    assert attrs["generator"] == {"n_per_family": 2, "families": attrs["generator"]["families"], "shape": [24, 20], "seed": 0}
+    assert attrs["generator"] == {
+        "n_per_family": 2,
+        "families": attrs["generator"]["families"],
+        "shape": [24, 20],
+        "seed": 0,
+    }
     assert len(set(attrs["family"])) == 10 and grid.dz == 10.0
     # the same recipe in one generate() call gives the same models (make-data renders family by family)
     from seiscore.data.openfwi_synth import generate
@@ -56,7 +61,16 @@ def test_make_data_writes_a_generated_collection_store_and_npy(roots, capsys):
     assert np.array_equal(generate(2, shape=(24, 20))[0], models)
     # OpenFWI layout (N, 1, nz, nx), two families only
     code, _, err = _seis(
-        capsys, "make-data", str(roots / "c.npy"), "--per-family", "3", "--families", "flatvel_a,style_b", "--shape", "16", "16"
+        capsys,
+        "make-data",
+        str(roots / "c.npy"),
+        "--per-family",
+        "3",
+        "--families",
+        "flatvel_a,style_b",
+        "--shape",
+        "16",
+        "16",
     )
     assert code == 0, err
     arr = np.load(roots / "c.npy")
@@ -64,7 +78,9 @@ def test_make_data_writes_a_generated_collection_store_and_npy(roots, capsys):
     # an existing store is refused without --overwrite, replaced with it
     code, _, err = _seis(capsys, "make-data", str(roots / "c.zarr"), "--per-family", "1", "--shape", "8", "8")
     _one_line_error(code, err, "exists")
-    code, _, err = _seis(capsys, "make-data", str(roots / "c.zarr"), "--per-family", "1", "--shape", "8", "8", "--overwrite")
+    code, _, err = _seis(
+        capsys, "make-data", str(roots / "c.zarr"), "--per-family", "1", "--shape", "8", "8", "--overwrite"
+    )
     assert code == 0 and read_velocity_store(roots / "c.zarr")[0].shape == (10, 8, 8)
 
 
@@ -132,7 +148,6 @@ def tiny_archive(roots):
     import torch
 
     from seiscore.data.velocity import VelocityGrid
-    from seiscore.execution.velocity import archive_sizes, decoder_parameters
     from seiscore.methods.siren.archive import write_archive
     from seiscore.methods.siren.config import AutoDecoderConfig
     from seiscore.methods.siren.model import VelocityAutoDecoder
@@ -141,5 +156,6 @@ def tiny_archive(roots):
     decoder = VelocityAutoDecoder(config, generator=torch.Generator().manual_seed(0))
     latents = np.random.default_rng(0).normal(0, 0.01, (4, 8)).astype(np.float32)
     names = [f"m{i:06d}" for i in range(4)]
-    card = {"collection": "tiny", "sizes": archive_sizes(4, (16, 12), 8, "float32", decoder_parameters(decoder), None)}
-    return write_archive(roots / "tiny.zarr", decoder, latents, names, VelocityGrid(), (16, 12), card=card)
+    return write_archive(
+        roots / "tiny.zarr", decoder, latents, names, VelocityGrid(), (16, 12), card={"collection": "t"}
+    )

@@ -115,36 +115,39 @@ def _bar(enabled: bool | None, total: int, unit: str):
 
 
 def archive_info(path: str | Path) -> dict:
-    """The facts ``seis velocity info`` prints: card, sizes (card and on disk), ratios, codec mix, families."""
+    """The facts ``seis velocity info`` prints: card, sizes and the three compression ratios (from the archive's
+    own byte counts), bytes on disk, codec mix, families."""
     import numpy as np
 
     from seiscore.core.lineage import path_size
-    from seiscore.execution.velocity import archive_sizes, codec_mix, decoder_parameters
     from seiscore.methods.siren.archive import open_archive
 
     arc = open_archive(path)
     card = dict(arc.card or {})
     n = len(arc.names)
-    latents = np.asarray(arc.latents)
-    codecs = list(arc.codecs) if getattr(arc, "codecs", None) is not None else None
-    dtype = str(card.get("latent_dtype") or latents.dtype)
-    sizes = card.get("sizes") or archive_sizes(
-        n, tuple(arc.shape), latents.shape[1], dtype, decoder_parameters(arc.decoder), None
-    )
-    fam = list(getattr(arc, "family", None) or [])
+    per = arc.model_bytes()
+    ratios = arc.compression_ratios()
     families: dict[str, int] = {}
-    for f in fam:
+    for f in arc.family or []:
         families[str(f)] = families.get(str(f), 0) + 1
     disk = path_size(path)
     return {
         "archive": str(Path(path).resolve()),
         "models": n,
         "grid": {"shape": list(arc.shape), **arc.grid.model_dump()},
-        "latent_dim": int(latents.shape[1]),
-        "latent_dtype": dtype,
-        "decoder_parameters": decoder_parameters(arc.decoder),
-        "codec_mix": codec_mix(codecs, n),
-        "sizes": sizes,
+        "latent_dim": int(arc.config.latent_dim),
+        "latent_dtype": arc.latent_dtype,
+        "decoder_parameters": int(arc.config.n_parameters()),
+        "codec_mix": dict(sorted(ratios["codecs"].items())),
+        "sizes": {
+            "raw_bytes_per_model": ratios["raw_bytes_per_model"],
+            "mean_bytes_per_model": round(float(per.mean()), 1),
+            "max_bytes_per_model": int(per.max()),
+            "decoder_bytes": arc.decoder_bytes(),
+            "ratio_per_model": round(ratios["per_model"], 3),
+            "ratio_amortised": round(ratios["amortised"], 3),
+            "ratio_float16_latents": round(ratios["float16"], 3),
+        },
         "bytes_on_disk": disk,
         "ratio_on_disk": round(n * int(np.prod(arc.shape)) * 4 / max(disk, 1), 3),
         "families": families,
@@ -168,13 +171,14 @@ def info(args: argparse.Namespace) -> int:
     print(f"  collection      : {facts['collection']} ({facts['models']} models)")
     print(f"  grid            : {g['shape'][0]} x {g['shape'][1]}, dz {g['dz']:g} m, dx {g['dx']:g} m")
     print(f"  latents         : {facts['latent_dim']} x {facts['latent_dtype']}")
-    print(f"  decoder         : {facts['decoder_parameters']:,} parameters ({s['decoder_bytes']:,} B)")
+    print(f"  decoder         : {facts['decoder_parameters']:,} parameters ({4 * facts['decoder_parameters']:,} B)")
     print(
         f"  bytes per model : mean {s['mean_bytes_per_model']}, max {s['max_bytes_per_model']} "
         f"(raw {s['raw_bytes_per_model']})"
     )
     print(f"  ratio per model : {s['ratio_per_model']}:1 (latent and payloads only)")
     print(f"  ratio amortised : {s['ratio_amortised']}:1 (with the decoder)")
+    print(f"  ratio float16   : {s['ratio_float16_latents']}:1 (per model, were the latents float16)")
     print(f"  on disk         : {facts['bytes_on_disk']:,} B ({facts['ratio_on_disk']}:1 against raw float32)")
     print(f"  codec mix       : {', '.join(f'{k} {v}' for k, v in facts['codec_mix'].items())}")
     if facts["max_error"] is not None:

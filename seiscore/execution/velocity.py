@@ -389,7 +389,7 @@ def plan_compress(
 
 def fit_params(source: str | os.PathLike, params: dict[str, Any]) -> dict[str, Any]:
     """The siren method's parameters for fitting a decoder on the collection ``source``."""
-    return {**params, "data": str(source)}
+    return {**params, "source": str(source)}
 
 
 def make_job(
@@ -431,16 +431,17 @@ def archive_sizes(
     latent_dtype: str,
     decoder_params: int,
     nbytes: Sequence[int] | None,
+    uses_decoder: bool = True,
 ) -> dict[str, float]:
-    """Bytes and compression ratios of an archive, the three ways of the spec (§3): per model (latent and
-    payloads only), amortised (with the float32 decoder), and the float32 raw size they compare with."""
+    """Bytes and compression ratios of an archive (spec §3): per model (latent and payloads only), amortised
+    (counting the float32 decoder once, when a model uses it), and the float32 raw size they compare with."""
     raw = int(shape[0] * shape[1] * 4)
     per_model = (
         np.asarray(nbytes, dtype=np.float64)
         if nbytes is not None
         else np.full(n, latent_bytes(latent_dim, latent_dtype))
     )
-    decoder_bytes = 4 * int(decoder_params)
+    decoder_bytes = 4 * int(decoder_params) if uses_decoder else 0
     total = float(per_model.sum())
     return {
         "raw_bytes_per_model": raw,
@@ -486,6 +487,7 @@ def write_compressed_archive(plan: CompressPlan, job: CompressJob, *, flow_run_i
         _, names, grid, attrs = load_models(plan.source)
         grid, family = grid or VelocityGrid(), None
     latents = results["latents"]
+    mix = codec_mix(results.get("codecs"), plan.n_models)
     sizes = archive_sizes(
         plan.n_models,
         plan.shape,
@@ -493,8 +495,8 @@ def write_compressed_archive(plan: CompressPlan, job: CompressJob, *, flow_run_i
         plan.latent_dtype,
         decoder_parameters(decoder),
         results.get("nbytes"),
+        uses_decoder=bool({"siren", "hybrid"} & set(mix)),
     )
-    mix = codec_mix(results.get("codecs"), plan.n_models)
     source_hash, decoder_hash = content_hash(plan.source), content_hash(job.decoder)
     card = {
         "collection": plan.name,
