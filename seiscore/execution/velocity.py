@@ -344,8 +344,12 @@ def plan_compress(
     target = check_write_target(archive, what="velocity archive", roots=roots, protected=protected, replace=True)
     work = check_write_target(work_dir(target), what="work folder", roots=roots, protected=protected, replace=False)
     qc = check_write_target(qc_dir(target), what="QC report folder", roots=roots, protected=protected)
-    params = {**catalog_params, **(params or {})}
-    encode = {k: params[k] for k in ENCODE_FIELDS if k in params}
+    user = dict(params or {})
+    catalog_params.pop("source", None)  # the collection is the entry's store
+    if decoder is not None:  # the catalog's decoder settings do not apply to a reused decoder
+        catalog_params = {k: v for k, v in catalog_params.items() if k in ENCODE_FIELDS}
+    params = {**catalog_params, **user}
+    encode = {k: params[k] for k in ENCODE_FIELDS if k in params and params[k] is not None}
     if decoder is not None:
         from seiscore.methods.siren.train import load_decoder
 
@@ -355,7 +359,7 @@ def plan_compress(
                 f"decoder {decoder} does not exist (give an artifact folder, e.g. RUN/artifacts/decoder)"
             )
         dec, _ = load_decoder(decoder)
-        extra = sorted(set(params) - set(ENCODE_FIELDS))
+        extra = sorted(set(user) - set(ENCODE_FIELDS))
         if extra:
             raise ValueError(
                 f"parameters {extra} change the decoder, which is reused; only {', '.join(ENCODE_FIELDS)} apply"
