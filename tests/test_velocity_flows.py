@@ -4,6 +4,10 @@ One collection of 6 generated models (16 x 16): ``compress-velocity-archive`` fi
 mode, encodes in 2 batches with the per-model codec choice at 10 m/s, writes the archive, QC and lineage; a rerun
 after losing one batch file re-encodes only that batch (the fit resumes with no step) and gives the same
 archive; ``decode-velocity`` writes the models at twice the resolution as a velocity store.
+
+The siren method's tasks need a GPU worker; on an existing CPU-only cluster (the session's) the placement refuses
+them even with ``allow_cpu``, so the compress runs build their own local cluster (1 worker, as a CPU machine's
+``seis velocity compress --param allow_cpu=true`` does), while decoding (no GPU needed) runs on the session's.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ PARAMS = {
 def roots(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("SEIS_DATA_ROOTS", str(tmp_path / "data"))
     monkeypatch.setenv("SEIS_TASK_RETRY_DELAY_S", "0")
+    monkeypatch.setenv("SEIS_DASK_WORKERS", "1")
+    monkeypatch.setenv("SEIS_DASK_THREADS_PER_WORKER", "1")
+    monkeypatch.delenv("SEIS_DASK_ADDRESS", raising=False)
     (tmp_path / "data").mkdir()
     return tmp_path / "data"
 
@@ -60,7 +67,8 @@ def test_compress_then_resume_then_decode(roots, collection, dask_cluster, prefe
     torch.set_num_threads(1)
     store, models = collection
     runner = lambda: make_task_runner(get_settings(dask_address=dask_cluster.scheduler_address))  # noqa: E731
-    compress = compress_velocity_archive.with_options(task_runner=runner())
+    local = lambda: make_task_runner(get_settings())  # noqa: E731 - a local CPU cluster, built per run
+    compress = compress_velocity_archive.with_options(task_runner=local())
     archive = roots / "tiny_archive.zarr"
     first = compress(str(store), str(archive), params=PARAMS, batch=4, max_error=10.0)
 
@@ -85,7 +93,7 @@ def test_compress_then_resume_then_decode(roots, collection, dask_cluster, prefe
     work = roots / "tiny_archive_work"
     (work / "batches" / "batch-00001.npz").unlink()
     kept = (work / "batches" / "batch-00000.npz").stat().st_mtime_ns
-    again = compress_velocity_archive.with_options(task_runner=runner())(
+    again = compress_velocity_archive.with_options(task_runner=local())(
         str(store), str(archive), params=PARAMS, batch=4, max_error=10.0, force=True, qc=False
     )
     assert (again["batches_encoded"], again["batches_skipped"]) == (1, 1)

@@ -65,11 +65,27 @@ class CompressJob(BaseModel):
         return Path(self.work) / f"{BATCH_PREFIX}{b:05d}.npz"
 
 
-def make_run_key(source_hash: str, decoder_hash: str, job_fields: dict[str, Any]) -> str:
+def make_run_key(source_hash: str, decoder_digest: str, job_fields: dict[str, Any]) -> str:
     """The run key of a job: what decides whether an earlier batch file may be reused."""
     from seiscore.core.lineage import fingerprint
 
-    return fingerprint({"source": source_hash, "decoder": decoder_hash, **job_fields})
+    return fingerprint({"source": source_hash, "decoder": decoder_digest, **job_fields})
+
+
+def decoder_hash(folder: str | os.PathLike) -> str:
+    """``blake2b:HEX`` of a decoder artifact's weights and configuration (not of its card, whose times change
+    when a finished fit is resumed and writes the artifact again)."""
+    import hashlib
+    import json
+
+    from seiscore.methods.siren.train import load_decoder
+
+    decoder, _ = load_decoder(folder)
+    h = hashlib.blake2b(digest_size=20)
+    h.update(json.dumps(decoder.config.model_dump(exclude={"device", "threads"}), sort_keys=True).encode())
+    for name, tensor in sorted(decoder.decoder.state_dict().items()):
+        h.update(name.encode() + b"\0" + tensor.detach().cpu().contiguous().numpy().tobytes())
+    return f"blake2b:{h.hexdigest()}"
 
 
 def read_models(source: str | os.PathLike, start: int = 0, stop: int | None = None) -> np.ndarray:
@@ -411,7 +427,7 @@ def make_job(
         "candidates": list(candidates),
         "n_models": plan.n_models,
     }
-    key = make_run_key(content_hash(plan.source), content_hash(decoder), fields)
+    key = make_run_key(content_hash(plan.source), decoder_hash(decoder), fields)
     return CompressJob(
         source=plan.source,
         decoder=str(decoder),
@@ -501,13 +517,13 @@ def write_compressed_archive(plan: CompressPlan, job: CompressJob, *, flow_run_i
         results.get("nbytes"),
         uses_decoder=bool({"siren", "hybrid"} & set(mix)),
     )
-    source_hash, decoder_hash = content_hash(plan.source), content_hash(job.decoder)
+    source_hash, dec_hash = content_hash(plan.source), decoder_hash(job.decoder)
     card = {
         "collection": plan.name,
         "source": plan.source,
         "source_hash": source_hash,
         "decoder": job.decoder,
-        "decoder_hash": decoder_hash,
+        "decoder_hash": dec_hash,
         "max_error": plan.max_error,
         "latent_dtype": plan.latent_dtype,
         "codec_mix": mix,
@@ -541,7 +557,7 @@ def write_compressed_archive(plan: CompressPlan, job: CompressJob, *, flow_run_i
         denoiser={
             "name": "siren",
             "decoder": job.decoder,
-            "decoder_hash": decoder_hash,
+            "decoder_hash": dec_hash,
             "decoder_card": {
                 k: decoder_card.get(k) for k in ("format", "format_version", "config", "data_hash") if k in decoder_card
             },
