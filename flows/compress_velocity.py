@@ -38,12 +38,15 @@ POLL_S = 0.5
 def _fit_decoder(plan: CompressPlan, settings, resources, logger) -> str:
     """Fit (or resume fitting) the decoder of ``plan`` in one Dask task; returns its artifact folder."""
     from flows.fit_method import fit_task
-    from seiscore.execution.fit import EVENTS_FILE, FitProgress, fit_preflight, read_events_from
+    from seiscore.execution.fit import EVENTS_FILE, FitDone, FitProgress, fit_preflight, read_events, read_events_from
 
     spec, folder = fit_preflight(
         "siren", plan.fit_folder, fit_params(plan.source, plan.params), seed=plan.seed, settings=settings
     )
     events = folder / EVENTS_FILE
+    if (Path(plan.decoder) / "model_card.json").is_file() and any(isinstance(e, FitDone) for e in read_events(folder)):
+        logger.info(f"decoder already fitted in {folder} (same configuration): reused")
+        return plan.decoder
     offset = events.stat().st_size if events.is_file() else 0
     logger.info(f"fitting the decoder into {folder}" + (" (resuming)" if offset else ""))
     fit = fit_task.with_options(retries=settings.task_retries, retry_delay_seconds=settings.task_retry_delay_s)
