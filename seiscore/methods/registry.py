@@ -32,6 +32,7 @@ ENTRY_POINT_GROUP = "seiscore.methods"
 BUILTIN: dict[str, str] = {
     "tlsm": "seiscore.methods.tlsm.method:TLSMMethod",
     "ssb": "seiscore.methods.ssb.method:SSBMethod",
+    "siren": "seiscore.methods.siren.method:SirenMethod",
 }
 
 
