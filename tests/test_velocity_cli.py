@@ -159,3 +159,36 @@ def tiny_archive(roots):
     return write_archive(
         roots / "tiny.zarr", decoder, latents, names, VelocityGrid(), (16, 12), card={"collection": "t"}
     )
+
+
+def test_catalog_entry_resolves_and_its_deployment_exists(tmp_path, monkeypatch, capsys):
+    """A velocity2d catalog entry: ``compress ENTRY`` pre-flights against its store (an unknown parameter is one
+    line), reprocess leaves it out, and the nightly compress deployment is built for it."""
+    import yaml
+
+    from deployments.serve import velocity_deployments
+    from flows.reprocess_archive import survey_names
+    from seiscore.core.settings import get_settings
+    from seiscore.data.catalog import load_catalog
+
+    monkeypatch.delenv("SEIS_DATA_ROOTS", raising=False)
+    cat = tmp_path / "cat.yaml"
+    entry = {
+        "kind": "velocity2d",
+        "source": "data/v.zarr",
+        "store": "data/v.zarr",
+        "output": "data/v_archive.zarr",
+        "method": {"name": "siren", "params": {"source": "data/v.zarr", "epochs": 5}},
+    }
+    cat.write_text(yaml.safe_dump({"surveys": {"vel": entry}}))
+    (tmp_path / "data").mkdir()
+    write_velocity_store(tmp_path / "data" / "v.zarr", np.full((2, 8, 8), 2500.0, np.float32))
+    code, _, err = _seis(capsys, "compress", "vel", "--catalog", str(cat), "--param", "epoch=3")
+    _one_line_error(code, err, "epoch")
+    code, _, err = _seis(capsys, "compress", "nope", "--catalog", str(cat))
+    _one_line_error(code, err, "'nope'", "known: vel")
+    assert survey_names(load_catalog(cat)) == []
+    monkeypatch.setenv("SEIS_CATALOG", str(cat))
+    deps = {(d.flow_name, d.name): d for d in velocity_deployments(get_settings())}
+    assert deps[("compress-velocity-archive", "nightly-vel")].parameters == {"collection": "vel"}
+    assert not deps[("decode-velocity", "manual")].schedules
