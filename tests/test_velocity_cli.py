@@ -192,3 +192,9 @@ def test_catalog_entry_resolves_and_its_deployment_exists(tmp_path, monkeypatch,
     deps = {(d.flow_name, d.name): d for d in velocity_deployments(get_settings())}
     assert deps[("compress-velocity-archive", "nightly-vel")].parameters == {"collection": "vel"}
     assert not deps[("decode-velocity", "manual")].schedules
+
+
+def test_the_siren_benchmark_is_listed():
+    from seiscore.bench.__main__ import available
+
+    assert "siren" in available()
