@@ -67,6 +67,8 @@ def register(sub) -> None:
     d.add_argument("--scheduler", help="address of an existing Dask scheduler")
     add_progress_flag(d, what="batches")
     d.set_defaults(func=_decode, stoppable=True)
+    for command in vsub.choices.values():  # -v after the sub-command too (seis velocity compress X -v)
+        command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="INFO logs")
 
 
 def _compress(args: argparse.Namespace) -> int:
