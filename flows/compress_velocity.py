@@ -191,7 +191,8 @@ def compress_velocity_archive(
         settings=settings,
     )
     logger.info(f"{plan.name}: {plan.n_models} models of {plan.shape[0]} x {plan.shape[1]} -> {plan.archive}")
-    spec = resolve_spec(None, method="siren", params=fit_params(plan.source, plan.params if decoder is None else {}))
+    placed = plan.params if decoder is None else {k: v for k, v in plan.params.items() if k == "allow_cpu"}
+    spec = resolve_spec(None, method="siren", params=fit_params(plan.source, placed))
     chosen = get_method("siren")
     use_resources(chosen.resources(spec))
     cluster = describe_cluster(task_runner_client())

@@ -375,10 +375,11 @@ def plan_compress(
                 f"decoder {decoder} does not exist (give an artifact folder, e.g. RUN/artifacts/decoder)"
             )
         dec, _ = load_decoder(decoder)
-        extra = sorted(set(user) - set(ENCODE_FIELDS))
+        extra = sorted(set(user) - set(ENCODE_FIELDS) - {"allow_cpu"})
         if extra:
             raise ValueError(
-                f"parameters {extra} change the decoder, which is reused; only {', '.join(ENCODE_FIELDS)} apply"
+                f"parameters {extra} change the decoder, which is reused; only {', '.join(ENCODE_FIELDS)} "
+                "and allow_cpu apply"
             )
         encoding_config(dec, encode)
         fit_folder = None
