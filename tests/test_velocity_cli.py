@@ -8,6 +8,7 @@ runs are in tests/test_velocity_flows.py.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -198,3 +199,23 @@ def test_the_siren_benchmark_is_listed():
     from seiscore.bench.__main__ import available
 
     assert "siren" in available()
+
+
+def test_reusing_a_decoder_takes_only_encoding_settings(roots, tmp_path):
+    from seiscore.execution.fit import FitRun
+    from seiscore.execution.velocity import plan_compress
+    from seiscore.methods.siren.config import AutoDecoderConfig
+    from seiscore.methods.siren.train import fit_autodecoder
+
+    models = np.linspace(1600, 4000, 3 * 8 * 8, dtype=np.float32).reshape(3, 8, 8)
+    store = write_velocity_store(roots / "v.zarr", models)
+    config = AutoDecoderConfig.small(width=8, hidden=1, latent_dim=4, epochs=1)
+    summary = fit_autodecoder(models, None, config, FitRun(tmp_path / "fit", config, seed=0))
+    decoder = Path(summary["artifact"]) if "artifact" in summary else tmp_path / "fit" / "artifacts" / "decoder"
+    plan = plan_compress(str(store), decoder=decoder, params={"encode_steps": 5, "allow_cpu": True})
+    assert plan.fit_folder is None and plan.encode == {"encode_steps": 5} and plan.decoder == str(decoder.resolve())
+    assert plan.archive == str((roots / "v_archive.zarr").resolve()) and plan.shape == (8, 8)
+    with pytest.raises(ValueError, match=r"\['epochs'\] change the decoder"):
+        plan_compress(str(store), decoder=decoder, params={"epochs": 3})
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        plan_compress(str(store), decoder=tmp_path / "nope")
