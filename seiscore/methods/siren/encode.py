@@ -37,6 +37,8 @@ def encode_models(
     ``batch_maps`` models are optimised together (default ``config.batch_maps``); ``callback(step, loss)``
     sees the mean objective after each step of each chunk. Seeded: the same input gives the same latents."""
     config = config or decoder.config
+    if config.threads:
+        torch.set_num_threads(config.threads)
     arr = validate_models(models)
     n, nz, nx = arr.shape
     device = decoder.device

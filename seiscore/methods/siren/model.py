@@ -7,7 +7,8 @@ latent. The output is the normalised velocity ``v_n = (v - vmin) / (vmax - vmin)
 Batched evaluation: the first layer is affine in the concatenated input, so
 ``W [x; z] + b = W_x x + (W_z z + b)``; the coordinate term ``(P, width)`` and the latent term ``(B, width)``
 are computed once and broadcast to ``(B, P, width)``; the remaining layers are one matmul chain over all
-models and points. Training, encoding and decoding all use this one path, so their values agree.
+models and points (training, encoding). Decoding (:meth:`VelocityAutoDecoder.predict`) folds ``omega_0`` into the
+weights and runs one chain per model over its points, so that a model's decoded bits never depend on the batch.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from torch import nn
 from seiscore.methods.siren.config import AutoDecoderConfig, SirenError
 from seiscore.nn.siren import Siren, grid_coordinates
 
-# Elements of one (models x points x width) activation per decode chunk: 2**25 float32 = 128 MiB.
+# Elements of one (points x width) activation per decode chunk: 2**25 float32 = 128 MiB.
 DECODE_CHUNK_ELEMENTS = 1 << 25
 
 
@@ -84,15 +85,38 @@ class VelocityAutoDecoder(nn.Module):
             raise SirenError("latents hold NaN or infinite values")
         return z
 
+    def _inference_weights(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """``(omega_0 W, omega_0 b)`` of every sine layer and ``(W, b)`` of the output: the decode path folds
+        ``omega_0`` into the weights so each layer is one ``addmm`` and one in-place ``sin``."""
+        layers = [(m.omega_0 * m.linear.weight, m.omega_0 * m.linear.bias) for m in self.decoder.body]
+        return [*layers, (self.decoder.out.weight, self.decoder.out.bias)]
+
     @torch.no_grad()
     def predict(self, latents, coords: torch.Tensor, *, chunk_elements: int = DECODE_CHUNK_ELEMENTS) -> torch.Tensor:
-        """Normalised velocities ``(B, P)`` without gradients, points in chunks of at most ``chunk_elements``
-        activation elements (models x points x width)."""
+        """Normalised velocities ``(B, P)`` without gradients; equals :meth:`forward` to float32 rounding.
+
+        Batch-invariant: each model is one matmul chain over its points (in chunks of ``chunk_elements //
+        width`` points), so a model decodes to the same bits whatever it is decoded with (a hybrid codec's
+        prediction at decode time is the one it was encoded against; chunked decoding on workers equals one
+        pass). A BLAS product's rows may round differently with the number of rows, hence no stacking of
+        models into one product."""
         z = self._latents(latents)
         coords = coords.to(device=self.device, dtype=torch.float32)
-        step = max(1, chunk_elements // max(1, z.shape[0] * self.config.width))
-        parts = [self(coords[i : i + step], z) for i in range(0, coords.shape[0], step)]
-        return torch.cat(parts, dim=1) if parts else torch.empty((z.shape[0], 0), device=self.device)
+        weights = self._inference_weights()
+        (w0, b0), hidden, (wo, bo) = weights[0], weights[1:-1], weights[-1]
+        step = max(1, chunk_elements // self.config.width)
+        chunks = [coords[i : i + step] @ w0[:, :2].T for i in range(0, coords.shape[0], step)]  # (p, width) each
+        out = torch.empty((z.shape[0], coords.shape[0]), device=self.device)
+        for j in range(z.shape[0]):
+            per_model = torch.addmm(b0, z[j : j + 1], w0[:, 2:].T)  # (1, width)
+            start = 0
+            for at_points in chunks:
+                h = (at_points + per_model).sin_()
+                for w, b in hidden:
+                    h = torch.addmm(b, h, w.T).sin_()
+                out[j, start : start + h.shape[0]] = torch.addmm(bo, h, wo.T).squeeze(1)
+                start += h.shape[0]
+        return out
 
     def decode(
         self,

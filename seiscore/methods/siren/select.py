@@ -4,7 +4,8 @@ Bytes counted per model: ``siren`` = the latent only (``latent_bytes``, e.g. L *
 payload is empty), and it qualifies only when the prediction alone is within the bound; ``hybrid`` =
 ``latent_bytes`` + the residual payload (:mod:`seiscore.methods.siren.hybrid`); every other codec = its payload
 (:func:`seiscore.methods.siren.codecs.encode_to_error`). The shared decoder / PCA basis are not counted per model
-(they are amortised over the archive). Every candidate's error is measured after decoding. Ties go to the
+(they are amortised over the archive). The default candidates include ``qzstd`` (quantiser + zstd), measured
+the smallest single codec on layered maps. Every candidate's error is measured after decoding. Ties go to the
 candidate listed first, so the choice is deterministic.
 """
 
@@ -26,7 +27,7 @@ from seiscore.methods.siren.codecs import (
 )
 from seiscore.methods.siren.hybrid import hybrid_decode, hybrid_encode
 
-DEFAULT_CANDIDATES = ("siren", "hybrid", "sz3", "zfp", "jpeg2k")
+DEFAULT_CANDIDATES = ("siren", "hybrid", "sz3", "zfp", "jpeg2k", "qzstd")
 PREDICTIVE = ("siren", "hybrid")
 
 
