@@ -42,9 +42,7 @@ def layered_models(n: int, shape=SHAPE, seed: int = 0) -> np.ndarray:
 def trained(tmp_path_factory):
     """A small decoder fitted on 24 maps (a few seconds) and 3 held-out maps encoded with it."""
     folder = tmp_path_factory.mktemp("fit")
-    cfg = AutoDecoderConfig.small(
-        epochs=40, batch_maps=12, lr_decoder=1e-3, lr_latent=5e-2, lam=1e-6, patience=5, encode_steps=60
-    )
+    cfg = AutoDecoderConfig.small(epochs=40, batch_maps=12, encode_steps=60)
     models = layered_models(24)
     run = FitRun(folder, cfg, seed=0)
     run.start()

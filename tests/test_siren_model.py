@@ -27,10 +27,8 @@ from seiscore.nn.siren import SineLayer, grid_coordinates
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parent.parent
 SHAPE = (16, 16)
-# CI configuration: the spec's small decoder; learning rates, prior and plateau patience for a short run
-FIT = AutoDecoderConfig.small(
-    epochs=120, batch_maps=25, lr_decoder=1e-3, lr_latent=5e-2, lam=1e-6, patience=5, encode_steps=150
-)
+# CI configuration (spec section 8): the small decoder and its tuned optimisation settings, 200 epochs
+FIT = AutoDecoderConfig.small(epochs=200, encode_steps=150)
 
 
 def layered_models(n: int, shape=SHAPE, seed: int = 0) -> np.ndarray:
@@ -127,14 +125,12 @@ def test_batched_forward_equals_the_concatenated_input_and_decodes_any_grid():
 
 
 # -- fitting ------------------------------------------------------------------------------------------------
-def test_small_fit_against_the_same_size_pca_on_its_training_maps(fitted):
-    """Spec section 8 asks the CI fit to beat PCA-32 on its training maps. Measured here (200 maps 16 x 16, 2
-    shared cores): 120 epochs reach about 1-1.5 dB below PCA-32 (30.7 dB), 250 epochs about equal it; the CI
-    budget does not allow more, so this guards the gap (a regression widens it) and the learning itself."""
+def test_small_fit_beats_the_same_size_pca_on_its_training_maps(fitted):
+    """Spec section 8: PSNR_g of the fitted training maps above PCA with k = latent_dim (basis fitted on the same
+    maps, plain SVD)."""
     folder, models, summary = fitted
     pca = pca_psnr(models, FIT.latent_dim)
-    assert summary["psnr_g"] > pca - 2.5, (summary["psnr_g"], pca)
-    assert summary["psnr_g"] > pca_psnr(models, 4), (summary["psnr_g"], pca)  # far beyond a rank-4 basis
+    assert summary["psnr_g"] > pca, (summary["psnr_g"], pca)
     decoder, card = load_decoder(folder)
     assert card["format"] == "seiscore-siren-decoder" and card["format_version"] == 1
     assert card["n_models"] == len(models) and card["shape"] == list(SHAPE) and len(card["names"]) == len(models)
@@ -168,9 +164,7 @@ class Stop(Exception):
 
 
 def test_resumed_fit_is_bit_identical_to_an_uninterrupted_one(tmp_path):
-    cfg = AutoDecoderConfig.small(
-        epochs=7, batch_maps=4, checkpoint_every=2, lr_decoder=1e-3, lr_latent=1e-2, patience=1
-    )
+    cfg = AutoDecoderConfig.small(epochs=7, batch_maps=4, checkpoint_every=2, patience=1)
     models = layered_models(10, shape=(8, 8), seed=5)
 
     def stop_at_5(event):
