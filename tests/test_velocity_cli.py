@@ -13,6 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# Prefect is imported here, not inside a test: its console log handler binds to the sys.stderr of the moment, and
+# a test's capsys stream is closed after the test (later flow runs in the session would write to a closed file).
+from deployments.serve import velocity_deployments
+from flows.reprocess_archive import survey_names
 from seiscore.cli import main
 from seiscore.data.velocity import read_velocity_store, write_velocity_store
 
@@ -167,8 +171,6 @@ def test_catalog_entry_resolves_and_its_deployment_exists(tmp_path, monkeypatch,
     line), reprocess leaves it out, and the nightly compress deployment is built for it."""
     import yaml
 
-    from deployments.serve import velocity_deployments
-    from flows.reprocess_archive import survey_names
     from seiscore.core.settings import get_settings
     from seiscore.data.catalog import load_catalog
 
