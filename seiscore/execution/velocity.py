@@ -155,8 +155,9 @@ def encode_batch(job: CompressJob, b: int, device: str | None = None) -> dict[st
     out: dict[str, Any] = {"latents": latents, "run_key": np.asarray(job.run_key)}
     codecs = ["siren"] * len(models)
     if job.max_error is not None:
+        # the prediction the choice is made against must be the one the archive decodes: on the CPU
         codecs, payloads, nbytes, errors = choose_codecs(
-            decoder, models, latents, job.max_error, job.latent_dtype, job.candidates
+            decoder.to("cpu"), models, latents, job.max_error, job.latent_dtype, job.candidates
         )
         out.update(
             codecs=np.asarray(codecs),
