@@ -10,7 +10,10 @@ options change it, ``SEIS_SCHEDULE_INTERVAL_S`` replaces it by an interval):
 - ``reprocess-archive/nightly``: every catalog survey, skipping those up to date;
 - ``fit-method/manual``: the fit of any fit-mode method, triggered from the UI (no schedule);
 - ``build-velocity-model/manual``: velocity-model building by FWI (DRFWI), triggered from the UI (no schedule);
-- ``train-ssb/...``: the SSB training deployment of ``deployments/train_ssb.py``, when present.
+- ``train-ssb/...``: the SSB training deployment of ``deployments/train_ssb.py``, when present;
+- ``compress-velocity-archive/nightly-ENTRY``: one per catalog entry of kind velocity2d (a rerun with nothing
+  changed resumes the fit, skips the encoded batches and leaves an up-to-date archive alone);
+- ``decode-velocity/manual``: decode archive models at any resolution, triggered from the UI.
 
 The flows' docstrings give the parameter descriptions the Prefect UI shows in its run form.
 """
@@ -63,7 +66,42 @@ def build_deployments(settings: PipelineSettings, survey: str = "synthetic_demo"
     deployments.append(fit_method_deployment())
     deployments.append(build_velocity_model_deployment())
     deployments += ssb_deployments(settings)
+    deployments += velocity_deployments(settings)
     return deployments
+
+
+def velocity_deployments(settings: PipelineSettings) -> list[Any]:
+    """``compress-velocity-archive/nightly-ENTRY`` for each catalog entry of kind velocity2d (none when the catalog
+    cannot be read) and ``decode-velocity/manual``."""
+    from flows.compress_velocity import compress_velocity_archive
+    from flows.decode_velocity import decode_velocity
+    from seiscore.data.catalog import load_catalog
+
+    module = EntrypointType.MODULE_PATH
+    try:
+        entries = [n for n, e in load_catalog(settings.catalog).surveys.items() if e.kind == "velocity2d"]
+    except (OSError, ValueError):
+        entries = []
+    out = [
+        compress_velocity_archive.to_deployment(
+            name=f"nightly-{name}",
+            schedules=[deployment_schedule(settings)],
+            parameters={"collection": name},
+            tags=["seiscore", "nightly", "velocity"],
+            entrypoint_type=module,
+            description=f"Compress the velocity collection {name} into its SIREN archive (resumable).",
+        )
+        for name in entries
+    ]
+    out.append(
+        decode_velocity.to_deployment(
+            name="manual",
+            tags=["seiscore", "velocity"],
+            entrypoint_type=module,
+            description="Decode models of a velocity archive at any resolution to zarr, npy or SEG-Y.",
+        )
+    )
+    return out
 
 
 def fit_method_deployment() -> Any:

@@ -17,6 +17,14 @@ from flows.process_survey import process_survey
 from seiscore.core.settings import get_settings
 
 
+def survey_names(cat) -> list[str]:
+    """The catalog entries process-survey runs: not those of a ``fit``-mode method (a velocity2d collection is
+    compressed by compress-velocity-archive, not processed)."""
+    from seiscore.methods.registry import method_class
+
+    return [n for n, e in cat.surveys.items() if method_class(e.method.name).mode != "fit"]
+
+
 @flow(name="reprocess-archive", log_prints=True)
 def reprocess_archive(
     selection: list[str] | None = None, force: bool = False, catalog: str | None = None
@@ -30,7 +38,7 @@ def reprocess_archive(
     """
     logger = get_run_logger()
     catalog = catalog or str(get_settings().catalog)
-    names = list(selection) if selection else load_catalog_from(catalog).names()
+    names = list(selection) if selection else survey_names(load_catalog_from(catalog))
     results: dict[str, Any] = {}
     failed = []
     for name in names:

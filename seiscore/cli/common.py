@@ -63,8 +63,10 @@ def preflight_all(surveys: list[str], catalog: str, force: bool) -> None:
     from seiscore.cli import CLIError
     from seiscore.data.catalog import load_catalog
     from seiscore.execution.preflight import preflight
+    from seiscore.methods.registry import method_class
 
-    names = surveys or load_catalog(catalog).names()
+    cat = load_catalog(catalog)  # fit-mode entries (velocity2d collections) have their own flows: not reprocessed
+    names = surveys or [n for n, e in cat.surveys.items() if method_class(e.method.name).mode != "fit"]
     failed = []
     for name in names:
         try:
