@@ -122,7 +122,7 @@ def test_the_flow_commands_and_pipeline_benchmark_are_reached_through_entry_poin
     import tomllib
 
     eps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]
-    assert set(eps["seiscore.commands"]) >= {"run", "demo", "serve", "fit", "velocity"}
+    assert set(eps["seiscore.commands"]) >= {"run", "demo", "serve", "fit", "fwi", "velocity"}
     assert eps["seiscore.benchmarks"] == {"pipeline": "flows.bench_pipeline:main"}
     from seiscore.bench.__main__ import available
     from seiscore.cli import build_parser
