@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import zarr
+from test_siren_model import layered_models  # the same generated maps as the model tests
 
 from seiscore.data.velocity import VelocityGrid
 from seiscore.execution.fit import FitRun
@@ -20,22 +21,6 @@ from seiscore.methods.siren.train import fit_autodecoder, load_decoder, psnr_glo
 
 torch.set_num_threads(1)
 SHAPE = (16, 16)
-
-
-def layered_models(n: int, shape=SHAPE, seed: int = 0) -> np.ndarray:
-    """Layered maps (2-3 layers, tilted and gently curved interfaces, velocities increasing with depth)."""
-    rng = np.random.default_rng(seed)
-    nz, nx = shape
-    z = np.linspace(0, 1, nz)[:, None, None]
-    x = np.linspace(-0.5, 0.5, nx)[None, :, None]
-    out = np.empty((n, nz, nx), np.float32)
-    for i in range(n):
-        k = int(rng.integers(2, 4))
-        depth = np.sort(rng.uniform(0.2, 0.8, k - 1))
-        tilt, amp, freq, phase = rng.uniform(-0.3, 0.3), rng.uniform(0, 0.06), rng.uniform(0.5, 2), rng.uniform(0, 6)
-        surface = depth + tilt * x + amp * np.sin(2 * np.pi * freq * x + phase)
-        out[i] = np.sort(rng.uniform(1600, 4400, k))[(z > surface).sum(-1)]
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -327,52 +327,44 @@ def quantise_decompress(payload: bytes, shape: tuple[int, ...]) -> np.ndarray:
     return ((np.frombuffer(raw, dtype=dtype).astype(np.float64) + lo) * step).reshape(shape)
 
 
-class QuantZstdCodec(Codec):
-    """Error-bounded uniform quantiser + Zstandard (:func:`quantise_compress`); knob ``q = -log10(bound)``.
-    Not in the paper: a plain baseline that isolates what the hybrid's residual coder gains without a
-    prediction."""
+class _ErrorBoundCodec(Codec):
+    """A codec driven by an absolute error bound ``error_bound`` m/s; knob ``q = -log10(bound)``, from the map's
+    value span down to :data:`SZ3_MIN_BOUND`. Subclasses give ``_compress(model, bound)`` / ``_decompress(payload,
+    shape)``."""
+
+    def knob_range(self, model):
+        """See :meth:`Codec.knob_range`."""
+        span = max(float(np.ptp(model)), 1.0)
+        return (-math.log10(span), -math.log10(SZ3_MIN_BOUND))
+
+    def default_knob(self, model):
+        """See :meth:`Codec.default_knob`."""
+        return -math.log10(float(self.options.get("error_bound", 1.0)))
+
+    def encode_at(self, model, q):
+        """See :meth:`Codec.encode_at`."""
+        return self._compress(as_model(model), 10.0**-q)
+
+    def decode(self, payload, shape):
+        """See :meth:`Codec.decode`."""
+        return self._decompress(self._payload(payload), _shape(shape)).astype(np.float32, copy=False)
+
+
+class QuantZstdCodec(_ErrorBoundCodec):
+    """Error-bounded uniform quantiser + Zstandard (:func:`quantise_compress`). Not in the paper: a plain baseline
+    that isolates what the hybrid's residual coder gains without a prediction."""
 
     name = "qzstd"
-
-    def knob_range(self, model):
-        """See :meth:`Codec.knob_range`."""
-        span = max(float(np.ptp(model)), 1.0)
-        return (-math.log10(span), -math.log10(SZ3_MIN_BOUND))
-
-    def default_knob(self, model):
-        """See :meth:`Codec.default_knob`."""
-        return -math.log10(float(self.options.get("error_bound", 1.0)))
-
-    def encode_at(self, model, q):
-        """See :meth:`Codec.encode_at`."""
-        return quantise_compress(as_model(model), 10.0**-q)
-
-    def decode(self, payload, shape):
-        """See :meth:`Codec.decode`."""
-        return quantise_decompress(self._payload(payload), _shape(shape)).astype(np.float32)
+    _compress = staticmethod(quantise_compress)
+    _decompress = staticmethod(quantise_decompress)
 
 
-class Sz3Codec(Codec):
-    """SZ3 with an absolute error bound ``error_bound`` m/s (knob ``q = -log10(bound)``)."""
+class Sz3Codec(_ErrorBoundCodec):
+    """SZ3 with an absolute error bound (:func:`sz3_compress`)."""
 
     name = "sz3"
-
-    def knob_range(self, model):
-        """See :meth:`Codec.knob_range`."""
-        span = max(float(np.ptp(model)), 1.0)
-        return (-math.log10(span), -math.log10(SZ3_MIN_BOUND))
-
-    def default_knob(self, model):
-        """See :meth:`Codec.default_knob`."""
-        return -math.log10(float(self.options.get("error_bound", 1.0)))
-
-    def encode_at(self, model, q):
-        """See :meth:`Codec.encode_at`."""
-        return sz3_compress(as_model(model), 10.0**-q)
-
-    def decode(self, payload, shape):
-        """See :meth:`Codec.decode`."""
-        return sz3_decompress(self._payload(payload), _shape(shape))
+    _compress = staticmethod(sz3_compress)
+    _decompress = staticmethod(sz3_decompress)
 
 
 class Jpeg2kCodec(Codec):
