@@ -1,6 +1,6 @@
 """Benchmark ``drfwi``: every FWI mode from both initial models on the Marmousi-like model, at equal iterations.
 
-    python -m seiscore.bench drfwi --quick                      # CPU: 51 x 154 cells (60 m), under 30 min
+    python -m seiscore.bench drfwi --quick                      # CPU: 50 x 153 cells (60 m), ~22 min
     python -m seiscore.bench drfwi                              # GPU: 150 x 460 cells (20 m), 2,000 iterations
     python -m seiscore.bench drfwi --quick --mode s-denorm --initial linear --iterations 5   # a smoke run
 
@@ -228,7 +228,9 @@ def ordering_lines(rows: list[dict]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark (see the module docstring)."""
     ap = argparse.ArgumentParser(prog="python -m seiscore.bench drfwi", description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="CPU configuration: 75 x 230 cells, 5 shots/iteration")
+    ap.add_argument(
+        "--quick", action="store_true", help="CPU configuration: 50 x 153 cells, 4 shots/iteration, ~22 min"
+    )
     ap.add_argument("--mode", action="append", choices=MODES, help="only this mode (repeatable; default all)")
     ap.add_argument("--initial", action="append", choices=INITIALS, help="only this initial model (default both)")
     ap.add_argument(
