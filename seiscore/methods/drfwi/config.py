@@ -26,7 +26,11 @@ class InversionConfig(BaseModel):
     optimizer: Literal["adam", "lbfgs"] = Field("adam", description="lbfgs (strong Wolfe) only for mode grid")
     iterations: int = Field(300, ge=1)
     shots_per_iteration: int = Field(5, ge=1, description="random mini-batch of shots per iteration")
-    lr: float | None = Field(None, gt=0, description=f"None: {NETWORK_LR:g} for a network, {GRID_LR:g} m/s for grid")
+    lr: float | None = Field(
+        None,
+        gt=0,
+        description=f"None: {NETWORK_LR:g} for a network, {GRID_LR:g} m/s for grid (L-BFGS: the first step's)",
+    )
     width: int = Field(256, ge=1)
     hidden: int = Field(4, ge=0)
     omega_0: float = Field(30.0, gt=0)
@@ -44,7 +48,15 @@ class InversionConfig(BaseModel):
     pretrain_lr: float = Field(1e-4, gt=0)
     pretrain_tol: float = Field(0.005, gt=0, description="pretrain: stop at this mean relative error")
     loss_scale: float = Field(1.0, gt=0, description="J = loss_scale * 1/2 sum(residual^2)")
-    clip_quantile: float | None = Field(0.98, gt=0, le=1, description="grid: clip |gradient| at this quantile")
+    clip_quantile: float | None = Field(
+        0.98, gt=0, le=1, description="grid with Adam: clip |gradient| at this quantile (not L-BFGS: line search)"
+    )
+    warmup_iterations: int = Field(
+        10,
+        ge=0,
+        description="network modes: Adam's lr ramped linearly over this many first iterations, at most a tenth "
+        "of the run (0 = off)",
+    )
     storage: Literal["device", "cpu", "disk", "none"] = "device"
     storage_compression: bool = False
     checkpoint_segments: int | None = Field(None, ge=1)

@@ -134,6 +134,7 @@ class _Inversion:
         )
         self.net_params = self.model.network_parameters()
         self.opt = self._optimizer()
+        self.base_lrs = [g["lr"] for g in self.opt.param_groups]
         self.iteration = 0
         self.history: list[dict[str, Any]] = []
         self.j0: dict[int, np.ndarray] = {}
@@ -146,10 +147,23 @@ class _Inversion:
     def _optimizer(self) -> torch.optim.Optimizer:
         cfg = self.cfg
         if cfg.optimizer == "lbfgs":
+            # J is normalised (J / J(m_init) of the fixed shots) and the tolerances are off: torch's defaults
+            # (|g|_max <= 1e-7) silently skipped every step of a misfit whose gradient is tiny in m/s units. lr 1
+            # (a unit quasi-Newton step) from iteration 1 on; iteration 0's lr is set by :meth:`step`.
             return torch.optim.LBFGS(
-                self.model.parameters(), lr=cfg.lr or 1.0, max_iter=1, history_size=10, line_search_fn="strong_wolfe"
-            )
+                self.model.parameters(), lr=1.0, max_iter=1, history_size=10, line_search_fn="strong_wolfe",
+                tolerance_grad=0.0, tolerance_change=0.0,
+            )  # fmt: skip
         return torch.optim.Adam(self.model.param_groups(cfg.learning_rate, cfg.background_lr))
+
+    def warmup(self, it: int) -> None:
+        """Adam's lr of iteration ``it``: ramped linearly over the first ``warmup_iterations`` (network modes; at
+        most a tenth of the run). Adam's first steps move every weight by ~lr whatever its gradient: without the
+        ramp the misfit of the network modes jumped 2-5x at iteration 1 (benchmark; toy: s-denorm 1.68 -> 0.60)."""
+        w = min(self.cfg.warmup_iterations, self.cfg.iterations // 10) if self.cfg.is_network else 0
+        factor = min(1.0, (it + 1) / w) if w > 0 else 1.0
+        for group, base in zip(self.opt.param_groups, self.base_lrs):
+            group["lr"] = base * factor
 
     def stage_of(self, it: int) -> int:
         """The multiscale stage of iteration ``it``."""
@@ -163,7 +177,11 @@ class _Inversion:
         return self._obs_f[stage]
 
     def batch(self, it: int) -> np.ndarray:
-        """The sorted shot indices of iteration ``it`` (a generator seeded by seed and iteration)."""
+        """The sorted shot indices of iteration ``it`` (a generator seeded by seed and iteration). L-BFGS: the same
+        ``shots_per_iteration`` shots, spread evenly, every iteration (its curvature pairs need one objective)."""
+        if self.cfg.optimizer == "lbfgs":
+            n, k = self.geometry.n_shots, self.cfg.shots_per_iteration
+            return np.unique(np.round(np.linspace(0, n - 1, k)).astype(int))
         gen = seeded_generator(self.cfg.seed, BATCH_STREAM, it)
         perm = torch.randperm(self.geometry.n_shots, generator=gen)[: self.cfg.shots_per_iteration]
         return np.sort(perm.numpy())
@@ -184,8 +202,11 @@ class _Inversion:
             self.j0[stage] = torch.cat(out).cpu().double().numpy()
         return self.j0[stage]
 
-    def evaluate(self, shots: np.ndarray, stage: int) -> tuple[torch.Tensor, torch.Tensor, float, float]:
-        """``(J, v)`` with gradients accumulated in the parameters, and the (propagation, network) seconds."""
+    def evaluate(
+        self, shots: np.ndarray, stage: int, weight: float = 1.0
+    ) -> tuple[torch.Tensor, torch.Tensor, float, float]:
+        """``(J, v)`` with the gradients of ``weight * J`` accumulated in the parameters, and the (propagation,
+        network) seconds."""
         clock = self.clock
         t0 = clock()
         v = self.model.velocity()
@@ -197,9 +218,11 @@ class _Inversion:
         pred = engine.lowpass(pred, self.geometry.dt, self.stages[stage][2], self.cfg.filter_order)
         index = torch.as_tensor(shots, device=self.device)
         j = engine.misfit(pred, self.observed(stage)[index], scale=self.cfg.loss_scale)
-        j.backward()
+        (j * weight).backward()
         grad = v_leaf.grad
-        if self.cfg.mode == "grid" and self.cfg.clip_quantile is not None and self.cfg.clip_quantile < 1:
+        clip = self.cfg.clip_quantile is not None and self.cfg.clip_quantile < 1
+        # not for L-BFGS: its line search needs the true gradient of the J it is given
+        if self.cfg.mode == "grid" and clip and self.cfg.optimizer == "adam":
             grad = _clip_quantile(grad, self.cfg.clip_quantile)
         t2 = clock()
         v.backward(grad)
@@ -289,18 +312,34 @@ class _Inversion:
         timing = {"propagation_s": 0.0, "network_s": 0.0}
         first: dict[str, Any] = {}
 
+        lbfgs = cfg.optimizer == "lbfgs"
+        weight = 1.0 / j0 if lbfgs and j0 > 0 else 1.0  # L-BFGS minimises J / J(m_init): order 1
+        cached: list[torch.Tensor] = []
+
         def closure():
+            if cached:  # iteration 0 of L-BFGS: J and its gradient at the start, evaluated below
+                return cached.pop()
             self.opt.zero_grad(set_to_none=False)
-            j, v, prop, net = self.evaluate(shots, stage)
+            j, v, prop, net = self.evaluate(shots, stage, weight)
             timing["propagation_s"] += prop
             timing["network_s"] += net
             first.setdefault("j", float(j))
             first.setdefault("v", v)
-            return j
+            return j * weight
 
-        if cfg.optimizer == "lbfgs":
+        if lbfgs:
+            if "n_iter" not in self.opt.state[self.opt._params[0]]:
+                # torch's first step is lr * g / |g|_1 (then Wolfe extrapolates by at most 10x per evaluation):
+                # lr such that it changes the largest cell by cfg.learning_rate m/s, whatever the units of J
+                cached.append(closure())
+                g = _flat_grad(self.opt._params)
+                self.opt.param_groups[0]["lr"] = cfg.learning_rate * float(
+                    max(g.abs().sum(), 1.0) / g.abs().max().clamp_min(1e-30)
+                )
             self.opt.step(closure)
+            self.opt.param_groups[0]["lr"] = 1.0
         else:
+            self.warmup(it)
             closure()
             if self.net_params and it >= cfg.iterations - cfg.plasticity_window:
                 ratio = torch.as_tensor(M.gradient_ratio(_flat_grad(self.net_params).double().cpu().numpy()))
