@@ -87,6 +87,19 @@ def test_observe_noise_has_the_requested_snr_and_is_seeded(toy):
     assert not np.array_equal(noisy, engine.observe(v, geometry, noise_db=10.0, seed=4))
 
 
+def test_flushing_subnormals_ends_with_the_engine_run(toy):
+    """observe() flushes subnormals while it propagates, then restores the default: left set, the per-thread flag
+    silently zeroed subnormal samples of later work in the same process (a SEG-Y encoder test caught it)."""
+    tiny = np.array([1e-40], dtype=np.float32)  # a float32 subnormal
+    assert (tiny * np.float32(1.0))[0] != 0
+    geometry, v = toy[0], toy[1]
+    engine.observe(v, geometry)
+    assert (tiny * np.float32(1.0))[0] != 0
+    with engine.denormals_flushed("cpu"):
+        assert (tiny * np.float32(1.0))[0] == 0
+    assert (tiny * np.float32(1.0))[0] != 0
+
+
 def test_misfit_is_a_scaled_sum_never_a_mean():
     a, b = torch.ones(2, 3, 4), torch.zeros(2, 3, 4)
     assert float(engine.misfit(a, b)) == pytest.approx(12.0)

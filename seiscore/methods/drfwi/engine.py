@@ -7,7 +7,9 @@ subdivision and refuses sampling that would need an unreasonable number of inter
 
 Rules measured on CPU (spec DRFWI.md §2.1): the misfit must be *scaled* (a sum of squares, or ``1e6 * mean``):
 with a plain mean the adjoint wavefield underflows into subnormal floats and an iteration becomes 6-50x slower;
-:func:`forward` also sets ``torch.set_flush_denormal(True)`` on CPU.
+and the inversion and :func:`observe` run inside :func:`denormals_flushed` (subnormal floats flushed to zero on
+CPU), which restores the default when they end: the flag is per-thread processor state, and left set it would
+silently zero subnormal samples in whatever the same worker thread does next (a SEG-Y export, say).
 
 Observed data (:func:`observe`) are made with ``accuracy=8``, a finer stencil than the inversion's 4, so the
 inversion does not commit the inverse crime of fitting data made by its own operator.
@@ -17,7 +19,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Literal
+from contextlib import contextmanager
+from typing import Iterator, Literal
 
 import numpy as np
 import torch
@@ -133,6 +136,20 @@ def source_locations(geometry: Geometry, shots, device=None) -> torch.Tensor:
     return torch.as_tensor(cells, device=device)[:, None, :].contiguous()
 
 
+@contextmanager
+def denormals_flushed(device: str | torch.device = "cpu") -> Iterator[None]:
+    """Flush subnormal floats to zero in this thread while the block runs (CPU only), then restore the default
+    (not flushed). Forward and adjoint propagation both run inside: the adjoint wavefield decays into
+    subnormals and, unflushed, an iteration on CPU becomes 6-50x slower (spec DRFWI.md §2.1)."""
+    if torch.device(device).type != "cpu" or not torch.set_flush_denormal(True):
+        yield
+        return
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
 def forward(
     v: torch.Tensor,
     geometry: Geometry,
@@ -166,8 +183,6 @@ def forward(
         raise EngineError(f"accuracy must be one of {ACCURACIES}, got {accuracy}")
     if check:
         check_velocity(v, geometry)
-    if v.device.type == "cpu":
-        torch.set_flush_denormal(True)
     shots = np.arange(geometry.n_shots) if shots is None else np.asarray(shots, dtype=np.int64).reshape(-1)
     if shots.size == 0 or shots.min() < 0 or shots.max() >= geometry.n_shots:
         raise EngineError(f"shot indices {shots.tolist()} outside 0..{geometry.n_shots - 1}")
@@ -227,7 +242,7 @@ def observe(
     seeded by ``seed``. ``v_true`` is not modified."""
     check_velocity(np.asarray(v_true), geometry, "true velocity model")
     v = torch.as_tensor(np.array(v_true, dtype=np.float32), device=device)
-    with torch.no_grad():
+    with torch.no_grad(), denormals_flushed(device):
         data = forward(v, geometry, accuracy=accuracy, pml_width=pml_width).cpu().numpy().astype(np.float32)
     if noise_db is not None:
         power = float(np.mean(data.astype(np.float64) ** 2))

@@ -443,6 +443,7 @@ def invert(
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     try:
-        return _Inversion(observed, geometry, m_init, config, v_true, run, callback).run_all()
+        with engine.denormals_flushed(config.device or "cpu"):
+            return _Inversion(observed, geometry, m_init, config, v_true, run, callback).run_all()
     finally:
         torch.set_num_threads(previous)
