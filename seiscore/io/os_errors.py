@@ -15,6 +15,7 @@ import errno
 import os
 import shutil
 import stat
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -64,10 +65,16 @@ def removed_on_failure(path: str | os.PathLike) -> Iterator[None]:
         raise
 
 
-def remove(path: Path) -> None:
-    """Delete a file or folder if present (never follows a symlink to a folder)."""
+def remove(path: Path, attempts: int = 5) -> None:
+    """Delete a file or folder if present (never follows a symlink to a folder). A folder is removed again (up to
+    ``attempts`` times, 50 ms apart) while it still exists: ``rmtree`` ignoring errors can leave it behind when an
+    entry appears or resists while it walks (seen once, on a loaded machine, after a disk-full ingest)."""
     if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
+        for attempt in range(attempts):
+            shutil.rmtree(path, ignore_errors=True)
+            if not path.exists():
+                return
+            time.sleep(0.05 * (attempt + 1))
     else:
         try:
             path.unlink()
