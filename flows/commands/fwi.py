@@ -3,7 +3,7 @@
 - ``make-data DIR``: :func:`seiscore.data.fwi_synth.make_fwi_dataset` - a Marmousi-like true model
   (``true_model.zarr``), its smooth and linear initial models (``initial_smooth.zarr``, ``initial_linear.zarr``)
   and the observed shots (``observed.zarr``, modelled with the 8th-order stencil, with lineage) - small by
-  default (80 m cells: 38 x 115, 8 shots, 2 s, 3 Hz).
+  default (75 m cells: 40 x 123, 8 shots, 2 s, 3 Hz).
 - ``run OBSERVED --run FOLDER --out STORE``: the ``build-velocity-model`` flow in this process (a temporary
   Prefect server when none is configured) on a local Dask cluster chosen for the method's resources, or on
   ``--scheduler``. Its pre-flight runs first: every problem is one line and exit 2, before a server starts.
@@ -30,7 +30,7 @@ def register(sub) -> None:
 
     m = fsub.add_parser("make-data", help="Marmousi-like true model, smooth/linear initial models, observed shots")
     m.add_argument("out", help="folder for true_model.zarr, initial_smooth.zarr, initial_linear.zarr, observed.zarr")
-    m.add_argument("--spacing", type=float, default=80.0, help="cell size in m (default 80: 38 x 115 cells)")
+    m.add_argument("--spacing", type=float, default=75.0, help="cell size in m (default 75: 40 x 123 cells)")
     m.add_argument("--shots", type=int, default=8, help="number of surface shots (default 8)")
     m.add_argument("--record", type=float, default=2.0, help="record length in s (default 2)")
     m.add_argument("--dt", type=float, default=0.004, help="sample interval in s (default 0.004)")
