@@ -35,12 +35,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import dask
 import numpy as np
 from prefect import flow, get_run_logger
 
@@ -52,7 +50,6 @@ MODES = ("grid", "mean-denorm", "pretrain", "s-denorm", "a-denorm")
 Mode = Literal["grid", "mean-denorm", "pretrain", "s-denorm", "a-denorm"]
 DERIVED = ("smooth", "linear")
 RUN_FILES = ("observed.zarr", "initial.zarr", "qc")
-POLL_S = 0.5
 
 
 class FWIInputError(ValueError):
@@ -472,8 +469,9 @@ def build_velocity_model(
         params: Overrides of the drfwi parameters (e.g. {"iterations": 300, "allow_cpu": true}).
         seed: Seed of the run (same seed and folder resume identically).
     """
+    from flows.fit_method import submit_and_follow
     from seiscore.core.settings import get_settings
-    from seiscore.execution.fit import EVENTS_FILE, FitProgress, fit_preflight, read_events_from
+    from seiscore.execution.fit import fit_preflight
     from seiscore.execution.resources import placement
     from seiscore.methods.registry import get_method
 
@@ -497,22 +495,16 @@ def build_velocity_model(
                 f"{CPU_WORK_LIMIT:.3g}) and no GPU worker in the cluster"
             )
         logger.warning(note)
-    events = plan.fit_folder / EVENTS_FILE
-    offset = events.stat().st_size if events.is_file() else 0
-    logger.info(f"drfwi {plan.mode}: inverting into {plan.fit_folder}" + (" (resuming)" if offset else ""))
-    fit = fit_fwi_task.with_options(retries=settings.task_retries, retry_delay_seconds=settings.task_retry_delay_s)
-    with dask.annotate(resources=resources) if resources else nullcontext():
-        future = fit.submit(plan.spec, str(plan.fit_folder), seed)
-    follow = FitProgress(plan.run.name)
-    while True:
-        future.wait(POLL_S)
-        finished = future.wrapped_future.done()
-        new, offset = read_events_from(plan.fit_folder, offset)
-        for event in new:
-            follow(event)
-        if finished:
-            break
-    summary = future.result()
+    summary = submit_and_follow(
+        fit_fwi_task,
+        plan.spec,
+        plan.fit_folder,
+        seed,
+        resources,
+        settings,
+        f"drfwi {plan.mode}: inverting",
+        label=plan.run.name,
+    )
     result = finish_run(plan, summary, cluster)
     publish_fwi_qc(plan.run.name, result)
     logger.info(f"velocity model -> {result['output']}; QC -> {result['qc']}")

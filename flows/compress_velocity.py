@@ -32,36 +32,21 @@ from seiscore.core.settings import get_settings
 from seiscore.execution.velocity import CompressPlan, fit_params, make_job, pending_batches, plan_compress
 from tasks.velocity import encode_batch_task, velocity_qc_task, write_archive_task
 
-POLL_S = 0.5
-
 
 def _fit_decoder(plan: CompressPlan, settings, resources, logger) -> str:
     """Fit (or resume fitting) the decoder of ``plan`` in one Dask task; returns its artifact folder."""
-    from flows.fit_method import fit_task
-    from seiscore.execution.fit import EVENTS_FILE, FitDone, FitProgress, fit_preflight, read_events, read_events_from
+    from flows.fit_method import fit_task, submit_and_follow
+    from seiscore.execution.fit import FitDone, fit_preflight, read_events
 
     spec, folder = fit_preflight(
         "siren", plan.fit_folder, fit_params(plan.source, plan.params), seed=plan.seed, settings=settings
     )
-    events = folder / EVENTS_FILE
     if (Path(plan.decoder) / "model_card.json").is_file() and any(isinstance(e, FitDone) for e in read_events(folder)):
         logger.info(f"decoder already fitted in {folder} (same configuration): reused")
         return plan.decoder
-    offset = events.stat().st_size if events.is_file() else 0
-    logger.info(f"fitting the decoder into {folder}" + (" (resuming)" if offset else ""))
-    fit = fit_task.with_options(retries=settings.task_retries, retry_delay_seconds=settings.task_retry_delay_s)
-    with dask.annotate(resources=resources) if resources else nullcontext():
-        future = fit.submit(spec, str(folder), plan.seed)
-    follow = FitProgress(Path(plan.archive).name)
-    while True:
-        future.wait(POLL_S)
-        finished = future.wrapped_future.done()
-        new, offset = read_events_from(folder, offset)
-        for event in new:
-            follow(event)
-        if finished:
-            break
-    future.result()
+    submit_and_follow(
+        fit_task, spec, folder, plan.seed, resources, settings, "fitting the decoder", label=Path(plan.archive).name
+    )
     if not Path(plan.decoder).is_dir():
         raise RuntimeError(f"the siren fit in {folder} wrote no decoder artifact at {plan.decoder}")
     return plan.decoder

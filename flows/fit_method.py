@@ -67,20 +67,29 @@ def fit_method_flow(
     resources, note = placement(chosen, spec, cluster, has_gpu=has_resource(cluster, "GPU"))
     if note:
         logger.warning(note)
-    fit = fit_task.with_options(retries=settings.task_retries, retry_delay_seconds=settings.task_retry_delay_s)
-    events = target / EVENTS_FILE
-    offset = events.stat().st_size if events.is_file() else 0  # earlier runs' events are not this run's progress
-    logger.info(f"{spec.name}: fitting into {target}" + (" (resuming)" if offset else ""))
+    summary = submit_and_follow(fit_task, spec, target, seed, resources, settings, f"{spec.name}: fitting")
+    return {"method": spec.name, "folder": str(target), "summary": summary}
+
+
+def submit_and_follow(task_fn, spec: MethodSpec, folder, seed: int, resources, settings, what: str, label=None) -> Any:
+    """Submit ``task_fn(spec, folder, seed)`` (a fit task) to Dask with ``resources`` and the settings' retries,
+    follow the run's new events in ``folder`` (progress through :class:`FitProgress`, labelled ``label`` or the
+    folder's name) until it ends, and return its result (re-raising its error). Logs ``"<what> into FOLDER"``
+    (``(resuming)`` when the folder already has events: those are earlier runs', not this run's progress)."""
+    folder = Path(folder)
+    events = folder / EVENTS_FILE
+    offset = events.stat().st_size if events.is_file() else 0
+    get_run_logger().info(f"{what} into {folder}" + (" (resuming)" if offset else ""))
+    fit = task_fn.with_options(retries=settings.task_retries, retry_delay_seconds=settings.task_retry_delay_s)
     with dask.annotate(resources=resources) if resources else nullcontext():
-        future = fit.submit(spec, str(target), seed)
-    follow = FitProgress(Path(target).name)
+        future = fit.submit(spec, str(folder), seed)
+    follow = FitProgress(label or folder.name)
     while True:
         future.wait(POLL_S)
         finished = future.wrapped_future.done()
-        new, offset = read_events_from(target, offset)
+        new, offset = read_events_from(folder, offset)
         for event in new:
             follow(event)
         if finished:
             break
-    summary = future.result()
-    return {"method": spec.name, "folder": str(target), "summary": summary}
+    return future.result()
