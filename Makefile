@@ -13,7 +13,7 @@ STAMP   = $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[ssb,siren,drfwi,test]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[ssb,siren,drfwi,traces,s3,test]"
 	touch $(STAMP)
 
 setup: $(STAMP)
