@@ -228,3 +228,30 @@ def test_mseed_export_round_trip_and_ownership(tmp_path):
     assert foreign.read_bytes() == b"someone else's"
     with pytest.raises(TraceDataError, match="station code 'TOOLONG' is longer than MiniSEED's 5"):
         write_mseed(records_from_arrays(np.zeros((3, 10)), 100.0, ids=["XX.TOOLONG..HH?"]), tmp_path / "x.mseed")
+
+
+def test_stead_frame_layout(tmp_path):
+    import pandas as pd
+
+    from seiscore.data.trace_io import read_stead_frame
+
+    rng = np.random.default_rng(5)
+    z, n, e = (rng.standard_normal((2, 3000)).astype(np.float32) for _ in range(3))
+    frame = pd.DataFrame(
+        {"trace_name": ["a_EV", "b_EV"], "Z_channel": list(z), "N_channel": list(n), "E_channel": list(e),
+         "p_arrival_sample": [500, 600], "s_arrival_sample": [900, None], "receiver_code": ["AB", "CD"]}
+    )  # fmt: skip
+    recs = read_stead_frame(frame)
+    assert [r.id for r in recs] == ["XX.AB..HH?", "XX.CD..HH?"] and np.isnan(recs[1].s_sample)
+    np.testing.assert_array_equal(recs[1].data, np.stack([z[1], n[1], e[1]]))
+    frame.to_pickle(tmp_path / "df_train.csv")  # the subsample's pickles carry a .csv name
+    with pytest.raises(TraceDataError, match="runs code when loaded; pass trusted=True"):
+        read_stead_frame(tmp_path / "df_train.csv")
+    assert len(read_stead_frame(tmp_path / "df_train.csv", trusted=True)) == 2
+    with pytest.raises(TraceDataError, match=r"^STEAD frame lacks column\(s\) s_arrival_sample"):
+        read_stead_frame(frame.drop(columns="s_arrival_sample"))
+    assert len(read_stead_frame(frame.drop(columns=["p_arrival_sample", "s_arrival_sample"]), picks=False)) == 2
+    ragged = frame.copy()
+    ragged.at[1, "E_channel"] = e[1][:2000]
+    with pytest.raises(TraceDataError, match=r"trace b_EV has 3000, 3000, 2000 samples \(Z, N, E\)"):
+        read_stead_frame(ragged)

@@ -19,6 +19,8 @@ records. Per record:
 ``(samples, 3)`` in E, N, Z order per trace, and a CSV with at least ``trace_name``, ``p_arrival_sample`` and
 ``s_arrival_sample`` (optional: ``network_code``, ``receiver_code``, ``receiver_type``, ``trace_start_time``,
 ``trace_category``); one dataset is read per trace (the layout's unit), rows in the CSV's order.
+:func:`read_stead_frame` reads the CDiffSD subsample's layout (a DataFrame or pickle with ``Z/N/E_channel``
+columns of samples).
 
 :func:`write_mseed` writes records back to one MiniSEED file (float32 samples, one trace per component,
 atomically, product-marked); picks and notes do not travel in MiniSEED.
@@ -402,6 +404,78 @@ def read_stead(
             records.append(resample_record(rec, sampling_rate) if sampling_rate is not None else rec)
             if (i + 1) % 256 == 0 or i + 1 == len(rows):
                 report("traces", "read STEAD", i + 1, len(rows))
+    return records
+
+
+STEAD_FRAME_CHANNELS = ("Z_channel", "N_channel", "E_channel")
+
+
+def read_stead_frame(
+    frame: Any,
+    *,
+    picks: bool = True,
+    sampling_rate: float | None = 100.0,
+    trusted: bool = False,
+) -> list[Record]:
+    """Records from the CDiffSD subsample's layout: a pandas DataFrame (or a pickle of one, e.g. the Zenodo
+    ``df_train.csv`` / ``df_noise_train.csv``, which are pickles) with a column ``trace_name``, the columns
+    ``Z_channel``, ``N_channel``, ``E_channel`` each holding one trace's samples (all of one length) and, with
+    ``picks`` (default; False for noise frames), ``p_arrival_sample`` and ``s_arrival_sample``. Optional:
+    ``network_code``, ``receiver_code``, ``receiver_type``, ``trace_start_time``. At STEAD's 100 Hz, resampled
+    to ``sampling_rate``. A pickle runs code when loaded: a path is read only with ``trusted=True``. Missing
+    columns, ragged traces and NaN/Inf samples are one-line :class:`TraceDataError` naming the trace."""
+    import pandas as pd
+
+    where = "STEAD frame"
+    if not isinstance(frame, pd.DataFrame):
+        path = Path(frame)
+        where = f"STEAD frame {path}"
+        if not path.is_file():
+            raise FileNotFoundError(f"{where} does not exist")
+        if not trusted:
+            raise TraceDataError(f"{where} is a pickle, which runs code when loaded; pass trusted=True if it is yours")
+        try:
+            frame = pd.read_pickle(path)
+        except Exception as exc:  # noqa: BLE001 - unpickling raises anything
+            raise TraceDataError(f"{where} is not a pandas pickle ({str(exc).splitlines()[0]})") from None
+        if not isinstance(frame, pd.DataFrame):
+            raise TraceDataError(f"{where} holds a {type(frame).__name__}, not a DataFrame")
+    required = ("trace_name", *STEAD_FRAME_CHANNELS) + (("p_arrival_sample", "s_arrival_sample") if picks else ())
+    absent = [c for c in required if c not in frame.columns]
+    if absent:
+        raise TraceDataError(f"{where} lacks column(s) {', '.join(absent)} (needs {', '.join(required)})")
+    if frame.empty:
+        raise TraceDataError(f"{where} holds no traces")
+    names = frame["trace_name"].astype(str).to_numpy()
+    lengths = np.array([[np.size(v) for v in frame[c]] for c in STEAD_FRAME_CHANNELS])  # metadata only
+    bad = np.flatnonzero((lengths != lengths[0, 0]).any(axis=0))
+    if bad.size:
+        i = int(bad[0])
+        raise TraceDataError(
+            f"{where}: trace {names[i]} has {', '.join(str(n) for n in lengths[:, i])} samples (Z, N, E) but "
+            f"trace {names[0]} has {lengths[0, 0]}; every trace must hold one length"
+        )
+    data = np.stack([np.stack(frame[c].to_numpy()).astype(np.float32) for c in STEAD_FRAME_CHANNELS], axis=1)
+    rows = frame.to_dict("records")
+    p = pd.to_numeric(frame["p_arrival_sample"], errors="coerce").to_numpy() if picks else np.full(len(frame), np.nan)
+    s = pd.to_numeric(frame["s_arrival_sample"], errors="coerce").to_numpy() if picks else np.full(len(frame), np.nan)
+    records = []
+    for i, row in enumerate(rows):  # Record objects (metadata); the samples were stacked at once above
+        net = _text(row, "network_code", "XX")
+        sta = _text(row, "receiver_code", names[i].split(".")[0][:5] or "STEAD")
+        try:
+            rec = Record(
+                id=f"{net}.{sta}..{_text(row, 'receiver_type', 'HH')[:2]}?",
+                data=data[i],
+                sampling_rate=STEAD_RATE,
+                starttime=_text(row, "trace_start_time", "1970-01-01T00:00:00"),
+                p_sample=p[i],
+                s_sample=s[i],
+                notes=[f"STEAD trace {names[i]}"],
+            )
+        except TraceDataError as exc:
+            raise TraceDataError(f"STEAD trace {names[i]}: {exc}") from None
+        records.append(resample_record(rec, sampling_rate) if sampling_rate is not None else rec)
     return records
 
 
