@@ -44,7 +44,8 @@ The trace store (a Zarr v3 group that plain ``xarray.open_zarr`` reads)::
     record_notes       str     (record,)                   JSON list of notes
 
 Group attributes: ``kind`` (``traces3c``), ``sampling_rate`` (Hz), ``window_length``, ``hop``, ``components``
-(``"ZNE"``), ``n_records``, ``value_min``/``value_max``, ``attrs`` given by the caller, the product mark and
+(``"ZNE"``), ``n_records``, ``value_min``/``value_max`` (also as ``amplitude_min``/``amplitude_max``, the names the
+run modes read), ``attrs`` given by the caller, the product mark and
 ``seiscore_complete``. The store is written under a temporary sibling and renamed into place when whole
 (:mod:`seiscore.core.safety`: never replacing what the product did not write);
 :func:`create_trace_output` makes an empty store of the same layout for a ``per_item`` run to fill.
@@ -70,6 +71,8 @@ DEFAULT_LENGTH = 3000
 DEFAULT_HOP = 1500
 CHUNK_TRACES = 256
 _MERGE_BATCH = 512  # windows accumulated per bincount when merging
+AMPLITUDE_MIN_ATTR, AMPLITUDE_MAX_ATTR = "amplitude_min", "amplitude_max"  # as seiscore.io.store names them
+_RANGE_ATTRS = ("value_min", "value_max", AMPLITUDE_MIN_ATTR, AMPLITUDE_MAX_ATTR, "seiscore_amplitude_scale")
 
 
 class TraceDataError(ValueError):
@@ -455,7 +458,7 @@ def _dataset(windows: WindowSet, attrs: dict[str, Any] | None, data: np.ndarray 
         "time": np.arange(w, dtype=np.float64) / windows.sampling_rate,
         "record_index": ("trace", windows.record),
         "offset": ("trace", windows.offset),
-        "station": ("trace", np.asarray([infos[i].id for i in windows.record], dtype=object)),
+        "station": ("trace", np.asarray([r.id for r in infos], dtype=object)[windows.record]),
         "start": ("trace", windows.starts().astype(object)),
         "p_sample": ("trace", p),
         "s_sample": ("trace", s),
@@ -484,6 +487,8 @@ def _dataset(windows: WindowSet, attrs: dict[str, Any] | None, data: np.ndarray 
         "value_min": float(arr.min()) if finite else 0.0,
         "value_max": float(arr.max()) if finite else 0.0,
     }
+    # the same range under the names the run modes read (no pass over the store for min-max scaling)
+    ds.attrs.update({AMPLITUDE_MIN_ATTR: ds.attrs["value_min"], AMPLITUDE_MAX_ATTR: ds.attrs["value_max"]})
     return ds
 
 
@@ -564,7 +569,7 @@ def create_trace_output(
         raise TraceDataError(f"output chunks must name 3 dims (trace, component, time), got {chunks}")
     out = ds.drop_vars(KIND.variable)
     out.attrs = {
-        **{k: v for k, v in ds.attrs.items() if k not in (COMPLETE_ATTR, "value_min", "value_max")},
+        **{k: v for k, v in ds.attrs.items() if k not in (COMPLETE_ATTR, *_RANGE_ATTRS)},
         **(attrs or {}),
         "source_store": str(src.resolve()),
         STORE_MARK_ATTR: 1,
@@ -600,7 +605,8 @@ def mark_trace_store_complete(path: str | os.PathLike) -> Path:
     for a in range(0, amp.shape[0], step):  # chunk rows: bounded memory
         block = amp[a : a + step]
         lo, hi = min(lo, float(block.min())), max(hi, float(block.max()))
-    g.attrs.update({"value_min": lo if np.isfinite(lo) else 0.0, "value_max": hi if np.isfinite(hi) else 0.0,
+    lo, hi = (lo, hi) if np.isfinite(lo) and np.isfinite(hi) else (0.0, 0.0)
+    g.attrs.update({"value_min": lo, "value_max": hi, AMPLITUDE_MIN_ATTR: lo, AMPLITUDE_MAX_ATTR: hi,
                     COMPLETE_ATTR: True})  # fmt: skip
     consolidate(path)
     return path
