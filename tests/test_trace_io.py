@@ -42,20 +42,39 @@ def _stream(rate=100.0, n=3000, seed=0, channels=("HHZ", "HHN", "HHE"), start="2
     )
 
 
-def test_example_event_from_mseed_sac_and_gse2(tmp_path):
+# formats ObsPy writes and reads back with the channel codes: (format, one file per channel, keeps the network)
+FORMATS = [
+    ("MSEED", False, True),
+    ("SAC", True, True),
+    ("SACXY", True, True),
+    ("GSE2", False, True),
+    ("AH", False, False),
+    ("SH_ASC", False, False),
+    ("SLIST", False, True),
+    ("TSPAIR", False, True),
+    ("PICKLE", False, True),
+]
+
+
+def test_example_event_through_every_format_obspy_writes(tmp_path):
     st = obspy.read()  # BW.RJOB EHZ/EHN/EHE, 100 Hz, 3000 samples
     for tr in st:
-        tr.data = tr.data.astype(np.int32)  # GSE2 holds integers
-        tr.write(str(tmp_path / f"ex.{tr.stats.channel}.sac"), format="SAC")
-    st.write(str(tmp_path / "ex.mseed"), format="MSEED")
-    st.write(str(tmp_path / "ex.gse2"), format="GSE2")
+        tr.data = tr.data.astype(np.int32)  # GSE2 holds integers; the others take them too
     expected = np.stack([tr.data for tr in st]).astype(np.float32)
-    for source in (tmp_path / "ex.mseed", str(tmp_path / "ex.*.sac"), tmp_path / "ex.gse2"):
+    for fmt, per_channel, keeps_network in FORMATS:
+        stem = tmp_path / f"ex_{fmt.lower()}"
+        if per_channel:
+            for tr in st:
+                tr.write(f"{stem}.{tr.stats.channel}", format=fmt)
+            source = f"{stem}.*"
+        else:
+            st.write(str(stem), format=fmt)
+            source = stem
         (rec,) = read_waveforms(source)
-        assert rec.id == "BW.RJOB..EH?" and rec.channels == ("EHZ", "EHN", "EHE")
-        assert rec.sampling_rate == 100.0 and rec.starttime == "2009-08-24T00:20:03.000000Z"
-        np.testing.assert_array_equal(rec.data, expected)
-        assert rec.notes == []
+        assert rec.id == ("BW" if keeps_network else "") + ".RJOB..EH?", fmt
+        assert rec.channels == ("EHZ", "EHN", "EHE") and rec.sampling_rate == 100.0, fmt
+        assert rec.starttime == "2009-08-24T00:20:03.000000Z" and rec.notes == [], fmt
+        np.testing.assert_array_equal(rec.data, expected, err_msg=fmt)
 
 
 def test_seisan_file_shipped_with_obspy_is_resampled_with_a_note():

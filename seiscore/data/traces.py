@@ -207,8 +207,9 @@ class RecordInfo:
 def resample_record(record: Record, sampling_rate: float) -> Record:
     """``record`` resampled to ``sampling_rate`` (polyphase, ``scipy.signal.resample_poly``, anti-alias filter
     included, all components at once) with picks rescaled and a note naming both rates; ``record`` itself when
-    the rate already matches. The rate ratio is taken as a fraction with a denominator up to 1000; a ratio that
-    no such fraction matches within 1e-6 is a one-line :class:`TraceDataError`."""
+    the rate already matches (a rate within 1e-6 of the target, as float32 headers store 100 Hz, is taken as it).
+    The rate ratio is taken as a fraction with a denominator up to 1000; a ratio that no such fraction matches
+    within 1e-6 is a one-line :class:`TraceDataError`."""
     from fractions import Fraction
 
     from scipy.signal import resample_poly
@@ -225,6 +226,8 @@ def resample_record(record: Record, sampling_rate: float) -> Record:
             f"(no ratio with a denominator up to 1000)"
         )
     up, down = ratio.numerator, ratio.denominator
+    if up == down:  # within 1e-6 of the target (a rate stored as float32, e.g. AH files): the same rate
+        return replace(record, data=record.data, sampling_rate=target)
     data = resample_poly(record.data.astype(np.float64), up, down, axis=-1).astype(np.float32)
     if data.shape[1] < 1:
         raise TraceDataError(f"record {record.id}: {record.n_samples} samples are too few to resample")
@@ -374,25 +377,34 @@ def records_to_windows(
     )
 
 
-def crossfade_weights(windows: WindowSet) -> np.ndarray:
-    """Weights ``float64[M, W]`` of the cosine cross-fade (module docstring): ``sin^2`` rising over the overlap
-    with the previous window of the same record, ``cos^2`` falling over the overlap with the next, 1 elsewhere."""
-    m, w = windows.n_windows, windows.length
+def _ramps(windows: WindowSet) -> tuple[np.ndarray, np.ndarray]:
+    """Per window, its overlap (samples) with the previous and with the next window of the same record."""
+    w = windows.length
     order = np.lexsort((windows.offset, windows.record))
     rec, off = windows.record[order], windows.offset[order]
     same_prev = np.r_[False, rec[1:] == rec[:-1]]
     same_next = np.r_[rec[1:] == rec[:-1], False]
     prev_end = np.r_[0, off[:-1] + w]
     next_start = np.r_[off[1:], 0]
-    rise = np.where(same_prev, np.clip(prev_end - off, 0, w), 0)  # overlap with the previous window
-    fall = np.where(same_next, np.clip(off + w - next_start, 0, w), 0)  # overlap with the next one
+    rise, fall = np.empty_like(off), np.empty_like(off)
+    rise[order] = np.where(same_prev, np.clip(prev_end - off, 0, w), 0)
+    fall[order] = np.where(same_next, np.clip(off + w - next_start, 0, w), 0)
+    return rise, fall
+
+
+def _weights(rise: np.ndarray, fall: np.ndarray, w: int) -> np.ndarray:
+    """Cross-fade weights ``float64[len(rise), w]`` from the windows' overlaps (:func:`crossfade_weights`)."""
     t = np.arange(w, dtype=np.float64)[None, :]
     up = np.where(t < rise[:, None], np.sin(0.5 * np.pi * (t + 0.5) / np.maximum(rise, 1)[:, None]) ** 2, 1.0)
     tail = t - (w - fall)[:, None]
     down = np.where(tail >= 0, np.cos(0.5 * np.pi * (tail + 0.5) / np.maximum(fall, 1)[:, None]) ** 2, 1.0)
-    weights = np.empty((m, w), dtype=np.float64)
-    weights[order] = up * down
-    return weights
+    return up * down
+
+
+def crossfade_weights(windows: WindowSet) -> np.ndarray:
+    """Weights ``float64[M, W]`` of the cosine cross-fade (module docstring): ``sin^2`` rising over the overlap
+    with the previous window of the same record, ``cos^2`` falling over the overlap with the next, 1 elsewhere."""
+    return _weights(*_ramps(windows), windows.length)
 
 
 def windows_to_records(windows: WindowSet, data: np.ndarray | None = None) -> list[Record]:
@@ -409,7 +421,7 @@ def windows_to_records(windows: WindowSet, data: np.ndarray | None = None) -> li
             f"window {i} (record {windows.records[windows.record[i]].id}) holds NaN or infinite samples"
         )
     w = windows.length
-    weights = crossfade_weights(windows)
+    rise, fall = _ramps(windows)
     out: list[Record] = []
     t = np.arange(w, dtype=np.int64)
     for r, info in enumerate(windows.records):  # per record; windows accumulated in vectorised batches
@@ -421,11 +433,13 @@ def windows_to_records(windows: WindowSet, data: np.ndarray | None = None) -> li
         norm = np.zeros(total, dtype=np.float64)
         for b in range(0, sel.size, _MERGE_BATCH):
             part = sel[b : b + _MERGE_BATCH]
-            idx = (windows.offset[part][:, None] + t[None, :]).ravel()
-            wt = weights[part]
-            norm += np.bincount(idx, wt.ravel(), minlength=total)
+            lo = int(windows.offset[part].min())
+            hi = int(windows.offset[part].max()) + w  # the batch's span: accumulate there only
+            idx = (windows.offset[part][:, None] - lo + t[None, :]).ravel()
+            wt = _weights(rise[part], fall[part], w)  # per batch: bounded memory
+            norm[lo:hi] += np.bincount(idx, wt.ravel(), minlength=hi - lo)
             for c in range(3):  # the three components
-                acc[c] += np.bincount(idx, (wt * y[part, c]).ravel(), minlength=total)
+                acc[c, lo:hi] += np.bincount(idx, (wt * y[part, c]).ravel(), minlength=hi - lo)
         if (norm[: info.length] <= 0).any():
             raise TraceDataError(f"record {info.id}: its windows do not cover samples 0..{info.length - 1}")
         merged = (acc[:, : info.length] / norm[None, : info.length]).astype(np.float32)
