@@ -239,6 +239,11 @@ def test_mseed_export_round_trip_and_ownership(tmp_path):
     np.testing.assert_array_equal(back.data, merged[0].data)
     with pytest.raises(FileExistsError):
         write_mseed(merged, out)
+    stream = write_mseed(iter(merged * 2), tmp_path / "two.mseed")  # an iterator, written record by record
+    assert len(obspy.read(str(stream))) == 6
+    with pytest.raises(TraceDataError, match="no records to write"):
+        write_mseed(iter([]), tmp_path / "none.mseed")
+    assert not (tmp_path / "none.mseed").exists() and not list(tmp_path.glob(".none.mseed*"))
     write_mseed(merged, out, overwrite=True)
     foreign = tmp_path / "foreign.mseed"
     foreign.write_bytes(b"someone else's")

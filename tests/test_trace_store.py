@@ -233,3 +233,16 @@ def test_per_item_run_mode_processes_a_trace_store(tmp_path):
     np.testing.assert_array_equal(back.data, -ws.data)
     merged = windows_to_records(back)
     np.testing.assert_array_equal(merged[0].data, -_records([9000, 3000])[0].data)
+
+
+def test_records_one_at_a_time_from_a_store(tmp_path):
+    from seiscore.data.traces import iter_store_records
+
+    recs = _records([9000, 1600, 4600])
+    path = write_trace_store(tmp_path / "t.zarr", records_to_windows(recs))
+    it = iter_store_records(path)
+    first = next(it)  # a generator: one record's windows read at a time
+    assert first.id == recs[0].id
+    for a, b in zip(recs, [first, *it]):
+        np.testing.assert_array_equal(b.data, a.data)
+        assert b.starttime == a.starttime and b.notes[: len(a.notes)] == a.notes

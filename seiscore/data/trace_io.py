@@ -495,15 +495,16 @@ def _codes(record: Record) -> tuple[str, str, str]:
 
 
 def write_mseed(
-    records: Sequence[Record],
+    records: Iterable[Record],
     path: str | os.PathLike,
     *,
     overwrite: bool = False,
     roots: Iterable[str | os.PathLike] | None = None,
     protected: Iterable = (),
 ) -> Path:
-    """Write ``records`` as one MiniSEED file at ``path`` (float32 samples, record length 4096, one trace per
-    component with the record's channel codes, start time and rate); return the resolved path.
+    """Write ``records`` (a list or an iterator, e.g. :func:`~seiscore.data.traces.iter_store_records`, written one
+    at a time) as one MiniSEED file at ``path`` (float32 samples, record length 4096, one trace per component with
+    the record's channel codes, start time and rate); return the resolved path.
 
     Written under a temporary sibling and renamed when whole, marked as the product's; an existing file is
     replaced only with ``overwrite`` and only when the product wrote it; ``roots``/``protected`` as in
@@ -514,28 +515,30 @@ def write_mseed(
     from seiscore.core.safety import check_replaceable, check_write_target, replace_file
     from seiscore.io.os_errors import removed_on_failure, writing
 
-    records = list(records)
-    if not records:
-        raise TraceDataError("no records to write")
     dest = check_write_target(path, what="MiniSEED file", roots=roots, protected=protected)
     if dest.exists() and not overwrite:
         raise FileExistsError(f"{dest} already exists; pass overwrite=True (--overwrite) to replace it")
-    stream = obspy.Stream()
-    for r in records:
-        if not isinstance(r, Record):
-            raise TraceDataError(f"records must be seiscore.data.traces.Record, got {type(r).__name__}")
-        net, sta, loc = _codes(r)
-        start = obspy.UTCDateTime(r.starttime)
-        for i, cha in enumerate(r.channels or ()):
-            header = {"network": net, "station": sta, "location": loc, "channel": cha,
-                      "sampling_rate": r.sampling_rate, "starttime": start}  # fmt: skip
-            stream += obspy.Trace(np.ascontiguousarray(r.data[i], dtype=np.float32), header=header)
     tmp = check_replaceable(dest.with_name(f".{dest.name}.seiscore-tmp"), "temporary MiniSEED file")
     dest.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
     with removed_on_failure(tmp), writing(tmp):
         tmp.unlink(missing_ok=True)
-        stream.write(str(tmp), format="MSEED", encoding="FLOAT32", reclen=4096)
-        with open(tmp, "rb+") as fh:
+        with open(tmp, "wb") as fh:
+            for r in records:  # one record at a time: an iterator (iter_store_records) is never held whole
+                if not isinstance(r, Record):
+                    raise TraceDataError(f"records must be seiscore.data.traces.Record, got {type(r).__name__}")
+                net, sta, loc = _codes(r)
+                start = obspy.UTCDateTime(r.starttime)
+                stream = obspy.Stream()
+                for i, cha in enumerate(r.channels or ()):
+                    header = {"network": net, "station": sta, "location": loc, "channel": cha,
+                              "sampling_rate": r.sampling_rate, "starttime": start}  # fmt: skip
+                    stream += obspy.Trace(np.ascontiguousarray(r.data[i], dtype=np.float32), header=header)
+                stream.write(fh, format="MSEED", encoding="FLOAT32", reclen=4096)
+                count += 1
+            if not count:
+                raise TraceDataError("no records to write")
+            fh.flush()
             os.fsync(fh.fileno())
     return replace_file(tmp, dest)
 

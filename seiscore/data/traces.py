@@ -58,7 +58,7 @@ import os
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -661,46 +661,79 @@ def open_trace_store(path: str | os.PathLike, *, require_complete: bool = True):
     return xr.open_zarr(str(path), consolidated=has_consolidated_metadata(path))
 
 
+def _record_infos(ds) -> list[RecordInfo]:
+    channels = ds["record_channels"].values
+    return [
+        RecordInfo(
+            id=str(rid),
+            starttime=str(start),
+            channels=tuple(str(c) for c in channels[i]),  # type: ignore[arg-type]
+            length=int(n),
+            pad=int(pad),
+            p_sample=float(p),
+            s_sample=float(s),
+            notes=[str(x) for x in json.loads(str(notes))],
+        )
+        for i, (rid, start, n, pad, p, s, notes) in enumerate(
+            zip(
+                ds["record_id"].values,
+                ds["record_start"].values,
+                ds["record_length"].values,
+                ds["record_pad"].values,
+                ds["record_p_sample"].values,
+                ds["record_s_sample"].values,
+                ds["record_notes"].values,
+            )
+        )
+    ]
+
+
+def _garbled(path, exc: Exception) -> TraceDataError:
+    if isinstance(exc, TraceDataError):
+        return exc
+    return TraceDataError(f"trace store {path} lacks or garbles {str(exc).splitlines()[0]}")
+
+
 def read_trace_store(path: str | os.PathLike, *, require_complete: bool = True) -> WindowSet:
-    """The :class:`WindowSet` of the trace store at ``path`` (all windows in memory)."""
+    """The :class:`WindowSet` of the trace store at ``path`` (all windows in memory; see
+    :func:`iter_store_records` for one record at a time)."""
     ds = open_trace_store(path, require_complete=require_complete)
     try:
-        channels = ds["record_channels"].values
-        infos = [
-            RecordInfo(
-                id=str(rid),
-                starttime=str(start),
-                channels=tuple(str(c) for c in channels[i]),  # type: ignore[arg-type]
-                length=int(n),
-                pad=int(pad),
-                p_sample=float(p),
-                s_sample=float(s),
-                notes=[str(x) for x in json.loads(str(notes))],
-            )
-            for i, (rid, start, n, pad, p, s, notes) in enumerate(
-                zip(
-                    ds["record_id"].values,
-                    ds["record_start"].values,
-                    ds["record_length"].values,
-                    ds["record_pad"].values,
-                    ds["record_p_sample"].values,
-                    ds["record_s_sample"].values,
-                    ds["record_notes"].values,
-                )
-            )
-        ]
         return WindowSet(
             data=np.ascontiguousarray(ds[KIND.variable].values, dtype=np.float32),
             record=ds["record_index"].values,
             offset=ds["offset"].values,
-            records=infos,
+            records=_record_infos(ds),
             sampling_rate=float(ds.attrs["sampling_rate"]),
             hop=int(ds.attrs.get("hop", DEFAULT_HOP)),
         )
     except (KeyError, ValueError, TypeError) as exc:
-        if isinstance(exc, TraceDataError):
-            raise
-        raise TraceDataError(f"trace store {path} lacks or garbles {str(exc).splitlines()[0]}") from None
+        raise _garbled(path, exc) from None
+
+
+def iter_store_records(path: str | os.PathLike, *, require_complete: bool = True) -> Iterator[Record]:
+    """The records of the trace store at ``path``, one at a time, each merged from its windows by the cross-fade
+    (:func:`windows_to_records`): only one record's windows are in memory (a day of one station at 100 Hz with
+    hop 1500 is ~200 MB of windows), e.g. to export a night's output to MiniSEED."""
+    ds = open_trace_store(path, require_complete=require_complete)
+    try:
+        infos = _record_infos(ds)
+        rec_idx = ds["record_index"].values
+        offsets = ds["offset"].values
+        rate = float(ds.attrs["sampling_rate"])
+        hop = int(ds.attrs.get("hop", DEFAULT_HOP))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise _garbled(path, exc) from None
+    amp = ds[KIND.variable]
+    for r, info in enumerate(infos):  # one record at a time
+        sel = np.flatnonzero(rec_idx == r)
+        if sel.size == 0:
+            raise TraceDataError(f"trace store {path}: record {info.id} has no windows")
+        lo, hi = int(sel[0]), int(sel[-1]) + 1
+        block = amp.isel(trace=slice(lo, hi)).values if hi - lo == sel.size else amp.isel(trace=sel).values
+        windows = WindowSet(np.asarray(block, dtype=np.float32), np.zeros(sel.size, dtype=np.int64), offsets[sel],
+                            [info], rate, hop)  # fmt: skip
+        yield windows_to_records(windows)[0]
 
 
 def trace_store_info(path: str | os.PathLike) -> dict[str, Any]:
