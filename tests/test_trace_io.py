@@ -212,6 +212,8 @@ def test_stead_layout_read_and_windowed(tmp_path):
     store = ingest_traces(tmp_path / "stead.hdf5", tmp_path / "s.zarr", csv=tmp_path / "stead.csv")
     back = read_trace_store(store)
     np.testing.assert_array_equal(back.data, ws.data)
+    with pytest.raises(FileExistsError, match="already exists"):
+        ingest_traces(tmp_path / "stead.hdf5", store, csv=tmp_path / "stead.csv")
 
 
 def test_stead_bad_inputs(tmp_path):

@@ -578,7 +578,9 @@ def ingest_traces(
     ``source`` attribute names what was read. Every problem is a one-line error before anything is written."""
     from seiscore.core.safety import check_write_target
 
-    check_write_target(store, what="trace store", roots=roots, replace=True)  # fail before reading
+    target = check_write_target(store, what="trace store", roots=roots, replace=True)  # fail before reading
+    if target.exists() and not overwrite and any(target.iterdir()):
+        raise FileExistsError(f"store {target} already exists; pass overwrite=True (--overwrite) to replace it")
     records = load_records(source, csv=csv, sampling_rate=sampling_rate, missing=missing)
     windows = records_to_windows(records, length, hop, min_length=min_length)
     names = [source] if isinstance(source, (str, os.PathLike)) else list(source)
