@@ -7,12 +7,22 @@ Each trace goes back to its original position (``trace_index``), so an unprocess
 IEEE-float store exports byte for byte identical to its source. Output is written under a
 temporary name and renamed when whole, with a sidecar marking it as the product's
 (:mod:`seiscore.core.safety`): an existing file is replaced only when this product wrote it.
+
+A destination at an fsspec URL (``s3://bucket/key.sgy``, ...) is written the same way to a local
+temporary file (under ``scratch``: the first local data root of ``SEIS_DATA_ROOTS``, else the system's
+temporary folder) and then uploaded in one ``put_file`` (a multipart upload for a large file): an object
+store shows the object only once the upload completes, so nothing half-written ever appears under the
+name. A sidecar object ``.NAME.seiscore-owned`` (size and hash of the first 3600 bytes) marks the
+export as the product's; ``overwrite`` replaces only such an object.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +32,8 @@ from tqdm.auto import tqdm
 from seiscore.core.safety import check_replaceable, check_write_target, replace_file
 
 from . import textual
+from ._location import fs_for, is_remote
+from ._location import name as location_name
 from .errors import IncompleteStoreError, StoreError
 from .headers import TRACE_FIELDS, TRACE_HEADER_SIZE, encode_trace_headers, patch_binary_format
 from .os_errors import writing
@@ -57,14 +69,18 @@ def export(
     overwrite: bool = False,
     memory_limit: str | int = "1GB",
     progress: bool = False,
-) -> Path:
-    """Write the survey store ``store`` as the SEG-Y file ``dest``; return ``dest``.
+    scratch: str | os.PathLike | None = None,
+) -> Path | str:
+    """Write the survey store ``store`` as the SEG-Y file ``dest`` (a local path or an fsspec URL); return ``dest``.
 
     ``format``: "original" (the source's sample format), "ieee" (format 5) or "ibm" (format 1).
     Integer formats are rounded to the nearest integer and clipped to the type's range.
     ``overwrite`` replaces a SEG-Y file this product exported, never another file, the store or its source.
+    ``scratch``: local folder for the temporary file of a remote ``dest`` (see the module docstring).
     """
-    src = Path(store)
+    if is_remote(dest):
+        return _export_remote(store, str(dest), format, overwrite, memory_limit, progress, scratch)
+    src = store if is_remote(store) else Path(store)
     if not is_complete(src):
         raise IncompleteStoreError(
             f"store {src} is missing or not marked complete; finish writing it and call "
@@ -118,6 +134,74 @@ def export(
     os.close(fd)
     bar.close()
     return replace_file(tmp, dest)
+
+
+REMOTE_SIDECAR = ".{}.seiscore-owned"
+_HEAD_BYTES = 3600
+
+
+def _remote_print(size: int, head: bytes) -> dict:
+    return {"size": int(size), "head": hashlib.blake2b(head[:_HEAD_BYTES], digest_size=16).hexdigest()}
+
+
+def _remote_sidecar(fs, key: str) -> str:
+    folder, _, name = key.rpartition("/")
+    return f"{folder}/{REMOTE_SIDECAR.format(name)}" if folder else REMOTE_SIDECAR.format(name)
+
+
+def _remote_owned(fs, key: str) -> bool:
+    """True when the object ``key`` is one this product exported (its sidecar object names its size and head)."""
+    try:
+        doc = json.loads(fs.cat_file(_remote_sidecar(fs, key)))
+        size = fs.info(key)["size"]
+        head = fs.cat_file(key, start=0, end=min(size, _HEAD_BYTES))
+    except (FileNotFoundError, ValueError, KeyError, OSError):
+        return False
+    return isinstance(doc, dict) and _remote_print(size, head) in doc.get("files", [])
+
+
+def scratch_dir(scratch: str | os.PathLike | None = None) -> Path:
+    """Local folder for temporary files of remote writes: ``scratch``, else the first local data root
+    (``SEIS_DATA_ROOTS``), else the system's temporary folder."""
+    if scratch is not None:
+        return Path(scratch)
+    from seiscore.core.settings import get_settings
+
+    for root in get_settings().data_roots or []:
+        if not is_remote(str(root)) and Path(root).is_dir():
+            return Path(root)
+    return Path(tempfile.gettempdir())
+
+
+def _export_remote(store, url: str, format: str, overwrite: bool, memory_limit, progress: bool, scratch) -> str:
+    """Export to a local temporary file, then upload it to ``url`` in one ``put_file`` (see the module docstring)."""
+    fs, key = fs_for(url)
+    if fs.exists(key):
+        if not overwrite:
+            raise FileExistsError(f"{url} already exists; pass overwrite=True (--overwrite) to replace it")
+        if not _remote_owned(fs, key):
+            raise ValueError(
+                f"SEG-Y file {url} exists and is not something seiscore wrote (no product mark); refusing to replace "
+                f"it whatever --force/--overwrite say: move it away or choose another path"
+            )
+    folder = Path(tempfile.mkdtemp(prefix=".seiscore-export-", dir=scratch_dir(scratch)))
+    try:
+        local = folder / location_name(url)
+        export(store, local, format=format, memory_limit=memory_limit, progress=progress)
+        size = local.stat().st_size
+        with open(local, "rb") as fh:
+            head = fh.read(_HEAD_BYTES)
+        # the sidecar names the new content before the object appears, as replace_file does locally
+        prints = [_remote_print(size, head)]
+        fs.pipe_file(
+            _remote_sidecar(fs, key), json.dumps({"seiscore": "file written by seiscore", "files": prints}).encode()
+        )
+        fs.put_file(str(local), key)
+    finally:
+        for f in folder.iterdir():
+            f.unlink()
+        folder.rmdir()
+    return url
 
 
 def _write_traces(fd, g, plan, trace_index, head: bytes, tsize: int, fmt: int, endian: str, bar) -> None:
