@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from seiscore.cli import CLIError, check_roots
+from seiscore.cli.info import location_arg
 
 
 def _chunks(text: str) -> tuple[int, int, int]:
@@ -30,7 +31,7 @@ def register(subparsers) -> None:
         description="Convert a post-stack SEG-Y file into a Zarr v3 survey store, streaming "
         "under a memory bound. Give SOURCE and STORE, or --survey NAME from the catalog.",
     )
-    p.add_argument("source", nargs="?", type=Path, help="SEG-Y file")
+    p.add_argument("source", nargs="?", type=location_arg, help="SEG-Y file (local, or an fsspec URL: s3://...)")
     p.add_argument("store", nargs="?", type=Path, help="Zarr store path to create")
     p.add_argument("--survey", metavar="NAME", help="take source, store and byte positions from the catalog")
     p.add_argument(
