@@ -22,30 +22,13 @@ BUCKET = "seis-test"
 SHAPE = (7, 9, 24)
 
 
-@pytest.fixture(scope="module")
-def s3():
-    """A moto S3 server on loopback and an s3fs filesystem on it, configured through the environment only."""
-    from moto.server import ThreadedMotoServer
+@pytest.fixture
+def s3(s3_server):
+    """An fsspec filesystem on the session's moto server (tests/conftest.py ``s3_server``: bucket ``seis-test``,
+    reached through the standard AWS environment only)."""
+    from seiscore.io.location import fs_for
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL": f"http://{host}:{port}",
-        }.items():
-            mp.setenv(key, value)
-        import s3fs
-
-        s3fs.S3FileSystem.clear_instance_cache()
-        fs = s3fs.S3FileSystem(use_listings_cache=False)
-        fs.mkdir(BUCKET)
-        yield fs
-        s3fs.S3FileSystem.clear_instance_cache()
-    server.stop()
+    return fs_for(f"s3://{BUCKET}")[0]
 
 
 def _object_gets(caplog, key: str) -> list[str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 def location_arg(text: str) -> Path | str:
     """A local path as a Path; an fsspec URL (``s3://...``) kept as text (a Path would collapse its ``//``)."""
-    from seiscore.io._location import is_remote
+    from seiscore.io.location import is_remote
 
     return text if is_remote(text) else Path(text)
 

@@ -32,10 +32,10 @@ from tqdm.auto import tqdm
 from seiscore.core.safety import check_replaceable, check_write_target, replace_file
 
 from . import textual
-from ._location import fs_for, is_remote
-from ._location import name as location_name
 from .errors import IncompleteStoreError, StoreError
 from .headers import TRACE_FIELDS, TRACE_HEADER_SIZE, encode_trace_headers, patch_binary_format
+from .location import fs_for, is_remote
+from .location import name as location_name
 from .os_errors import writing
 from .plan import parse_bytes, plan_regions, runs
 from .samples import IBM_FLOAT, IEEE_FLOAT, check_format, encode, raw_dtype

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ._location import fs_for, is_remote
 from .geometry import describe_mismatch, probe, scan
 from .headers import TRACE_FIELDS
+from .location import fs_for, is_remote
 from .segy_read import header_words
 from .store import _looks_like_store, is_complete, open_survey
 

@@ -27,10 +27,10 @@ from tqdm.auto import tqdm
 from seiscore.core.safety import check_write_target
 
 from . import textual
-from ._location import is_remote
 from .chunk_writer import ChunkWriter
 from .geometry import Geometry, SegyLayout, guess_regular, probe, sample_count_mismatch, scan
 from .headers import FIELD_BY_BYTE, FIELD_BY_VARIABLE, TRACE_FIELDS, TRACE_HEADER_SIZE, header_field_rows
+from .location import is_remote
 from .locks import store_lock
 from .os_errors import removed_on_failure, writing
 from .plan import PLANNED_SHARE, ColumnPlan, parse_bytes, plan_columns, resolve_chunks

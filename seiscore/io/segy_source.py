@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ._location import fs_for, is_remote
 from .errors import SegyError
+from .location import fs_for, is_remote
 from .os_errors import check_regular_file
 
 
