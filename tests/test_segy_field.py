@@ -32,15 +32,19 @@ def _card_image(lines: list[str], encoding: str = "cp037") -> bytes:
     return text.encode(encoding)
 
 
-def _binary(fmt: int, ns: int, endian: str, *, dt: int = 4000, rev: int = 1, ext: int = 0, extra: int = 0) -> bytes:
-    """A 400-byte binary header with the fields these tests vary."""
+def _binary(
+    fmt: int, ns: int, endian: str, *, dt: int = 4000, rev: int = 1, ext: int = 0, extra: int = 0, ns_field=None
+) -> bytes:
+    """A 400-byte binary header with the fields these tests vary (``ns_field``: (byte 3221, byte 3269) values)."""
     b = bytearray(400)
 
     def put(byte: int, size: int, value: int) -> None:
         b[byte - 3201 : byte - 3201 + size] = int(value).to_bytes(size, endian, signed=True)
 
     put(3217, 2, dt)
-    put(3221, 2, ns)
+    short, long = ns_field or (ns, 0)
+    put(3221, 2, short)
+    put(3269, 4, long)
     put(3225, 2, fmt)
     put(3229, 2, 4)
     b[3501 - 3201] = rev
@@ -122,6 +126,15 @@ def test_binary_count_not_agreeing_with_the_size_is_refused_with_a_hint(tmp_path
     src.write_bytes(bytes(data))
     with pytest.raises(SegyError, match=r"bad.sgy is truncated.*first trace header's 20 samples.*would fit"):
         probe(src)
+
+
+def test_rev2_four_byte_sample_count_is_read(tmp_path):
+    """SEG-Y rev 2: byte 3221 may be 0 with the count in the 4-byte field at byte 3269."""
+    values = np.random.default_rng(2).standard_normal(SHAPE).astype(">f4")
+    src = tmp_path / "rev2_ns.sgy"
+    _handmade(src, values.view(np.uint8), 5, "big", rev=2, ns_field=(0, SHAPE[2]))
+    store = ingest(src, tmp_path / "s.zarr")
+    np.testing.assert_array_equal(open_survey(store)["amplitude"].values, values.astype(np.float32))
 
 
 # ---------------------------------------------------------------- sample formats

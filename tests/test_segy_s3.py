@@ -94,6 +94,23 @@ def test_export_to_s3_appears_whole_and_replaces_only_its_own(tmp_path, s3, caps
     np.testing.assert_array_equal(open_survey(tmp_path / "again.zarr")["amplitude"].values, cube)
 
 
+def test_other_fsspec_protocols_take_the_same_route(tmp_path):
+    """``memory://`` (any fsspec filesystem): ingest from it and export to it."""
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    cube = np.random.default_rng(9).standard_normal(SHAPE).astype(np.float32)
+    src = write_cube(tmp_path / "in.sgy", cube, SegyWriteSpec(endian="little"))
+    fs.pipe_file("/seis/in.sgy", src.read_bytes())
+    try:
+        store = ingest("memory://seis/in.sgy", tmp_path / "s.zarr")
+        np.testing.assert_array_equal(open_survey(store)["amplitude"].values, cube)
+        export(store, "memory://seis/out.sgy", scratch=tmp_path)
+        assert fs.cat_file("/seis/out.sgy") == src.read_bytes()
+    finally:
+        fs.rm("/seis", recursive=True)
+
+
 def test_missing_object_is_one_line(tmp_path, s3):
     with pytest.raises(FileNotFoundError, match=f"s3://{BUCKET}/nope.sgy"):
         ingest(f"s3://{BUCKET}/nope.sgy", tmp_path / "s.zarr")
