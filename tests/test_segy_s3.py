@@ -94,6 +94,16 @@ def test_export_to_s3_appears_whole_and_replaces_only_its_own(tmp_path, s3, caps
     np.testing.assert_array_equal(open_survey(tmp_path / "again.zarr")["amplitude"].values, cube)
 
 
+def test_s3_source_to_s3_store_to_s3_segy(tmp_path, s3):
+    """The whole way on object storage (stores at URLs: part sc-store): SEG-Y object -> store -> SEG-Y object."""
+    cube = np.random.default_rng(10).standard_normal(SHAPE).astype(np.float32)
+    src = write_cube(tmp_path / "in.sgy", cube, SegyWriteSpec(format=1))
+    s3.put_file(str(src), f"{BUCKET}/all/in.sgy")
+    store = ingest(f"s3://{BUCKET}/all/in.sgy", f"s3://{BUCKET}/all/in.zarr")
+    assert export(store, f"s3://{BUCKET}/all/out.sgy", scratch=tmp_path) == f"s3://{BUCKET}/all/out.sgy"
+    assert s3.cat_file(f"{BUCKET}/all/out.sgy") == src.read_bytes()
+
+
 def test_other_fsspec_protocols_take_the_same_route(tmp_path):
     """``memory://`` (any fsspec filesystem): ingest from it and export to it."""
     import fsspec

@@ -34,7 +34,7 @@ from seiscore.core.safety import check_replaceable, check_write_target, replace_
 from . import textual
 from .errors import IncompleteStoreError, StoreError
 from .headers import TRACE_FIELDS, TRACE_HEADER_SIZE, encode_trace_headers, patch_binary_format
-from .location import fs_for, is_remote
+from .location import fs_for, is_remote, zarr_store
 from .location import name as location_name
 from .os_errors import writing
 from .plan import parse_bytes, plan_regions, runs
@@ -86,7 +86,7 @@ def export(
             f"store {src} is missing or not marked complete; finish writing it and call "
             f"seiscore.io.mark_complete before exporting"
         )
-    g = zarr.open_group(str(src), mode="r")
+    g = zarr.open_group(zarr_store(src, read_only=True), mode="r")
     attrs = dict(g.attrs)
     dest = check_write_target(
         dest,
