@@ -12,15 +12,13 @@ A destination at an fsspec URL (``s3://bucket/key.sgy``, ...) is written the sam
 temporary file (under ``scratch``: the first local data root of ``SEIS_DATA_ROOTS``, else the system's
 temporary folder) and then uploaded in one ``put_file`` (a multipart upload for a large file): an object
 store shows the object only once the upload completes, so nothing half-written ever appears under the
-name. A sidecar object ``.NAME.seiscore-owned`` (size and hash of the first 3600 bytes) marks the
-export as the product's; ``overwrite`` replaces only such an object.
+name. A sidecar object ``.NAME.seiscore-owned`` (size and ETag, :func:`seiscore.core.safety.mark_owned`)
+marks the export as the product's; ``overwrite`` replaces only such an object.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -29,7 +27,7 @@ import numpy as np
 import zarr
 from tqdm.auto import tqdm
 
-from seiscore.core.safety import check_replaceable, check_write_target, replace_file
+from seiscore.core.safety import check_replaceable, check_write_target, mark_owned, replace_file
 
 from . import textual
 from .errors import IncompleteStoreError, StoreError
@@ -136,30 +134,6 @@ def export(
     return replace_file(tmp, dest)
 
 
-REMOTE_SIDECAR = ".{}.seiscore-owned"
-_HEAD_BYTES = 3600
-
-
-def _remote_print(size: int, head: bytes) -> dict:
-    return {"size": int(size), "head": hashlib.blake2b(head[:_HEAD_BYTES], digest_size=16).hexdigest()}
-
-
-def _remote_sidecar(fs, key: str) -> str:
-    folder, _, name = key.rpartition("/")
-    return f"{folder}/{REMOTE_SIDECAR.format(name)}" if folder else REMOTE_SIDECAR.format(name)
-
-
-def _remote_owned(fs, key: str) -> bool:
-    """True when the object ``key`` is one this product exported (its sidecar object names its size and head)."""
-    try:
-        doc = json.loads(fs.cat_file(_remote_sidecar(fs, key)))
-        size = fs.info(key)["size"]
-        head = fs.cat_file(key, start=0, end=min(size, _HEAD_BYTES))
-    except (FileNotFoundError, ValueError, KeyError, OSError):
-        return False
-    return isinstance(doc, dict) and _remote_print(size, head) in doc.get("files", [])
-
-
 def scratch_dir(scratch: str | os.PathLike | None = None) -> Path:
     """Local folder for temporary files of remote writes: ``scratch``, else the first local data root
     (``SEIS_DATA_ROOTS``), else the system's temporary folder."""
@@ -174,29 +148,33 @@ def scratch_dir(scratch: str | os.PathLike | None = None) -> Path:
 
 
 def _export_remote(store, url: str, format: str, overwrite: bool, memory_limit, progress: bool, scratch) -> str:
-    """Export to a local temporary file, then upload it to ``url`` in one ``put_file`` (see the module docstring)."""
+    """Export to a local temporary file, then upload it to ``url`` in one ``put_file`` (see the module docstring).
+
+    The rules of :mod:`seiscore.core.safety` apply as to a local file: an existing object is replaced only with
+    ``overwrite`` and only when the product wrote it (its sidecar object, :func:`~seiscore.core.safety.mark_owned`,
+    records its size and ETag, written once the upload completed)."""
+    src = store if is_remote(store) else Path(store)
+    if not is_complete(src):
+        raise IncompleteStoreError(
+            f"store {src} is missing or not marked complete; finish writing it and call "
+            f"seiscore.io.mark_complete before exporting"
+        )
+    source_file = zarr.open_group(zarr_store(src, read_only=True), mode="r").attrs.get("source_file")
+    check_write_target(
+        url,
+        what="SEG-Y file",
+        roots=None,
+        protected=[("store being exported", src), ("SEG-Y source of the store", source_file)],
+    )
     fs, key = fs_for(url)
-    if fs.exists(key):
-        if not overwrite:
-            raise FileExistsError(f"{url} already exists; pass overwrite=True (--overwrite) to replace it")
-        if not _remote_owned(fs, key):
-            raise ValueError(
-                f"SEG-Y file {url} exists and is not something seiscore wrote (no product mark); refusing to replace "
-                f"it whatever --force/--overwrite say: move it away or choose another path"
-            )
+    if fs.exists(key) and not overwrite:
+        raise FileExistsError(f"{url} already exists; pass overwrite=True (--overwrite) to replace it")
     folder = Path(tempfile.mkdtemp(prefix=".seiscore-export-", dir=scratch_dir(scratch)))
     try:
         local = folder / location_name(url)
         export(store, local, format=format, memory_limit=memory_limit, progress=progress)
-        size = local.stat().st_size
-        with open(local, "rb") as fh:
-            head = fh.read(_HEAD_BYTES)
-        # the sidecar names the new content before the object appears, as replace_file does locally
-        prints = [_remote_print(size, head)]
-        fs.pipe_file(
-            _remote_sidecar(fs, key), json.dumps({"seiscore": "file written by seiscore", "files": prints}).encode()
-        )
         fs.put_file(str(local), key)
+        mark_owned(url)
     finally:
         for f in folder.iterdir():
             f.unlink()
