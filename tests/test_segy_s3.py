@@ -15,6 +15,7 @@ import xarray as xr
 
 from seiscore.cli import main as seis_main
 from seiscore.io import IncompleteStoreError, export, ingest, open_survey
+from seiscore.io.info import describe
 from seiscore.io.segy_write import SegyWriteSpec, write_cube
 from seiscore.io.store import set_attrs
 
@@ -102,6 +103,8 @@ def test_s3_source_to_s3_store_to_s3_segy(tmp_path, s3):
     store = ingest(f"s3://{BUCKET}/all/in.sgy", f"s3://{BUCKET}/all/in.zarr")
     assert export(store, f"s3://{BUCKET}/all/out.sgy", scratch=tmp_path) == f"s3://{BUCKET}/all/out.sgy"
     assert s3.cat_file(f"{BUCKET}/all/out.sgy") == src.read_bytes()
+    info = describe(f"s3://{BUCKET}/all/in.zarr")  # seis info on the store at its URL
+    assert info["kind"] == "survey store" and info["complete"] and info["dims"]["sample"] == SHAPE[2]
 
 
 def test_other_fsspec_protocols_take_the_same_route(tmp_path):

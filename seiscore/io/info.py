@@ -69,7 +69,7 @@ def _first_lines(raw: bytes, n: int = 4) -> list[str]:
     return [line for line in decode(raw).splitlines()[:n]]
 
 
-def describe_store(path: Path) -> dict:
+def describe_store(path: Path | str) -> dict:
     """Shape, chunks, sample format, sizes and a summary of the key trace headers of a survey store."""
     ds = open_survey(path, require_complete=False)
     amp = ds["amplitude"]
@@ -103,7 +103,10 @@ def describe_store(path: Path) -> dict:
     }
 
 
-def _du(path: Path) -> int:
+def _du(path: Path | str) -> int:
+    if is_remote(path):
+        fs, key = fs_for(str(path))
+        return int(fs.du(key))
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 
 
@@ -115,7 +118,9 @@ def describe(path: str | os.PathLike, il_byte: int = 189, xl_byte: int = 193) ->
         if not fs.exists(key):
             raise FileNotFoundError(f"no such file or store: {path}")
         if fs.isdir(key):
-            raise ValueError(f"{path}: seis info reads SEG-Y files at URLs; open remote stores with xarray")
+            if not _looks_like_store(str(path)):
+                raise ValueError(f"{path} is a prefix but not a Zarr survey store")
+            return describe_store(str(path))
         return describe_segy(str(path), il_byte, xl_byte)
     path = Path(path)
     if not path.exists():
