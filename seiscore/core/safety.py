@@ -499,7 +499,8 @@ def _entry_targets(entry: Any, settings: Any, catalog_path, export_segy: bool) -
         target = targets[key] = check_write_target(path, what=what, roots=roots, protected=protected)
         if key != "qc":
             for sib in sibling_paths(target):
-                name = f"{key}_tmp" if sib.name.endswith(f"{SIBLING_INFIX}tmp") else f"{key}:{sib.name}"
+                sib_name = _loc().name(sib)
+                name = f"{key}_tmp" if sib_name.endswith(f"{SIBLING_INFIX}tmp") else f"{key}:{sib_name}"
                 targets[name] = check_write_target(sib, what=f"temporary {what}", roots=roots, protected=protected)
     out = targets["output"]
     everything = base + [(_label(k), p) for k, p in targets.items()]
