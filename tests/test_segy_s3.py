@@ -107,6 +107,27 @@ def test_s3_source_to_s3_store_to_s3_segy(tmp_path, s3):
     assert info["kind"] == "survey store" and info["complete"] and info["dims"]["sample"] == SHAPE[2]
 
 
+def test_catalog_survey_with_an_s3_source_ingests_from_the_cli(tmp_path, s3):
+    """``source: s3://...`` in the catalog (no credentials there): ``seis ingest --survey`` reads it remotely."""
+    import yaml
+
+    cube = np.random.default_rng(11).standard_normal(SHAPE).astype(np.float32)
+    src = write_cube(tmp_path / "in.sgy", cube)
+    s3.put_file(str(src), f"{BUCKET}/cat/in.sgy")
+    catalog = tmp_path / "cat.yaml"
+    entry = {
+        "source": f"s3://{BUCKET}/cat/in.sgy",
+        "store": "data/stores/in.zarr",
+        "output": "data/stores/out.zarr",
+        "denoiser": {"name": "tlsm", "preset": "synthetic", "axes": {"smooth": "crossline", "tube": "inline"}},
+    }
+    catalog.write_text(yaml.safe_dump({"surveys": {"remote": entry}}))
+    assert seis_main(["ingest", "--survey", "remote", "--catalog", str(catalog)]) == 0
+    ds = open_survey(tmp_path / "data" / "stores" / "in.zarr")
+    np.testing.assert_array_equal(ds["amplitude"].values, cube)
+    assert ds.attrs["source_file"] == f"s3://{BUCKET}/cat/in.sgy"
+
+
 def test_other_fsspec_protocols_take_the_same_route(tmp_path):
     """``memory://`` (any fsspec filesystem): ingest from it and export to it."""
     import fsspec

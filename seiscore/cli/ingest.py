@@ -32,7 +32,7 @@ def register(subparsers) -> None:
         "under a memory bound. Give SOURCE and STORE, or --survey NAME from the catalog.",
     )
     p.add_argument("source", nargs="?", type=location_arg, help="SEG-Y file (local, or an fsspec URL: s3://...)")
-    p.add_argument("store", nargs="?", type=Path, help="Zarr store path to create")
+    p.add_argument("store", nargs="?", type=location_arg, help="Zarr store to create (a path, or an fsspec URL)")
     p.add_argument("--survey", metavar="NAME", help="take source, store and byte positions from the catalog")
     p.add_argument(
         "--catalog", type=Path, default=Path("data_catalog.yaml"), help="catalog file (default data_catalog.yaml)"
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         from seiscore.data.catalog import load_catalog
 
         entry = load_catalog(args.catalog).get(args.survey)
-        source, store = entry.source_path, Path(entry.store)
+        source, store = entry.source_path, location_arg(str(entry.store))
         kwargs.update(il_byte=entry.il_byte, xl_byte=entry.xl_byte, sample_unit=entry.sample_unit, chunks=entry.chunks)
     elif args.source and args.store:
         source, store = args.source, args.store
