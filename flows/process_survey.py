@@ -17,7 +17,6 @@ code is a no-op (``force=True`` reprocesses).
 from __future__ import annotations
 
 from contextlib import nullcontext
-from pathlib import Path
 from typing import Any, Literal
 
 import dask
@@ -54,6 +53,7 @@ from seiscore.execution.runs import (
     work_layout,
 )
 from seiscore.execution.versions import publish_staging, recover, staging_path
+from seiscore.io import location
 from seiscore.methods.registry import get_method, names
 from tasks.export import export_segy as export_segy_task
 from tasks.ingest import ingest_survey
@@ -86,7 +86,7 @@ def run_tiles(job: TileJob, settings: PipelineSettings, cluster: dict) -> dict[s
         k: write.submit(job, k, wait_for=[denoised[d] for d in deps if d in denoised]) for k, deps in to_write.items()
     }
     failures, per_worker, seconds, samples = [], {}, {"read_s": 0.0, "denoise_s": 0.0, "save_s": 0.0, "write_s": 0.0}, 0
-    label, tiles_done = Path(job.output_store).name, job.plan.n_tiles - len(to_write)
+    label, tiles_done = location.name(job.output_store), job.plan.n_tiles - len(to_write)
     progress.report("tiles", label, tiles_done, job.plan.n_tiles)
     stage_of = {**{f: ("denoise", k) for k, f in denoised.items()}, **{f: ("write", k) for k, f in written.items()}}
     for fut in as_completed(list(stage_of)):  # in completion order, so the progress advances tile by tile
@@ -158,7 +158,7 @@ def process_survey(
     entry = get_entry(survey, catalog)
     kind = entry.kind  # the data kind of its stores (catalog, default poststack3d)
     targets = plan.targets  # every path this run writes, checked by the pre-flight (seiscore.core.safety)
-    output = Path(entry.output)
+    output = location.normalize(entry.output)  # a local Path, or a URL (str) for an output on object storage
     flow_run_id = str(get_run_context().flow_run.id)
 
     clock = Stages()
@@ -178,8 +178,8 @@ def process_survey(
             settings=settings,
             run_id=flow_run_id,
         )
-        previous = read_lineage(output) if output.exists() else None
-        segy_path = Path(targets["segy"])
+        previous = read_lineage(output) if location.exists(output) else None
+        segy_path = location.normalize(targets["segy"])
         fresh, _ = freshness(previous, record, output)
         if fresh and not force:
             logger.info(f"{survey}: output {output} is up to date (run {previous.run_id}); nothing to do")
@@ -220,7 +220,7 @@ def process_survey(
             # runs here.
             io.mark_complete(staging)
             export = export_segy_task.submit(str(staging), str(segy_path)) if export_segy else None
-            report_dir = Path(targets["qc_report"])
+            report_dir = location.normalize(targets["qc_report"])
             try:
                 quality = quality_task(ing["store"], str(staging), str(report_dir), reference, survey)
             except BaseException:
@@ -246,7 +246,7 @@ def process_survey(
             publish_artifacts(survey, quality)
         except BaseException as exc:
             record.status, record.ended, record.error = "failed", now_iso(), f"{type(exc).__name__}: {exc}"
-            lineage_task(record, "FAIL", settings, store=str(staging) if staging.exists() else None)
+            lineage_task(record, "FAIL", settings, store=str(staging) if location.exists(staging) else None)
             raise
     result = run_summary(record, output, skipped=False)
     result["segy"], result["stage_seconds"] = segy, clock.laps

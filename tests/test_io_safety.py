@@ -79,11 +79,16 @@ def test_prestack_is_refused(tmp_path, segy):
     assert str(src) in str(err.value)
 
 
-def test_inconsistent_trace_lengths(tmp_path, segy):
-    src, _ = segy
+def test_trace_header_sample_count_disagreeing_with_the_binary_header(tmp_path, segy):
+    """The binary header's count agrees with the file size: it wins (as segyio reads it), the disagreement
+    is a warning and recorded in the store (issue 13; before, such files were refused)."""
+    src, cube = segy
     _rewrite_headers(src, {5: {segyio.TraceField.TRACE_SAMPLE_COUNT: SHAPE[2] + 3}})
-    with pytest.raises(SegyError, match="inconsistent trace lengths: trace 5"):
-        ingest(src, tmp_path / "s.zarr")
+    with pytest.warns(UserWarning, match=r"1 traces declare \[19\] samples.*first trace 5.*binary header's 16"):
+        store = ingest(src, tmp_path / "s.zarr")
+    ds = open_survey(store)
+    np.testing.assert_array_equal(ds["amplitude"].values, cube)
+    assert ds.attrs["sample_count_disagreement"]["traces"] == 1
 
 
 def test_interrupted_ingest_leaves_nothing_complete_and_restarts(tmp_path, segy, monkeypatch):

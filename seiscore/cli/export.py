@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from seiscore.cli.info import location_arg
+
 
 def register(subparsers) -> None:
     """Add ``seis export``."""
@@ -18,7 +20,7 @@ def register(subparsers) -> None:
         "original trace order, original sample format (or --format ieee|ibm).",
     )
     p.add_argument("store", type=Path, help="survey store (Zarr)")
-    p.add_argument("dest", type=Path, help="SEG-Y file to write")
+    p.add_argument("dest", type=location_arg, help="SEG-Y file to write (local, or an fsspec URL: s3://...)")
     p.add_argument(
         "--format", choices=("original", "ieee", "ibm"), default="original", help="sample format (default original)"
     )

@@ -7,6 +7,13 @@ import json
 from pathlib import Path
 
 
+def location_arg(text: str) -> Path | str:
+    """A local path as a Path; an fsspec URL (``s3://...``) kept as text (a Path would collapse its ``//``)."""
+    from seiscore.io.location import is_remote
+
+    return text if is_remote(text) else Path(text)
+
+
 def register(subparsers) -> None:
     """Add ``seis info``."""
     p = subparsers.add_parser(
@@ -15,7 +22,7 @@ def register(subparsers) -> None:
         description="Print geometry, sample format, sizes and a trace-header summary of a "
         "SEG-Y file or a Zarr survey store.",
     )
-    p.add_argument("path", type=Path, help="SEG-Y file or Zarr survey store")
+    p.add_argument("path", type=location_arg, help="SEG-Y file (local or an fsspec URL such as s3://...) or Zarr store")
     p.add_argument("--il-byte", type=int, default=189, help="inline byte position for SEG-Y (default 189)")
     p.add_argument("--xl-byte", type=int, default=193, help="crossline byte position for SEG-Y (default 193)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")

@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from seiscore.cli import CLIError, check_roots
+from seiscore.cli.info import location_arg
 
 
 def _chunks(text: str) -> tuple[int, int, int]:
@@ -30,8 +31,8 @@ def register(subparsers) -> None:
         description="Convert a post-stack SEG-Y file into a Zarr v3 survey store, streaming "
         "under a memory bound. Give SOURCE and STORE, or --survey NAME from the catalog.",
     )
-    p.add_argument("source", nargs="?", type=Path, help="SEG-Y file")
-    p.add_argument("store", nargs="?", type=Path, help="Zarr store path to create")
+    p.add_argument("source", nargs="?", type=location_arg, help="SEG-Y file (local, or an fsspec URL: s3://...)")
+    p.add_argument("store", nargs="?", type=location_arg, help="Zarr store to create (a path, or an fsspec URL)")
     p.add_argument("--survey", metavar="NAME", help="take source, store and byte positions from the catalog")
     p.add_argument(
         "--catalog", type=Path, default=Path("data_catalog.yaml"), help="catalog file (default data_catalog.yaml)"
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         from seiscore.data.catalog import load_catalog
 
         entry = load_catalog(args.catalog).get(args.survey)
-        source, store = entry.source_path, Path(entry.store)
+        source, store = entry.source_path, location_arg(str(entry.store))
         kwargs.update(il_byte=entry.il_byte, xl_byte=entry.xl_byte, sample_unit=entry.sample_unit, chunks=entry.chunks)
     elif args.source and args.store:
         source, store = args.source, args.store

@@ -7,23 +7,33 @@ Each trace goes back to its original position (``trace_index``), so an unprocess
 IEEE-float store exports byte for byte identical to its source. Output is written under a
 temporary name and renamed when whole, with a sidecar marking it as the product's
 (:mod:`seiscore.core.safety`): an existing file is replaced only when this product wrote it.
+
+A destination at an fsspec URL (``s3://bucket/key.sgy``, ...) is written the same way to a local
+temporary file (under ``scratch``: the first local data root of ``SEIS_DATA_ROOTS``, else the system's
+temporary folder) and then uploaded in one ``put_file`` (a multipart upload for a large file): an object
+store shows the object only once the upload completes, so nothing half-written ever appears under the
+name. A sidecar object ``.NAME.seiscore-owned`` (size and ETag, :func:`seiscore.core.safety.mark_owned`)
+marks the export as the product's; ``overwrite`` replaces only such an object.
 """
 
 from __future__ import annotations
 
 import base64
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import zarr
 from tqdm.auto import tqdm
 
-from seiscore.core.safety import check_replaceable, check_write_target, replace_file
+from seiscore.core.safety import check_replaceable, check_write_target, mark_owned, replace_file
 
 from . import textual
 from .errors import IncompleteStoreError, StoreError
 from .headers import TRACE_FIELDS, TRACE_HEADER_SIZE, encode_trace_headers, patch_binary_format
+from .location import fs_for, is_remote, zarr_store
+from .location import name as location_name
 from .os_errors import writing
 from .plan import parse_bytes, plan_regions, runs
 from .samples import IBM_FLOAT, IEEE_FLOAT, check_format, encode, raw_dtype
@@ -57,20 +67,24 @@ def export(
     overwrite: bool = False,
     memory_limit: str | int = "1GB",
     progress: bool = False,
-) -> Path:
-    """Write the survey store ``store`` as the SEG-Y file ``dest``; return ``dest``.
+    scratch: str | os.PathLike | None = None,
+) -> Path | str:
+    """Write the survey store ``store`` as the SEG-Y file ``dest`` (a local path or an fsspec URL); return ``dest``.
 
     ``format``: "original" (the source's sample format), "ieee" (format 5) or "ibm" (format 1).
     Integer formats are rounded to the nearest integer and clipped to the type's range.
     ``overwrite`` replaces a SEG-Y file this product exported, never another file, the store or its source.
+    ``scratch``: local folder for the temporary file of a remote ``dest`` (see the module docstring).
     """
-    src = Path(store)
+    if is_remote(dest):
+        return _export_remote(store, str(dest), format, overwrite, memory_limit, progress, scratch)
+    src = store if is_remote(store) else Path(store)
     if not is_complete(src):
         raise IncompleteStoreError(
             f"store {src} is missing or not marked complete; finish writing it and call "
             f"seiscore.io.mark_complete before exporting"
         )
-    g = zarr.open_group(str(src), mode="r")
+    g = zarr.open_group(zarr_store(src, read_only=True), mode="r")
     attrs = dict(g.attrs)
     dest = check_write_target(
         dest,
@@ -118,6 +132,54 @@ def export(
     os.close(fd)
     bar.close()
     return replace_file(tmp, dest)
+
+
+def scratch_dir(scratch: str | os.PathLike | None = None) -> Path:
+    """Local folder for temporary files of remote writes: ``scratch``, else the first local data root
+    (``SEIS_DATA_ROOTS``), else the system's temporary folder."""
+    if scratch is not None:
+        return Path(scratch)
+    from seiscore.core.settings import get_settings
+
+    for root in get_settings().data_roots or []:
+        if not is_remote(str(root)) and Path(root).is_dir():
+            return Path(root)
+    return Path(tempfile.gettempdir())
+
+
+def _export_remote(store, url: str, format: str, overwrite: bool, memory_limit, progress: bool, scratch) -> str:
+    """Export to a local temporary file, then upload it to ``url`` in one ``put_file`` (see the module docstring).
+
+    The rules of :mod:`seiscore.core.safety` apply as to a local file: an existing object is replaced only with
+    ``overwrite`` and only when the product wrote it (its sidecar object, :func:`~seiscore.core.safety.mark_owned`,
+    records its size and ETag, written once the upload completed)."""
+    src = store if is_remote(store) else Path(store)
+    if not is_complete(src):
+        raise IncompleteStoreError(
+            f"store {src} is missing or not marked complete; finish writing it and call "
+            f"seiscore.io.mark_complete before exporting"
+        )
+    source_file = zarr.open_group(zarr_store(src, read_only=True), mode="r").attrs.get("source_file")
+    check_write_target(
+        url,
+        what="SEG-Y file",
+        roots=None,
+        protected=[("store being exported", src), ("SEG-Y source of the store", source_file)],
+    )
+    fs, key = fs_for(url)
+    if fs.exists(key) and not overwrite:
+        raise FileExistsError(f"{url} already exists; pass overwrite=True (--overwrite) to replace it")
+    folder = Path(tempfile.mkdtemp(prefix=".seiscore-export-", dir=scratch_dir(scratch)))
+    try:
+        local = folder / location_name(url)
+        export(store, local, format=format, memory_limit=memory_limit, progress=progress)
+        fs.put_file(str(local), key)
+        mark_owned(url)
+    finally:
+        for f in folder.iterdir():
+            f.unlink()
+        folder.rmdir()
+    return url
 
 
 def _write_traces(fd, g, plan, trace_index, head: bytes, tsize: int, fmt: int, endian: str, bar) -> None:

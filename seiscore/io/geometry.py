@@ -1,19 +1,34 @@
 """Scan a post-stack SEG-Y file: layout (format, byte order, sizes) and the (inline, crossline) grid.
 
+:func:`probe` reads the file header (and the extended textual headers) itself, from a local file or an
+fsspec URL (:mod:`seiscore.io.segy_source`), following the readers in common use (segyio):
+
+- samples per trace: the binary header's (byte 3221, unsigned; SEG-Y rev 2's 4-byte count at byte 3269
+  when byte 3221 is 0, or when the revision is >= 2 and it is set). It must agree with the file size
+  (``data offset + traces x trace size``); trace headers (byte 115) that say otherwise do not matter for
+  reading and are counted by ingest (recorded in the store, shown by ``seis info``);
+- sample interval: the binary header's (byte 3217) and the first trace header's (byte 117) when they
+  agree or only one is set; otherwise 4 ms, with a warning naming the value used;
+- extended textual headers: the count at bytes 3505-3506; -1 means records up to the one holding the
+  ``((SEG: EndText))`` stanza (``((EndText))`` accepted too);
+- refused with a message naming them: sample format 4, rev-2 trace-header extensions (bytes 3507-3510)
+  and rev-2 data trailer stanzas (bytes 3529-3532).
+
 Only a handful of header fields are read for the whole file (inline, crossline, offset and
-trace sample count through segyio's ``attributes``), so the scan costs a few bytes per
-trace whatever the file size. Traces land on the grid ``inline x crossline`` of the sorted
-unique header numbers; bins with no trace are marked dead in ``live_mask`` (never shifted).
+trace sample count), so the scan costs a few bytes per trace whatever the file size. Traces land on
+the grid ``inline x crossline`` of the sorted unique header numbers; bins with no trace are marked
+dead in ``live_mask`` (never shifted).
 """
 
 from __future__ import annotations
 
 import os
+import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import segyio
 
 from .errors import DuplicateTraceError, GeometryError, PreStackNotSupportedError, SegyError
 from .headers import (
@@ -25,29 +40,35 @@ from .headers import (
     decode_binary_header,
     field_at,
 )
-from .os_errors import check_regular_file
-from .samples import FORMATS, check_format, raw_dtype
+from .samples import DEFINED_FORMATS, FORMATS, check_format, raw_dtype
 from .segy_read import SCAN_BLOCK_BYTES, header_words
+from .segy_source import ByteSource, open_source
 
 OFFSET_BYTE = 37
 SAMPLE_COUNT_BYTE = 115
+INTERVAL_BYTE = 117
+FALLBACK_INTERVAL_US = 4000  # what segyio and most readers assume when the headers give no interval
+MAX_EXT_RECORDS = 1000  # extended textual header records searched for the end stanza (count -1)
+END_TEXT = re.compile(r"\(\(\s*(?:SEG\s*:\s*)?EndText\s*\)\)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class SegyLayout:
     """Where everything lives in a SEG-Y file with fixed-length traces."""
 
-    path: Path
+    path: Path | str  # a local path, or the fsspec URL of a remote file
     endian: str  # "big" | "little"
     format: int
     n_samples: int
-    samples: np.ndarray = field(repr=False)  # sample positions (ms or m) from segyio
+    samples: np.ndarray = field(repr=False)  # sample positions (ms or m), as segyio computes them
     n_ext_headers: int
     tracecount: int
     file_size: int
     textual_raw: bytes = field(repr=False)
     binary_raw: bytes = field(repr=False)
     ext_raw: bytes = field(repr=False)
+    #: what probe had to decide for the user (e.g. the sample interval it assumed): {key: sentence}
+    notes: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def data_offset(self) -> int:
@@ -74,16 +95,30 @@ class SegyLayout:
         """Name of the sample format, e.g. ``4-byte IBM float``."""
         return FORMATS[self.format][1]
 
+    @property
+    def name(self) -> str:
+        """The file's name (last path or URL segment)."""
+        return str(self.path).rstrip("/").rsplit("/", 1)[-1]
+
+    def open(self) -> ByteSource:
+        """A reader of the file's bytes (close it after use)."""
+        return open_source(self.path, self.file_size if isinstance(self.path, str) else None)
+
+
+def _int(raw: bytes, byte: int, size: int, endian: str, signed: bool = True, base: int = BINARY_HEADER_OFFSET) -> int:
+    """The integer at 1-based file byte ``byte`` of a header starting at file byte ``base``."""
+    a = byte - 1 - base
+    return int.from_bytes(raw[a : a + size], endian, signed=signed)
+
 
 def _format_code(raw: bytes, endian: str) -> int:
-    start = BINARY_FORMAT_BYTE - 1
-    return int.from_bytes(raw[start : start + 2], endian, signed=True)
+    return _int(raw, BINARY_FORMAT_BYTE, 2, endian, base=0)
 
 
-def detect_endian(path: Path, head: bytes) -> str:
+def detect_endian(path, head: bytes) -> str:
     """Byte order from the binary header's sample format code (valid in only one order)."""
     for endian in ("big", "little"):
-        if _format_code(head, endian) in FORMATS:
+        if _format_code(head, endian) in DEFINED_FORMATS:
             return endian
     big, little = _format_code(head, "big"), _format_code(head, "little")
     raise SegyError(
@@ -93,58 +128,155 @@ def detect_endian(path: Path, head: bytes) -> str:
     )
 
 
+def sample_count(binary: bytes, endian: str) -> int:
+    """Samples per trace from the binary header (segyio's rule): byte 3221 (unsigned), or rev 2's 4-byte count
+    at byte 3269 when byte 3221 is 0 or the revision (byte 3501) is >= 2, and that count is positive."""
+    samples = _int(binary, 3221, 2, endian, signed=False)
+    ext = _int(binary, 3269, 4, endian)
+    revision = binary[3501 - 1 - BINARY_HEADER_OFFSET]
+    if ext > 0 and (samples == 0 or revision >= 2):
+        return ext
+    return samples
+
+
+def sample_interval(binary: bytes, first_trace: bytes, endian: str, path) -> tuple[float, str | None]:
+    """(interval in microseconds, a warning when it had to be assumed): the binary header's (byte 3217) and the
+    first trace header's (byte 117) when they agree or only one is positive, else 4000 us (segyio's rule)."""
+    bindt = _int(binary, 3217, 2, endian)
+    trdt = _int(first_trace, INTERVAL_BYTE, 2, endian, base=0)
+    if bindt > 0 and trdt > 0 and bindt != trdt:
+        why = f"the binary header (byte 3217) says {bindt} us and the first trace header (byte 117) {trdt} us"
+    elif bindt <= 0 and trdt <= 0:
+        why = f"it is {bindt} in the binary header (byte 3217) and {trdt} in the first trace header (byte 117)"
+    else:
+        return float(bindt if bindt > 0 else trdt), None
+    return float(FALLBACK_INTERVAL_US), (
+        f"{path}: no usable sample interval ({why}); using {FALLBACK_INTERVAL_US / 1000:g} ms "
+        f"({FALLBACK_INTERVAL_US} us): check the sample axis"
+    )
+
+
+def _has_end_stanza(record: bytes) -> bool:
+    return any(END_TEXT.search(record.decode(enc, errors="replace")) for enc in ("cp037", "latin-1"))
+
+
+def extended_textual_count(src: ByteSource, binary: bytes, endian: str) -> int:
+    """Number of 3200-byte extended textual header records after the binary header (bytes 3505-3506; -1: up to
+    and including the record with the ``((SEG: EndText))`` stanza)."""
+    declared = _int(binary, 3505, 2, endian)
+    head = TEXTUAL_HEADER_SIZE + BINARY_HEADER_SIZE
+    if declared >= 0:
+        return declared
+    if declared != -1:
+        raise SegyError(
+            f"{src.path}: the binary header declares {declared} extended textual headers (bytes 3505-3506); "
+            f"expected a count >= 0, or -1 for records up to a ((SEG: EndText)) stanza"
+        )
+    most = min(MAX_EXT_RECORDS, max(0, (src.size - head) // TEXTUAL_HEADER_SIZE))
+    step = 16
+    for first in range(0, most, step):
+        n = min(step, most - first)
+        block = src.read(head + first * TEXTUAL_HEADER_SIZE, n * TEXTUAL_HEADER_SIZE)
+        for k in range(n):
+            if _has_end_stanza(block[k * TEXTUAL_HEADER_SIZE : (k + 1) * TEXTUAL_HEADER_SIZE]):
+                return first + k + 1
+    raise SegyError(
+        f"{src.path}: the binary header says extended textual headers run up to a ((SEG: EndText)) stanza "
+        f"(-1 at bytes 3505-3506), but none of the {most} records after the binary header holds one"
+    )
+
+
+def _refuse_rev2_extensions(path, binary: bytes, endian: str) -> None:
+    """Trace-header extensions and data trailers of SEG-Y rev 2 (fields unassigned before rev 2)."""
+    if binary[3501 - 1 - BINARY_HEADER_OFFSET] < 2:
+        return
+    extra = _int(binary, 3507, 4, endian)
+    if extra > 0:
+        raise SegyError(
+            f"{path}: SEG-Y rev 2 trace-header extensions are not supported: the binary header declares up to "
+            f"{extra} additional 240-byte trace headers per trace (bytes 3507-3510)"
+        )
+    trailers = _int(binary, 3529, 4, endian)
+    if trailers != 0:
+        raise SegyError(
+            f"{path}: SEG-Y rev 2 data trailer stanzas are not supported: the binary header declares "
+            f"{trailers} (bytes 3529-3532)"
+        )
+
+
 def probe(path: str | os.PathLike) -> SegyLayout:
-    """Open ``path`` with segyio and describe its layout; SegyError for non-SEG-Y or truncated files."""
-    path = check_regular_file(path)
-    size = path.stat().st_size
+    """Describe the layout of the SEG-Y file ``path`` (a local path or an fsspec URL such as ``s3://...``);
+    SegyError for non-SEG-Y, unsupported or truncated files. Warns when the sample interval is assumed."""
+    with open_source(path) as src:
+        return _probe(src)
+
+
+def _probe(src: ByteSource) -> SegyLayout:
+    path, size = src.path, src.size
     head_len = TEXTUAL_HEADER_SIZE + BINARY_HEADER_SIZE
     if size < head_len + TRACE_HEADER_SIZE:
         raise SegyError(
             f"{path} is not a SEG-Y file: {size} bytes is shorter than the 3600-byte file header plus one trace header"
         )
-    with open(path, "rb") as fh:
-        head = fh.read(head_len)
+    head = src.read(0, head_len)
     endian = detect_endian(path, head)
-    check_format(_format_code(head, endian), str(path))
-    try:
-        with segyio.open(str(path), "r", ignore_geometry=True, endian=endian) as f:
-            n_ext, tracecount, samples = int(f.ext_headers), int(f.tracecount), np.asarray(f.samples, np.float64)
-            fmt = int(f.bin[segyio.BinField.Format])
-    except RuntimeError as exc:
+    fmt = check_format(_format_code(head, endian), str(path))
+    binary = head[BINARY_HEADER_OFFSET:head_len]
+    _refuse_rev2_extensions(path, binary, endian)
+    n_ext = extended_textual_count(src, binary, endian)
+    data_offset = head_len + TEXTUAL_HEADER_SIZE * n_ext
+    if data_offset + TRACE_HEADER_SIZE > size:
         raise SegyError(
-            f"{path} is not a readable SEG-Y file (truncated, or traces of different lengths?): segyio says: {exc}"
-        ) from None
-    fmt = check_format(fmt, str(path))
-    with open(path, "rb") as fh:
-        fh.seek(head_len)
-        ext_raw = fh.read(TEXTUAL_HEADER_SIZE * n_ext)
-        if not len(samples):  # segyio then reads the file as header-only traces
-            fh.seek(head_len + SAMPLE_COUNT_BYTE - 1)
-            first = int.from_bytes(fh.read(2), endian, signed=True)
-            raise SegyError(
-                f"{path}: the binary header gives 0 samples per trace (byte 3221, and byte 3269 of "
-                f"SEG-Y rev 2); the first trace header says {first} (byte {SAMPLE_COUNT_BYTE})"
+            f"{path} is truncated: {size} bytes hold no trace after the file header and the {n_ext} extended "
+            f"textual headers the binary header declares (bytes 3505-3506)"
+        )
+    ext_raw = src.read(head_len, TEXTUAL_HEADER_SIZE * n_ext)
+    first = src.read(data_offset, TRACE_HEADER_SIZE)
+    trace_ns = _int(first, SAMPLE_COUNT_BYTE, 2, endian, signed=False, base=0)
+    n_samples = sample_count(binary, endian)
+    if n_samples == 0:
+        raise SegyError(
+            f"{path}: the binary header gives 0 samples per trace (byte 3221, and byte 3269 of "
+            f"SEG-Y rev 2); the first trace header says {trace_ns} (byte {SAMPLE_COUNT_BYTE})"
+        )
+    trace_size = TRACE_HEADER_SIZE + n_samples * raw_dtype(fmt, endian).itemsize
+    tracecount, rest = divmod(size - data_offset, trace_size)
+    if tracecount < 1 or rest:
+        hint = ""
+        other = TRACE_HEADER_SIZE + trace_ns * raw_dtype(fmt, endian).itemsize
+        if trace_ns and trace_ns != n_samples and (size - data_offset) % other == 0:
+            hint = (
+                f"; the first trace header's {trace_ns} samples (byte {SAMPLE_COUNT_BYTE}) would fit the file size: "
+                f"is the binary header's count (byte 3221) wrong?"
             )
-    layout = SegyLayout(
+        raise SegyError(
+            f"{path} is truncated or has traces of different lengths: {size} bytes, expected a whole number of "
+            f"{trace_size}-byte traces of {n_samples} samples (the binary header's count, byte 3221) after "
+            f"{data_offset} bytes of file headers{hint}"
+        )
+    dt_us, note = sample_interval(binary, first, endian, path)
+    notes = {}
+    if note:
+        warnings.warn(note, stacklevel=3)
+        notes["sample_interval"] = note
+    scalar = _int(first, 215, 2, endian, base=0)
+    factor = 1 if scalar == 0 else (1.0 / scalar if scalar < 0 else scalar)
+    t0 = _int(first, 109, 2, endian, base=0) * abs(factor)
+    samples = np.arange(n_samples) * (dt_us / 1000.0) + t0
+    return SegyLayout(
         path=path,
         endian=endian,
         format=fmt,
-        n_samples=len(samples),
+        n_samples=n_samples,
         samples=samples,
         n_ext_headers=n_ext,
-        tracecount=tracecount,
+        tracecount=int(tracecount),
         file_size=size,
         textual_raw=head[:TEXTUAL_HEADER_SIZE],
-        binary_raw=head[BINARY_HEADER_OFFSET:head_len],
+        binary_raw=binary,
         ext_raw=ext_raw,
+        notes=notes,
     )
-    expected = layout.data_offset + tracecount * layout.trace_size
-    if tracecount < 1 or expected != size:
-        raise SegyError(
-            f"{path} is truncated or has traces of different lengths: {size} bytes, expected "
-            f"{expected} for {tracecount} traces of {layout.n_samples} samples"
-        )
-    return layout
 
 
 @dataclass(frozen=True)
@@ -174,27 +306,42 @@ class Geometry:
         """Number of bins that hold a trace."""
         return int(np.count_nonzero(self.trace_index >= 0))
 
-    def bins_match(self, rows: slice, il: np.ndarray, xl: np.ndarray, ns: np.ndarray, n_samples: int) -> bool:
+    def bins_match(self, rows: slice, il: np.ndarray, xl: np.ndarray) -> bool:
         """True when the header numbers ``il``, ``xl`` of the traces on grid rows ``rows`` (arrays
-        ``(rows, n_xl)``, dead bins ignored) are those of their bins, and their sample counts ``ns``
-        (byte 115) fit the file's ``n_samples``: what :func:`scan` checks, for the rows of a
-        :func:`guess_regular` grid."""
-        ok = (il == self.inlines[rows, None]) & (xl == self.crosslines[None, :]) & _sample_counts_fit(ns, n_samples)
+        ``(rows, n_xl)``, dead bins ignored) are those of their bins: what :func:`scan` establishes,
+        checked for the rows of a :func:`guess_regular` grid."""
+        ok = (il == self.inlines[rows, None]) & (xl == self.crosslines[None, :])
         return bool(np.all(ok | (self.trace_index[rows] < 0)))
 
 
-def _sample_counts_fit(ns: np.ndarray, n_samples: int) -> np.ndarray:
-    """Trace-header sample counts that agree with the file's: equal, or 0 (not filled in)."""
-    return (ns == n_samples) | (ns == 0)
+def sample_count_mismatch(ns: np.ndarray, n_samples: int) -> np.ndarray:
+    """Mask of trace-header sample counts (byte 115, read as unsigned) that disagree with the file's
+    ``n_samples``: neither equal nor 0 (not filled in)."""
+    ns = np.asarray(ns).astype(np.int64) & 0xFFFF
+    return (ns != n_samples) & (ns != 0)
+
+
+def describe_mismatch(ns: np.ndarray, n_samples: int, positions: np.ndarray | None = None) -> dict | None:
+    """What the store records when trace headers disagree with the binary header's sample count (None when
+    none does): traces concerned, their counts (up to 10 distinct), the first one, and what was used."""
+    bad = sample_count_mismatch(ns, n_samples)
+    count = int(np.count_nonzero(bad))
+    if not count:
+        return None
+    values = np.unique(np.asarray(ns).astype(np.int64)[bad] & 0xFFFF)
+    first = int(np.flatnonzero(bad)[0] if positions is None else positions[bad].min())
+    return {
+        "traces": count,
+        "trace_header_counts": [int(v) for v in values[:10]],
+        "first_trace": first,
+        "binary_header_count": int(n_samples),
+        "used": "binary header (byte 3221): it agrees with the file size",
+    }
 
 
 def _number_words(il_byte: int, xl_byte: int) -> list[tuple[int, int]]:
-    """(byte, size) of the inline, crossline and sample-count header words that place a trace."""
-    return [
-        (il_byte, field_at(il_byte, "inline byte").size),
-        (xl_byte, field_at(xl_byte, "crossline byte").size),
-        (SAMPLE_COUNT_BYTE, 2),
-    ]
+    """(byte, size) of the inline and crossline header words that place a trace."""
+    return [(il_byte, field_at(il_byte, "inline byte").size), (xl_byte, field_at(xl_byte, "crossline byte").size)]
 
 
 def _grouped(slow: np.ndarray, fast: np.ndarray) -> bool:
@@ -236,7 +383,7 @@ def guess_regular(
         return None
     n = min(ntr, 256)
     while True:  # read up to the first change of line: the first line and one more trace, or give up
-        il, xl, ns = (w.astype(np.int64) for w in header_words(layout, fields, stop=n, buffer_bytes=buffer_bytes))
+        il, xl = (w.astype(np.int64) for w in header_words(layout, fields, stop=n, buffer_bytes=buffer_bytes))
         slow = il if il[1] == il[0] else xl
         if np.any(slow != slow[0]) or n == ntr or n >= GUESS_TRACES:
             break
@@ -256,9 +403,7 @@ def guess_regular(
     d_slow = int(slow[n_fast] - slow[0]) if n_slow > 1 else 1
     t = np.arange(n)
     if not (
-        np.array_equal(fast, fast[0] + d_fast * (t % n_fast))
-        and np.array_equal(slow, slow[0] + d_slow * (t // n_fast))
-        and np.all(_sample_counts_fit(ns, layout.n_samples))
+        np.array_equal(fast, fast[0] + d_fast * (t % n_fast)) and np.array_equal(slow, slow[0] + d_slow * (t // n_fast))
     ):
         return None
     last = [int(w[0]) for w in header_words(layout, fields, start=ntr - 1, buffer_bytes=buffer_bytes)]
@@ -284,22 +429,15 @@ def scan(layout: SegyLayout, il_byte: int = 189, xl_byte: int = 193, buffer_byte
     buffer of each of the two scanning threads).
 
     Raises PreStackNotSupportedError when a bin holds traces of several offsets,
-    DuplicateTraceError when it holds repeated traces, SegyError for traces whose header
-    sample count disagrees with the file's.
+    DuplicateTraceError when it holds repeated traces. Trace-header sample counts are not checked
+    here: the binary header's count, which agrees with the file size, is the file's (see :func:`probe`).
     """
     field_at(il_byte, "inline byte"), field_at(xl_byte, "crossline byte")
     if il_byte == xl_byte:
         raise ValueError(f"inline and crossline byte positions must differ, both are {il_byte}")
     path = layout.path
     # one streaming pass over the file (segyio's per-trace attribute reads cost ~7x more CPU)
-    il, xl, ns = header_words(layout, _number_words(il_byte, xl_byte), buffer_bytes=buffer_bytes)
-    bad = np.flatnonzero(~_sample_counts_fit(ns, layout.n_samples))
-    if bad.size:
-        raise SegyError(
-            f"{path}: inconsistent trace lengths: trace {bad[0]} declares {ns[bad[0]]} samples "
-            f"in its header (byte {SAMPLE_COUNT_BYTE}), the file has {layout.n_samples} per trace"
-        )
-    del ns
+    il, xl = header_words(layout, _number_words(il_byte, xl_byte), buffer_bytes=buffer_bytes)
     inlines, ii = np.unique(il, return_inverse=True)
     crosslines, xi = np.unique(xl, return_inverse=True)
     inlines, crosslines = inlines.astype(np.int64), crosslines.astype(np.int64)

@@ -6,10 +6,11 @@ import os
 from pathlib import Path
 
 import numpy as np
-import segyio
 
-from .geometry import probe, scan
+from .geometry import describe_mismatch, probe, scan
 from .headers import TRACE_FIELDS
+from .location import fs_for, is_remote
+from .segy_read import header_words
 from .store import _looks_like_store, is_complete, open_survey
 
 _KEY_FIELDS = (
@@ -29,15 +30,16 @@ def _ranges(values: dict[str, np.ndarray]) -> dict[str, list[int]]:
     return {k: [int(v.min()), int(v.max())] for k, v in values.items() if v.size}
 
 
-def describe_segy(path: Path, il_byte: int = 189, xl_byte: int = 193) -> dict:
-    """Geometry, sample format, sizes and a summary of the key trace headers of a SEG-Y file."""
+def describe_segy(path: Path | str, il_byte: int = 189, xl_byte: int = 193) -> dict:
+    """Geometry, sample format, sizes and a summary of the key trace headers of a SEG-Y file (local or at an
+    fsspec URL), with any disagreement of the trace headers' sample counts with the binary header's."""
     layout = probe(path)
     geom = scan(layout, il_byte, xl_byte)
-    fields = {}
-    with segyio.open(str(path), "r", ignore_geometry=True, endian=layout.endian) as f:
-        for fld in TRACE_FIELDS:
-            if fld.variable in _KEY_FIELDS:
-                fields[fld.variable] = np.asarray(f.attributes(fld.byte)[:])
+    key = [f for f in TRACE_FIELDS if f.variable in _KEY_FIELDS]
+    words = header_words(layout, [(f.byte, f.size) for f in key])
+    fields = {f.variable: w if f.size == 4 else w.astype(np.int16) for f, w in zip(key, words)}
+    from .ingest import extended_text
+
     return {
         "kind": "SEG-Y file",
         "path": str(path),
@@ -48,6 +50,9 @@ def describe_segy(path: Path, il_byte: int = 189, xl_byte: int = 193) -> dict:
         "samples": layout.n_samples,
         "sample_range": [float(layout.samples[0]), float(layout.samples[-1])],
         "extended_textual_headers": layout.n_ext_headers,
+        "extended_textual_header_first_lines": [t.splitlines()[0] for t in extended_text(layout)][:4] or None,
+        "sample_count_disagreement": describe_mismatch(fields["header_trace_sample_count"], layout.n_samples),
+        **{f"note_{k}": v for k, v in layout.notes.items()},
         "inlines": [int(geom.inlines[0]), int(geom.inlines[-1]), len(geom.inlines)],
         "crosslines": [int(geom.crosslines[0]), int(geom.crosslines[-1]), len(geom.crosslines)],
         "live_traces": geom.n_live,
@@ -64,7 +69,7 @@ def _first_lines(raw: bytes, n: int = 4) -> list[str]:
     return [line for line in decode(raw).splitlines()[:n]]
 
 
-def describe_store(path: Path) -> dict:
+def describe_store(path: Path | str) -> dict:
     """Shape, chunks, sample format, sizes and a summary of the key trace headers of a survey store."""
     ds = open_survey(path, require_complete=False)
     amp = ds["amplitude"]
@@ -90,17 +95,33 @@ def describe_store(path: Path) -> dict:
         "sorting": a.get("sorting"),
         "source_file": a.get("source_file"),
         "processing": a.get("processing"),
+        "extended_textual_headers": a.get("n_extended_textual_headers"),
+        "sample_count_disagreement": a.get("sample_count_disagreement"),
+        **{k: v for k, v in a.items() if k.startswith("note_")},
         "header_ranges": _ranges(fields),
         "textual_header_first_lines": a.get("textual_header", "").splitlines()[:4],
     }
 
 
-def _du(path: Path) -> int:
+def _du(path: Path | str) -> int:
+    if is_remote(path):
+        fs, key = fs_for(str(path))
+        return int(fs.du(key))
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 
 
 def describe(path: str | os.PathLike, il_byte: int = 189, xl_byte: int = 193) -> dict:
-    """Summary dict of a SEG-Y file or a survey store (dispatching on what ``path`` is)."""
+    """Summary dict of a SEG-Y file or a survey store (dispatching on what ``path`` is); a SEG-Y file may be
+    at an fsspec URL (``s3://...``)."""
+    if is_remote(path):
+        fs, key = fs_for(str(path))
+        if not fs.exists(key):
+            raise FileNotFoundError(f"no such file or store: {path}")
+        if fs.isdir(key):
+            if not _looks_like_store(str(path)):
+                raise ValueError(f"{path} is a prefix but not a Zarr survey store")
+            return describe_store(str(path))
+        return describe_segy(str(path), il_byte, xl_byte)
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such file or store: {path}")
@@ -121,6 +142,12 @@ def format_summary(info: dict) -> str:
         elif key == "textual_header_first_lines":
             lines.append("textual header:")
             lines += [f"  {line}" for line in value]
+        elif key == "sample_count_disagreement" and value:
+            lines.append(
+                f"{key:26s} {value['traces']} traces declare {value['trace_header_counts']} samples (byte 115, "
+                f"first trace {value['first_trace']}); used the binary header's {value['binary_header_count']} "
+                f"(byte 3221), which agrees with the file size"
+            )
         elif key in ("inlines", "crosslines"):
             lines.append(f"{key:26s} {value[0]} .. {value[1]} ({value[2]})")
         elif value is not None:

@@ -28,8 +28,9 @@ from seiscore.core.safety import check_write_target
 
 from . import textual
 from .chunk_writer import ChunkWriter
-from .geometry import SAMPLE_COUNT_BYTE, Geometry, SegyLayout, guess_regular, probe, scan
+from .geometry import Geometry, SegyLayout, guess_regular, probe, sample_count_mismatch, scan
 from .headers import FIELD_BY_BYTE, FIELD_BY_VARIABLE, TRACE_FIELDS, TRACE_HEADER_SIZE, header_field_rows
+from .location import is_remote
 from .locks import store_lock
 from .os_errors import removed_on_failure, writing
 from .plan import PLANNED_SHARE, ColumnPlan, parse_bytes, plan_columns, resolve_chunks
@@ -50,20 +51,35 @@ from .store import (
 )
 
 SCALAR_VARIABLE = "header_source_group_scalar"  # byte 71, applies to CDP X/Y (bytes 181/185)
+SAMPLE_COUNT_VARIABLE = "header_trace_sample_count"  # byte 115
 
 
 def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
+def source_name(layout: SegyLayout) -> str:
+    """How the store names its source: the resolved local path, or the URL of a remote file."""
+    return str(layout.path) if is_remote(layout.path) else str(Path(layout.path).resolve())
+
+
+def extended_text(layout: SegyLayout) -> list[str]:
+    """The extended textual header records decoded for display (one string of 40 lines each)."""
+    size = textual.LINE * textual.LINES
+    return [textual.decode(layout.ext_raw[k : k + size]) for k in range(0, len(layout.ext_raw), size)]
+
+
 def store_attrs(layout: SegyLayout, geom: Geometry, il_byte: int, xl_byte: int, sample_unit: str) -> dict:
     """Group attributes that keep the file's headers and layout (enough to rewrite it exactly)."""
+    notes = {f"note_{k}": v for k, v in layout.notes.items()}
     return {
+        **notes,
         "textual_header": textual.decode(layout.textual_raw),
         "textual_header_encoding": textual.encoding_of(layout.textual_raw),
         "textual_header_b64": _b64(layout.textual_raw),
         "extended_textual_headers_b64": _b64(layout.ext_raw),
         "n_extended_textual_headers": layout.n_ext_headers,
+        "extended_textual_headers": extended_text(layout),
         "binary_header": layout.binary_header,
         "binary_header_b64": _b64(layout.binary_raw),
         "sample_format": layout.format,
@@ -75,7 +91,7 @@ def store_attrs(layout: SegyLayout, geom: Geometry, il_byte: int, xl_byte: int, 
         "sorting": geom.sorting,
         "il_byte": il_byte,
         "xl_byte": xl_byte,
-        "source_file": str(layout.path.resolve()),
+        "source_file": source_name(layout),
         "source_size": layout.file_size,
         "n_live_traces": geom.n_live,
     }
@@ -174,14 +190,16 @@ class _HeaderBands:
     """Trace headers band by band (one chunk-row of inlines): the workers copy each trace's 240 header bytes
     into one of two raw band buffers (taking turns); :meth:`done` decodes a finished band into the fields of
     its header group (``group_rows`` inlines: one chunk-row of the header variables), checks an unverified
-    grid against it, and writes the group once its last band is in."""
+    grid against it, counts traces whose header sample count (byte 115) disagrees with the file's, and writes
+    the group once its last band is in."""
 
-    def __init__(self, geom: Geometry, layout: SegyLayout, ci: int, group_rows: int, checked: tuple[str, str, str]):
+    def __init__(self, geom: Geometry, layout: SegyLayout, ci: int, group_rows: int, checked: tuple[str, str]):
         self.geom, self.layout, self.group_rows, self.checked = geom, layout, group_rows, checked
         n_il, n_xl = geom.shape
         self.raw = [np.empty((min(ci, n_il), n_xl, TRACE_HEADER_SIZE), dtype=np.uint8) for _ in range(2)]
         self.fields = np.empty((len(TRACE_FIELDS), min(group_rows, n_il) * n_xl), dtype=np.int32)
         self.writers: dict[str, ChunkWriter] = {}
+        self.mismatch = {"traces": 0, "values": set(), "first": None}
 
     def buffer(self, b: int, band: slice) -> np.ndarray:
         """The raw buffer band number ``b`` is copied into (all zero where a bin has no trace)."""
@@ -196,13 +214,22 @@ class _HeaderBands:
         g0 = band.start - band.start % self.group_rows
         start = (band.start - g0) * n_xl
         header_field_rows(raw.reshape(-1, TRACE_HEADER_SIZE), self.layout.endian, self.fields, start)
+        rows = band.stop - band.start
         if not self.geom.verified:
-            rows = band.stop - band.start
-            il, xl, ns = (
+            il, xl = (
                 self.fields[FIELD_INDEX[v], start : start + rows * n_xl].reshape(rows, n_xl) for v in self.checked
             )
-            if not self.geom.bins_match(band, il, xl, ns, self.layout.n_samples):
+            if not self.geom.bins_match(band, il, xl):
                 raise _GuessRejected(band)
+        ns = self.fields[FIELD_INDEX[SAMPLE_COUNT_VARIABLE], start : start + rows * n_xl]
+        index = self.geom.trace_index[band].reshape(-1)
+        bad = sample_count_mismatch(ns, self.layout.n_samples) & (index >= 0)
+        if bad.any():
+            m = self.mismatch
+            m["traces"] += int(np.count_nonzero(bad))
+            m["values"].update(np.unique(ns[bad].astype(np.int64) & 0xFFFF).tolist()[:10])
+            first = int(index[bad].min())
+            m["first"] = first if m["first"] is None else min(m["first"], first)
         if band.stop == self.geom.shape[0] or (band.stop - g0) == self.group_rows:
             self._write(slice(g0, band.stop), pool)
 
@@ -281,7 +308,7 @@ def ingest(
     )
     # where it may write, before anything (its lock file included) is created beside the store
     check_write_target(store, what="store", roots=None, protected=[("source SEG-Y", source)])
-    tmp = temp_path(Path(store))
+    tmp = temp_path(store)  # local: the sibling; a store at a URL is built in a local temporary folder
     with store_lock(store, wait_s=lock_wait_s), removed_on_failure(tmp), writing(tmp):
         geom = guess_regular(layout, il_byte, xl_byte, buffer_bytes=_scan_buffer(limit))
         if geom is not None:
@@ -343,15 +370,11 @@ def _convert(
         total=layout.tracecount * layout.trace_size,
         unit="B",
         unit_scale=True,
-        desc=f"ingest {layout.path.name}",
+        desc=f"ingest {layout.name}",
         disable=not progress,
     )
     metadata = {"amplitude": amplitude.metadata}
-    checked = (
-        FIELD_BY_BYTE[il_byte].variable,
-        FIELD_BY_BYTE[xl_byte].variable,
-        FIELD_BY_BYTE[SAMPLE_COUNT_BYTE].variable,
-    )
+    checked = (FIELD_BY_BYTE[il_byte].variable, FIELD_BY_BYTE[xl_byte].variable)
     headers = _HeaderBands(geom, layout, chunks[0], header_rows, checked)
 
     def create_the_rest() -> None:
@@ -388,6 +411,7 @@ def _convert(
     pool = ThreadPoolExecutor(max_workers=plan.workers, thread_name_prefix="seiscore-ingest")
     try:
         pending = None
+        mismatch = headers.mismatch
         for b, band in enumerate(plan.bands()):
             raw = headers.buffer(b, band)
             futures = [pool.submit(columns.run, band, xs, ss, raw, band.start) for xs, ss in plan.columns()]
@@ -404,6 +428,20 @@ def _convert(
         columns.close()
         bar.close()  # also when a proposed grid is rejected: the retry opens a bar of its own
     final_attrs = {COMPLETE_ATTR: True}
+    if mismatch["traces"]:
+        final_attrs["sample_count_disagreement"] = record = {
+            "traces": mismatch["traces"],
+            "trace_header_counts": sorted(mismatch["values"])[:10],
+            "first_trace": mismatch["first"],
+            "binary_header_count": layout.n_samples,
+            "used": "binary header (byte 3221): it agrees with the file size",
+        }
+        warnings.warn(
+            f"{layout.path}: {record['traces']} traces declare {record['trace_header_counts']} samples in their "
+            f"headers (byte 115, first trace {record['first_trace']}); the binary header's {layout.n_samples} "
+            f"(byte 3221) agrees with the file size and is used",
+            stacklevel=3,
+        )
     if inexact:
         warnings.warn(
             f"{layout.path}: {inexact} samples of format {layout.format} ({layout.format_name}) are not "

@@ -5,6 +5,13 @@ exponent ``E`` and a 24-bit fraction ``F``; every normalised IBM value fits a fl
 exactly, so decode -> encode reproduces the original bytes. Integer formats decode
 exactly while ``|v| <= 2**24`` (float32's integer range); encoding rounds to the
 nearest integer and clips to the type's range.
+
+The SEG-Y rev 2 three-byte integers (format 7: two's complement, ``-2^23 .. 2^23 - 1``; format 15:
+unsigned, ``0 .. 2^24 - 1``) have no numpy type: their samples are held as 3-byte void items and
+assembled as ``v = b_0 2^16 + b_1 2^8 + b_2`` (bytes in file order, big-endian; reversed for
+little-endian files), sign-extended for format 7 (``v - 2^24`` when ``v >= 2^23``). Every value of
+both fits a float32 exactly (``|v| <= 2^24``), so they decode and round-trip exactly.
+Format 4 (4-byte fixed point with gain, obsolete since rev 1) is refused by name.
 """
 
 from __future__ import annotations
@@ -32,13 +39,23 @@ FORMATS: dict[int, tuple[str, str]] = {
     10: ("u4", "4-byte unsigned integer"),
     11: ("u2", "2-byte unsigned integer"),
     12: ("u8", "8-byte unsigned integer"),
+    7: ("V3", "3-byte signed integer"),
+    15: ("V3", "3-byte unsigned integer"),
     16: ("u1", "1-byte unsigned integer"),
 }
+THREE_BYTE = {7: True, 15: False}  # 3-byte integer formats -> signed
+#: every code SEG-Y rev 2 defines (supported or not): what tells the byte order of a binary header
+DEFINED_FORMATS = frozenset(FORMATS) | {4}
+REFUSED = {4: "4-byte fixed point with gain, obsolete since SEG-Y rev 1 and not supported"}
 
 
 def check_format(fmt: int, what: str = "SEG-Y file") -> int:
     """``fmt`` as an int when it is a supported sample format code; a one-line ``SegyError`` naming ``what``
     otherwise."""
+    if int(fmt) in REFUSED:
+        raise SegyError(
+            f"{what}: sample format code {fmt} ({REFUSED[int(fmt)]}); convert it to IEEE or IBM floats (format 5 or 1)"
+        )
     if int(fmt) not in FORMATS:
         known = ", ".join(f"{k} ({v[1]})" for k, v in FORMATS.items())
         raise SegyError(f"{what}: sample format code {fmt} is not supported; supported codes: {known}")
@@ -48,6 +65,8 @@ def check_format(fmt: int, what: str = "SEG-Y file") -> int:
 def raw_dtype(fmt: int, endian: str) -> np.dtype:
     """On-disk numpy dtype of one sample of format ``fmt``."""
     code = FORMATS[check_format(fmt)][0]
+    if code == "V3":
+        return np.dtype("V3")
     order = "|" if code.endswith("1") else (">" if endian == "big" else "<")
     return np.dtype(order + code)
 
@@ -86,11 +105,35 @@ def float_to_ibm(x: np.ndarray) -> np.ndarray:
     return words
 
 
+def int24_to_int32(raw: np.ndarray, signed: bool, endian: str) -> np.ndarray:
+    """3-byte samples (any shape, dtype ``V3``) -> int32 values (see the module docstring)."""
+    b = np.ascontiguousarray(raw).view(np.uint8).reshape(raw.shape + (3,)).astype(np.int32)
+    hi, lo = (b[..., 0], b[..., 2]) if endian == "big" else (b[..., 2], b[..., 0])
+    v = (hi << 16) | (b[..., 1] << 8) | lo
+    return (v ^ 0x800000) - 0x800000 if signed else v
+
+
+def int32_to_int24(values: np.ndarray, endian: str) -> np.ndarray:
+    """Integers (any shape, within 24 bits) -> 3-byte samples (dtype ``V3``) in ``endian`` byte order."""
+    v = np.asarray(values, dtype=np.int64)
+    parts = [(v >> 16) & 0xFF, (v >> 8) & 0xFF, v & 0xFF]
+    if endian != "big":
+        parts.reverse()
+    return np.stack(parts, axis=-1).astype(np.uint8).view("V3")[..., 0]
+
+
 def decode(raw: np.ndarray, fmt: int, endian: str) -> np.ndarray:
     """Raw samples (any shape, on-disk dtype) -> float32."""
     if fmt == IBM_FLOAT:
         return ibm_to_float32(raw.astype(np.uint32))
+    if fmt in THREE_BYTE:
+        return int24_to_int32(raw, THREE_BYTE[fmt], endian).astype(np.float32)
     return raw.astype(np.float32)
+
+
+def needs_decode(fmt: int) -> bool:
+    """True for formats numpy cannot convert by a cast of the on-disk dtype (IBM floats, 3-byte integers)."""
+    return fmt == IBM_FLOAT or fmt in THREE_BYTE
 
 
 def encode(values: np.ndarray, fmt: int, endian: str) -> np.ndarray:
@@ -101,6 +144,9 @@ def encode(values: np.ndarray, fmt: int, endian: str) -> np.ndarray:
         values = np.ascontiguousarray(values, dtype=np.float32)
         out = np.empty(values.shape, dtype=np.uint32)
         return float32_to_ibm(values, out, dt.byteorder == (">" if sys.byteorder == "little" else "<")).view(dt)
+    if fmt in THREE_BYTE:
+        lo, hi = (-(2**23), 2**23 - 1) if THREE_BYTE[fmt] else (0, 2**24 - 1)
+        return int32_to_int24(np.clip(np.rint(np.asarray(values, dtype=np.float64)), lo, hi), endian)
     if dt.kind in "iu":
         info = np.iinfo(dt)
         values = np.clip(np.rint(values), info.min, info.max)

@@ -1,15 +1,16 @@
 """Read batches of traces from a SEG-Y file: raw bytes in, headers and float32 samples out.
 
 Traces are fetched by original trace number in runs of consecutive traces (one ``preadv``
-per run) into a reused buffer of about the size of a core's L2 cache, so inline- and
+per run of a local file, one ranged GET per run of an object at an fsspec URL, see
+:mod:`seiscore.io.segy_source`) into a reused buffer of about the size of a core's L2 cache, so inline- and
 crossline-sorted files and irregular geometries all read in large sequential requests and
 are decoded while the bytes are still in cache: 4-byte IEEE and IBM samples (the common
-formats) in a numba kernel (:mod:`seiscore.io.kernels`), the other formats with numpy.
+formats) in a numba kernel (:mod:`seiscore.io.kernels`), the other formats with numpy (3-byte
+integers through :func:`seiscore.io.samples.int24_to_int32`).
 """
 
 from __future__ import annotations
 
-import os
 import queue
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import numpy as np
 from .headers import TRACE_HEADER_SIZE
 from .kernels import KEY_NONE, decode_float_traces, keys_to_floats
 from .plan import runs
-from .samples import IBM_FLOAT, IEEE_FLOAT, INEXACT_FORMATS, decode, raw_dtype
+from .samples import IBM_FLOAT, IEEE_FLOAT, INEXACT_FORMATS, decode, needs_decode, raw_dtype
 
 if TYPE_CHECKING:  # geometry imports this module (header_words)
     from .geometry import SegyLayout
@@ -46,7 +47,7 @@ class TraceReader:
         """``reuse_buffer``: :meth:`read_raw` returns a view of one buffer kept between calls (no
         allocation and page faults per batch; the previous batch is overwritten)."""
         self.layout = layout
-        self._fd = os.open(layout.path, os.O_RDONLY)
+        self._src = layout.open()
         self._dtype = raw_dtype(layout.format, layout.endian)
         self._reuse = reuse_buffer
         self._buf = np.empty((0, layout.trace_size), dtype=np.uint8)
@@ -55,7 +56,7 @@ class TraceReader:
 
     def close(self) -> None:
         """Close the file."""
-        os.close(self._fd)
+        self._src.close()
 
     def __enter__(self) -> "TraceReader":
         return self
@@ -74,13 +75,11 @@ class TraceReader:
                 self._buf = np.empty((sorted_traces.size, tsize), dtype=np.uint8)
             buf = self._buf[: sorted_traces.size]
         flat = memoryview(buf.reshape(-1))
-        row = 0
+        ranges, row = [], 0
         for start, count in runs(sorted_traces, max_len=sorted_traces.size):
-            want = count * tsize
-            got = os.preadv(self._fd, [flat[row * tsize : row * tsize + want]], lay.data_offset + start * tsize)
-            if got != want:
-                raise OSError(f"{lay.path}: short read at trace {start} ({got} of {want} bytes); file changed?")
+            ranges.append((lay.data_offset + start * tsize, flat[row * tsize : (row + count) * tsize]))
             row += count
+        self._src.read_into(ranges)
         return buf
 
     def decode_column(
@@ -150,8 +149,8 @@ class TraceReader:
         """Decode the samples of a raw batch into ``out[rows]`` (float32, one pass when rows are consecutive)."""
         src = self.samples(raw, window)
         consecutive = rows.size > 0 and rows[-1] - rows[0] == rows.size - 1 and bool(np.all(np.diff(rows) == 1))
-        if self.layout.format == IBM_FLOAT:
-            values = decode(src, IBM_FLOAT, self.layout.endian)
+        if needs_decode(self.layout.format):
+            values = decode(src, self.layout.format, self.layout.endian)
             if consecutive:
                 out[rows[0] : rows[-1] + 1] = values
             else:
@@ -171,8 +170,8 @@ class TraceReader:
         in the same pass); other batches scatter by position.
         """
         src = self.samples(raw, window)
-        if self.layout.format == IBM_FLOAT:
-            src = decode(src, IBM_FLOAT, self.layout.endian)
+        if needs_decode(self.layout.format):
+            src = decode(src, self.layout.format, self.layout.endian)
         n, length = src.shape
         cs = block.shape[3]
         full, tail = divmod(length, cs)
@@ -251,15 +250,14 @@ def header_words(
     buffers = queue.SimpleQueue()
     for _ in range(SCAN_THREADS):
         buffers.put(np.empty((per_block, tsize), dtype=np.uint8))
-    fd = os.open(layout.path, os.O_RDONLY)
+    src = layout.open()
 
     def one(a: int) -> None:
         end = min(ntr, a + per_block)
         buf = buffers.get()
         try:
             block = buf[: end - a]
-            if os.preadv(fd, [memoryview(block.reshape(-1))], layout.data_offset + (start + a) * tsize) != block.nbytes:
-                raise OSError(f"{layout.path}: short read at trace {start + a}; file changed?")
+            src.read_into([(layout.data_offset + (start + a) * tsize, memoryview(block.reshape(-1)))])
             for (b, n), dest in zip(fields, out):
                 dest[a:end] = block[:, b - 1 : b - 1 + n].view(f"{order}i{n}")[:, 0]
         finally:
@@ -269,5 +267,5 @@ def header_words(
         with ThreadPoolExecutor(max_workers=SCAN_THREADS, thread_name_prefix="seiscore-scan") as pool:
             list(pool.map(one, range(0, ntr, per_block)))
     finally:
-        os.close(fd)
+        src.close()
     return out

@@ -7,11 +7,14 @@ LINES = 40
 
 
 def encoding_of(raw: bytes) -> str:
-    """'cp037' (EBCDIC) or 'latin-1': EBCDIC 'C' is 0xC3, and EBCDIC text is mostly >= 0x80."""
+    """'cp037' (EBCDIC) or 'latin-1': EBCDIC 'C' is 0xC3, EBCDIC text is mostly >= 0x80, and its blank is
+    0x40 where ASCII's is 0x20 (extended textual records start with '((' and are mostly blank)."""
     if not raw:
         return "latin-1"
+    if raw[0] in (0xC3, 0x43):  # a card 'C' in EBCDIC / ASCII
+        return "cp037" if raw[0] == 0xC3 else "latin-1"
     high = sum(b >= 0x80 for b in raw)
-    return "cp037" if raw[0] == 0xC3 or high > len(raw) // 3 else "latin-1"
+    return "cp037" if high > len(raw) // 3 or raw.count(0x40) > raw.count(0x20) else "latin-1"
 
 
 def decode(raw: bytes) -> str:

@@ -77,7 +77,9 @@ def block_denoiser(spec: MethodSpec, kind: str = "poststack3d") -> Callable[[np.
 
 
 def _open_array(store: str, name: str, mode: str = "r"):
-    return zarr.open_group(store, mode=mode, use_consolidated=False)[name]
+    from seiscore.io.location import zarr_store
+
+    return zarr.open_group(zarr_store(store, read_only=mode == "r"), mode=mode, use_consolidated=False)[name]
 
 
 def _kind(job: TileJob) -> DataKind:
