@@ -27,12 +27,10 @@ from seiscore.methods.tlsm.params import PRESETS, TLSMParams, resolve_params
 # halo suffices.
 TLSM_TUBE_TILE, TLSM_TUBE_HALO = 44, 2
 
-# Peak memory of one tile task as a multiple of its extended block's float32 bytes.
-# TLSM: 17x measured for the denoiser alone (tracemalloc peak and RSS high-water above the
-# warm start agree within 0.5x; blocks 24x40x60, 48x100x100 and 48x200x400, synthetic preset,
-# threads_per_task=1, seiscore 0.1.0), plus 3 block copies the tile task holds (the read
-# block, its scaled copy, the weighted support): 20.
-TLSM_PEAK_FACTOR = 20.0
+# Cuts when a tile of whole cross-section does not fit the task memory budget (settings.task_memory_budget),
+# in this order, by role: (role, halo, smallest core). Chosen by measurement on the realistic-shape survey
+# (benchmarks/results/tiling_realistic.md): see TLSMMethod.default_tiling.
+TLSM_BUDGET_CUTS = (("smooth", 16, 128), ("footprint", 32, 256), ("tube", 2, 16))
 
 ROLES = ("smooth", "footprint", "tube")
 
@@ -135,17 +133,37 @@ class TLSMMethod(Method):
             raise MethodConfigError(str(exc), field="axes") from None
         return []
 
-    def default_tiling(self, spec: TLSMSpec, kind: DataKind, shape: tuple[int, ...]) -> TileConfig:
-        """Tiles of ``TLSM_TUBE_TILE`` samples with a ``TLSM_TUBE_HALO`` halo along the tube axis, whole elsewhere."""
+    def default_tiling(
+        self, spec: TLSMSpec, kind: DataKind, shape: tuple[int, ...], budget: int | None = None
+    ) -> TileConfig:
+        """Tiles of ``TLSM_TUBE_TILE`` samples with a ``TLSM_TUBE_HALO`` halo along the tube axis, whole elsewhere,
+        when such a tile fits the task memory ``budget`` (default :func:`seiscore.core.settings.task_memory_budget`);
+        else the axes of ``TLSM_BUDGET_CUTS`` are cut in turn (with halos and blending) until the memory model
+        (:mod:`seiscore.methods.tlsm.memory`) says it fits; if none does, the smallest tiles allowed (the pre-flight
+        refuses them when they pass the worker's memory limit)."""
+        from seiscore.core.settings import task_memory_budget
+        from seiscore.execution.blockwise.tiling import BudgetCut, plan_for_budget
+
         axis = kind.axis(spec.axes.tube)
-        return TileConfig(
+        base = TileConfig(
             tile=tuple(TLSM_TUBE_TILE if a == axis else None for a in range(kind.ndim)),
             halo=tuple(TLSM_TUBE_HALO if a == axis else 0 for a in range(kind.ndim)),
         )
+        cuts = [
+            BudgetCut(axis=kind.axis(getattr(spec.axes, role)), halo=halo, min_core=core)
+            for role, halo, core in TLSM_BUDGET_CUTS
+        ]
+        budget = task_memory_budget() if budget is None else budget
+        return plan_for_budget(shape, lambda block: self.peak_memory(spec, block), budget, base, cuts, strict=False)
 
     def peak_memory(self, spec: TLSMSpec, block_shape: tuple[int, ...], itemsize: int = 4) -> int:
-        """``TLSM_PEAK_FACTOR`` times the block's bytes (measured, see the constant)."""
-        return int(TLSM_PEAK_FACTOR * itemsize * np.prod(block_shape, dtype=np.int64))
+        """Peak bytes of one tile task on a block of ``block_shape`` (store order): the measured memory model
+        :func:`seiscore.methods.tlsm.memory.tlsm_peak_bytes` with the spec's threads per task."""
+        from seiscore.data.kinds import POSTSTACK3D
+        from seiscore.methods.tlsm.memory import canonical_shape, tlsm_peak_bytes
+
+        perm = spec.axes.permutation(POSTSTACK3D)
+        return tlsm_peak_bytes(canonical_shape(block_shape, perm), itemsize, spec.threads_per_task)
 
     def build(self, spec: TLSMSpec, kind: DataKind) -> Callable[[np.ndarray], np.ndarray]:
         """A block (store dim order) -> TLSM in the canonical orientation -> back to the store order."""
