@@ -54,6 +54,19 @@ def test_fs_for_uses_the_standard_environment(s3_server, tmp_path):
     assert not loc.exists(base + "/z.zarr") and loc.exists(base + "/a.bin")
 
 
+def test_other_fsspec_protocols_take_the_same_route(tmp_path, write_synthetic_segy):
+    """A store at ``memory://`` (fsspec's in-process filesystem) is ingested and read through the same code."""
+    import numpy as np
+
+    from seiscore import io
+
+    noisy_path, _, noisy, _ = write_synthetic_segy(tmp_path, (6, 8, 16))
+    url = f"memory://seis/{tmp_path.name}/in.zarr"
+    io.ingest(str(noisy_path), url)
+    assert io.is_complete(url)
+    np.testing.assert_array_equal(io.open_survey(url)["amplitude"].values, noisy.astype(np.float32))
+
+
 # ---------------------------------------------------------------- stores, safety and locks on S3
 
 SHAPE = (12, 16, 32)
