@@ -81,6 +81,17 @@ def test_unet_has_the_spec_size_and_keeps_shapes():
         CDiffSDConfig(length=3001)
 
 
+def test_linear_attention_cheap_order_equals_the_plain_order():
+    from seiscore.methods.cdiffsd.unet1d import LinearAttention
+
+    torch.manual_seed(0)
+    for c in (8, 64):
+        att = LinearAttention(c, 4, 32)
+        torch.nn.init.normal_(att.out_norm.gain)
+        x = torch.randn(3, c, 200)
+        torch.testing.assert_close(att(x), att.forward_reference(x), rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("legacy", [False, True])
 def test_two_pass_loss_decreases_over_a_few_steps(legacy):
     cfg = CDiffSDConfig(T=5, length=256, channels=3)
