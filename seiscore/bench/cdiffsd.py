@@ -114,9 +114,15 @@ def train_cdiffsd(cfg: dict, train, *, seconds: float, seed: int, crop: int | No
         xb = torch.from_numpy(x0[idx, :, start : start + c]).to(device)
         yb = torch.from_numpy(y[idx, :, start : start + c]).to(device)
         loss, _ = unfolded_loss(
-            model, model.schedule, xb, yb, gen, penalty=config.penalty, kind=config.loss,
+            model,
+            model.schedule,
+            xb,
+            yb,
+            gen,
+            penalty=config.penalty,
+            kind=config.loss,
             legacy_unfold=config.legacy_unfold,
-        )  # fmt: skip
+        )
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -227,10 +233,22 @@ def run(p: dict, *, seed: int, device: str, model_folder: str | None, threads: i
 
     _log(f"STFT masking net: {p['stft_seconds']:.0f} s budget")
     sd = p["stft"]
-    stft = train_stft_mask(train.clean, train.noisy, seed=seed, width=sd["width"], batch_size=sd["batch_size"],
-                           lr=sd["lr"], steps=10**9, max_seconds=p["stft_seconds"])  # fmt: skip
-    res["stft_training"] = {"steps": stft.steps, "seconds": round(stft.seconds, 1),
-                            "loss_first": stft.history[0], "loss_last": float(np.mean(stft.history[-10:]))}  # fmt: skip
+    stft = train_stft_mask(
+        train.clean,
+        train.noisy,
+        seed=seed,
+        width=sd["width"],
+        batch_size=sd["batch_size"],
+        lr=sd["lr"],
+        steps=10**9,
+        max_seconds=p["stft_seconds"],
+    )
+    res["stft_training"] = {
+        "steps": stft.steps,
+        "seconds": round(stft.seconds, 1),
+        "loss_first": stft.history[0],
+        "loss_last": float(np.mean(stft.history[-10:])),
+    }
 
     if model_folder:
         from seiscore.methods.cdiffsd.model import CDiffSDModel
@@ -239,8 +257,9 @@ def run(p: dict, *, seed: int, device: str, model_folder: str | None, threads: i
         res["cdiffsd_training"] = {"loaded": str(model_folder), "config": model.config.model_dump(mode="json")}
     else:
         _log(f"CDiffSD: {p['train_seconds']:.0f} s budget")
-        model, info = train_cdiffsd(p["model"], train, seconds=p["train_seconds"], seed=seed, crop=p["crop"],
-                                    device=device)  # fmt: skip
+        model, info = train_cdiffsd(
+            p["model"], train, seconds=p["train_seconds"], seed=seed, crop=p["crop"], device=device
+        )
         res["cdiffsd_training"] = info
         _log(f"CDiffSD trained: {info['steps']} steps, loss {info['loss_first']:.4g} -> {info['loss_last']:.4g}")
 
@@ -257,8 +276,12 @@ def run(p: dict, *, seed: int, device: str, model_folder: str | None, threads: i
     for name, fn in methods.items():
         t0 = time.perf_counter()
         outputs[name] = fn(test.noisy)
-        rows.append({**_metrics_row(name, test.clean, outputs[name], test.noisy, test.p_sample),
-                     "seconds": round(time.perf_counter() - t0, 2)})  # fmt: skip
+        rows.append(
+            {
+                **_metrics_row(name, test.clean, outputs[name], test.noisy, test.p_sample),
+                "seconds": round(time.perf_counter() - t0, 2),
+            }
+        )
         _log(f"  {name}: SNR {rows[-1]['snr']:.2f} dB, CC {rows[-1]['cc']:.3f}")
     res["table"] = rows
 
@@ -286,11 +309,21 @@ def run(p: dict, *, seed: int, device: str, model_folder: str | None, threads: i
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     for dev in devices:
         model.to(dev)
-        cost.append({"method": "CDiffSD direct", "device": dev, "ms_per_window": _time_per_window(
-            lambda z: model.denoise(z, mode="direct", batch_size=32), x, 2)})  # fmt: skip
+        cost.append(
+            {
+                "method": "CDiffSD direct",
+                "device": dev,
+                "ms_per_window": _time_per_window(lambda z: model.denoise(z, mode="direct", batch_size=32), x, 2),
+            }
+        )
         xs = x[: p["n_cost_sampling"]] if dev == "cpu" else x
-        cost.append({"method": f"CDiffSD sampling (T={model.config.T})", "device": dev, "ms_per_window": _time_per_window(
-            lambda z: model.denoise(z, mode="sampling", batch_size=32), xs)})  # fmt: skip
+        cost.append(
+            {
+                "method": f"CDiffSD sampling (T={model.config.T})",
+                "device": dev,
+                "ms_per_window": _time_per_window(lambda z: model.denoise(z, mode="sampling", batch_size=32), xs),
+            }
+        )
     model.to(device)
     res["cost"] = cost
 
@@ -331,22 +364,39 @@ def markdown(res: dict, command: str, note: str) -> str:
     """The results as a markdown report."""
     f = lambda v: round(v, 3) if isinstance(v, float) else v  # noqa: E731
     lines = [f"# CDiffSD benchmark ({'quick' if res.get('quick') else 'full'})", ""]
-    lines += [f"Command: `{command}`  ", f"Device: {res['device']}, torch threads {res['torch_threads']}; "
-              f"wall {res['wall_seconds']} s. {note}", ""]  # fmt: skip
+    lines += [
+        f"Command: `{command}`  ",
+        f"Device: {res['device']}, torch threads {res['torch_threads']}; wall {res['wall_seconds']} s. {note}",
+        "",
+    ]
     tr = res["cdiffsd_training"]
     lines += ["## Training", ""]
-    lines += [f"- CDiffSD: {tr.get('steps', '-')} steps in {tr.get('seconds', '-')} s, loss "
-              f"{f(tr.get('loss_first'))} -> {f(tr.get('loss_last'))}, {tr.get('parameters', '-')} parameters, "
-              f"crops of {tr.get('crop', '-')} samples" if "steps" in tr else f"- CDiffSD: loaded {tr.get('loaded')}"]  # fmt: skip
+    lines += [
+        f"- CDiffSD: {tr.get('steps', '-')} steps in {tr.get('seconds', '-')} s, loss "
+        f"{f(tr.get('loss_first'))} -> {f(tr.get('loss_last'))}, {tr.get('parameters', '-')} parameters, "
+        f"crops of {tr.get('crop', '-')} samples"
+        if "steps" in tr
+        else f"- CDiffSD: loaded {tr.get('loaded')}"
+    ]
     st = res["stft_training"]
-    lines += [f"- STFT masking: {st['steps']} steps in {st['seconds']} s, loss {f(st['loss_first'])} -> "
-              f"{f(st['loss_last'])}",
-              f"- band-pass corners (validation): {res['bandpass']['low']:g}-{res['bandpass']['high']:g} Hz", ""]  # fmt: skip
-    lines += [f"## Synthetic test set ({res['params']['n_test']} windows, seed {TEST_SEED}; input power SNR mean "
-              f"{res['test_input_snr_db']['mean']:.2f} dB)", ""]  # fmt: skip
+    lines += [
+        f"- STFT masking: {st['steps']} steps in {st['seconds']} s, loss {f(st['loss_first'])} -> {f(st['loss_last'])}",
+        f"- band-pass corners (validation): {res['bandpass']['low']:g}-{res['bandpass']['high']:g} Hz",
+        "",
+    ]
+    lines += [
+        f"## Synthetic test set ({res['params']['n_test']} windows, seed {TEST_SEED}; input power SNR mean "
+        f"{res['test_input_snr_db']['mean']:.2f} dB)",
+        "",
+    ]
     keys = ["snr", "dsnr", "cc", "rho0", "amp_err", "rel_l2", "snr_win", "seconds"]
-    lines += [md_table(["method", "SNR_rec dB", "ΔSNR dB", "CC", "ρ0", "amp err", "rel L2", "SNR_win dB", "s"],
-                       [[r["method"], *[r.get(k) for k in keys]] for r in res["table"]]), ""]  # fmt: skip
+    lines += [
+        md_table(
+            ["method", "SNR_rec dB", "ΔSNR dB", "CC", "ρ0", "amp err", "rel L2", "SNR_win dB", "s"],
+            [[r["method"], *[r.get(k) for k in keys]] for r in res["table"]],
+        ),
+        "",
+    ]
     lines += ["## SNR sweep (mean SNR_rec dB / CC per input SNR)", ""]
     levels = sorted({r["snr_in"] for r in res["sweep"]})
     names = list(dict.fromkeys(r["method"] for r in res["sweep"]))
@@ -359,21 +409,59 @@ def markdown(res: dict, command: str, note: str) -> str:
         body.append([name, *cells])
     lines += [md_table(["method", *[f"{lv:g} dB" for lv in levels]], body), ""]
     lines += ["## Picking (ObsPy ar_pick P/S, pk_baer P; same pickers on every version)", ""]
-    pk_keys = ["ar_p.recall@0.1", "ar_p.recall@0.5", "ar_p.precision@0.5", "ar_p.res_mean@0.5", "ar_p.res_std@0.5",
-               "baer_p.recall@0.1", "baer_p.recall@0.5", "baer_p.precision@0.5", "ar_s.recall@0.1", "ar_s.recall@0.5"]  # fmt: skip
-    lines += [md_table(["version", "ar P R@0.1", "ar P R@0.5", "ar P prec@0.5", "ar P res mean s", "ar P res std s",
-                        "baer P R@0.1", "baer P R@0.5", "baer P prec@0.5", "ar S R@0.1", "ar S R@0.5"],
-                       [[r["version"], *[r[k] for k in pk_keys]] for r in res["picks"]]), ""]  # fmt: skip
+    pk_keys = [
+        "ar_p.recall@0.1",
+        "ar_p.recall@0.5",
+        "ar_p.precision@0.5",
+        "ar_p.res_mean@0.5",
+        "ar_p.res_std@0.5",
+        "baer_p.recall@0.1",
+        "baer_p.recall@0.5",
+        "baer_p.precision@0.5",
+        "ar_s.recall@0.1",
+        "ar_s.recall@0.5",
+    ]
+    lines += [
+        md_table(
+            [
+                "version",
+                "ar P R@0.1",
+                "ar P R@0.5",
+                "ar P prec@0.5",
+                "ar P res mean s",
+                "ar P res std s",
+                "baer P R@0.1",
+                "baer P R@0.5",
+                "baer P prec@0.5",
+                "ar S R@0.1",
+                "ar S R@0.5",
+            ],
+            [[r["version"], *[r[k] for k in pk_keys]] for r in res["picks"]],
+        ),
+        "",
+    ]
     lines += ["## Cost per 3-C window (30 s at 100 Hz)", ""]
-    lines += [md_table(["method", "device", "ms / window"], [[c["method"], c["device"], c["ms_per_window"]]
-                                                            for c in res["cost"]]), ""]  # fmt: skip
+    lines += [
+        md_table(
+            ["method", "device", "ms / window"], [[c["method"], c["device"], c["ms_per_window"]] for c in res["cost"]]
+        ),
+        "",
+    ]
     d = res["demo"]
-    lines += ["## Real-data demo: obspy.read() event (BW.RJOB) + CRLZ noise at peak ratio r", "",
-              f"Reference = the recorded event (own SNR_win {d['event_snr_win']:.1f} dB), P = pk_baer on it "
-              f"(sample {d['p_ref_sample']:.0f}).", ""]  # fmt: skip
-    lines += [md_table(["r", "method", "SNR_rec dB", "CC", "SNR_win dB", "|ΔP| s"],
-                       [[r["ratio"], r["method"], r["snr"], r["cc"], r["snr_win"], r["p_error_s"]] for r in d["rows"]]),
-              ""]  # fmt: skip
+    lines += [
+        "## Real-data demo: obspy.read() event (BW.RJOB) + CRLZ noise at peak ratio r",
+        "",
+        f"Reference = the recorded event (own SNR_win {d['event_snr_win']:.1f} dB), P = pk_baer on it "
+        f"(sample {d['p_ref_sample']:.0f}).",
+        "",
+    ]
+    lines += [
+        md_table(
+            ["r", "method", "SNR_rec dB", "CC", "SNR_win dB", "|ΔP| s"],
+            [[r["ratio"], r["method"], r["snr"], r["cc"], r["snr_win"], r["p_error_s"]] for r in d["rows"]],
+        ),
+        "",
+    ]
     lines += ["## Targets (issue 14, CPU)", ""]
     lines += [f"- {k}: {'yes' if v else 'NO'}" for k, v in res["targets"].items()]
     return "\n".join(lines)
@@ -398,8 +486,13 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     p = dict(QUICK if args.quick else FULL)
-    for key, val in (("train_seconds", args.train_seconds), ("stft_seconds", args.stft_seconds),
-                     ("n_train", args.n_train), ("n_test", args.n_test), ("n_sweep", args.n_sweep)):  # fmt: skip
+    for key, val in (
+        ("train_seconds", args.train_seconds),
+        ("stft_seconds", args.stft_seconds),
+        ("n_train", args.n_train),
+        ("n_test", args.n_test),
+        ("n_sweep", args.n_sweep),
+    ):
         if val is not None:
             p[key] = val
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
