@@ -24,9 +24,9 @@ from prefect import flow, get_run_logger
 from prefect.context import get_run_context
 
 from flows._runtime import describe_cluster, make_task_runner, runner_settings, task_runner_client, use_resources
-from seiscore import io
 from seiscore.core.lineage import DatasetRef, now_iso, read_lineage, write_lineage
 from seiscore.core.settings import get_settings
+from seiscore.data.traces import mark_trace_store_complete
 from seiscore.execution.blockwise.state import survey_lock
 from seiscore.execution.pipeline import run_key
 from seiscore.execution.runs import Stages, freshness, lineage_record, run_summary, work_layout
@@ -141,7 +141,7 @@ def run_denoise(plan: TracesPlan, *, force: bool = False) -> dict[str, Any]:
             counts = run_items(job, settings, record.dask_cluster)
             clock.lap("items")
             record.tiles_computed = counts["batches_done"]
-            io.mark_complete(staging)
+            mark_trace_store_complete(staging)
             export = export_traces_task.submit(str(staging), plan.mseed) if plan.mseed else None
             info = {"method": spec.name, **_spec_info(spec), "run": flow_run_id, "windows": job.n_items}
             try:

@@ -232,15 +232,15 @@ def _info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, indent=2, default=str))
         return 0
-    print(f"{info['store']}: {info['records']} records, {info['windows']} windows of {info['length']} samples")
-    print(f"  sampling rate : {info['sampling_rate']} Hz")
-    print(f"  complete      : {info['complete']}")
-    for r in info["record_list"][:20]:
-        picks = ", ".join(f"{k} {v}" for k, v in (("P", r["p_sample"]), ("S", r["s_sample"])) if v is not None)
-        print(f"  {r['id']:<20} {r['seconds']:>8.1f} s  {r['starttime']}  {picks}")
-    if len(info["record_list"]) > 20:
-        print(f"  ... and {len(info['record_list']) - 20} more")
-    if info.get("lineage"):
-        lin = info["lineage"]
-        print(f"  lineage       : {lin.get('status')} run {lin.get('run_id')} ({lin.get('denoiser', {}).get('name')})")
+    state = "complete" if info["complete"] else "INCOMPLETE"
+    print(f"{info['path']}: {info['n_records']} records, {info['windows']} windows ({state})")
+    print(f"  windows       : {info['window_length']} samples every {info['hop']} at {info['sampling_rate']:g} Hz")
+    for r in info["records"][:20]:
+        picks = ", ".join(f"{k} {v:.0f}" for k, v in (("P", r["p_sample"]), ("S", r["s_sample"])) if v is not None)
+        print(f"  {r['id']:<18} {r['duration_s']:>8.1f} s  {r['start']}  {r['windows']} windows  {picks}")
+    if len(info["records"]) > 20:
+        print(f"  ... and {len(info['records']) - 20} more")
+    lin = info.get("lineage")
+    if lin:
+        print(f"  lineage       : {lin.get('status')}, run {lin.get('run_id')}, method {lin['denoiser'].get('name')}")
     return 0

@@ -311,83 +311,32 @@ def _read_windows(store: str):
 
 
 def _counts(ws) -> dict[str, Any]:
-    notes = [f"{r.id}: {n}" for r in getattr(ws, "records", []) or [] for n in (getattr(r, "notes", None) or [])]
     return {
-        "records": len(getattr(ws, "records", []) or []),
-        "windows": int(ws.data.shape[0]),
-        "notes": notes,
+        "records": len(ws.records),
+        "windows": ws.n_windows,
+        "notes": [f"{r.id}: {n}" for r in ws.records for n in r.notes],
     }
 
 
 def prepare_trace_output(job, key: str, attrs: dict | None = None, *, restart: bool = False) -> int:
     """Create the output trace store of the per-item ``job`` for run ``key`` (or keep it to resume, unless
     ``restart``); returns the batches already done. The trace-kind counterpart of
-    :func:`seiscore.execution.pipeline.prepare_output`, whose store creation is the post-stack one."""
+    :func:`seiscore.execution.pipeline.prepare_output` (whose store creation is the post-stack one): the store
+    is :func:`seiscore.data.traces.create_trace_output`, chunked as the job's batches write."""
+    from seiscore.data.traces import create_trace_output
+
     state = job.state()
     out = Path(job.output_store)
     if restart or not (out.exists() and state.run_key() == key):
-        create_output_like(job.input_store, out, chunks=job.chunks, attrs=attrs)
+        create_trace_output(job.input_store, out, chunks=job.chunks, attrs=attrs, overwrite=True)
     return state.begin(key, job)
-
-
-def create_output_like(
-    input_store: str | os.PathLike,
-    output_store: str | os.PathLike,
-    *,
-    chunks: tuple[int, ...],
-    variable: str = "amplitude",
-    attrs: dict | None = None,
-) -> Path:
-    """A store with every array and attribute of ``input_store`` (sub-groups included), except that
-    ``variable`` is created empty (fill value, chunked ``chunks``) and the store is not marked complete: the
-    batches write ``variable``, then the run marks it complete. Built under a temporary name and renamed."""
-    import zarr
-
-    from seiscore import io
-    from seiscore.core.lineage import LINEAGE_ATTR
-    from seiscore.io.errors import IncompleteStoreError
-    from seiscore.io.store import COMPLETE_ATTR, prepare_target, publish
-
-    src = Path(input_store)
-    if not io.is_complete(src):
-        raise IncompleteStoreError(f"input trace store {src} is missing or incomplete")
-    final, tmp = prepare_target(output_store, True, what="output trace store", protected=[("input store", src)])
-    sg = zarr.open_group(str(src), mode="r")
-    dg = zarr.open_group(str(tmp), mode="w")
-    kept = {k: v for k, v in sg.attrs.items() if k not in (COMPLETE_ATTR, LINEAGE_ATTR, SOURCE_ATTR)}
-    dg.attrs.update({**kept, "source_store": str(src.resolve()), **(attrs or {})})
-    _copy_group(sg, dg, variable, tuple(chunks), top=True)
-    return publish(tmp, final)
-
-
-def _copy_group(sg, dg, variable: str, chunks: tuple[int, ...], *, top: bool) -> None:
-    for name, arr in sg.arrays():
-        meta = arr.metadata
-        dims = getattr(meta, "dimension_names", None)
-        empty = top and name == variable
-        made = dg.create_array(
-            name,
-            shape=arr.shape,
-            chunks=chunks if empty else arr.chunks,
-            dtype=arr.dtype,
-            fill_value=arr.fill_value,
-            dimension_names=dims,
-            attributes=dict(arr.attrs),
-            compressors=arr.compressors,
-        )
-        if not empty:
-            made[...] = arr[...]
-    for name, group in sg.groups():
-        sub = dg.create_group(name, attributes=dict(group.attrs))
-        _copy_group(group, sub, variable, chunks, top=False)
 
 
 def merge_records(store: str | os.PathLike) -> list:
     """The records of a trace store, its windows merged with the cosine cross-fade."""
     from seiscore.data.traces import windows_to_records
 
-    ws = _read_windows(str(store))
-    return windows_to_records(ws, ws.data)
+    return windows_to_records(_read_windows(str(store)))
 
 
 def export_mseed(records: list, path: str | os.PathLike) -> str:
@@ -407,53 +356,14 @@ def export_mseed(records: list, path: str | os.PathLike) -> str:
 
 
 def store_info(store: str | os.PathLike) -> dict[str, Any]:
-    """What ``seis traces info`` prints: records (id, duration, start, picks), windows, rate, completeness and
-    the lineage of a denoised output."""
-    from seiscore import io
+    """What ``seis traces info`` prints: :func:`seiscore.data.traces.trace_store_info` and, for a denoised
+    output, its lineage (``lineage``: None when it has none)."""
     from seiscore.core.lineage import read_lineage
-    from seiscore.data.traces import is_trace_store
+    from seiscore.data.traces import trace_store_info
 
-    store = Path(store)
-    if not is_trace_store(store):
-        raise TracesPlanError(f"{store} is not a trace store (write one with seis traces ingest)")
-    ws = _read_windows(str(store))
-    records = []
-    for r in _record_meta(ws):
-        n = int(getattr(r, "n_samples", 0) or np.asarray(getattr(r, "data", np.zeros((3, 0)))).shape[-1])
-        fs = float(r.sampling_rate)
-        records.append(
-            {
-                "id": r.id,
-                "seconds": round(n / fs, 3) if fs else None,
-                "starttime": str(getattr(r, "starttime", "")),
-                "p_sample": _finite(getattr(r, "p_sample", None)),
-                "s_sample": _finite(getattr(r, "s_sample", None)),
-                "notes": list(getattr(r, "notes", None) or []),
-            }
-        )
+    info = trace_store_info(store)
     lineage = read_lineage(store)
-    return {
-        "store": str(store),
-        "records": len(records),
-        "windows": int(ws.data.shape[0]),
-        "length": int(ws.data.shape[-1]),
-        "sampling_rate": float(_record_meta(ws)[0].sampling_rate) if records else None,
-        "complete": io.is_complete(store),
-        "record_list": records,
-        "lineage": lineage.model_dump(mode="json") if lineage else None,
-    }
-
-
-def _record_meta(ws) -> list:
-    return list(getattr(ws, "records", None) or [])
-
-
-def _finite(value: Any) -> float | None:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return v if np.isfinite(v) else None
+    return {**info, "lineage": lineage.model_dump(mode="json") if lineage else None}
 
 
 def make_demo_data(folder: str | os.PathLike, *, n_records: int = 4, seconds: float = 90.0, seed: int = 0) -> dict:
