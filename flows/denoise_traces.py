@@ -24,13 +24,13 @@ from prefect import flow, get_run_logger
 from prefect.context import get_run_context
 
 from flows._runtime import describe_cluster, make_task_runner, runner_settings, task_runner_client, use_resources
-from seiscore.core.lineage import DatasetRef, now_iso, read_lineage, write_lineage
+from seiscore.core.lineage import now_iso, read_lineage, write_lineage
 from seiscore.core.settings import get_settings
 from seiscore.data.traces import mark_trace_store_complete
 from seiscore.execution.blockwise.state import survey_lock
 from seiscore.execution.pipeline import run_key
-from seiscore.execution.runs import Stages, freshness, lineage_record, run_summary, work_layout
-from seiscore.execution.traces import KIND, TracesPlan, plan_denoise, prepare_trace_output
+from seiscore.execution.runs import Stages, freshness, run_summary, work_layout
+from seiscore.execution.traces import KIND, TracesPlan, plan_denoise, prepare_trace_output, run_record
 from seiscore.execution.versions import publish_staging, recover, staging_path
 from seiscore.methods.registry import get_method
 from tasks.lineage import lineage_task
@@ -107,14 +107,7 @@ def run_denoise(plan: TracesPlan, *, force: bool = False) -> dict[str, Any]:
         for note in ing.get("notes", [])[:20]:
             logger.warning(note)
         clock.lap("ingest")
-        record = lineage_record(
-            survey=plan.name,
-            source=DatasetRef(**ing["source"]),
-            output=output,
-            spec=spec,
-            settings=settings,
-            run_id=flow_run_id,
-        )
+        record = run_record(plan, ing["source"], settings, flow_run_id)
         previous = read_lineage(output) if output.exists() else None
         fresh, _ = freshness(previous, record, output)
         if fresh and not force:

@@ -318,6 +318,22 @@ def _counts(ws) -> dict[str, Any]:
     }
 
 
+def run_record(plan: TracesPlan, source: DatasetRef | dict, settings: Any, run_id: str | None = None):
+    """The lineage record of a run of ``plan`` on the ingested ``source`` (see
+    :func:`seiscore.execution.runs.lineage_record`); its reuse key decides "up to date" and, with the job's
+    layout (:func:`seiscore.execution.pipeline.run_key`), which run a staging version belongs to."""
+    from seiscore.execution.runs import lineage_record
+
+    return lineage_record(
+        survey=plan.name,
+        source=source if isinstance(source, DatasetRef) else DatasetRef(**source),
+        output=plan.output,
+        spec=plan.spec,
+        settings=settings,
+        run_id=run_id,
+    )
+
+
 def prepare_trace_output(job, key: str, attrs: dict | None = None, *, restart: bool = False) -> int:
     """Create the output trace store of the per-item ``job`` for run ``key`` (or keep it to resume, unless
     ``restart``); returns the batches already done. The trace-kind counterpart of
@@ -373,7 +389,7 @@ def make_demo_data(folder: str | os.PathLike, *, n_records: int = 4, seconds: fl
     paper's rule; at 100 Hz."""
     from seiscore.core.safety import mark_owned
     from seiscore.data import quake_synth
-    from seiscore.data.trace_io import records_from_arrays
+    from seiscore.data.traces import Record
 
     fs = 100.0
     length = int(round(seconds * fs))
@@ -385,16 +401,16 @@ def make_demo_data(folder: str | os.PathLike, *, n_records: int = 4, seconds: fl
     events = quake_synth.make_events(n_records, seed, length=length, fs=fs)
     noise = quake_synth.make_noise(n_records, seed + 1, length=length, fs=fs)
     noisy = quake_synth.mix_paper(events.clean, noise, seed + 2)
-    ids = [f"SY.ST{i:02d}..HH" for i in range(n_records)]
+    ids = [f"SY.ST{i:02d}..HH?" for i in range(n_records)]
     picks = {"p_sample": np.asarray(events.p_sample, float), "s_sample": np.asarray(events.s_sample, float)}
+    start = "2026-12-01T00:00:00Z"
     written = []
     for data, where in ((noisy, folder), (events.clean, folder / "clean")):
-        recs = records_from_arrays(np.asarray(data, np.float32), fs, ids=ids, **picks)
-        for i, rec in enumerate(recs):  # one file per station record
-            path = where / f"ST{i:02d}.mseed"
-            export_mseed([rec], path)
+        for i in range(n_records):  # one file per station record
+            rec = Record(ids[i], data[i], fs, start, p_sample=picks["p_sample"][i], s_sample=picks["s_sample"][i])
+            path = export_mseed([rec], where / f"ST{i:02d}.mseed")
             if where == folder:
-                written.append(str(path))
+                written.append(path)
     lines = ["id,p_sample,s_sample"] + [
         f"{ids[i]},{picks['p_sample'][i]:.2f},{picks['s_sample'][i]:.2f}" for i in range(n_records)
     ]
