@@ -67,7 +67,7 @@ def test_a_kind_registered_at_run_time_is_found(registered):
     assert get_kind("velocity2d_test") == VELOCITY
     assert {"poststack3d", "velocity2d_test", "gathers4d_test"} <= set(kinds())
     assert store_dims("velocity2d_test") == ("z", "x") and store_dims(VELOCITY) == ("z", "x")
-    known = "gathers4d_test, poststack3d, shotgather, velocity2d, velocity2d_test"
+    known = "gathers4d_test, poststack3d, shotgather, traces3c, velocity2d, velocity2d_test"
     with pytest.raises(UnknownDataKindError, match=f"known: {known}"):
         get_kind("nope")
 

@@ -10,7 +10,8 @@ the post-stack survey's), the one definition the store, the jobs and the catalog
 
 Built-in: ``poststack3d`` (inline, crossline, sample), ``velocity2d`` (model, z, x: collections of 2-D
 velocity models, :mod:`seiscore.data.velocity`) and ``shotgather`` (shot, receiver, time: pre-stack shot
-gathers with geometry). Other packages add kinds through the
+gathers with geometry), ``traces3c`` (trace, component, time: fixed-length windows of three-component
+station records, Z/N/E, :mod:`seiscore.data.traces`). Other packages add kinds through the
 ``seiscore.data_kinds`` entry-point group (each entry point loads a :class:`DataKind`).
 """
 
@@ -142,7 +143,24 @@ SHOTGATHER = DataKind(
     tileable=("shot",),
 )
 
-_BUILTIN: dict[str, DataKind] = {k.name: k for k in (POSTSTACK3D, VELOCITY2D, SHOTGATHER)}
+TRACES3C = DataKind(
+    name="traces3c",
+    description=(
+        "three-component station records cut into fixed-length windows: amplitude over (trace, component, time), "
+        "components Z/N/E, one item = one 3-C window; per-window record index, offset, station id, start time and "
+        "P/S picks, per-record metadata on a 'record' dim"
+    ),
+    dims=("trace", "component", "time"),
+    variable="amplitude",
+    coords=("record_index", "offset", "station", "start", "p_sample", "s_sample"),
+    chunks=(256, 3, None),
+    qc_sections=("trace",),
+    section_names=(("trace", "window"),),
+    vertical=None,
+    tileable=("trace",),
+)
+
+_BUILTIN: dict[str, DataKind] = {k.name: k for k in (POSTSTACK3D, VELOCITY2D, SHOTGATHER, TRACES3C)}
 _registered: dict[str, DataKind] = {}
 
 
