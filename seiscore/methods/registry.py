@@ -34,6 +34,8 @@ BUILTIN: dict[str, str] = {
     "ssb": "seiscore.methods.ssb.method:SSBMethod",
     "siren": "seiscore.methods.siren.method:SirenMethod",
     "drfwi": "seiscore.methods.drfwi.method:DRFWIMethod",
+    "cdiffsd": "seiscore.methods.cdiffsd.method:CDiffSDMethod",
+    "cdiffsd-train": "seiscore.methods.cdiffsd.method:CDiffSDTrainMethod",
 }
 
 
