@@ -76,15 +76,16 @@ def test_bad_input_is_one_line(roots, capsys, case):
     catalog = roots.parent / "catalog.yaml"
     if case == "no_match":
         args = ["ingest", str(roots / "none" / "*.mseed")]
-        needles = ["matches no file"]
+        needles = ["no waveform file matches"]
     elif case == "stead_without_csv":
         (roots / "events.hdf5").write_bytes(b"\x89HDF\r\n")
         args = ["ingest", str(roots / "events.hdf5")]
         needles = ["events.csv", "not found"]
     elif case == "folder_not_store":
         (roots / "folder").mkdir()
+        (roots / "folder" / "zarr.json").write_text('{"zarr_format": 3, "node_type": "group", "attributes": {}}')
         args = ["ingest", str(roots / "folder")]
-        needles = ["not a trace store"]
+        needles = ["not a complete trace store"]
     elif case == "wrong_kind":
         catalog.write_text(
             "surveys:\n  seismic:\n    source: data/s.sgy\n    store: data/s.zarr\n    output: data/o.zarr\n"
@@ -119,11 +120,17 @@ def test_nightly_deployment_per_traces_entry(roots, monkeypatch):
     catalog = roots.parent / "catalog.yaml"
     catalog.write_text(
         "surveys:\n  station_a:\n    kind: traces3c\n    source: data/a/*.mseed\n    store: data/a.zarr\n"
-        "    output: data/a_denoised.zarr\n    method: {name: cdiffsd, mode: direct}\n"
+        "    output: data/a_denoised.zarr\n    method: {name: cdiffsd, model: data/m, params: {mode: direct}}\n"
     )
     monkeypatch.setenv("SEIS_CATALOG", str(catalog))
     deps = {(d.flow_name, d.name): d for d in traces_deployments(get_settings())}
     nightly = deps[("denoise-traces", "nightly-station_a")]
-    assert nightly.parameters == {"source": "station_a"} and nightly.schedules
+    assert nightly.parameters == {"source": "station_a"} and nightly.schedules[0].schedule.cron == "0 2 * * *"
+    assert nightly.entrypoint == "flows.denoise_traces.denoise_traces"
+    props = nightly._parameter_openapi_schema.properties
+    assert {"source", "model", "mode", "params", "force"} <= set(props) and all(
+        p.get("description") for p in props.values()
+    )
     manual = deps[("train-cdiffsd", "manual")]
-    assert not manual.schedules and "folder" in manual.parameter_openapi_schema["properties"]
+    assert not manual.schedules and manual.entrypoint == "flows.train_cdiffsd.train_cdiffsd"
+    assert {"folder", "params", "seed"} <= set(manual._parameter_openapi_schema.properties)

@@ -66,7 +66,7 @@ def test_denoise_traces_resumes_exports_and_is_idempotent(roots, dask_cluster, p
     catalog.write_text(
         "surveys:\n  stations:\n    kind: traces3c\n    source: data/demo/*.mseed\n"
         "    store: data/stores/stations_windows.zarr\n    output: data/stores/stations_denoised.zarr\n"
-        f"    method: {{name: cdiffsd, model: {model}, mode: direct, batch_size: 2}}\n"
+        f"    method: {{name: cdiffsd, model: {model}, batch_size: 2, params: {{mode: direct, infer_batch: 2}}}}\n"
     )
     settings = get_settings(dask_address=dask_cluster.scheduler_address)
 

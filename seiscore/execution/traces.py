@@ -23,7 +23,6 @@ Source identity (for the reuse decision and the lineage): the content hash of ev
 
 from __future__ import annotations
 
-import glob
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -84,36 +83,23 @@ def split_sources(source: str) -> list[str]:
 
 
 def expand_files(source: str) -> list[str]:
-    """Every file the waveform ``source`` names (globs expanded), sorted and deduplicated; a one-line error
-    naming the pattern that matches nothing."""
-    files: set[str] = set()
-    for part in split_sources(source):
-        part = os.path.expanduser(part)
-        if glob.has_magic(part):
-            found = [f for f in glob.glob(part) if Path(f).is_file()]
-            if not found:
-                raise TracesPlanError(f"waveform source {part}: the pattern matches no file")
-            files.update(str(Path(f).resolve()) for f in found)
-        elif Path(part).is_file():
-            files.add(str(Path(part).resolve()))
-        elif Path(part).exists():
-            raise TracesPlanError(f"waveform source {part}: not a file (give files or a glob such as DIR/*.mseed)")
-        else:
-            raise TracesPlanError(f"waveform source {part}: no such file")
-    if not files:
-        raise TracesPlanError(f"waveform source {source!r} names no file")
-    return sorted(files)
+    """Every file the waveform ``source`` names (paths, globs, folders: :func:`seiscore.data.trace_io.expand_paths`),
+    resolved, sorted; a one-line ``FileNotFoundError`` naming a part that names nothing."""
+    from seiscore.data.trace_io import expand_paths
+
+    return sorted({str(p.resolve()) for p in expand_paths(split_sources(source))})
 
 
 def source_kind(source: str) -> SourceKind:
-    """``store`` for a trace store, ``stead`` for an HDF5 file (STEAD layout), else ``waveforms``."""
+    """``store`` for a trace store, ``stead`` for an HDF5 file (STEAD layout), else ``waveforms`` (files, globs,
+    folders of waveform files)."""
     from seiscore.data.traces import is_trace_store
 
     parts = split_sources(source)
-    if len(parts) == 1 and Path(parts[0]).is_dir():
+    if len(parts) == 1 and Path(parts[0]).is_dir() and (Path(parts[0]) / "zarr.json").is_file():
         if is_trace_store(parts[0]):
             return "store"
-        raise TracesPlanError(f"source {parts[0]}: a folder that is not a trace store (give files or a glob)")
+        raise TracesPlanError(f"source {parts[0]}: a Zarr store that is not a complete trace store")
     if len(parts) == 1 and Path(parts[0]).suffix.lower() in STEAD_SUFFIXES:
         return "stead"
     return "waveforms"
@@ -164,6 +150,7 @@ def plan_denoise(
     "direct"}``). ``method_check=False``: no method (an ingest only; the plan's ``spec`` is None)."""
     from seiscore.core.safety import check_write_target, data_roots, qc_dir
     from seiscore.core.settings import get_settings
+    from seiscore.data.kinds import get_kind
     from seiscore.methods.registry import get_method, resolve_spec
 
     settings = settings if settings is not None else get_settings()
@@ -184,6 +171,7 @@ def plan_denoise(
         chosen = get_method(spec.name)
         if chosen.mode != "per_item" or KIND not in chosen.data_kinds:
             raise TracesPlanError(f"method {spec.name!r} does not denoise {KIND} records per item ({chosen.mode})")
+        chosen.check(spec, get_kind(KIND), (1, 3, length))  # e.g. the model artifact: one line when unusable
     kind = source_kind(src)
     files: list[str] = []
     csv = None
@@ -356,19 +344,11 @@ def merge_records(store: str | os.PathLike) -> list:
 
 
 def export_mseed(records: list, path: str | os.PathLike) -> str:
-    """Write ``records`` as one MiniSEED file at ``path`` (a temporary sibling renamed into place)."""
-    from seiscore.core.safety import replace_file
+    """Write ``records`` as one MiniSEED file at ``path`` (:func:`seiscore.data.trace_io.write_mseed`: under a
+    temporary name, renamed when whole; an earlier export of the product's is replaced)."""
     from seiscore.data.trace_io import write_mseed
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.seiscore-tmp{path.suffix}")
-    try:
-        write_mseed(records, tmp)
-        replace_file(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return str(path)
+    return str(write_mseed(records, path, overwrite=True))
 
 
 def store_info(store: str | os.PathLike) -> dict[str, Any]:
