@@ -14,7 +14,9 @@ import pytest
 
 # Prefect is imported here, not inside a test: its console log handler binds to the sys.stderr of the moment.
 from deployments.serve import traces_deployments
+from flows.reprocess_archive import survey_names
 from seiscore.cli import main
+from seiscore.data.catalog import load_catalog
 
 
 @pytest.fixture
@@ -131,6 +133,9 @@ def test_nightly_deployment_per_traces_entry(roots, monkeypatch):
     assert {"source", "model", "mode", "params", "force"} <= set(props) and all(
         p.get("description") for p in props.values()
     )
+    assert survey_names(load_catalog(catalog)) == []  # reprocess-archive leaves trace records to denoise-traces
+    repo = load_catalog(Path(__file__).resolve().parents[1] / "data_catalog.yaml").get("traces_demo")
+    assert repo.kind == "traces3c" and repo.method.name == "cdiffsd" and repo.method.model.endswith("artifacts/model")
     manual = deps[("train-cdiffsd", "manual")]
     assert not manual.schedules and manual.entrypoint == "flows.train_cdiffsd.train_cdiffsd"
     assert {"folder", "params", "seed"} <= set(manual._parameter_openapi_schema.properties)
