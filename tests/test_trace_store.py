@@ -191,3 +191,58 @@ def test_output_store_is_incomplete_until_marked(tmp_path):
     assert zarr.open_group(str(out))["amplitude"].chunks == (2, 3, 3000)
     with pytest.raises(UnsafePathError):
         create_trace_output(src, src / "inside.zarr")
+
+
+def test_per_item_run_mode_processes_a_trace_store(tmp_path):
+    """The generic per_item machinery plans, reads and writes batches of a trace store by its kind."""
+    from typing import Literal
+
+    from seiscore.execution.per_item import PerItemSpec, pending_batches, plan_items, process_batch
+    from seiscore.methods.base import Method
+    from seiscore.methods.registry import register_method
+
+    class NegateSpec(PerItemSpec):
+        name: Literal["test-trace-negate"] = "test-trace-negate"
+        item_dim: str = "trace"
+        batch_size: int = 4
+        scale: Literal["minmax", "none"] = "none"
+
+    class Negate(Method):
+        name = "test-trace-negate"
+        spec_model = NegateSpec
+        data_kinds = ("traces3c",)
+        mode = "per_item"
+
+        def build(self, spec, kind):
+            return lambda batch: -batch
+
+    register_method(Negate)
+    ws = records_to_windows(_records([9000, 3000]))
+    src = write_trace_store(tmp_path / "in.zarr", ws)
+    attrs = dict(zarr.open_group(str(src)).attrs)
+    assert attrs["amplitude_min"] == float(ws.data.min()) and attrs["amplitude_max"] == float(ws.data.max())
+    job = plan_items(src, tmp_path / "out.zarr", {"name": "test-trace-negate"}, kind="traces3c")
+    assert job.n_items == 6 and job.chunks == (4, 3, 3000)
+    out = create_trace_output(src, job.output_store, chunks=job.chunks)
+    job.state().begin("key", job)
+    for b in pending_batches(job):
+        process_batch(job, b)
+    assert pending_batches(job) == []
+    mark_trace_store_complete(out)
+    back = read_trace_store(out)
+    np.testing.assert_array_equal(back.data, -ws.data)
+    merged = windows_to_records(back)
+    np.testing.assert_array_equal(merged[0].data, -_records([9000, 3000])[0].data)
+
+
+def test_records_one_at_a_time_from_a_store(tmp_path):
+    from seiscore.data.traces import iter_store_records
+
+    recs = _records([9000, 1600, 4600])
+    path = write_trace_store(tmp_path / "t.zarr", records_to_windows(recs))
+    it = iter_store_records(path)
+    first = next(it)  # a generator: one record's windows read at a time
+    assert first.id == recs[0].id
+    for a, b in zip(recs, [first, *it]):
+        np.testing.assert_array_equal(b.data, a.data)
+        assert b.starttime == a.starttime and b.notes[: len(a.notes)] == a.notes

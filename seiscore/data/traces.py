@@ -44,7 +44,8 @@ The trace store (a Zarr v3 group that plain ``xarray.open_zarr`` reads)::
     record_notes       str     (record,)                   JSON list of notes
 
 Group attributes: ``kind`` (``traces3c``), ``sampling_rate`` (Hz), ``window_length``, ``hop``, ``components``
-(``"ZNE"``), ``n_records``, ``value_min``/``value_max``, ``attrs`` given by the caller, the product mark and
+(``"ZNE"``), ``n_records``, ``value_min``/``value_max`` (also as ``amplitude_min``/``amplitude_max``, the names the
+run modes read), ``attrs`` given by the caller, the product mark and
 ``seiscore_complete``. The store is written under a temporary sibling and renamed into place when whole
 (:mod:`seiscore.core.safety`: never replacing what the product did not write);
 :func:`create_trace_output` makes an empty store of the same layout for a ``per_item`` run to fill.
@@ -57,7 +58,7 @@ import os
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -70,6 +71,8 @@ DEFAULT_LENGTH = 3000
 DEFAULT_HOP = 1500
 CHUNK_TRACES = 256
 _MERGE_BATCH = 512  # windows accumulated per bincount when merging
+AMPLITUDE_MIN_ATTR, AMPLITUDE_MAX_ATTR = "amplitude_min", "amplitude_max"  # as seiscore.io.store names them
+_RANGE_ATTRS = ("value_min", "value_max", AMPLITUDE_MIN_ATTR, AMPLITUDE_MAX_ATTR, "seiscore_amplitude_scale")
 
 
 class TraceDataError(ValueError):
@@ -204,8 +207,9 @@ class RecordInfo:
 def resample_record(record: Record, sampling_rate: float) -> Record:
     """``record`` resampled to ``sampling_rate`` (polyphase, ``scipy.signal.resample_poly``, anti-alias filter
     included, all components at once) with picks rescaled and a note naming both rates; ``record`` itself when
-    the rate already matches. The rate ratio is taken as a fraction with a denominator up to 1000; a ratio that
-    no such fraction matches within 1e-6 is a one-line :class:`TraceDataError`."""
+    the rate already matches (a rate within 1e-6 of the target, as float32 headers store 100 Hz, is taken as it).
+    The rate ratio is taken as a fraction with a denominator up to 1000; a ratio that no such fraction matches
+    within 1e-6 is a one-line :class:`TraceDataError`."""
     from fractions import Fraction
 
     from scipy.signal import resample_poly
@@ -222,6 +226,8 @@ def resample_record(record: Record, sampling_rate: float) -> Record:
             f"(no ratio with a denominator up to 1000)"
         )
     up, down = ratio.numerator, ratio.denominator
+    if up == down:  # within 1e-6 of the target (a rate stored as float32, e.g. AH files): the same rate
+        return replace(record, data=record.data, sampling_rate=target)
     data = resample_poly(record.data.astype(np.float64), up, down, axis=-1).astype(np.float32)
     if data.shape[1] < 1:
         raise TraceDataError(f"record {record.id}: {record.n_samples} samples are too few to resample")
@@ -371,25 +377,34 @@ def records_to_windows(
     )
 
 
-def crossfade_weights(windows: WindowSet) -> np.ndarray:
-    """Weights ``float64[M, W]`` of the cosine cross-fade (module docstring): ``sin^2`` rising over the overlap
-    with the previous window of the same record, ``cos^2`` falling over the overlap with the next, 1 elsewhere."""
-    m, w = windows.n_windows, windows.length
+def _ramps(windows: WindowSet) -> tuple[np.ndarray, np.ndarray]:
+    """Per window, its overlap (samples) with the previous and with the next window of the same record."""
+    w = windows.length
     order = np.lexsort((windows.offset, windows.record))
     rec, off = windows.record[order], windows.offset[order]
     same_prev = np.r_[False, rec[1:] == rec[:-1]]
     same_next = np.r_[rec[1:] == rec[:-1], False]
     prev_end = np.r_[0, off[:-1] + w]
     next_start = np.r_[off[1:], 0]
-    rise = np.where(same_prev, np.clip(prev_end - off, 0, w), 0)  # overlap with the previous window
-    fall = np.where(same_next, np.clip(off + w - next_start, 0, w), 0)  # overlap with the next one
+    rise, fall = np.empty_like(off), np.empty_like(off)
+    rise[order] = np.where(same_prev, np.clip(prev_end - off, 0, w), 0)
+    fall[order] = np.where(same_next, np.clip(off + w - next_start, 0, w), 0)
+    return rise, fall
+
+
+def _weights(rise: np.ndarray, fall: np.ndarray, w: int) -> np.ndarray:
+    """Cross-fade weights ``float64[len(rise), w]`` from the windows' overlaps (:func:`crossfade_weights`)."""
     t = np.arange(w, dtype=np.float64)[None, :]
     up = np.where(t < rise[:, None], np.sin(0.5 * np.pi * (t + 0.5) / np.maximum(rise, 1)[:, None]) ** 2, 1.0)
     tail = t - (w - fall)[:, None]
     down = np.where(tail >= 0, np.cos(0.5 * np.pi * (tail + 0.5) / np.maximum(fall, 1)[:, None]) ** 2, 1.0)
-    weights = np.empty((m, w), dtype=np.float64)
-    weights[order] = up * down
-    return weights
+    return up * down
+
+
+def crossfade_weights(windows: WindowSet) -> np.ndarray:
+    """Weights ``float64[M, W]`` of the cosine cross-fade (module docstring): ``sin^2`` rising over the overlap
+    with the previous window of the same record, ``cos^2`` falling over the overlap with the next, 1 elsewhere."""
+    return _weights(*_ramps(windows), windows.length)
 
 
 def windows_to_records(windows: WindowSet, data: np.ndarray | None = None) -> list[Record]:
@@ -406,7 +421,7 @@ def windows_to_records(windows: WindowSet, data: np.ndarray | None = None) -> li
             f"window {i} (record {windows.records[windows.record[i]].id}) holds NaN or infinite samples"
         )
     w = windows.length
-    weights = crossfade_weights(windows)
+    rise, fall = _ramps(windows)
     out: list[Record] = []
     t = np.arange(w, dtype=np.int64)
     for r, info in enumerate(windows.records):  # per record; windows accumulated in vectorised batches
@@ -418,11 +433,13 @@ def windows_to_records(windows: WindowSet, data: np.ndarray | None = None) -> li
         norm = np.zeros(total, dtype=np.float64)
         for b in range(0, sel.size, _MERGE_BATCH):
             part = sel[b : b + _MERGE_BATCH]
-            idx = (windows.offset[part][:, None] + t[None, :]).ravel()
-            wt = weights[part]
-            norm += np.bincount(idx, wt.ravel(), minlength=total)
+            lo = int(windows.offset[part].min())
+            hi = int(windows.offset[part].max()) + w  # the batch's span: accumulate there only
+            idx = (windows.offset[part][:, None] - lo + t[None, :]).ravel()
+            wt = _weights(rise[part], fall[part], w)  # per batch: bounded memory
+            norm[lo:hi] += np.bincount(idx, wt.ravel(), minlength=hi - lo)
             for c in range(3):  # the three components
-                acc[c] += np.bincount(idx, (wt * y[part, c]).ravel(), minlength=total)
+                acc[c, lo:hi] += np.bincount(idx, (wt * y[part, c]).ravel(), minlength=hi - lo)
         if (norm[: info.length] <= 0).any():
             raise TraceDataError(f"record {info.id}: its windows do not cover samples 0..{info.length - 1}")
         merged = (acc[:, : info.length] / norm[None, : info.length]).astype(np.float32)
@@ -455,7 +472,7 @@ def _dataset(windows: WindowSet, attrs: dict[str, Any] | None, data: np.ndarray 
         "time": np.arange(w, dtype=np.float64) / windows.sampling_rate,
         "record_index": ("trace", windows.record),
         "offset": ("trace", windows.offset),
-        "station": ("trace", np.asarray([infos[i].id for i in windows.record], dtype=object)),
+        "station": ("trace", np.asarray([r.id for r in infos], dtype=object)[windows.record]),
         "start": ("trace", windows.starts().astype(object)),
         "p_sample": ("trace", p),
         "s_sample": ("trace", s),
@@ -484,6 +501,8 @@ def _dataset(windows: WindowSet, attrs: dict[str, Any] | None, data: np.ndarray 
         "value_min": float(arr.min()) if finite else 0.0,
         "value_max": float(arr.max()) if finite else 0.0,
     }
+    # the same range under the names the run modes read (no pass over the store for min-max scaling)
+    ds.attrs.update({AMPLITUDE_MIN_ATTR: ds.attrs["value_min"], AMPLITUDE_MAX_ATTR: ds.attrs["value_max"]})
     return ds
 
 
@@ -564,7 +583,7 @@ def create_trace_output(
         raise TraceDataError(f"output chunks must name 3 dims (trace, component, time), got {chunks}")
     out = ds.drop_vars(KIND.variable)
     out.attrs = {
-        **{k: v for k, v in ds.attrs.items() if k not in (COMPLETE_ATTR, "value_min", "value_max")},
+        **{k: v for k, v in ds.attrs.items() if k not in (COMPLETE_ATTR, *_RANGE_ATTRS)},
         **(attrs or {}),
         "source_store": str(src.resolve()),
         STORE_MARK_ATTR: 1,
@@ -600,7 +619,8 @@ def mark_trace_store_complete(path: str | os.PathLike) -> Path:
     for a in range(0, amp.shape[0], step):  # chunk rows: bounded memory
         block = amp[a : a + step]
         lo, hi = min(lo, float(block.min())), max(hi, float(block.max()))
-    g.attrs.update({"value_min": lo if np.isfinite(lo) else 0.0, "value_max": hi if np.isfinite(hi) else 0.0,
+    lo, hi = (lo, hi) if np.isfinite(lo) and np.isfinite(hi) else (0.0, 0.0)
+    g.attrs.update({"value_min": lo, "value_max": hi, AMPLITUDE_MIN_ATTR: lo, AMPLITUDE_MAX_ATTR: hi,
                     COMPLETE_ATTR: True})  # fmt: skip
     consolidate(path)
     return path
@@ -641,46 +661,79 @@ def open_trace_store(path: str | os.PathLike, *, require_complete: bool = True):
     return xr.open_zarr(str(path), consolidated=has_consolidated_metadata(path))
 
 
+def _record_infos(ds) -> list[RecordInfo]:
+    channels = ds["record_channels"].values
+    return [
+        RecordInfo(
+            id=str(rid),
+            starttime=str(start),
+            channels=tuple(str(c) for c in channels[i]),  # type: ignore[arg-type]
+            length=int(n),
+            pad=int(pad),
+            p_sample=float(p),
+            s_sample=float(s),
+            notes=[str(x) for x in json.loads(str(notes))],
+        )
+        for i, (rid, start, n, pad, p, s, notes) in enumerate(
+            zip(
+                ds["record_id"].values,
+                ds["record_start"].values,
+                ds["record_length"].values,
+                ds["record_pad"].values,
+                ds["record_p_sample"].values,
+                ds["record_s_sample"].values,
+                ds["record_notes"].values,
+            )
+        )
+    ]
+
+
+def _garbled(path, exc: Exception) -> TraceDataError:
+    if isinstance(exc, TraceDataError):
+        return exc
+    return TraceDataError(f"trace store {path} lacks or garbles {str(exc).splitlines()[0]}")
+
+
 def read_trace_store(path: str | os.PathLike, *, require_complete: bool = True) -> WindowSet:
-    """The :class:`WindowSet` of the trace store at ``path`` (all windows in memory)."""
+    """The :class:`WindowSet` of the trace store at ``path`` (all windows in memory; see
+    :func:`iter_store_records` for one record at a time)."""
     ds = open_trace_store(path, require_complete=require_complete)
     try:
-        channels = ds["record_channels"].values
-        infos = [
-            RecordInfo(
-                id=str(rid),
-                starttime=str(start),
-                channels=tuple(str(c) for c in channels[i]),  # type: ignore[arg-type]
-                length=int(n),
-                pad=int(pad),
-                p_sample=float(p),
-                s_sample=float(s),
-                notes=[str(x) for x in json.loads(str(notes))],
-            )
-            for i, (rid, start, n, pad, p, s, notes) in enumerate(
-                zip(
-                    ds["record_id"].values,
-                    ds["record_start"].values,
-                    ds["record_length"].values,
-                    ds["record_pad"].values,
-                    ds["record_p_sample"].values,
-                    ds["record_s_sample"].values,
-                    ds["record_notes"].values,
-                )
-            )
-        ]
         return WindowSet(
             data=np.ascontiguousarray(ds[KIND.variable].values, dtype=np.float32),
             record=ds["record_index"].values,
             offset=ds["offset"].values,
-            records=infos,
+            records=_record_infos(ds),
             sampling_rate=float(ds.attrs["sampling_rate"]),
             hop=int(ds.attrs.get("hop", DEFAULT_HOP)),
         )
     except (KeyError, ValueError, TypeError) as exc:
-        if isinstance(exc, TraceDataError):
-            raise
-        raise TraceDataError(f"trace store {path} lacks or garbles {str(exc).splitlines()[0]}") from None
+        raise _garbled(path, exc) from None
+
+
+def iter_store_records(path: str | os.PathLike, *, require_complete: bool = True) -> Iterator[Record]:
+    """The records of the trace store at ``path``, one at a time, each merged from its windows by the cross-fade
+    (:func:`windows_to_records`): only one record's windows are in memory (a day of one station at 100 Hz with
+    hop 1500 is ~200 MB of windows), e.g. to export a night's output to MiniSEED."""
+    ds = open_trace_store(path, require_complete=require_complete)
+    try:
+        infos = _record_infos(ds)
+        rec_idx = ds["record_index"].values
+        offsets = ds["offset"].values
+        rate = float(ds.attrs["sampling_rate"])
+        hop = int(ds.attrs.get("hop", DEFAULT_HOP))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise _garbled(path, exc) from None
+    amp = ds[KIND.variable]
+    for r, info in enumerate(infos):  # one record at a time
+        sel = np.flatnonzero(rec_idx == r)
+        if sel.size == 0:
+            raise TraceDataError(f"trace store {path}: record {info.id} has no windows")
+        lo, hi = int(sel[0]), int(sel[-1]) + 1
+        block = amp.isel(trace=slice(lo, hi)).values if hi - lo == sel.size else amp.isel(trace=sel).values
+        windows = WindowSet(np.asarray(block, dtype=np.float32), np.zeros(sel.size, dtype=np.int64), offsets[sel],
+                            [info], rate, hop)  # fmt: skip
+        yield windows_to_records(windows)[0]
 
 
 def trace_store_info(path: str | os.PathLike) -> dict[str, Any]:
