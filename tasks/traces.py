@@ -13,7 +13,8 @@ from prefect import task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from seiscore.execution.traces import TracesPlan, export_mseed, ingest_source, merge_records
+from seiscore.data.traces import iter_store_records, trace_store_info
+from seiscore.execution.traces import TracesPlan, export_mseed, ingest_source
 
 
 @task(name="ingest-traces", cache_policy=NO_CACHE)
@@ -24,19 +25,21 @@ def ingest_traces_task(plan: TracesPlan) -> dict[str, Any]:
 
 @task(name="export-traces", cache_policy=NO_CACHE)
 def export_traces_task(output_store: str, mseed: str) -> dict[str, Any]:
-    """Merge the denoised windows into records (cosine cross-fade) and write them as one MiniSEED file."""
-    records = merge_records(output_store)
-    return {"mseed": export_mseed(records, mseed), "records": len(records)}
+    """Merge the denoised windows into records (cosine cross-fade, one record in memory at a time) and write
+    them as one MiniSEED file."""
+    return {"mseed": export_mseed(iter_store_records(output_store), mseed)}
 
 
 @task(name="traces-qc", cache_policy=NO_CACHE)
 def traces_qc_task(
     input_store: str, output_store: str, folder: str, title: str, info: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """The QC report of a trace-denoising run (records merged from both stores)."""
+    """The QC report of a trace-denoising run (records merged from both stores, read record by record)."""
     from seiscore.qc.traces import write_traces_qc
 
-    return write_traces_qc(merge_records(input_store), merge_records(output_store), folder, title=title, info=info)
+    before, after = iter_store_records(input_store), iter_store_records(output_store)
+    total = trace_store_info(input_store)["n_records"]
+    return write_traces_qc(before, after, folder, title=title, info=info, total=total)
 
 
 @task(name="publish-traces-artifacts", cache_policy=NO_CACHE)

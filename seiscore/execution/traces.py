@@ -13,9 +13,9 @@ The run of a ``per_item`` trace method (``cdiffsd``) over a set of records, in s
    store is created beside the run's staging version by :func:`prepare_trace_output` (the input store's
    coordinates and metadata, the amplitude left empty, chunked so each batch writes whole chunks), one
    completion flag per batch, so a rerun of the same run key processes only the batches not flagged.
-4. :func:`merge_and_export` - the windows merged back into records with the cosine cross-fade
-   (:func:`seiscore.data.traces.windows_to_records`) and written as MiniSEED (a temporary file renamed into
-   place: a MiniSEED file that exists is complete).
+4. :func:`export_mseed` - the windows merged back into records with the cosine cross-fade, one record at a
+   time (:func:`seiscore.data.traces.iter_store_records`), and written as MiniSEED (a temporary file renamed
+   into place: a MiniSEED file that exists is complete).
 
 Source identity (for the reuse decision and the lineage): the content hash of every file the source names
 (sorted paths), or of the trace store.
@@ -255,14 +255,15 @@ def source_ref(plan: TracesPlan) -> DatasetRef:
 
 
 def read_records(plan: TracesPlan) -> list:
-    """The source's records (:class:`seiscore.data.traces.Record`), resampled to the plan's rate."""
-    from seiscore.data import trace_io
+    """The source's records (:class:`seiscore.data.traces.Record`), resampled to the plan's rate
+    (:func:`seiscore.data.trace_io.load_records`)."""
+    from seiscore.data.trace_io import load_records
 
-    if plan.source_kind == "stead":
-        return trace_io.read_stead(plan.files[0], plan.stead_csv)
     if plan.source_kind == "store":
         raise TracesPlanError(f"source {plan.source} is a trace store: it is used as it is, not read as records")
-    return trace_io.read_waveforms(plan.files, sampling_rate=plan.sampling_rate)
+    if plan.source_kind == "stead":
+        return load_records(plan.files[0], csv=plan.stead_csv, sampling_rate=plan.sampling_rate)
+    return load_records(plan.files, sampling_rate=plan.sampling_rate)
 
 
 def ingest_source(plan: TracesPlan) -> dict[str, Any]:
@@ -336,16 +337,10 @@ def prepare_trace_output(job, key: str, attrs: dict | None = None, *, restart: b
     return state.begin(key, job)
 
 
-def merge_records(store: str | os.PathLike) -> list:
-    """The records of a trace store, its windows merged with the cosine cross-fade."""
-    from seiscore.data.traces import windows_to_records
-
-    return windows_to_records(_read_windows(str(store)))
-
-
-def export_mseed(records: list, path: str | os.PathLike) -> str:
-    """Write ``records`` as one MiniSEED file at ``path`` (:func:`seiscore.data.trace_io.write_mseed`: under a
-    temporary name, renamed when whole; an earlier export of the product's is replaced)."""
+def export_mseed(records, path: str | os.PathLike) -> str:
+    """Write ``records`` (a list or an iterator) as one MiniSEED file at ``path``
+    (:func:`seiscore.data.trace_io.write_mseed`: under a temporary name, renamed when whole; an earlier export of
+    the product's is replaced)."""
     from seiscore.data.trace_io import write_mseed
 
     return str(write_mseed(records, path, overwrite=True))

@@ -21,16 +21,18 @@ vertical component (before, after, removed; one colour scale).
 from __future__ import annotations
 
 import html
+import itertools
 import json
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
 
 SNR_WINDOW_S = 5.0
 SNR_GUARD_S = 0.5
+CHUNK = 64  # records whose metrics are computed together
 COLUMNS = ("record", "seconds", "removed_pct", "peak_ratio", "rho", "snr_win_before", "snr_win_after")
 
 
@@ -204,24 +206,37 @@ def _table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
 
 
 def write_traces_qc(
-    before: Sequence[Any],
-    after: Sequence[Any],
+    before: Iterable[Any],
+    after: Iterable[Any],
     folder: str | os.PathLike,
     *,
     title: str = "traces",
     n_records: int = 4,
     seed: int = 0,
     info: dict[str, Any] | None = None,
+    total: int | None = None,
 ) -> dict[str, Any]:
     """Write the QC report of a trace-denoising run into ``folder`` (see the module docstring).
 
+    ``before`` / ``after``: the records (lists, or iterators such as
+    :func:`seiscore.data.traces.iter_store_records`: records are read :data:`CHUNK` at a time, only the sampled
+    ones kept); ``total``: the number of records (default ``len(before)``), from which ``n_records`` are sampled.
     ``info``: extra summary rows (method, model, mode, run id, ...). Returns ``{"report", "metrics" (the
     means), "records" (rows), "images" ({name: path})}``."""
     from seiscore.core.safety import mark_owned
     from seiscore.qc.images import data_uri
     from seiscore.qc.report import CSS
 
-    rows = record_metrics(before, after)
+    total = len(before) if total is None else int(total)  # type: ignore[arg-type]
+    chosen = set(sample_records(total, n_records, seed))
+    rows: list[dict[str, Any]] = []
+    kept: list[tuple[int, Any, Any]] = []
+    pairs = zip(before, after, strict=True)
+    while chunk := list(itertools.islice(pairs, CHUNK)):  # metrics vectorised over a chunk of records
+        rows += record_metrics([b for b, _ in chunk], [a for _, a in chunk])
+        kept += [
+            (len(rows) - len(chunk) + k, b, a) for k, (b, a) in enumerate(chunk) if len(rows) - len(chunk) + k in chosen
+        ]
     means = summary(rows)
     folder = Path(folder)
     img = folder / "images"
@@ -229,15 +244,15 @@ def write_traces_qc(
     mark_owned(folder)
     images: dict[str, str] = {}
     blocks = []
-    for i in sample_records(len(before), n_records, seed):
-        stem = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in before[i].id) + f"_{i}"
-        wave = waveform_image(before[i], after[i], img / f"{stem}_waveforms.png")
-        spec = spectrogram_image(before[i], after[i], img / f"{stem}_spectrogram.png")
+    for i, b, a in kept:
+        stem = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in b.id) + f"_{i}"
+        wave = waveform_image(b, a, img / f"{stem}_waveforms.png")
+        spec = spectrogram_image(b, a, img / f"{stem}_spectrogram.png")
         images[f"{stem}_waveforms"], images[f"{stem}_spectrogram"] = str(wave), str(spec)
         blocks.append(
-            f"<h3>{html.escape(before[i].id)}</h3>"
-            f'<div class="row"><img alt="waveforms {html.escape(before[i].id)}" src="{data_uri(wave)}"></div>'
-            f'<div class="row"><img alt="spectrogram {html.escape(before[i].id)}" src="{data_uri(spec)}"></div>'
+            f"<h3>{html.escape(b.id)}</h3>"
+            f'<div class="row"><img alt="waveforms {html.escape(b.id)}" src="{data_uri(wave)}"></div>'
+            f'<div class="row"><img alt="spectrogram {html.escape(b.id)}" src="{data_uri(spec)}"></div>'
         )
     info_rows = [{"item": k, "value": v} for k, v in {**(info or {}), **means}.items()]
     (folder / "metrics.json").write_text(json.dumps({"summary": means, "records": rows, "info": info or {}}, indent=2))
