@@ -44,33 +44,49 @@ def test_make_data_ingest_info(roots, capsys):
 
     code, out, err = _seis(capsys, "make-data", str(roots / "demo"), "--records", "2", "--seconds", "45")
     assert code == 0, err
-    files = sorted((roots / "demo").glob("*.mseed"))
-    assert [f.name for f in files] == ["ST00.mseed", "ST01.mseed"]
-    st = obspy.read(str(files[0]))
-    assert sorted(tr.stats.channel for tr in st) == ["HHE", "HHN", "HHZ"]
-    assert all(tr.stats.npts == 4500 and tr.stats.sampling_rate == 100.0 for tr in st)
+    files = sorted(f.name for f in (roots / "demo").glob("*.sac"))
+    assert files == [f"ST0{i}.{c}.sac" for i in range(2) for c in "ENZ"]
+    z = obspy.read(str(roots / "demo" / "ST00.Z.sac"))[0]
+    assert (z.stats.npts, z.stats.sampling_rate, z.stats.channel) == (4500, 100.0, "HHZ")
     picks = (roots / "demo" / "picks.csv").read_text().splitlines()
     assert picks[0] == "id,p_sample,s_sample" and len(picks) == 3
-    clean = obspy.read(str(roots / "demo" / "clean" / "ST00.mseed"))
-    noisy_z = st.select(component="Z")[0].data
-    assert not np.allclose(clean.select(component="Z")[0].data, noisy_z)  # noise was added
+    p0 = float(picks[1].split(",")[1])
+    assert z.stats.sac.a == pytest.approx(p0 / 100.0, abs=1e-3)  # the P pick travels in the SAC header
+    clean = obspy.read(str(roots / "demo" / "clean" / "ST00.Z.sac"))[0]
+    assert not np.allclose(clean.data, z.data)  # noise was added
 
     store = roots / "stores" / "demo_windows.zarr"
-    code, out, err = _seis(capsys, "ingest", str(roots / "demo" / "*.mseed"), "--store", str(store))
+    code, out, err = _seis(capsys, "ingest", str(roots / "demo" / "*.sac"), "--store", str(store))
     assert code == 0, err
-    assert "2 records in 4 windows" in out  # 4500 samples: windows at 0 and 1500 per record
-    code, out, err = _seis(capsys, "ingest", str(roots / "demo" / "*.mseed"), "--store", str(store))
+    assert "demo: 2 records in 4 windows" in out  # 4500 samples: windows at 0 and 1500 per record
+    code, out, err = _seis(capsys, "ingest", str(roots / "demo" / "*.sac"), "--store", str(store))
     assert code == 0 and "nothing rewritten" in out, err
 
     code, out, err = _seis(capsys, "info", str(store))
     assert code == 0, err
-    assert "2 records, 4 windows (complete)" in out and "SY.ST00..HH" in out
+    assert "2 records, 4 windows (complete)" in out and "SY.ST00..HH" in out and f"P {p0:.0f}" in out
     assert "3000 samples every 1500 at 100 Hz" in out
+
+    code, out, err = _seis(
+        capsys, "make-data", str(roots / "ms"), "--records", "1", "--seconds", "30", "--format", "mseed"
+    )
+    assert code == 0 and [f.name for f in (roots / "ms").glob("*.mseed")] == ["ST00.mseed"], err
 
 
 @pytest.mark.parametrize(
     "case",
-    ["no_match", "stead_without_csv", "folder_not_store", "wrong_kind", "bad_hop", "nan_record"],
+    [
+        "no_match",
+        "stead_without_csv",
+        "folder_not_store",
+        "wrong_kind",
+        "bad_hop",
+        "nan_record",
+        "denoise_without_model",
+        "denoise_missing_model",
+        "denoise_foreign_model",
+        "train_unknown_param",
+    ],
 )
 def test_bad_input_is_one_line(roots, capsys, case):
     import obspy
@@ -97,8 +113,24 @@ def test_bad_input_is_one_line(roots, capsys, case):
         needles = ["'seismic'", "poststack3d", "traces3c"]
     elif case == "bad_hop":
         _seis(capsys, "make-data", str(roots / "demo"), "--records", "1", "--seconds", "30")
-        args = ["ingest", str(roots / "demo" / "*.mseed"), "--hop", "4000"]
+        args = ["ingest", str(roots / "demo" / "*.sac"), "--hop", "4000"]
         needles = ["hop 4000", "3000"]
+    elif case.startswith("denoise"):
+        _seis(capsys, "make-data", str(roots / "demo"), "--records", "1", "--seconds", "30")
+        args = ["denoise", str(roots / "demo" / "*.sac")]
+        if case == "denoise_without_model":
+            needles = ["needs a model artifact folder"]
+        elif case == "denoise_missing_model":
+            args += ["--model", str(roots / "no_model")]
+            needles = ["no_model", "does not exist"]
+        else:  # an artifact folder of another format (a SIREN-like card)
+            (roots / "other").mkdir()
+            (roots / "other" / "model_card.json").write_text('{"format": "siren-decoder", "format_version": 1}')
+            args += ["--model", str(roots / "other")]
+            needles = ["other"]
+    elif case == "train_unknown_param":
+        args = ["train", "--out", str(roots / "run"), "--param", "epochz=3"]
+        needles = ["epochz"]
     else:  # a record holding NaN samples: the record is named
         data = np.zeros(3500, dtype=np.float32)
         data[100] = np.nan

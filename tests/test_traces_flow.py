@@ -1,6 +1,6 @@
 """The ``denoise-traces`` flow on the session's real Prefect server and Dask workers, with a tiny CDiffSD model.
 
-Two synthetic station records of 45 s (MiniSEED written by ``seis traces make-data``'s generator) in a catalog
+Two synthetic station records of 45 s (SAC with picks, written by ``seis traces make-data``'s generator) in a catalog
 entry of kind traces3c: 4 windows of 3000 samples, 2 batches of 2. A run that stopped after its first batch (the
 staging version prepared and batch 0 processed exactly as the flow does it) is resumed by the flow, which
 processes only batch 1; the output equals the method applied to every window; the MiniSEED export holds the
@@ -64,7 +64,7 @@ def test_denoise_traces_resumes_exports_and_is_idempotent(roots, dask_cluster, p
     model = _tiny_model(roots / "models" / "tiny")
     catalog = roots.parent / "catalog.yaml"
     catalog.write_text(
-        "surveys:\n  stations:\n    kind: traces3c\n    source: data/demo/*.mseed\n"
+        "surveys:\n  stations:\n    kind: traces3c\n    source: data/demo/*.sac\n"
         "    store: data/stores/stations_windows.zarr\n    output: data/stores/stations_denoised.zarr\n"
         f"    method: {{name: cdiffsd, model: {model}, batch_size: 2, params: {{mode: direct, infer_batch: 2}}}}\n"
     )
@@ -105,6 +105,7 @@ def test_denoise_traces_resumes_exports_and_is_idempotent(roots, dask_cluster, p
     assert "Metrics per record" in page and "SY.ST00" in page and page.count("<img") >= 4
     metrics = json.loads((report.parent / "metrics.json").read_text())
     assert metrics["summary"]["records"] == 2 and all(row["removed_pct"] > 0 for row in metrics["records"])
+    assert all(row["snr_win_before"] is not None for row in metrics["records"])  # the SAC picks reached QC
     lineage = read_lineage(plan.output)
     assert lineage.status == "completed" and lineage.denoiser["name"] == "cdiffsd"
     assert lineage.tile_grid["n_items"] == 4 and lineage.metrics["batches_done"] == 1

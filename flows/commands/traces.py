@@ -33,15 +33,19 @@ def register(sub) -> None:
 
     m = tsub.add_parser(
         "make-data",
-        help="write synthetic 3-C station records (MiniSEED, with their clean versions and picks) into a folder",
+        help="write synthetic 3-C station records (SAC with picks, or MiniSEED; clean versions too) into a folder",
         description="Seeded synthetic earthquakes (P, S, coda) in realistic noise (real ObsPy noise windows, "
-        "coloured, impulsive, cultural), mixed by the paper's rule: one MiniSEED file per station record in "
-        "FOLDER, the clean records in FOLDER/clean, the P/S picks in FOLDER/picks.csv.",
+        "coloured, impulsive, cultural), mixed by the paper's rule: per station record three SAC files (P/S picks "
+        "in the headers a/t0) or one MiniSEED file in FOLDER, the clean records in FOLDER/clean, the P/S picks "
+        "in FOLDER/picks.csv.",
     )
     m.add_argument("folder", help="folder to write (inside the data roots)")
     m.add_argument("--records", type=int, default=4, help="station records (default 4)")
     m.add_argument("--seconds", type=float, default=90.0, help="length of each record in seconds (default 90)")
     m.add_argument("--seed", type=int, default=0)
+    m.add_argument(
+        "--format", choices=("sac", "mseed"), default="sac", help="sac (picks in the headers, default) or mseed"
+    )
     m.set_defaults(func=_make_data)
 
     i = tsub.add_parser(
@@ -107,8 +111,8 @@ def _make_data(args: argparse.Namespace) -> int:
     from seiscore.execution.traces import make_demo_data
 
     folder = check_roots(args.folder, "data folder")
-    written = make_demo_data(folder, n_records=args.records, seconds=args.seconds, seed=args.seed)
-    print(f"wrote {len(written['records'])} records of {args.seconds:g} s into {shown(folder)}")
+    written = make_demo_data(folder, n_records=args.records, seconds=args.seconds, seed=args.seed, format=args.format)
+    print(f"wrote {args.records} records of {args.seconds:g} s ({args.format}) into {shown(folder)}")
     print(f"  clean records : {shown(written['clean'])}")
     print(f"  picks         : {shown(written['picks'])}")
     return 0

@@ -23,6 +23,7 @@ Source identity (for the reuse decision and the lineage): the content hash of ev
 
 from __future__ import annotations
 
+import glob
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -115,13 +116,16 @@ def stead_csv_for(hdf5: str, csv: str | None = None) -> str:
     return str(path.resolve())
 
 
-def _stem(source: str) -> str:
-    first = split_sources(source)[0]
-    stem = Path(first.rstrip("/")).name
-    for ch in "*?[]":
-        stem = stem.replace(ch, "")
-    stem = stem.removesuffix(".zarr")
-    return Path(stem).stem.strip("._-") or "traces"
+def _name_and_base(source: str, first_file: str) -> tuple[str, Path]:
+    """The run's name and the folder its defaults go in: for a glob or a folder, the folder's name and its parent
+    (``data/demo/*.mseed`` -> ``demo`` in ``data``); for files, the first file's stem beside it."""
+    first = Path(os.path.expanduser(split_sources(source)[0]).rstrip("/"))
+    folder = first.parent if glob.has_magic(first.name) else first if first.is_dir() else None
+    if folder is not None and not glob.has_magic(str(folder)):
+        folder = folder.resolve()
+        return folder.name.removesuffix(".zarr") or "traces", folder.parent
+    path = Path(first_file)
+    return path.name.removesuffix(".zarr").split(".")[0] or "traces", path.parent
 
 
 def plan_denoise(
@@ -164,7 +168,7 @@ def plan_denoise(
         spec = resolve_spec(entry, method=method, params=params) if method_check else None
         roots = data_roots(catalog, settings) or None
     else:
-        name, src = _stem(source), str(source)
+        name, src = None, str(source)
         spec = resolve_spec(None, method=method or DEFAULT_METHOD, params=params) if method_check else None
         roots = data_roots(None, settings) or None
     if spec is not None:
@@ -186,7 +190,8 @@ def plan_denoise(
         files.append(csv)
     else:
         files = expand_files(src)
-    base = Path(files[0]).parent
+    default_name, base = _name_and_base(src, files[0])
+    name = name or default_name
     output = Path(output) if output else base / f"{name}_denoised.zarr"
     protected = [("source", f) for f in files]
     if kind != "store":
@@ -357,15 +362,22 @@ def store_info(store: str | os.PathLike) -> dict[str, Any]:
     return {**info, "lineage": lineage.model_dump(mode="json") if lineage else None}
 
 
-def make_demo_data(folder: str | os.PathLike, *, n_records: int = 4, seconds: float = 90.0, seed: int = 0) -> dict:
-    """Synthetic three-component station records for demos and tests, written into ``folder``: one MiniSEED file
-    per record (``STxx.mseed``, network ``SY``), the clean records in ``folder/clean`` and the picks in
-    ``folder/picks.csv``. Earthquakes and noise from :mod:`seiscore.data.quake_synth` (seeded), mixed by the
-    paper's rule; at 100 Hz."""
+def make_demo_data(
+    folder: str | os.PathLike, *, n_records: int = 4, seconds: float = 90.0, seed: int = 0, format: str = "sac"
+) -> dict:  # noqa: A002 - ObsPy's word
+    """Synthetic three-component station records for demos and tests, written into ``folder``: per record
+    ``STxx.{Z,N,E}.sac`` (SAC, the P/S picks in the headers ``a`` / ``t0``, which ingest reads back) or one
+    ``STxx.mseed`` (MiniSEED: no picks), network ``SY``, at 100 Hz; the clean records in ``folder/clean`` and the
+    picks in ``folder/picks.csv``. Earthquakes and noise from :mod:`seiscore.data.quake_synth` (seeded), mixed
+    by the paper's rule."""
+    import obspy
+
     from seiscore.core.safety import mark_owned
     from seiscore.data import quake_synth
     from seiscore.data.traces import Record
 
+    if format not in ("sac", "mseed"):
+        raise ValueError(f"make-data: format must be sac or mseed, got {format!r}")
     fs = 100.0
     length = int(round(seconds * fs))
     if n_records < 1 or length < 3000:
@@ -376,19 +388,29 @@ def make_demo_data(folder: str | os.PathLike, *, n_records: int = 4, seconds: fl
     events = quake_synth.make_events(n_records, seed, length=length, fs=fs)
     noise = quake_synth.make_noise(n_records, seed + 1, length=length, fs=fs)
     noisy = quake_synth.mix_paper(events.clean, noise, seed + 2)
-    ids = [f"SY.ST{i:02d}..HH?" for i in range(n_records)]
-    picks = {"p_sample": np.asarray(events.p_sample, float), "s_sample": np.asarray(events.s_sample, float)}
+    p_s, s_s = np.asarray(events.p_sample, float), np.asarray(events.s_sample, float)
     start = "2026-12-01T00:00:00Z"
     written = []
     for data, where in ((noisy, folder), (events.clean, folder / "clean")):
-        for i in range(n_records):  # one file per station record
-            rec = Record(ids[i], data[i], fs, start, p_sample=picks["p_sample"][i], s_sample=picks["s_sample"][i])
-            path = export_mseed([rec], where / f"ST{i:02d}.mseed")
+        for i in range(n_records):  # one station record at a time
+            if format == "mseed":
+                rec = Record(f"SY.ST{i:02d}..HH?", data[i], fs, start, p_sample=p_s[i], s_sample=s_s[i])
+                paths = [export_mseed([rec], where / f"ST{i:02d}.mseed")]
+            else:
+                paths = []
+                for c, comp in enumerate("ZNE"):
+                    header = {"network": "SY", "station": f"ST{i:02d}", "channel": f"HH{comp}", "sampling_rate": fs}
+                    tr = obspy.Trace(np.asarray(data[i, c], dtype=np.float32), header=header)
+                    tr.stats.starttime = obspy.UTCDateTime(start)
+                    tr.stats.sac = obspy.core.AttribDict({"b": 0.0, "a": p_s[i] / fs, "t0": s_s[i] / fs})
+                    path = where / f"ST{i:02d}.{comp}.sac"
+                    tmp = path.with_name(f".{path.name}.seiscore-tmp")
+                    tr.write(str(tmp), format="SAC")
+                    os.replace(tmp, path)
+                    paths.append(str(path))
             if where == folder:
-                written.append(path)
-    lines = ["id,p_sample,s_sample"] + [
-        f"{ids[i]},{picks['p_sample'][i]:.2f},{picks['s_sample'][i]:.2f}" for i in range(n_records)
-    ]
+                written += paths
+    lines = ["id,p_sample,s_sample"] + [f"SY.ST{i:02d}..HH?,{p_s[i]:.2f},{s_s[i]:.2f}" for i in range(n_records)]
     picks_csv = folder / "picks.csv"
     picks_csv.write_text("\n".join(lines) + "\n")
     return {"records": written, "clean": str(folder / "clean"), "picks": str(picks_csv)}
