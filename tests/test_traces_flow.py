@@ -114,3 +114,48 @@ def test_denoise_traces_resumes_exports_and_is_idempotent(roots, dask_cluster, p
     # a rerun with nothing changed does nothing
     again = flow("stations", catalog=str(catalog))
     assert again["skipped"] and again["run_id"] == r["run_id"]
+
+
+TINY_TRAINING = {
+    "dim": 8,
+    "dim_mults": [1, 2],
+    "T": 5,
+    "attn_heads": 1,
+    "attn_dim_head": 8,
+    "n_train": 8,
+    "n_val": 4,
+    "batch_size": 4,
+    "epochs": 1,
+    "threads": 1,
+    "allow_cpu": True,
+}
+
+
+@pytest.mark.slow
+def test_train_cdiffsd_flow_writes_a_model_denoise_accepts(roots, prefect_harness, monkeypatch):
+    """train-cdiffsd on a local CPU cluster (allow_cpu, as a CPU machine's ``seis traces train`` does): the fit
+    task writes the model artifact with its card, which the denoise-traces pre-flight accepts."""
+    import torch
+
+    from flows._runtime import make_task_runner
+    from flows.train_cdiffsd import train_cdiffsd
+    from seiscore.core.settings import get_settings
+    from seiscore.execution.fit import read_events
+    from seiscore.execution.traces import make_demo_data, plan_denoise
+    from seiscore.methods.cdiffsd.model import CDiffSDModel
+
+    torch.set_num_threads(1)
+    monkeypatch.setenv("SEIS_DASK_WORKERS", "1")
+    monkeypatch.setenv("SEIS_DASK_THREADS_PER_WORKER", "1")
+    monkeypatch.delenv("SEIS_DASK_ADDRESS", raising=False)
+    flow = train_cdiffsd.with_options(task_runner=make_task_runner(get_settings()))
+    r = flow(str(roots / "runs" / "tiny"), params=TINY_TRAINING, seed=3)
+    assert r["method"] == "cdiffsd-train"
+    model_dir = Path(r["folder"]) / "artifacts" / "model"
+    model = CDiffSDModel.load(model_dir)
+    assert model.config.T == 5 and model.config.dim_mults == (1, 2)
+    assert any(type(e).__name__ == "FitDone" for e in read_events(r["folder"]))
+
+    make_demo_data(roots / "demo", n_records=1, seconds=30.0, seed=2)
+    plan = plan_denoise(str(roots / "demo" / "*.sac"), params={"model": str(model_dir)})
+    assert plan.spec.model == str(model_dir) and plan.output.endswith("demo_denoised.zarr")
