@@ -17,6 +17,7 @@ from deployments.serve import traces_deployments
 from flows.reprocess_archive import survey_names
 from seiscore.cli import main
 from seiscore.data.catalog import load_catalog
+from seiscore.execution.preflight import preflight
 
 
 @pytest.fixture
@@ -166,6 +167,8 @@ def test_nightly_deployment_per_traces_entry(roots, monkeypatch):
         p.get("description") for p in props.values()
     )
     assert survey_names(load_catalog(catalog)) == []  # reprocess-archive leaves trace records to denoise-traces
+    with pytest.raises(ValueError, match="kind traces3c.*seis traces denoise station_a"):
+        preflight("station_a", catalog=str(catalog))  # seis run / process-survey refuse them in one line
     repo = load_catalog(Path(__file__).resolve().parents[1] / "data_catalog.yaml").get("traces_demo")
     assert repo.kind == "traces3c" and repo.method.name == "cdiffsd" and repo.method.model.endswith("artifacts/model")
     manual = deps[("train-cdiffsd", "manual")]
