@@ -189,3 +189,35 @@ class CDiffSDModel:
             net.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}, strict=True)
         model.card = card
         return model.to(device)
+
+
+def throughput(
+    config: CDiffSDConfig | None = None,
+    *,
+    windows: int = 64,
+    batch_size: int = 32,
+    threads: int | None = 2,
+    mode: Mode = "direct",
+    seed: int = 0,
+) -> dict[str, float]:
+    """Measured cost of :meth:`CDiffSDModel.denoise` on ``windows`` random 3-C windows of ``config`` (default: the
+    spec's model): wall and process-CPU seconds per window and windows per second (after one warm-up batch).
+    ``python -c "from seiscore.methods.cdiffsd.model import throughput; print(throughput())"``."""
+    import time
+
+    cfg = config or CDiffSDConfig()
+    model = CDiffSDModel(cfg, seed=seed)
+    x = np.random.default_rng(seed).standard_normal((windows, 3, cfg.length)).astype(np.float32)
+    model.denoise(x[:batch_size], mode, batch_size=batch_size, threads=threads)
+    w0, c0 = time.perf_counter(), time.process_time()
+    model.denoise(x, mode, batch_size=batch_size, threads=threads)
+    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    return {
+        "windows": windows,
+        "batch_size": batch_size,
+        "threads": threads or torch.get_num_threads(),
+        "channels": cfg.channels,
+        "wall_s_per_window": wall / windows,
+        "cpu_s_per_window": cpu / windows,
+        "windows_per_s": windows / wall,
+    }
