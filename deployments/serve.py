@@ -13,7 +13,10 @@ options change it, ``SEIS_SCHEDULE_INTERVAL_S`` replaces it by an interval):
 - ``train-ssb/...``: the SSB training deployment of ``deployments/train_ssb.py``, when present;
 - ``compress-velocity-archive/nightly-ENTRY``: one per catalog entry of kind velocity2d (a rerun with nothing
   changed resumes the fit, skips the encoded batches and leaves an up-to-date archive alone);
-- ``decode-velocity/manual``: decode archive models at any resolution, triggered from the UI.
+- ``decode-velocity/manual``: decode archive models at any resolution, triggered from the UI;
+- ``denoise-traces/nightly-ENTRY``: one per catalog entry of kind traces3c (three-component records denoised
+  by CDiffSD; a rerun with nothing changed is a no-op, an interrupted one resumes with the batches left);
+- ``train-cdiffsd/manual``: CDiffSD training, triggered from the UI (no schedule).
 
 The flows' docstrings give the parameter descriptions the Prefect UI shows in its run form.
 """
@@ -67,7 +70,47 @@ def build_deployments(settings: PipelineSettings, survey: str = "synthetic_demo"
     deployments.append(build_velocity_model_deployment())
     deployments += ssb_deployments(settings)
     deployments += velocity_deployments(settings)
+    deployments += traces_deployments(settings)
     return deployments
+
+
+def catalog_entries(settings: PipelineSettings, kind: str) -> list[str]:
+    """Names of the catalog entries of data kind ``kind`` (none when the catalog cannot be read)."""
+    from seiscore.data.catalog import load_catalog
+
+    try:
+        return [n for n, e in load_catalog(settings.catalog).surveys.items() if e.kind == kind]
+    except (OSError, ValueError):
+        return []
+
+
+def traces_deployments(settings: PipelineSettings) -> list[Any]:
+    """``denoise-traces/nightly-ENTRY`` for each catalog entry of kind traces3c and ``train-cdiffsd/manual``."""
+    from flows.denoise_traces import denoise_traces
+    from flows.train_cdiffsd import train_cdiffsd
+
+    module = EntrypointType.MODULE_PATH
+    out = [
+        denoise_traces.to_deployment(
+            name=f"nightly-{name}",
+            schedules=[deployment_schedule(settings)],
+            parameters={"source": name},
+            tags=["seiscore", "nightly", "traces"],
+            entrypoint_type=module,
+            description=f"Denoise the three-component records of {name} with CDiffSD (resumable, no-op when current).",
+        )
+        for name in catalog_entries(settings, "traces3c")
+    ]
+    out.append(
+        train_cdiffsd.to_deployment(
+            name="manual",
+            tags=["seiscore", "traces", "training", "gpu"],
+            entrypoint_type=module,
+            description="Train (or resume training) the CDiffSD trace denoiser in a run folder (GPU worker; "
+            "CPU only with allow_cpu=true).",
+        )
+    )
+    return out
 
 
 def velocity_deployments(settings: PipelineSettings) -> list[Any]:
@@ -75,13 +118,9 @@ def velocity_deployments(settings: PipelineSettings) -> list[Any]:
     cannot be read) and ``decode-velocity/manual``."""
     from flows.compress_velocity import compress_velocity_archive
     from flows.decode_velocity import decode_velocity
-    from seiscore.data.catalog import load_catalog
 
     module = EntrypointType.MODULE_PATH
-    try:
-        entries = [n for n, e in load_catalog(settings.catalog).surveys.items() if e.kind == "velocity2d"]
-    except (OSError, ValueError):
-        entries = []
+    entries = catalog_entries(settings, "velocity2d")
     out = [
         compress_velocity_archive.to_deployment(
             name=f"nightly-{name}",

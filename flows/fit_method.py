@@ -58,6 +58,13 @@ def fit_method_flow(
         params: Overrides of the method's spec and parameters (e.g. {"epochs": 10}).
         seed: Seed of the run's random numbers (the same seed and folder resume identically).
     """
+    return fit_in_flow(method, folder, params, seed)
+
+
+def fit_in_flow(method: str, folder: str, params: dict[str, Any] | None = None, seed: int = 0) -> dict[str, Any]:
+    """The body of a fit flow (inside a flow run): pre-flight, the cluster for the method's resources, the
+    placement rule (a GPU worker, or CPU workers only with ``allow_cpu=true``), one ``fit`` task followed to
+    its end. Returns ``{"method", "folder", "summary"}``. Flows of one fit method (``train-cdiffsd``) call it."""
     logger = get_run_logger()
     settings = get_settings()
     spec, target = fit_preflight(method, folder, params, seed=seed, settings=settings)

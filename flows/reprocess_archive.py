@@ -16,13 +16,18 @@ from flows._runtime import load_catalog_from
 from flows.process_survey import process_survey
 from seiscore.core.settings import get_settings
 
+OWN_FLOW_KINDS = ("traces3c",)  # data kinds whose catalog entries another flow processes
+
 
 def survey_names(cat) -> list[str]:
     """The catalog entries process-survey runs: not those of a ``fit``-mode method (a velocity2d collection is
-    compressed by compress-velocity-archive, not processed)."""
+    compressed by compress-velocity-archive, not processed), nor trace records (kind traces3c: the
+    ``denoise-traces`` flow and its nightly deployments run them)."""
     from seiscore.methods.registry import method_class
 
-    return [n for n, e in cat.surveys.items() if method_class(e.method.name).mode != "fit"]
+    return [
+        n for n, e in cat.surveys.items() if method_class(e.method.name).mode != "fit" and e.kind not in OWN_FLOW_KINDS
+    ]
 
 
 @flow(name="reprocess-archive", log_prints=True)

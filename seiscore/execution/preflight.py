@@ -141,6 +141,11 @@ def preflight(
     except MethodConfigError as exc:
         raise PreflightError(f"survey {survey!r}: {exc}") from None
     kind = get_kind(entry.kind)
+    if kind.name == "traces3c":  # station records, not a SEG-Y survey: their own flow ingests and windows them
+        raise PreflightError(
+            f"survey {survey!r} holds three-component records (kind traces3c): denoise it with "
+            f"seis traces denoise {survey} (flow denoise-traces)"
+        )
     resolved = _method_params(impl, spec)
     source = _check_source(entry)
     _check_reference(entry)
