@@ -42,9 +42,12 @@ from seiscore.bench.common import md_table, write_results
 TILE, HALO, CROSSLINES, SAMPLES = 2, 2, 8, 32
 
 
-def write_tiny_survey(directory: Path, n_tiles: int, seed: int = 0) -> tuple[Path, Path]:
+def write_tiny_survey(
+    directory: Path, n_tiles: int, seed: int = 0, *, halo: int = HALO, iterations: int = 2
+) -> tuple[Path, Path, np.ndarray]:
     """A ``2 n_tiles x 8 x 32`` survey (smooth events + noise) as ``directory/data/orch.sgy`` and a catalog
-    entry ``orch`` planning it into ``n_tiles`` tiles of 2 inlines; returns (catalog, output store)."""
+    entry ``orch`` planning it into ``n_tiles`` tiles of 2 inlines (``halo`` inlines each side, TLSM with
+    ``iterations``); returns (catalog, output store, the cube written)."""
     from seiscore.io.segy_write import write_cube
 
     rng = np.random.default_rng(seed)
@@ -58,11 +61,11 @@ def write_tiny_survey(directory: Path, n_tiles: int, seed: int = 0) -> tuple[Pat
     catalog.write_text(
         "surveys:\n  orch:\n    source: data/orch.sgy\n    store: data/orch.zarr\n    output: data/orch_out.zarr\n"
         f"    chunks: [{min(il, 256)}, {CROSSLINES}, {SAMPLES}]\n"
-        "    method:\n      name: tlsm\n      preset: synthetic\n      params: {iterations: 2}\n"
+        f"    method:\n      name: tlsm\n      preset: synthetic\n      params: {{iterations: {iterations}}}\n"
         "      axes: {smooth: crossline, footprint: sample, tube: inline}\n"
-        f"      tiles: {{tile: [{TILE}, null, null], halo: [{HALO}, 0, 0]}}\n"
+        f"      tiles: {{tile: [{TILE}, null, null], halo: [{halo}, 0, 0]}}\n"
     )
-    return catalog, directory / "data" / "orch_out.zarr"
+    return catalog, directory / "data" / "orch_out.zarr", cube
 
 
 class RSSSampler:
@@ -114,7 +117,7 @@ def one_point(workdir: Path, n_tiles: int, tiles_per_task: str, slots: int = 2) 
 
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    catalog, _ = write_tiny_survey(workdir, n_tiles)
+    catalog, _, _ = write_tiny_survey(workdir, n_tiles)
     os.environ["SEIS_TILES_PER_TASK"] = str(tiles_per_task)
     os.environ.setdefault("SEIS_LINEAGE_DIR", str(workdir / "openlineage"))
     os.environ.setdefault("SEIS_DASK_WORKERS", str(slots))
