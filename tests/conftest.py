@@ -3,7 +3,12 @@
 - ``prefect_harness``: a temporary Prefect server + SQLite database for the whole session
   (starting one takes several seconds, so every test shares it). Its API URL is exported as
   ``PREFECT_API_URL`` so Dask worker processes started afterwards report to it too.
-- ``dask_cluster``: two worker processes (1 thread each) on 127.0.0.1, started after the harness.
+- ``dask_cluster``: two worker processes (1 thread each) on 127.0.0.1, started after the harness and the S3 server
+  (its workers inherit the AWS environment that points ``s3://`` at it).
+- ``s3_server``: a real S3-compatible server on loopback for the session (moto's ``ThreadedMotoServer``), with the
+  standard AWS environment set (test credentials, region, ``AWS_ENDPOINT_URL``), so every ``s3://`` URL of the
+  product, of subprocesses and of Dask workers started afterwards reaches it with no seiscore setting; the bucket
+  ``seis-test`` exists. Yields the endpoint URL; tests make their own prefix (e.g. from ``tmp_path.name``).
 - ``write_synthetic_segy``: writes a small synthetic survey (and its clean reference) with segyio.
 
 Entry points (``seis run`` / ``demo`` / ``serve`` reach the library only through ``seiscore.commands``) come from
@@ -80,17 +85,57 @@ def prefect_harness():
                 os.environ["PREFECT_API_URL"] = old
 
 
+S3_BUCKET = "seis-test"
+_S3_ENV = {
+    "AWS_ACCESS_KEY_ID": "seiscore-test",
+    "AWS_SECRET_ACCESS_KEY": "seiscore-test",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
+
+
 @pytest.fixture(scope="session")
-def dask_cluster(prefect_harness):
+def s3_server():
+    """Endpoint URL of a moto S3 server on 127.0.0.1 (standard AWS environment set; bucket ``seis-test``)."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    env = {**_S3_ENV, "AWS_ENDPOINT_URL": endpoint}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        from seiscore.io.location import fs_for
+
+        fs, _ = fs_for(f"s3://{S3_BUCKET}")
+        fs.mkdir(S3_BUCKET)
+        yield endpoint
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def dask_cluster(prefect_harness, s3_server):
     from distributed import LocalCluster
 
+    aws = {k: os.environ[k] for k in (*_S3_ENV, "AWS_ENDPOINT_URL") if k in os.environ}
     with LocalCluster(
         n_workers=2,
         threads_per_worker=1,
         processes=True,
         dashboard_address=None,
         host="127.0.0.1",
-        env={"PREFECT_API_URL": prefect_harness},
+        env={"PREFECT_API_URL": prefect_harness, **aws},
     ) as cluster:
         yield cluster
 
