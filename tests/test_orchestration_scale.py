@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import xarray as xr
 
 from flows.bench_orchestration import overhead, write_tiny_survey
@@ -103,3 +104,50 @@ def test_ten_thousand_tiles_run_killed_and_resumed_tile_by_tile(tmp_path, dask_c
         f"overhead {1e3 * figures['overhead_per_tile_s']:.2f} ms/tile"
     )
     assert figures["overhead_per_tile_s"] < 0.05  # CI bound on a loaded 2-core machine; target 10 ms (benchmark)
+
+
+def test_batches_save_each_tile_and_raise_the_failed_ones_together(tmp_path):
+    """denoise_tiles / write_tiles on a real store: the same output as tile by tile; a failing tile does not stop
+    the batch (its neighbours' writes are listed missing, not failed), and a retry redoes only the failed ones."""
+    from seiscore.data.catalog import load_catalog
+    from seiscore.execution.blockwise.jobs import (
+        TileFailures,
+        auto_tiles_per_task,
+        denoise_tiles,
+        tile_batches,
+        write_tiles,
+    )
+    from seiscore.execution.pipeline import make_job, prepare_output
+    from seiscore.io.ingest import ingest
+
+    n = 150  # 300 inlines: input chunks of 256 inlines, so the second chunk holds tiles 127.. (halo 2)
+    catalog, output, cube = write_tiny_survey(tmp_path, n, seed=1, iterations=ITERATIONS)
+    store = tmp_path / "data" / "orch.zarr"
+    ingest(str(tmp_path / "data" / "orch.sgy"), str(store), chunks=(256, 8, 32))
+    job = make_job(str(store), str(output), load_catalog(catalog).get("orch").method)
+    prepare_output(job, "k")
+    keys = [t.key for t in job.plan.tiles()]
+
+    batches = tile_batches(reversed(keys), 64)
+    assert [len(b) for b in batches] == [64, 64, 22] and sum(batches, []) == keys  # grid order, not string order
+    assert auto_tiles_per_task(10_000, 6 * 8 * 32, 2) == 256 and auto_tiles_per_task(40, 6 * 8 * 32, 2) == 5
+    assert auto_tiles_per_task(10_000, 64 * 1024 * 1000, 2) == 1  # real tiles: one per task
+
+    victim = next(p for p in (store / "amplitude" / "c").rglob("*") if p.is_file() and p.parts[-3] == "1")
+    good = victim.read_bytes()
+    victim.write_bytes(b"not a zstd frame")
+    with pytest.raises(TileFailures) as err:
+        denoise_tiles(job, keys)
+    failed = {line.split(":")[0].split()[-1] for line in err.value.failures}
+    assert failed == {f"{i}-0-0" for i in range(127, n)}
+    assert str(err.value).startswith("denoise tile 127-0-0: ")
+    assert len(TileState(output).ready()) == 127
+    written = write_tiles(job, keys)
+    assert written["tiles"] == 126 and {k for k, _ in written["missing"]} == {f"{i}-0-0" for i in range(126, n)}
+
+    victim.write_bytes(good)
+    again = denoise_tiles(job, keys)  # the retry: only the failed tiles
+    assert again["tiles"] == n - 127 and again["skipped"] == 127
+    assert write_tiles(job, keys[126:])["tiles"] == n - 126
+    got = xr.open_zarr(str(output), consolidated=False)["amplitude"].values
+    np.testing.assert_allclose(got, _expected(cube, catalog), rtol=1e-5, atol=1e-5)

@@ -117,8 +117,8 @@ _BATCH: ContextVar[dict | None] = ContextVar("seiscore_tile_batch", default=None
 
 
 class _BatchTileState(TileState):
-    """A :class:`TileState` that opens its group and flag/block arrays once (the arrays' shapes do not change
-    during a batch; the flags and blocks it writes go through the same array objects)."""
+    """A :class:`TileState` that opens its group and flag/block arrays once (their shapes do not change during a
+    batch, and Zarr arrays cache no chunk data: reads see what other workers wrote)."""
 
     def __init__(self, store):
         super().__init__(store)
@@ -133,11 +133,6 @@ class _BatchTileState(TileState):
         if (name, mode) not in self._opened:
             self._opened[(name, mode)] = super()._flags(name, mode)
         return self._opened[(name, mode)]
-
-    def save_block(self, tile: Tile, block: np.ndarray) -> None:
-        """As :meth:`TileState.save_block`, through the opened arrays (block first, then its flag)."""
-        self._flags("blocks", "r+")[tile.index + tuple(slice(0, n) for n in block.shape)] = block
-        self._flags("ready", "r+")[tile.index] = 1
 
 
 @contextmanager
