@@ -69,21 +69,53 @@ def write_tiny_survey(
 
 
 class RSSSampler:
-    """This process's resident set size sampled every ``interval`` s in a thread: ``start``, ``peak``, ``end``."""
+    """This process's resident set size sampled every ``interval`` s in a thread: ``start``, ``peak``, ``end``;
+    and the CPU seconds (user + system) of this process and of its descendants, each last seen alive, as
+    ``cpu_s`` = {"flow": ..., "workers": ..., "other": ...} (workers: Dask's spawned worker processes; other:
+    Prefect's temporary server and helpers) over the block."""
 
     def __init__(self, interval: float = 0.02):
         import psutil
 
-        self._proc, self.interval = psutil.Process(), interval
+        self._psutil, self._proc, self.interval = psutil, psutil.Process(), interval
         self.start = self.peak = self.end = 0
+        self._children: dict[int, tuple[str, float]] = {}
         self._stop = threading.Event()
+        self._n = 0
+
+    @staticmethod
+    def _cpu(proc) -> float:
+        t = proc.cpu_times()
+        return t.user + t.system
+
+    def _sample_children(self) -> None:
+        for child in self._proc.children(recursive=True):
+            try:
+                role = self._children.get(child.pid, (None,))[0]
+                if role is None:
+                    role = "workers" if "spawn_main" in " ".join(child.cmdline()) else "other"
+                self._children[child.pid] = (role, self._cpu(child))
+            except self._psutil.Error:
+                continue
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             self.peak = max(self.peak, self._proc.memory_info().rss)
+            self._n += 1
+            if self._n % 10 == 0:  # CPU of the children every 0.2 s (their last value before they exit counts)
+                self._sample_children()
+
+    @property
+    def cpu_s(self) -> dict[str, float]:
+        """CPU seconds over the block by role (children started before the block count their earlier time too)."""
+        out = {"flow": self._cpu_end - self._cpu_start, "workers": 0.0, "other": 0.0}
+        for role, cpu in self._children.values():
+            out[role] += cpu
+        return out
 
     def __enter__(self) -> RSSSampler:
         self.start = self.peak = self._proc.memory_info().rss
+        self._cpu_start = self._cpu(self._proc)
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
         return self
@@ -93,6 +125,7 @@ class RSSSampler:
         self._thread.join()
         self.end = self._proc.memory_info().rss
         self.peak = max(self.peak, self.end)
+        self._cpu_end = self._cpu(self._proc)
 
 
 def overhead(result: dict, n_tiles: int, slots: int) -> dict:
@@ -133,6 +166,10 @@ def one_point(workdir: Path, n_tiles: int, tiles_per_task: str, slots: int = 2) 
         flow_rss_start_mb=rss.start / 2**20,
         flow_rss_peak_mb=rss.peak / 2**20,
         flow_rss_growth_mb=(rss.peak - rss.start) / 2**20,
+        cpu_s=rss.cpu_s,
+        # CPU not spent in tile code, per tile: flow process (Prefect client, Dask scheduler), workers' CPU
+        # beyond the task compute, Prefect's server; covers the whole run (ingest, QC: a fixed part)
+        orchestration_cpu_per_tile_s=(sum(rss.cpu_s.values()) - point["task_compute_s"]) / n_tiles,
     )
     return point
 
@@ -180,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             p["flow_rss_start_mb"],
             p["flow_rss_peak_mb"],
             p["flow_rss_growth_mb"],
+            1e3 * p["orchestration_cpu_per_tile_s"],
         ]
         for p in points
     ]
@@ -191,7 +229,9 @@ def main(argv: list[str] | None = None) -> int:
             "iterations, local cluster 2 workers x 1 thread; one run per row, each in a fresh process. "
             "Overhead per tile = (tiles-stage wall - task compute / 2 threads) / N (target <= 10 ms); "
             "flow RSS sampled every 20 ms in the flow process (scheduler included; workers and the Prefect "
-            "server are other processes).",
+            "server are other processes). CPU ms/tile: CPU seconds of the flow process, the workers and Prefect's "
+            "server over the whole run, minus the task compute, per tile (less sensitive to a loaded machine than "
+            "the wall figures).",
             "",
             md_table(
                 [
@@ -204,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
                     "flow RSS start MB",
                     "flow RSS peak MB",
                     "growth MB",
+                    "CPU ms/tile",
                 ],
                 rows,
             ),
