@@ -52,3 +52,268 @@ def test_fs_for_uses_the_standard_environment(s3_server, tmp_path):
     assert loc.listdir(base) == ["a.bin", "z.zarr"]
     loc.remove(base + "/z.zarr")
     assert not loc.exists(base + "/z.zarr") and loc.exists(base + "/a.bin")
+
+
+# ---------------------------------------------------------------- stores, safety and locks on S3
+
+SHAPE = (12, 16, 32)
+SPEC = {
+    "name": "tlsm",
+    "preset": "synthetic",
+    "axes": {"smooth": "crossline", "footprint": "sample", "tube": "inline"},
+    "tiles": {"tile": [4, None, None], "halo": [2, 0, 0]},
+    "params": {"iterations": 3},
+}
+
+
+def run_blockwise(input_store, output, *, stop_after: int | None = None) -> str:
+    """The library side of a blockwise run (what process-survey does between ingest and QC): lock, recover, plan,
+    prepare or resume the staging version, denoise and write the pending tiles, mark complete and publish.
+    ``stop_after``: SIGKILL this process after that many tiles are written (a crash, for the resume test)."""
+    import signal
+
+    from seiscore import io
+    from seiscore.execution.blockwise.jobs import denoise_tile, pending_work, write_tile
+    from seiscore.execution.blockwise.state import TileState, survey_lock
+    from seiscore.execution.pipeline import make_job, prepare_output, run_key
+    from seiscore.execution.versions import publish_staging, recover, staging_path
+    from seiscore.methods.registry import parse_spec
+
+    with survey_lock(output, owner="test"):
+        recover(output)
+        staging = staging_path(output)
+        job = make_job(input_store, staging, parse_spec(SPEC))
+        prepare_output(job, run_key("object-storage-test", job))
+        to_compute, to_write = pending_work(job.plan, TileState(staging))
+        for key in to_compute:
+            denoise_tile(job, key)
+        for n, key in enumerate(sorted(to_write)):
+            if stop_after is not None and n == stop_after:
+                os.kill(os.getpid(), signal.SIGKILL)
+            write_tile(job, key)
+        io.mark_complete(staging)
+        TileState(staging).clear_blocks()
+        publish_staging(staging, output)
+    return str(output)
+
+
+@pytest.fixture(scope="module")
+def surveys(tmp_path_factory, s3_server, write_synthetic_segy):
+    """A small SEG-Y ingested locally and into S3, and the local run's output (the reference)."""
+    from seiscore import io
+
+    d = tmp_path_factory.mktemp("objstore")
+    noisy_path, _, noisy, _ = write_synthetic_segy(d / "segy", SHAPE)
+    prefix = f"s3://seis-test/{d.name}"
+    local_in, s3_in = d / "in.zarr", f"{prefix}/in.zarr"
+    io.ingest(str(noisy_path), str(local_in))
+    io.ingest(str(noisy_path), s3_in)
+    local_out = run_blockwise(local_in, d / "out.zarr")
+    return {"dir": d, "prefix": prefix, "s3_in": s3_in, "local_out": local_out, "source": noisy_path}
+
+
+def _amplitude(store):
+    from seiscore import io
+
+    return io.open_survey(store)["amplitude"].values
+
+
+def test_ingest_to_s3_marks_complete_last(surveys):
+    import numpy as np
+
+    from seiscore import io
+    from seiscore.io.errors import StoreError
+
+    s3_in = surveys["s3_in"]
+    assert io.is_complete(s3_in)
+    np.testing.assert_array_equal(_amplitude(s3_in), _amplitude(surveys["dir"] / "in.zarr"))
+    fs, path = loc.fs_for(s3_in)
+    assert not [k for k in fs.find(loc.parent(path)) if "seiscore-tmp" in k]  # built locally, nothing left
+    # the root zarr.json carries the flag: without it the store is not complete, and open_survey refuses it
+    root = loc.join(s3_in, "zarr.json")
+    doc = loc.read_bytes(root)
+    loc.remove(root, recursive=False)
+    try:
+        assert not io.is_complete(s3_in)
+        with pytest.raises(StoreError, match="not a survey store"):
+            io.open_survey(s3_in)
+    finally:
+        loc.write_bytes(root, doc)
+    assert io.is_complete(s3_in)
+
+
+def test_safety_rules_apply_to_object_paths(surveys):
+    from seiscore.core.safety import UnsafePathError, check_write_target, data_roots
+    from seiscore.core.settings import get_settings
+
+    prefix = surveys["prefix"]
+    root = f"{prefix}/root"
+    settings = get_settings(data_roots=f"{surveys['dir']}{os.pathsep}{root}")
+    roots = data_roots(None, settings)
+    assert roots == [surveys["dir"], root]
+    assert check_write_target(f"{root}//a/out.zarr/", what="output", roots=roots) == f"{root}/a/out.zarr"
+    with pytest.raises(UnsafePathError, match="outside the data roots"):
+        check_write_target(f"{prefix}/root-other/out.zarr", what="output", roots=roots)
+    with pytest.raises(UnsafePathError, match=r"'\.\.'"):
+        check_write_target(f"{root}/../escape.zarr", what="output", roots=roots)
+    with pytest.raises(UnsafePathError, match="is the data root itself"):
+        check_write_target(root, what="output", roots=roots)
+    with pytest.raises(UnsafePathError, match="inside the input store"):
+        check_write_target(
+            f"{root}/in.zarr/x", what="output", roots=roots, protected=[("input store", f"{root}/in.zarr")]
+        )
+    foreign = f"{root}/foreign.zarr"
+    loc.write_bytes(f"{foreign}/data.bin", b"someone else's")  # no product mark: never replaced
+    with pytest.raises(UnsafePathError, match="not something seiscore wrote"):
+        check_write_target(foreign, what="output", roots=roots)
+    assert check_write_target(surveys["s3_in"], what="store", roots=None) == surveys["s3_in"]  # the product's own
+
+
+def test_lease_lock_is_exclusive_and_taken_over_when_dead(surveys):
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    from seiscore.io.locks import StoreLocked, object_lease, read_lease
+
+    url = f"{surveys['prefix']}/lease-test.lock"
+
+    def second() -> None:
+        with object_lease(url, wait_s=0, owner="second"):
+            pass
+
+    with object_lease(url, owner="first") as held:  # re-entrant within a thread; other threads and processes wait
+        assert read_lease(held)["owner"] == "first"
+        with ThreadPoolExecutor(1) as pool, pytest.raises(StoreLocked, match="first"):
+            pool.submit(second).result()
+    assert read_lease(url) is None  # released
+    # a lease left by a dead holder (expired) is taken over at once
+    loc.write_bytes(url, json.dumps({"owner": "dead", "host": "elsewhere", "pid": 1, "expires": 0}).encode())
+    with object_lease(url, wait_s=0, owner="third"):
+        assert read_lease(url)["owner"] == "third"
+
+
+def test_blockwise_run_on_s3_equals_local_and_resumes_after_a_kill(surveys):
+    """A run with its stores on S3 killed (SIGKILL) after 2 tiles: nothing is published, its tile records and
+    lease are objects; the next run takes the dead holder's lease over, resumes (writes only the rest) and
+    publishes the same output as the local run."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from seiscore import io
+    from seiscore.execution.blockwise.state import TileState, lock_owner
+    from seiscore.execution.versions import staging_path, survey_state
+
+    out = f"{surveys['prefix']}/out.zarr"
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[3]); from test_object_storage import run_blockwise; "
+        "run_blockwise(sys.argv[1], sys.argv[2], stop_after=2)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, surveys["s3_in"], out, os.path.dirname(__file__)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    assert not loc.exists(out)  # nothing published
+    staging = staging_path(out)
+    assert len(TileState(staging).done()) == 2 and not io.is_complete(staging)
+    assert lock_owner(out)["alive"] is False  # a dead process on this host
+    state = survey_state(out)
+    assert state["state"] == "interrupted" and state["staging"]["tiles"]["done"] == 2
+
+    written = []
+    import seiscore.execution.blockwise.jobs as jobs
+
+    original = jobs.write_tile
+
+    def counting(job, key):
+        written.append(key)
+        return original(job, key)
+
+    jobs.write_tile = counting
+    try:
+        run_blockwise(surveys["s3_in"], out)
+    finally:
+        jobs.write_tile = original
+    assert len(written) == 1  # 3 tiles, 2 written before the kill
+    assert io.is_complete(out) and not loc.exists(staging) and lock_owner(out) is None
+    np.testing.assert_array_equal(_amplitude(out), _amplitude(surveys["local_out"]))
+    assert survey_state(out)["state"] == "published"
+
+
+def test_dask_workers_sharing_only_the_object_store(surveys, tmp_path):
+    """Two Dask worker processes, each started in its own working folder with its own temporary folder, share
+    nothing with the client but the S3 server: the tiles they denoise and write give the local run's output."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    from distributed import Client, LocalCluster
+
+    from seiscore import io
+    from seiscore.execution.blockwise.jobs import denoise_tile, pending_work, write_tile
+    from seiscore.execution.blockwise.state import TileState
+    from seiscore.execution.pipeline import make_job, prepare_output, run_key
+    from seiscore.execution.versions import publish_staging, staging_path
+    from seiscore.methods.registry import parse_spec
+
+    out = f"{surveys['prefix']}/dask_out.zarr"
+    staging = staging_path(out)
+    job = make_job(surveys["s3_in"], staging, parse_spec(SPEC))
+    prepare_output(job, run_key("object-storage-dask", job))
+    to_compute, to_write = pending_work(job.plan, TileState(staging))
+    workers = []
+    with LocalCluster(n_workers=0, processes=True, dashboard_address=None, host="127.0.0.1") as cluster:
+        try:
+            for i in range(2):
+                home = tmp_path / f"worker{i}"
+                (home / "tmp").mkdir(parents=True)
+                env = {**os.environ, "TMPDIR": str(home / "tmp"), "HOME": str(home)}
+                workers.append(
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            "-m",
+                            "distributed.cli.dask_worker",
+                            cluster.scheduler_address,
+                            "--nworkers",
+                            "1",
+                            "--nthreads",
+                            "1",
+                            "--local-directory",
+                            str(home / "dask"),
+                            "--name",
+                            f"w{i}",
+                            "--no-dashboard",
+                        ],
+                        cwd=home,
+                        env=env,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
+                )
+            with Client(cluster) as client:
+                client.wait_for_workers(2, timeout=120)
+
+                def on_worker(fn, key):  # pickled by value: the workers know nothing of this test module
+                    from distributed import get_worker
+
+                    return {**fn(job, key), "worker": get_worker().name}
+
+                infos = client.gather(client.map(on_worker, [denoise_tile] * len(to_compute), to_compute, pure=False))
+                keys = sorted(to_write)
+                infos += client.gather(client.map(on_worker, [write_tile] * len(keys), keys, pure=False))
+                ran_on = {i["worker"] for i in infos}
+        finally:
+            for w in workers:
+                w.terminate()
+                w.wait(timeout=60)
+    assert len(ran_on) == 2, ran_on  # both workers took tiles
+    io.mark_complete(staging)
+    publish_staging(staging, out)
+    np.testing.assert_array_equal(_amplitude(out), _amplitude(surveys["local_out"]))
+    for i in range(2):  # nothing of the stores landed in a worker's folders
+        assert not [p for p in (tmp_path / f"worker{i}").rglob("*.zarr")]

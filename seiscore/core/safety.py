@@ -18,6 +18,14 @@ is the product's by its name; a Zarr store carries the ``seiscore_schema`` attri
 ``.seiscore-owned`` file; a file (a SEG-Y export) has a hidden sidecar ``.NAME.seiscore-owned`` recording
 its size, modification time and a hash of its first 3600 bytes, so a file replaced or edited by anyone
 else no longer counts as the product's.
+
+Object storage (``s3://bucket/prefix`` and other fsspec URLs, :mod:`seiscore.io.location`): the same rules hold.
+A data root may be a bucket or a prefix (``SEIS_DATA_ROOTS=/data:s3://bucket/seis``; ``:`` before ``//`` does
+not split). A URL is normalised instead of resolved (repeated slashes collapse; ``.`` and ``..`` are refused:
+an object key cannot climb out of a prefix) and judged by whole key segments: ``s3://b/seis-old`` is not
+inside the root ``s3://b/seis``. A local path is never inside a remote root and vice versa. Ownership marks
+are the same objects (the store's ``zarr.json`` attribute, ``.seiscore-owned`` under a folder prefix, hidden
+``.NAME.seiscore-*`` siblings); a product file at a URL is marked by its sidecar recording its size and ETag.
 """
 
 from __future__ import annotations
@@ -36,7 +44,12 @@ FOLDER_MARK = ".seiscore-owned"  # file inside a product folder that is not a Za
 SIDECAR_SUFFIX = ".seiscore-owned"  # .NAME.seiscore-owned beside a product file
 SIBLING_INFIX = ".seiscore-"  # hidden siblings .NAME.seiscore-* (temporary, staging, sidecars) of a target
 _HEAD_BYTES = 3600  # textual + binary SEG-Y headers
-_REMOTE = "://"
+
+
+def _loc():
+    from seiscore.io import location
+
+    return location
 
 
 class UnsafePathError(ValueError):
@@ -47,7 +60,15 @@ class UnsafePathError(ValueError):
 
 
 def resolve(path: str | os.PathLike, what: str = "path") -> Path:
-    """``path`` made absolute with ``~``, ``..`` and symlinks resolved (the parts that exist)."""
+    """``path`` made absolute with ``~``, ``..`` and symlinks resolved (the parts that exist); a URL of an object
+    store normalised instead (a ``str``: see the module docstring)."""
+    loc = _loc()
+    if loc.is_remote(path):
+        try:
+            return loc.normalize(path)  # type: ignore[return-value]
+        except loc.LocationError as exc:
+            raise UnsafePathError(f"{what} {exc}") from None
+    path = loc.local_path(path)
     try:
         return Path(os.path.expanduser(os.fspath(path))).resolve(strict=False)
     except (OSError, RuntimeError) as exc:  # a symlink loop
@@ -58,7 +79,10 @@ def data_roots(catalog_path: str | os.PathLike | None, settings: Any) -> list[Pa
     """The folders a run may write under: ``<catalog folder>/data`` (when a catalog is given) and
     ``settings.data_roots`` (``SEIS_DATA_ROOTS``), resolved."""
     roots = [resolve(resolve(catalog_path).parent / "data")] if catalog_path is not None else []
-    for root in getattr(settings, "data_roots", None) or []:
+    configured = getattr(settings, "data_roots", None) or []
+    if isinstance(configured, str):
+        configured = _loc().split_roots(configured)
+    for root in configured:
         if resolve(root) not in roots:
             roots.append(resolve(root))
     return roots
@@ -68,6 +92,8 @@ def repositories(*starts: str | os.PathLike) -> list[Path]:
     """Root folders of the git repositories holding ``starts`` (a folder with ``.git`` at or above each)."""
     found = []
     for start in starts:
+        if _loc().is_remote(start):
+            continue
         for folder in (resolve(start), *resolve(start).parents):
             if (folder / ".git").exists():
                 if folder not in found:
@@ -79,6 +105,12 @@ def repositories(*starts: str | os.PathLike) -> list[Path]:
 def sibling_paths(target: Path) -> list[Path]:
     """The fixed temporary sibling ``.NAME.seiscore-tmp`` of ``target`` and every existing ``.NAME.seiscore-*``
     (temporary, staging or sidecar paths written beside it)."""
+    loc = _loc()
+    if loc.is_remote(target):
+        fixed = loc.with_name(target, f".{loc.name(target)}{SIBLING_INFIX}tmp")
+        prefix = f".{loc.name(target)}{SIBLING_INFIX}"
+        found = [loc.join(loc.parent(target), n) for n in loc.listdir(loc.parent(target)) if n.startswith(prefix)]
+        return [fixed] + [p for p in found if p != fixed]
     fixed = target.with_name(f".{target.name}{SIBLING_INFIX}tmp")
     pattern = glob.escape(f".{target.name}{SIBLING_INFIX}") + "*"
     found = sorted(target.parent.glob(pattern)) if target.parent.is_dir() else []
@@ -117,6 +149,8 @@ def _write_sidecar(path: Path, prints: list[dict]) -> None:
 
 def is_owned(path: str | os.PathLike) -> bool:
     """True when ``path`` is a store, folder or file the product created (see the module docstring)."""
+    if _loc().is_remote(path):
+        return _remote_owned(path)
     path = Path(path)
     if path.is_dir() and path.name.startswith(".") and SIBLING_INFIX in path.name:  # a temporary store
         return True
@@ -160,6 +194,8 @@ def _earlier_qc_folder(path: Path) -> bool:
 
 def mark_owned(path: str | os.PathLike) -> Path:
     """Mark the store, folder or file ``path`` as the product's own; return ``path``."""
+    if _loc().is_remote(path):
+        return _remote_mark(path)
     path = Path(path)
     if path.is_dir():
         doc = _read_json(path / "zarr.json")
@@ -175,6 +211,55 @@ def mark_owned(path: str | os.PathLike) -> Path:
     else:
         raise FileNotFoundError(f"cannot mark {path}: it does not exist")
     return path
+
+
+def _remote_owned(url: str) -> bool:
+    """:func:`is_owned` for a URL: a hidden ``.NAME.seiscore-*`` name, a store whose ``zarr.json`` carries the mark,
+    a prefix holding ``.seiscore-owned``, or an object whose sidecar records its current size and ETag."""
+    loc = _loc()
+    if loc.name(url).startswith(".") and SIBLING_INFIX in loc.name(url):
+        return True
+    try:
+        doc = json.loads(loc.read_bytes(loc.join(url, "zarr.json")))
+    except (OSError, ValueError):
+        doc = None
+    attrs = doc.get("attributes") if isinstance(doc, dict) else None
+    if isinstance(attrs, dict) and STORE_MARK_ATTR in attrs:
+        return True
+    if loc.is_file(loc.join(url, FOLDER_MARK)):
+        return True
+    if loc.is_file(url):
+        try:
+            car = json.loads(loc.read_bytes(loc.with_name(url, f".{loc.name(url)}{SIDECAR_SUFFIX}")))
+        except (OSError, ValueError):
+            return False
+        return isinstance(car, dict) and _remote_print(url) in car.get("files", [])
+    return False
+
+
+def _remote_print(url: str) -> dict:
+    fs, path = _loc().fs_for(url)
+    info = fs.info(path)
+    return {"size": int(info.get("size", -1)), "etag": str(info.get("ETag") or info.get("etag") or "")}
+
+
+def _remote_mark(url: str) -> str:
+    loc = _loc()
+    url = loc.normalize(url)
+    store = loc.join(url, "zarr.json")
+    if loc.is_file(store):
+        doc = json.loads(loc.read_bytes(store))
+        attrs = doc.setdefault("attributes", {})
+        if STORE_MARK_ATTR not in attrs:
+            attrs[STORE_MARK_ATTR] = 1
+            loc.write_bytes(store, json.dumps(doc, indent=2).encode())
+    elif loc.is_file(url):
+        car = loc.with_name(url, f".{loc.name(url)}{SIDECAR_SUFFIX}")
+        prints = [_remote_print(url)]
+        loc.write_bytes(car, json.dumps({"seiscore": "file written by seiscore", "files": prints}).encode())
+    else:  # a folder prefix (a QC report): the mark is an object under it
+        loc.write_bytes(loc.join(url, FOLDER_MARK), b"created by seiscore: it may replace this folder's contents\n")
+    return url
 
 
 def replace_file(tmp: str | os.PathLike, dest: str | os.PathLike) -> Path:
@@ -194,6 +279,9 @@ def replace_file(tmp: str | os.PathLike, dest: str | os.PathLike) -> Path:
 
 def may_replace(path: str | os.PathLike) -> bool:
     """True when ``path`` may be replaced: absent, an empty folder or file, or the product's own (:func:`is_owned`)."""
+    loc = _loc()
+    if loc.is_remote(path):
+        return not loc.exists(path) or _remote_owned(path)
     path = Path(path)
     if path.is_symlink():
         return False
@@ -212,20 +300,30 @@ def may_replace(path: str | os.PathLike) -> bool:
 def check_replaceable(path: str | os.PathLike, what: str) -> Path:
     """Raise :class:`UnsafePathError` unless :func:`may_replace` ``path``; return it."""
     if not may_replace(path):
-        raise UnsafePathError(_not_owned(Path(path), what))
-    return Path(path)
+        raise UnsafePathError(_not_owned(path, what))
+    return resolve(path) if _loc().is_remote(path) else Path(path)
 
 
 def remove_replaceable(path: str | os.PathLike, what: str) -> None:
-    """Remove ``path`` (folder or file) if it exists, after :func:`check_replaceable`."""
+    """Remove ``path`` (folder or file) if it exists, after :func:`check_replaceable`. At a URL the root
+    ``zarr.json`` of a store goes first (readers then see no store), then every other object under it."""
+    loc = _loc()
+    if loc.is_remote(path):
+        if loc.exists(path):
+            check_replaceable(path, what)
+            loc.remove(loc.join(path, "zarr.json"), recursive=False)
+            loc.remove(path)
+        return
     path = Path(path)
     if path.exists() or path.is_symlink():
         check_replaceable(path, what)
         shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
-def _not_owned(path: Path, what: str) -> str:
-    kind = "a symbolic link" if path.is_symlink() else "not something seiscore wrote (no product mark)"
+def _not_owned(path, what: str) -> str:
+    remote = _loc().is_remote(path)
+    link = not remote and Path(path).is_symlink()
+    kind = "a symbolic link" if link else "not something seiscore wrote (no product mark)"
     return (
         f"{what} {path} exists and is {kind}; refusing to replace it whatever --force/--overwrite say: "
         f"move it away or choose another path"
@@ -239,9 +337,9 @@ def _labelled(items: Iterable) -> list[tuple[str, Path]]:
     out = []
     for item in items:
         label, path = item if isinstance(item, tuple) else ("protected path", item)
-        if path is None or (_REMOTE in str(path) and not str(path).startswith("file://")):
+        if path is None:
             continue
-        out.append((label, resolve(str(path).removeprefix("file://"))))
+        out.append((label, resolve(path if _loc().is_remote(path) else str(path).removeprefix("file://"))))
     return out
 
 
@@ -260,12 +358,16 @@ def check_write_target(
     contain it. ``replace``: the target is (re)written as a whole, so it must not contain a protected path
     and an existing one must be the product's (:func:`may_replace`); False for folders only appended to.
     """
+    if _loc().is_remote(path):
+        return _check_remote_target(path, what=what, roots=roots, protected=protected, replace=replace)
     target = resolve(path, what)
     if ".git" in target.parts:
         raise UnsafePathError(f"{what} {target} is inside a .git folder; refusing to write there")
     if (target / ".git").exists():
         raise UnsafePathError(f"{what} {target} is a git repository; refusing to write there")
     for label, prot in _labelled(protected):
+        if _loc().is_remote(prot):
+            continue  # a local target is never inside, nor contains, an object-store location
         if target == prot:
             raise UnsafePathError(f"{what} {target} is the {label}; refusing to write there")
         is_repo = (prot / ".git").exists()
@@ -275,9 +377,40 @@ def check_write_target(
             raise UnsafePathError(f"{what} {target} contains the {label} {prot}; refusing to write there")
     if roots is not None:
         roots = [resolve(r) for r in roots]
+        roots = [r for r in roots if not _loc().is_remote(r)] or roots
         if target in roots:
             raise UnsafePathError(f"{what} {target} is the data root itself; name a path inside it")
         if not any(target.is_relative_to(r) for r in roots):
+            where = ", ".join(str(r) for r in roots) or "none configured"
+            raise UnsafePathError(
+                f"{what} {target} is outside the data roots ({where}); move it under one, "
+                f"or add a root with SEIS_DATA_ROOTS"
+            )
+    if replace:
+        check_replaceable(target, what)
+    return target
+
+
+def _check_remote_target(path, *, what: str, roots, protected, replace: bool) -> str:
+    """:func:`check_write_target` for an object-store URL (the same rules on normalised keys)."""
+    loc = _loc()
+    target = resolve(path, what)
+    if "/.git/" in f"{target}/":
+        raise UnsafePathError(f"{what} {target} is inside a .git folder; refusing to write there")
+    for label, prot in _labelled(protected):
+        if not loc.is_remote(prot):
+            continue
+        if target == prot:
+            raise UnsafePathError(f"{what} {target} is the {label}; refusing to write there")
+        if loc.is_relative_to(target, prot):
+            raise UnsafePathError(f"{what} {target} is inside the {label} {prot}; refusing to write there")
+        if replace and loc.is_relative_to(prot, target):
+            raise UnsafePathError(f"{what} {target} contains the {label} {prot}; refusing to write there")
+    if roots is not None:
+        roots = [resolve(r) for r in roots]
+        if target in roots:
+            raise UnsafePathError(f"{what} {target} is the data root itself; name a path inside it")
+        if not any(loc.is_relative_to(target, r) for r in roots):
             where = ", ".join(str(r) for r in roots) or "none configured"
             raise UnsafePathError(
                 f"{what} {target} is outside the data roots ({where}); move it under one, "
@@ -293,22 +426,27 @@ def check_write_target(
 
 def default_segy_path(output: str | os.PathLike) -> Path:
     """Where the SEG-Y export goes when the catalog names no ``output_segy``: beside the output store."""
+    loc = _loc()
+    if loc.is_remote(output):
+        base = loc.name(output)
+        stem = base.rsplit(".", 1)[0] if "." in base.lstrip(".") else base
+        return loc.with_name(output, stem + ".sgy")
     return Path(output).with_suffix(".sgy")
 
 
 def qc_dir(output: str | os.PathLike) -> Path:
     """The QC report folder of an output store: ``<output without .zarr>_qc`` beside it."""
-    output = Path(output)
-    return output.with_name(output.name.removesuffix(".zarr") + "_qc")
+    loc = _loc()
+    return loc.with_name(output, loc.name(output).removesuffix(".zarr") + "_qc")
 
 
 def reference_store_path(entry: Any) -> Path | None:
     """The store a SEG-Y ``reference`` is ingested into (beside the input store); None for a store reference."""
     ref = getattr(entry, "reference", None)
-    if not ref or Path(ref).suffix.lower() not in (".sgy", ".segy"):
+    if not ref or not ref.lower().endswith((".sgy", ".segy")):
         return None
-    store = Path(entry.store)
-    return store.with_name(store.name.removesuffix(".zarr") + "_reference.zarr")
+    loc = _loc()
+    return loc.with_name(entry.store, loc.name(entry.store).removesuffix(".zarr") + "_reference.zarr")
 
 
 def check_write_targets(
@@ -336,9 +474,10 @@ def _entry_targets(entry: Any, settings: Any, catalog_path, export_segy: bool) -
         ("reference", getattr(entry, "reference", None)),
     ]
     base += [("git repository", repo) for repo in repositories(catalog.parent, Path(__file__).parent, Path.cwd())]
-    output = Path(entry.output)
+    loc = _loc()
+    output = loc.normalize(entry.output)
     plan: list[tuple[str, str, Path | None]] = [
-        ("store", "input store (catalog field 'store')", Path(entry.store)),
+        ("store", "input store (catalog field 'store')", loc.normalize(entry.store)),
         ("reference_store", "reference store", reference_store_path(entry)),
         ("output", "output store (catalog field 'output')", output),
         (
@@ -346,7 +485,7 @@ def _entry_targets(entry: Any, settings: Any, catalog_path, export_segy: bool) -
             "SEG-Y export (catalog field 'output_segy')"
             if entry.output_segy
             else "SEG-Y export (no output_segy in the catalog: beside the output)",
-            Path(entry.output_segy) if entry.output_segy else default_segy_path(output),
+            loc.normalize(entry.output_segy) if entry.output_segy else default_segy_path(output),
         ),
         ("qc", "QC report folder", qc_dir(output)),
     ]
@@ -365,7 +504,7 @@ def _entry_targets(entry: Any, settings: Any, catalog_path, export_segy: bool) -
     out = targets["output"]
     everything = base + [(_label(k), p) for k, p in targets.items()]
     targets["output_lock"] = check_write_target(
-        out.with_name(out.name + ".lock"),
+        loc.with_name(out, loc.name(out) + ".lock"),
         what="lock file of the output",
         roots=roots,
         protected=everything,

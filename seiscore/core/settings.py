@@ -21,7 +21,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -60,9 +59,10 @@ class PipelineSettings(BaseSettings):
         "the same input store, then reuses it (0: refuse at once)",
     )
     catalog: Path = Path("data_catalog.yaml")
-    data_roots: Annotated[list[Path], NoDecode] = Field(
+    data_roots: Annotated[list[Path | str], NoDecode] = Field(
         default_factory=list,
-        description="more folders the product may write under (SEIS_DATA_ROOTS: os.pathsep-separated)",
+        description="more folders the product may write under (SEIS_DATA_ROOTS: os.pathsep-separated; a bucket "
+        "or prefix URL such as s3://bucket/seis is a root too: ':' before '//' does not split)",
     )
     lineage_dir: Path = Path("openlineage")
     openlineage_url: str | None = None
@@ -77,9 +77,11 @@ class PipelineSettings(BaseSettings):
     @field_validator("data_roots", mode="before")
     @classmethod
     def _split_roots(cls, value):
+        from seiscore.io.location import is_remote, split_roots
+
         if isinstance(value, str):
-            return [part for part in value.split(os.pathsep) if part.strip()]
-        return value
+            value = split_roots(value)
+        return [v if is_remote(v) else Path(v) for v in value] if isinstance(value, list | tuple) else value
 
 
 def get_settings(**overrides) -> PipelineSettings:

@@ -4,6 +4,11 @@
   content exists (the source's size, mtime and content hash are recorded in the store);
 - :func:`prepare_output` - create the output store, or keep it to resume the same run;
 - :func:`run_quality` - metrics, section images and the QC report of a finished output.
+
+Sources and stores may be fsspec URLs (``s3://...``, :mod:`seiscore.io.location`): a remote source is
+identified by its URL, size and ETag (the object's content hash as the server reports it, so it is never
+read whole just to be identified); a QC report for an output at a URL is drawn in a local temporary folder and
+uploaded, its ``.seiscore-owned`` mark last.
 """
 
 from __future__ import annotations
@@ -27,7 +32,12 @@ RANGE_ATTR = "seiscore_amplitude_scale"
 
 
 def source_ref(path: str | os.PathLike, known: dict | None = None) -> DatasetRef:
-    """URI, size and content hash of a file or store; reuses ``known['content_hash']`` if size and mtime match."""
+    """URI, size and content hash of a file or store; reuses ``known['content_hash']`` if size and mtime match.
+    At a URL: the object's size and ETag (see the module docstring)."""
+    from seiscore.io import location
+
+    if location.is_remote(path):
+        return _remote_ref(location.normalize(path))
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"survey source not found: {path} (for the bundled surveys: seis make-data NAME)")
@@ -45,6 +55,33 @@ def source_ref(path: str | os.PathLike, known: dict | None = None) -> DatasetRef
 
         ref["size_bytes"] = path_size(path)
     return DatasetRef(**ref, content_hash=content_hash(path))
+
+
+def _remote_ref(url: str) -> DatasetRef:
+    """:func:`source_ref` of the object (or store prefix) at ``url``."""
+    import hashlib
+    import json
+
+    from seiscore.io import location
+
+    fs, path = location.fs_for(url)
+    try:
+        info = fs.info(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"survey source not found: {url}") from None
+    if info.get("type") == "directory":
+        entries = sorted((k, v.get("size"), v.get("ETag")) for k, v in fs.find(path, detail=True).items())
+        size = sum(int(e[1] or 0) for e in entries)
+    else:
+        entries, size = [(path, info.get("size"), info.get("ETag") or info.get("etag"))], int(info.get("size") or 0)
+    digest = hashlib.blake2b(json.dumps(entries).encode(), digest_size=16).hexdigest()
+    return DatasetRef(uri=url, size_bytes=size, content_hash=f"etag-blake2b:{digest}")
+
+
+def _mtime_ns(source) -> int | None:
+    from seiscore.io import location
+
+    return None if location.is_remote(source) else Path(source).stat().st_mtime_ns
 
 
 def ensure_ingested(
@@ -65,16 +102,17 @@ def ensure_ingested(
     import zarr
 
     from seiscore import io
+    from seiscore.io import location
     from seiscore.io.locks import store_lock
     from seiscore.io.os_errors import check_regular_file
 
-    store = Path(store)
-    if "://" not in str(source) and Path(source).exists():
+    store = location.normalize(store)
+    if not location.is_remote(source) and Path(source).exists():
         check_regular_file(source)  # a directory or a FIFO is refused before it is hashed (a FIFO would block)
     with store_lock(store, wait_s=lock_wait_s, what="input store"):
         known = None
         if io.is_complete(store):
-            known = zarr.open_group(str(store), mode="r").attrs.get(SOURCE_ATTR)
+            known = zarr.open_group(location.zarr_store(store, read_only=True), mode="r").attrs.get(SOURCE_ATTR)
         ref = source_ref(source, known)
         if known and known.get("content_hash") == ref.content_hash:
             return store, ref, False
@@ -88,7 +126,7 @@ def ensure_ingested(
             progress=progress,
             overwrite=True,
         )
-        io.set_attrs(store, {SOURCE_ATTR: {**ref.model_dump(), "mtime_ns": Path(source).stat().st_mtime_ns}})
+        io.set_attrs(store, {SOURCE_ATTR: {**ref.model_dump(), "mtime_ns": _mtime_ns(source)}})
     return store, ref, True
 
 
@@ -113,9 +151,10 @@ def amplitude_range(store, amp, live_mask) -> tuple[float, float]:
     import zarr
 
     from seiscore.io import set_attrs
+    from seiscore.io.location import zarr_store
     from seiscore.io.store import AMPLITUDE_MAX_ATTR, AMPLITUDE_MIN_ATTR
 
-    g = zarr.open_group(str(store), mode="r", use_consolidated=False)
+    g = zarr.open_group(zarr_store(store, read_only=True), mode="r", use_consolidated=False)
     cached = g.attrs.get(RANGE_ATTR)
     if cached is None:
         lo, hi = g.attrs.get(AMPLITUDE_MIN_ATTR), g.attrs.get(AMPLITUDE_MAX_ATTR)
@@ -143,10 +182,12 @@ def prepare_output(job: TileJob | ItemJob, key: str, attrs: dict | None = None, 
         state, chunks, layout = TileState(job.output_store), job.plan.chunks, job.plan
     else:
         state, chunks, layout = job.state(), job.chunks, job
-    out = Path(job.output_store)
+    from seiscore.io import location
+
+    out = location.normalize(job.output_store)
     # Same run key: the same input, plan, method and code wrote it, so its recorded units stand,
     # also when it is complete (every unit written; the run then stopped in QC, export or lineage).
-    if restart or not (out.exists() and state.run_key() == key):
+    if restart or not (location.exists(out) and state.run_key() == key):
         io.create_output_store(job.input_store, out, chunks=chunks, attrs=attrs, overwrite=True)
     return state.begin(key, layout)
 
@@ -156,8 +197,7 @@ def run_quality(
 ) -> dict[str, Any]:
     """Metrics (PSNR/SSIM when a reference store is given), section images and the QC report."""
     from seiscore.core.safety import check_write_target, mark_owned
-    from seiscore.qc import quality_metrics, section_images, write_qc_report
-    from seiscore.qc.report import open_amplitude
+    from seiscore.io import location
 
     report_dir = check_write_target(
         report_dir,
@@ -165,8 +205,28 @@ def run_quality(
         roots=None,
         protected=[("input store", input_store), ("output store", output_store)],
     )
+    if location.is_remote(report_dir):  # drawn locally, then uploaded (its mark last)
+        import tempfile
+
+        from seiscore.core.safety import remove_replaceable
+
+        with tempfile.TemporaryDirectory(prefix="seiscore-qc-") as tmp:
+            local = Path(tmp) / location.name(report_dir)
+            out = run_quality(
+                input_store, output_store, local, reference=reference, max_slices=max_slices, survey=survey
+            )
+            remove_replaceable(report_dir, "QC report folder")
+            location.upload(local, report_dir, last=(".seiscore-owned",))
+        moved = {k: location.join(report_dir, str(Path(v).relative_to(local))) for k, v in out["images"].items()}
+        return {**out, "images": moved, "report": location.join(report_dir, Path(out["report"]).name)}
     report_dir.mkdir(parents=True, exist_ok=True)
     mark_owned(report_dir)
+    return _draw_quality(input_store, output_store, report_dir, reference, max_slices, survey)
+
+
+def _draw_quality(input_store, output_store, report_dir: Path, reference, max_slices: int, survey: str) -> dict:
+    from seiscore.qc import quality_metrics, section_images, write_qc_report
+    from seiscore.qc.report import open_amplitude
 
     def amplitude(store):  # without cdp_x / cdp_y, which are chunked differently
         return open_amplitude(store)["amplitude"].reset_coords(drop=True)

@@ -7,6 +7,10 @@ the input content, the method, its parameters, the code version and the layout o
 beginning a run with the key already recorded resumes it (its completion flags stand); any other
 key discards the earlier record and starts a fresh one. Sub-groups are ignored by
 ``xarray.open_zarr``, so the record never shows up as data.
+
+The store may be at a URL (:mod:`seiscore.io.location`): every completion flag is a chunk of its own, i.e.
+one object, written after the data it vouches for, so a run killed at any point resumes from the objects
+that exist.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from typing import Any, Callable
 
 import zarr
 
+from seiscore.io import location
+
 
 class RunRecord:
     """The sub-group ``name`` of the Zarr store ``store`` that records one run."""
@@ -26,7 +32,10 @@ class RunRecord:
 
     def group(self, mode: str = "r"):
         """The record's Zarr group (``KeyError`` / ``FileNotFoundError`` when there is none)."""
-        return zarr.open_group(self.store, mode=mode, use_consolidated=False)[self.name]
+        return zarr.open_group(self._zstore(mode), mode=mode, use_consolidated=False)[self.name]
+
+    def _zstore(self, mode: str):
+        return location.zarr_store(self.store, read_only=mode == "r")
 
     def run_key(self) -> str | None:
         """The run key recorded in the store, or None (no store, no record)."""
@@ -40,7 +49,7 @@ class RunRecord:
         fresh one with ``attrs`` whose arrays ``create(group)`` makes (returns True)."""
         if self.run_key() == run_key:
             return False
-        root = zarr.open_group(self.store, mode="a", use_consolidated=False)
+        root = zarr.open_group(self._zstore("a"), mode="a", use_consolidated=False)
         if self.name in root:
             del root[self.name]
         group = root.create_group(self.name, attributes={"run_key": run_key, **attrs, "started": time.time()})

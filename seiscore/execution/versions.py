@@ -17,6 +17,23 @@ version is renamed aside and the new one renamed in (a crash between the two is 
 
 Callers hold the survey lock (:func:`seiscore.execution.blockwise.state.survey_lock`) around :func:`recover` and
 :func:`publish_staging`; :func:`survey_state` only reads.
+
+Object storage (``output`` at ``s3://...``, see ``docs/object-storage.md``): the same names, as key prefixes.
+There is no rename, so publishing is a server-side copy (``CopyObject``: no sample goes through this
+process) under a journal object:
+
+1. write the journal ``.NAME.seiscore-publish.json`` (the new version's id);
+2. delete the published root ``zarr.json`` (from here readers see no store at ``NAME``, never a mixed one);
+3. delete the published version's other objects;
+4. copy every object of the staging version to ``NAME``, its root ``zarr.json`` (complete flag, version id)
+   last;
+5. delete the staging version, then the journal.
+
+A crash anywhere leaves the journal: :func:`recover` redoes steps 2-5 while the staging version is
+complete and whole (nothing is deleted from it before step 5), or only removes the journal once ``NAME``
+holds the journal's version. Readers of ``NAME`` therefore see the old version, no store, or the new
+version - never a partial store flagged complete - but, unlike the local swap, there is a window (the
+copy) with no published version.
 """
 
 from __future__ import annotations
@@ -37,6 +54,7 @@ from seiscore.core.lineage import read_lineage
 from seiscore.core.safety import check_replaceable, is_owned
 from seiscore.execution.blockwise.state import STATE_GROUP, TileState, lock_owner
 from seiscore.execution.blockwise.tiling import TilePlan
+from seiscore.io import location
 from seiscore.io.errors import IncompleteStoreError
 
 VERSION_ATTR = "seiscore_version"
@@ -47,18 +65,26 @@ _NO_EXCHANGE = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP}
 
 def staging_path(output: str | os.PathLike) -> Path:
     """Where runs write the next version of ``output``."""
+    if location.is_remote(output):
+        return location.join(
+            location.with_name(output, f".{location.name(output)}.seiscore-staging"), location.name(output)
+        )
     output = Path(output)
     return output.with_name(f".{output.name}.seiscore-staging") / output.name
 
 
 def retired_path(output: str | os.PathLike) -> Path:
     """Where the replaced version of ``output`` waits for its removal."""
+    if location.is_remote(output):
+        return location.with_name(output, f".{location.name(output)}.seiscore-old")
     output = Path(output)
     return output.with_name(f".{output.name}.seiscore-old")
 
 
 def journal_path(output: str | os.PathLike) -> Path:
     """The journal of a swap in progress."""
+    if location.is_remote(output):
+        return location.with_name(output, f".{location.name(output)}.seiscore-publish.json")
     output = Path(output)
     return output.with_name(f".{output.name}.seiscore-publish.json")
 
@@ -69,6 +95,8 @@ def publish_staging(staging: str | os.PathLike, output: str | os.PathLike) -> Pa
     The one place that replaces a published output (checks on what may be replaced belong here).
     Raises :class:`~seiscore.io.errors.IncompleteStoreError` if ``staging`` is not flagged complete.
     """
+    if location.is_remote(output):
+        return _publish_remote(location.normalize(staging), location.normalize(output))
     staging, output = Path(staging), Path(output)
     if not io.is_complete(staging):
         raise IncompleteStoreError(f"staging version {staging} is not complete; not publishing it over {output}")
@@ -103,7 +131,12 @@ def recover(output: str | os.PathLike) -> list[str]:
     - the replaced version left behind: removed (the published one is in place);
     - an incomplete store at the published path (outputs were filled in place before versions):
       moved to the staging name, so readers no longer open it and the next run resumes it.
+
+    At a URL: a publish cut short (its journal left) is finished from the complete staging version, or its
+    journal removed when the output already holds the journal's version.
     """
+    if location.is_remote(output):
+        return _recover_remote(location.normalize(output))
     output = Path(output)
     staging, retired, journal = staging_path(output), retired_path(output), journal_path(output)
     done: list[str] = []
@@ -140,14 +173,14 @@ def survey_state(output: str | os.PathLike) -> dict:
 
     With ``published`` / ``staging`` (each None or {path, complete, tiles, run}) and ``owner``.
     """
-    output = Path(output)
+    output = location.normalize(output)
     staging = staging_path(output)
     owner = lock_owner(output)
     alive = owner.get("alive") if owner else False
-    leftovers = [str(p) for p in (retired_path(output), journal_path(output)) if os.path.lexists(p)]
+    leftovers = [str(p) for p in (retired_path(output), journal_path(output)) if location.exists(p)]
     st = {
-        "published": _describe(output) if output.exists() else None,
-        "staging": _describe(staging) if staging.exists() else None,
+        "published": _describe(output) if location.exists(output) else None,
+        "staging": _describe(staging) if location.exists(staging) else None,
         "owner": owner,
         "leftovers": leftovers,
     }
@@ -166,10 +199,12 @@ def survey_state(output: str | os.PathLike) -> dict:
     return {"state": state, **st}
 
 
-def _describe(store: Path) -> dict:
+def _describe(store) -> dict:
     out: dict = {"path": str(store), "complete": io.is_complete(store), "version": _version(store), "tiles": None}
     try:
-        group = zarr.open_group(str(store), mode="r", use_consolidated=False)[STATE_GROUP]
+        group = zarr.open_group(location.zarr_store(store, read_only=True), mode="r", use_consolidated=False)[
+            STATE_GROUP
+        ]
         plan = TilePlan.model_validate_json(group.attrs["plan"])
         out["tiles"] = {"done": len(TileState(store).done()), "total": plan.n_tiles, "grid": list(plan.grid)}
     except (KeyError, FileNotFoundError, ValueError):
@@ -200,9 +235,11 @@ def _describe(store: Path) -> dict:
     return out
 
 
-def _version(store: Path) -> str | None:
+def _version(store) -> str | None:
     try:
-        return zarr.open_group(str(store), mode="r", use_consolidated=False).attrs.get(VERSION_ATTR)
+        return zarr.open_group(location.zarr_store(store, read_only=True), mode="r", use_consolidated=False).attrs.get(
+            VERSION_ATTR
+        )
     except Exception:  # noqa: BLE001 - missing or unreadable: no version
         return None
 
@@ -266,3 +303,55 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+# ---------------------------------------------------------------- object storage
+
+
+def _publish_remote(staging: str, output: str) -> str:
+    """:func:`publish_staging` at a URL (module docstring: journal, delete the old, copy server-side, marker last)."""
+    if not io.is_complete(staging):
+        raise IncompleteStoreError(f"staging version {staging} is not complete; not publishing it over {output}")
+    check_replaceable(output, "output store")
+    version = uuid.uuid4().hex
+    io.set_attrs(staging, {VERSION_ATTR: version})
+    location.write_bytes(journal_path(output), json.dumps({"version": version, "staging": staging}).encode())
+    _copy_version(staging, output)
+    location.remove(journal_path(output), recursive=False)
+    return output
+
+
+def _copy_version(staging: str, output: str) -> None:
+    """Steps 2-5 of the remote publish: old root marker, old objects, new objects (root marker last), staging."""
+    fs, src = location.fs_for(staging)
+    _, dst = location.fs_for(output)
+    location.remove(location.join(output, "zarr.json"), recursive=False)
+    location.remove(output)
+    keys = sorted(fs.find(src))
+    root = f"{src}/zarr.json"
+    body = [k for k in keys if k != root]
+    if body:
+        fs.copy(body, [dst + k[len(src) :] for k in body])
+    fs.copy(root, f"{dst}/zarr.json")
+    location.remove(location.parent(staging))
+
+
+def _recover_remote(output: str) -> list[str]:
+    """:func:`recover` at a URL."""
+    journal, staging = journal_path(output), staging_path(output)
+    done: list[str] = []
+    try:
+        wanted = json.loads(location.read_bytes(journal)).get("version")
+    except (OSError, ValueError, AttributeError):
+        return done
+    if _version(output) == wanted and io.is_complete(output):
+        if location.exists(staging):
+            location.remove(location.parent(staging))
+        done.append(f"finished an interrupted publish of {output} (staging version removed)")
+    elif io.is_complete(staging) and _version(staging) == wanted:
+        _copy_version(staging, output)
+        done.append(f"finished an interrupted publish: new version copied to {output}")
+    else:
+        done.append(f"dropped the journal of a publish of {output} whose staging version is gone")
+    location.remove(journal, recursive=False)
+    return done

@@ -281,7 +281,7 @@ def ingest(
     )
     # where it may write, before anything (its lock file included) is created beside the store
     check_write_target(store, what="store", roots=None, protected=[("source SEG-Y", source)])
-    tmp = temp_path(Path(store))
+    tmp = temp_path(store)  # local: the sibling; a store at a URL is built in a local temporary folder
     with store_lock(store, wait_s=lock_wait_s), removed_on_failure(tmp), writing(tmp):
         geom = guess_regular(layout, il_byte, xl_byte, buffer_bytes=_scan_buffer(limit))
         if geom is not None:

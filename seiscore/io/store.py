@@ -16,6 +16,16 @@ Group attrs: ``textual_header`` (decoded text), ``*_b64`` raw header bytes, ``bi
 temporary sibling name and renamed into place only when whole; the ``seiscore_complete``
 flag is the other guard (output stores are created in place and flagged when filled). What is
 replaced, and where, follows :mod:`seiscore.core.safety`: never a path the product did not write.
+
+Stores on object storage (``s3://bucket/prefix/NAME.zarr`` and other fsspec URLs, see
+:mod:`seiscore.io.location` and ``docs/object-storage.md``): there is no rename, so a store that is built
+whole (ingest, :func:`create_output_store`) is built in a local temporary folder (:func:`temp_path`, under the
+system temporary folder) and uploaded by :func:`publish`: first the published store's root ``zarr.json``
+is deleted (readers then see no store), then its other objects, then every object of the new store, and its
+root ``zarr.json`` - which carries ``seiscore_complete`` - LAST. A reader that finds ``seiscore_complete`` true
+therefore finds every object it vouches for; a crash in between leaves a store without the flag (refused
+by :func:`open_survey`, replaced by the next run). Stores filled in place (output stores, by tiles) are
+opened through a zarr 3 ``FsspecStore`` and flagged by :func:`mark_complete` once whole.
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ from zarr.codecs import BloscCodec
 from seiscore.core.safety import STORE_MARK_ATTR, check_replaceable, check_write_target, remove_replaceable
 from seiscore.data.kinds import POSTSTACK3D
 
+from . import location
 from .chunk_writer import ChunkWriter
 from .errors import IncompleteStoreError, StoreError
 from .headers import TRACE_FIELDS
@@ -68,8 +79,18 @@ def compressor(name: str = DEFAULT_COMPRESSION) -> BloscCodec | None:
     return BloscCodec(cname=name, clevel=1 if name == "zstd" else 5, shuffle="bitshuffle")  # typesize: the dtype's
 
 
-def temp_path(final: Path) -> Path:
-    """Deterministic sibling name a store is built under (a rerun finds and replaces it)."""
+def temp_path(final: str | os.PathLike) -> Path:
+    """Deterministic local path a store is built under (a rerun finds and replaces it): the hidden sibling
+    ``.NAME.seiscore-tmp`` of a local store; for a store at a URL, ``seiscore-build/<hash of the URL>/NAME``
+    in the system temporary folder (it is uploaded by :func:`publish`)."""
+    if location.is_remote(final):
+        import hashlib
+        import tempfile
+
+        url = location.normalize(final)
+        digest = hashlib.blake2b(url.encode(), digest_size=8).hexdigest()
+        return Path(tempfile.gettempdir()) / "seiscore-build" / digest / f".{location.name(url)}.seiscore-tmp"
+    final = Path(final)
     return final.with_name(f".{final.name}.seiscore-tmp")
 
 
@@ -82,19 +103,22 @@ def prepare_target(
     never equals, lies inside or contains a ``protected`` path (see :func:`seiscore.core.safety.check_write_target`).
     """
     final = check_write_target(store, what=what, roots=None, protected=protected)
-    if final.exists() and is_complete(final) and not overwrite:
+    if is_complete(final) and not overwrite:
         raise FileExistsError(f"store {final} already exists; pass overwrite=True (--overwrite) to replace it")
     tmp = temp_path(final)
     remove_replaceable(tmp, f"temporary {what}")  # an interrupted earlier run: restart cleanly
-    final.parent.mkdir(parents=True, exist_ok=True)
+    if location.is_remote(final):
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        final.parent.mkdir(parents=True, exist_ok=True)
     return final, tmp
 
 
-def consolidate(path: Path) -> None:
+def consolidate(path) -> None:
     """Write consolidated metadata so ``xarray.open_zarr`` opens the store in one read."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-        zarr.consolidate_metadata(str(path))
+        zarr.consolidate_metadata(location.zarr_store(path))
 
 
 def consolidate_known(path: Path, members: dict | None, attrs: dict | None = None) -> None:
@@ -127,26 +151,50 @@ def publish(tmp: Path, final: Path, members: dict | None = None, attrs: dict | N
     it all, see :func:`consolidate_known`). An existing ``final`` is replaced only when the product wrote it."""
     check_replaceable(final, "store")
     consolidate_known(tmp, members, attrs)
+    if location.is_remote(final):
+        upload_store(tmp, final)
+        import shutil
+
+        shutil.rmtree(tmp)
+        return final
     remove_replaceable(final, "store")
     os.replace(tmp, final)
     return final
 
 
-def _looks_like_store(path: Path) -> bool:
-    return (path / "zarr.json").is_file()
+def upload_store(local: str | os.PathLike, url: str) -> str:
+    """Replace the store at ``url`` by the local store ``local`` (see the module docstring: the old root
+    ``zarr.json`` deleted first, the new one written last)."""
+    remove_replaceable(url, "store")  # its root zarr.json first (safety.remove_replaceable), then the rest
+    location.upload(local, url, last=("zarr.json",))
+    return location.normalize(url)
 
 
-def _root_attrs(path: Path) -> dict:
+def _looks_like_store(path) -> bool:
+    return location.is_file(location.join(path, "zarr.json"))
+
+
+def _root_attrs(path) -> dict:
     try:
-        return dict(zarr.open_group(str(path), mode="r").attrs)
+        return dict(zarr.open_group(location.zarr_store(path, read_only=True), mode="r").attrs)
     except Exception:  # noqa: BLE001 - any unreadable path is "not a store"
         return {}
 
 
+def _root_doc(path) -> dict | None:
+    """The parsed root ``zarr.json`` of the store at ``path`` (None: absent or unreadable); one read."""
+    try:
+        doc = json.loads(location.read_bytes(location.join(path, "zarr.json")))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
 def is_complete(store: str | os.PathLike) -> bool:
-    """True when ``store`` is a survey store flagged ``seiscore_complete``."""
-    path = Path(store)
-    return _looks_like_store(path) and bool(_root_attrs(path).get(COMPLETE_ATTR, False))
+    """True when ``store`` is a survey store flagged ``seiscore_complete`` (one read of its root ``zarr.json``)."""
+    doc = _root_doc(store)
+    attrs = doc.get("attributes") if doc else None
+    return isinstance(attrs, dict) and bool(attrs.get(COMPLETE_ATTR, False))
 
 
 def run_parallel(fn, items) -> list:
@@ -309,45 +357,59 @@ def open_survey(store: str | os.PathLike, *, require_complete: bool = True) -> x
     whose ``seiscore_complete`` flag is not set (pass ``require_complete=False`` to look at
     an output store being filled).
     """
-    path = Path(store)
-    if not path.exists():
+    path = location.normalize(store)
+    if not location.exists(path):
         raise FileNotFoundError(f"survey store not found: {path}")
-    if not _looks_like_store(path) or "amplitude" not in zarr.open_group(str(path), mode="r"):
+    zstore = location.zarr_store(path, read_only=True)
+    if not _looks_like_store(path) or "amplitude" not in zarr.open_group(zstore, mode="r"):
         raise StoreError(f"{path} is not a survey store (no Zarr group with an 'amplitude' array)")
     if require_complete and not is_complete(path):
         raise IncompleteStoreError(
             f"survey store {path} is incomplete (interrupted ingest, or an output store not yet marked complete)"
         )
-    return xr.open_zarr(str(path), consolidated=has_consolidated_metadata(path))
+    return xr.open_zarr(zstore, consolidated=has_consolidated_metadata(path))
 
 
 def has_consolidated_metadata(path: str | os.PathLike) -> bool:
     """True when the Zarr v3 group at ``path`` carries consolidated metadata (open it with
     ``consolidated=`` this value: xarray warns when it looks for consolidated metadata in vain)."""
-    import json
-
-    try:
-        return json.loads((Path(path) / "zarr.json").read_text()).get("consolidated_metadata") is not None
-    except (OSError, ValueError):
-        return False
+    doc = _root_doc(path)
+    return doc is not None and doc.get("consolidated_metadata") is not None
 
 
 def set_attrs(store: str | os.PathLike, attrs: dict) -> None:
     """Update the group attributes of ``store``, keeping its consolidated metadata (if any) current
     (rewriting the group's ``zarr.json`` drops it, and ``xarray.open_zarr`` then warns and reads slowly)."""
-    path = Path(store)
+    path = location.normalize(store)
+    if location.is_remote(path) and _update_root_attrs(path, attrs):
+        return
     consolidated = has_consolidated_metadata(path)
-    zarr.open_group(str(path), mode="r+", use_consolidated=False).attrs.update(attrs)
+    zarr.open_group(location.zarr_store(path), mode="r+", use_consolidated=False).attrs.update(attrs)
     if consolidated:
         consolidate(path)
 
 
+def _update_root_attrs(path, attrs: dict) -> bool:
+    """Update the attributes of a consolidated store's root ``zarr.json`` in one read and one write (its members'
+    metadata, also consolidated there, does not change with the root's attributes); False when the store has no
+    consolidated metadata (the caller goes through zarr). Used at URLs, where re-consolidating reads every
+    member's metadata object (about a hundred GETs for a survey store)."""
+    doc = _root_doc(path)
+    if doc is None or doc.get("consolidated_metadata") is None:
+        return False
+    doc.setdefault("attributes", {}).update(json.loads(json.dumps(attrs)))
+    location.write_bytes(location.join(path, "zarr.json"), json.dumps(doc, indent=2).encode())
+    return True
+
+
 def mark_complete(store: str | os.PathLike) -> Path:
     """Flag ``store`` whole (sets ``seiscore_complete``) and refresh its consolidated metadata."""
-    path = Path(store)
+    path = location.normalize(store)
     if not _looks_like_store(path):
         raise StoreError(f"{path} is not a survey store")
-    g = zarr.open_group(str(path), mode="r+")
+    if location.is_remote(path) and _update_root_attrs(path, {COMPLETE_ATTR: True}):
+        return path  # one PUT of the root zarr.json: the completeness marker
+    g = zarr.open_group(location.zarr_store(path), mode="r+")
     g.attrs[COMPLETE_ATTR] = True
     consolidate(path)
     return path
@@ -370,16 +432,16 @@ def create_output_store(
     ``attrs`` are merged into the group attributes (e.g. ``processing``: a one-line
     description that :func:`~seiscore.io.export.export` writes into the textual header).
     """
-    src = Path(input_store)
+    src = location.normalize(input_store)
     if not is_complete(src):
         raise IncompleteStoreError(f"input store {src} is missing or incomplete")
     final, tmp = prepare_target(output_store, overwrite, what="output store", protected=[("input store", src)])
-    sg = zarr.open_group(str(src), mode="r")
+    sg = zarr.open_group(location.zarr_store(src, read_only=True), mode="r")
     n_il, n_xl, ns = sg["amplitude"].shape
     out_chunks = resolve_chunks(chunks if chunks is not None else sg["amplitude"].chunks, (n_il, n_xl, ns))
     # the input's completeness flag and amplitude range say nothing about the output's amplitudes
     src_attrs = {k: v for k, v in sg.attrs.items() if k not in (COMPLETE_ATTR, AMPLITUDE_MIN_ATTR, AMPLITUDE_MAX_ATTR)}
-    src_attrs["source_store"] = str(src.resolve())
+    src_attrs["source_store"] = str(src) if location.is_remote(src) else str(Path(src).resolve())
     dg = create_schema(
         tmp,
         inlines=sg["inline"][:],

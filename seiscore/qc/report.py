@@ -41,12 +41,14 @@ th{background:#eee}td.k{text-align:left;font-weight:bold}tr.mean td{font-weight:
 def open_amplitude(store, kind: str | DataKind = POSTSTACK3D) -> xr.Dataset:
     """Open a store (Zarr) lazily and check it holds the kind's variable with the kind's dims (post-stack:
     ``amplitude`` over inline, crossline, sample)."""
+    from seiscore.io import location
+
     kind = as_kind(kind)
-    path = Path(store)
-    if not path.exists():
+    path = location.normalize(store)
+    if not location.exists(path):
         raise FileNotFoundError(f"survey store not found: {path}")
     try:
-        ds = xr.open_zarr(path, consolidated=has_consolidated_metadata(path))
+        ds = xr.open_zarr(location.zarr_store(path, read_only=True), consolidated=has_consolidated_metadata(path))
     except Exception as exc:  # zarr raises several types for "not a store"
         raise ValueError(f"{path} is not a readable Zarr survey store: {exc}") from exc
     var = kind.variable
@@ -163,7 +165,9 @@ def write_qc_report(
     The HTML is written atomically; PNGs go to ``<stem>_images/`` beside it. Returns the HTML path.
     """
     cfg = config or QCConfig()
-    store, html_path = Path(store), Path(html_path)
+    from seiscore.io import location
+
+    store, html_path = location.normalize(store), Path(html_path)
     if html_path.suffix.lower() not in (".html", ".htm"):
         raise ValueError(f"report path must end in .html, got {html_path}")
     kind = as_kind(kind)
@@ -216,9 +220,9 @@ def write_qc_report(
 
     parts = [
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>QC report - {html.escape(store.name)}</title><style>{CSS}</style></head><body>"
+        f"<title>QC report - {html.escape(location.name(store))}</title><style>{CSS}</style></head><body>"
     ]
-    parts.append(f"<h1>QC report: {html.escape(store.name)}</h1>")
+    parts.append(f"<h1>QC report: {html.escape(location.name(store))}</h1>")
     parts.append('<section id="summary"><h2>Summary</h2>' + _kv(_summary_rows(metrics, store, against)))
     parts.append(
         '<p class="note">BRISQUE and PIQE: no-reference image quality of each time slice (scaled to 0-255 by its '

@@ -80,12 +80,15 @@ def block_denoiser(spec: MethodSpec, kind: str = "poststack3d") -> Callable[[np.
 
 def _open_array(store: str, name: str, mode: str = "r"):
     cache = _BATCH.get()
-    if cache is None:
-        return zarr.open_group(store, mode=mode, use_consolidated=False)[name]
     key = ("array", str(store), name, mode)
-    if key not in cache:
-        cache[key] = zarr.open_group(store, mode=mode, use_consolidated=False)[name]
-    return cache[key]
+    if cache is not None and key in cache:
+        return cache[key]
+    from seiscore.io.location import zarr_store
+
+    array = zarr.open_group(zarr_store(store, read_only=mode == "r"), mode=mode, use_consolidated=False)[name]
+    if cache is not None:
+        cache[key] = array
+    return array
 
 
 def _kind(job: TileJob) -> DataKind:

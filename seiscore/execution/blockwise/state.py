@@ -16,6 +16,10 @@ set only after the data it vouches for. A run is identified by its *run key* (ha
 input content, denoiser, parameters, code version and tile plan): re-running with the
 same key resumes (only tiles not ``done`` are written, only blocks not ``ready`` are
 recomputed); a different key starts over.
+
+On object storage (a store at ``s3://...``) the layout is the same objects: each flag is its own chunk
+object, PUT after the block it vouches for, so a run killed at any moment resumes from what exists; the
+survey lock is a lease object (:func:`seiscore.io.locks.object_lease`) named ``NAME.lock`` beside the store.
 """
 
 from __future__ import annotations
@@ -146,7 +150,19 @@ def survey_lock(store: str | os.PathLike, *, wait_s: float = 0.0, owner: str = "
     """Hold an exclusive lock on ``STORE.lock`` for one run (OS lock: released if the process dies).
 
     A second run waits up to ``wait_s`` seconds, then raises :class:`SurveyLocked` naming the holder.
+    For a store at a URL the lock is a lease object (:func:`seiscore.io.locks.object_lease`).
     """
+    from seiscore.io import location
+    from seiscore.io.locks import StoreLocked, object_lease
+
+    if location.is_remote(store):
+        lease = location.with_name(store, location.name(store) + ".lock")
+        try:
+            with object_lease(lease, wait_s=wait_s, what=f"output store {store}", owner=owner) as held:
+                yield held
+        except StoreLocked as exc:
+            raise SurveyLocked(f"{exc}; or set SEIS_LOCK_WAIT_S to wait") from None
+        return
     store = Path(store)
     store.parent.mkdir(parents=True, exist_ok=True)
     lock_path = store.with_name(store.name + ".lock")
@@ -205,7 +221,17 @@ def lock_owner(store: str | os.PathLike) -> dict | None:
     start time, with ``alive`` True / False for a process on this host and None on another host.
 
     The record is removed when a run ends normally; one left behind by a killed run names a dead pid.
+    For a store at a URL: the lease object's record, ``alive`` False once it expired.
     """
+    from seiscore.io import location
+
+    if location.is_remote(store):
+        from seiscore.io.locks import _lease_dead, read_lease
+
+        info = read_lease(location.with_name(store, location.name(store) + ".lock"))
+        if info is None:
+            return None
+        return {**info, "alive": not _lease_dead(info)}  # a lease is renewed while its holder lives
     path = _info_path(Path(store))
     try:
         info = json.loads(path.read_text())
