@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from seiscore.execution.preflight import PreflightError, preflight
+from seiscore.methods.registry import get_method
 from seiscore.methods.ssb.method import SSBParams
 
 SHAPE = (32, 40, 60)
@@ -236,7 +237,7 @@ def test_check_prints_the_plan_the_run_uses_and_writes_nothing(catalog, capsys):
     assert plan.shape_from == "the input store"
     assert (plan.tiles.count, plan.tiles.grid, plan.tiles.chunks) == (job.plan.n_tiles, job.plan.grid, job.plan.chunks)
     assert plan.tiles.block == (16, 40, 60)  # an 8-inline core with 4 inlines of halo on both sides
-    assert plan.peak_memory_per_tile == int(20 * 4 * 16 * 40 * 60)
+    assert plan.peak_memory_per_tile == get_method("tlsm").peak_memory(spec, (16, 40, 60))  # the memory model
     assert _snapshot(catalog.parent) == before
     # the default TLSM tiles (44 + halo 2 along the tube axis) on the same store
     default = preflight("small", catalog=catalog)

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from seiscore.core.safety import check_write_targets, default_segy_path, resolve
-from seiscore.core.settings import PipelineSettings, get_settings
+from seiscore.core.settings import PipelineSettings, get_settings, task_memory_budget
 from seiscore.data.kinds import get_kind
 from seiscore.execution.blockwise.jobs import plan_job_tiles
 from seiscore.execution.blockwise.tiling import TilePlan
@@ -72,6 +72,7 @@ class RunPlan(BaseModel):
     shape_from: str
     tiles: TilesPlan
     peak_memory_per_tile: int = Field(description="estimated bytes one tile task needs at its peak")
+    task_memory_budget: int | None = Field(None, description="bytes one tile task may use (tiles planned to fit)")
     workers: Workers
     targets: dict[str, str] = Field(description="where results go (input/output stores, SEG-Y, QC, lineage)")
     lineage_endpoint: str | None = Field(None, description="OpenLineage HTTP endpoint, if events go there")
@@ -98,7 +99,9 @@ class RunPlan(BaseModel):
             f"  method      : {method}",
             f"  survey      : {_x(self.shape)} ({' x '.join(get_kind(self.kind).dims)}, from {self.shape_from})",
             f"  tiles       : {t.count} (grid {_x(t.grid)}), core up to {_x(t.core)}, block with halo {_x(t.block)}",
-            f"  memory      : ~{_size(self.peak_memory_per_tile)} peak per tile; {where}",
+            f"  memory      : ~{_size(self.peak_memory_per_tile)} planned peak per tile"
+            + (f" (task budget {_size(self.task_memory_budget)})" if self.task_memory_budget else "")
+            + f"; {where}",
             f"  input store : {self.targets['input_store']}",
             f"  output store: {self.targets['output_store']} ({self.up_to_date_reason})",
         ]
@@ -153,6 +156,13 @@ def preflight(
     notes += more
     peak = impl.peak_memory(spec, tiles.block)
     notes += _check_memory(survey, peak, workers)
+    budget = task_memory_budget(settings)
+    if peak > budget:
+        given = getattr(spec, "tiles", None) is not None
+        notes.append(
+            f"a tile needs ~{_size(peak)}, over the task memory budget of {_size(budget)} (SEIS_TASK_MEMORY_BYTES): "
+            + ("the run's tiles were given explicitly" if given else "the smallest tiles the method allows")
+        )
     up_to_date, reason = _up_to_date(entry, spec, settings, source, store_fresh, force)
     return RunPlan(
         survey=survey,
@@ -166,6 +176,7 @@ def preflight(
         shape_from=shape_from,
         tiles=tiles,
         peak_memory_per_tile=peak,
+        task_memory_budget=budget,
         workers=workers,
         targets={k: str(v) for k, v in targets.items()},
         lineage_endpoint=settings.openlineage_url,

@@ -24,6 +24,7 @@ import numpy as np
 import zarr
 from pydantic import BaseModel
 
+from seiscore.core.rss import PeakRSS
 from seiscore.data.kinds import POSTSTACK3D, DataKind, get_kind
 from seiscore.execution.blockwise.state import TileState
 from seiscore.execution.blockwise.tiling import (
@@ -173,20 +174,28 @@ def read_block(job: TileJob, tile: Tile) -> tuple[np.ndarray, np.ndarray | None]
 
 
 def denoise_tile(job: TileJob, key: str, denoiser: Callable[[np.ndarray], np.ndarray] | None = None) -> dict:
-    """Denoise tile ``key`` and save its weighted support block; returns timing info."""
+    """Denoise tile ``key`` and save its weighted support block; returns timing and memory info:
+    ``peak_rss_bytes`` the worker process's RSS high-water while the tile ran (:class:`PeakRSS`) and
+    ``tile_rss_bytes`` what the tile added on top of the RSS it started from (compare with the method's
+    ``peak_memory`` of the tile's block)."""
     tile = job.plan.tile(_index(key, job.plan.ndim))
-    t0 = time.perf_counter()
-    block, _ = read_block(job, tile)
-    t1 = time.perf_counter()
-    weighted = denoise_block(block, tile, job.plan, denoiser or block_denoiser(job.spec, job.kind))
-    t2 = time.perf_counter()
-    _state(job).save_block(tile, weighted)
+    denoiser = denoiser or block_denoiser(job.spec, job.kind)
+    with PeakRSS() as rss:  # the tile's own high-water: read, denoise, weight, save
+        t0 = time.perf_counter()
+        block, _ = read_block(job, tile)
+        t1 = time.perf_counter()
+        weighted = denoise_block(block, tile, job.plan, denoiser)
+        t2 = time.perf_counter()
+        _state(job).save_block(tile, weighted)
+        del block, weighted
     return {
         "tile": key,
         "read_s": t1 - t0,
         "denoise_s": t2 - t1,
         "save_s": time.perf_counter() - t2,
-        "samples": int(block.size),
+        "samples": int(np.prod([b - a for a, b in tile.ext])),
+        "peak_rss_bytes": rss.peak,
+        "tile_rss_bytes": rss.increment,
     }
 
 

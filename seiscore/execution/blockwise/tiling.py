@@ -222,6 +222,13 @@ class TilePlan(BaseModel):
             if all(s0 < c1 and c0 < s1 for (s0, s1), (c0, c1) in zip(other.support, tile.core)):
                 yield other
 
+    def largest_block(self) -> IntN:
+        """The largest extended block (core plus halo, clipped at the volume) per axis over all tiles."""
+        out = []
+        for e, h, n in zip(self.edges, self.halo, self.shape):
+            out.append(max(min(c1 + h, n) - max(c0 - h, 0) for c0, c1 in zip(e[:-1], e[1:])))
+        return tuple(out)
+
     def weights(self, tile: Tile, dtype=np.float32) -> np.ndarray:
         """Blend weights over ``tile.support``: the product over axes of the 1-D raised-cosine ramps."""
         n = self.ndim
@@ -293,6 +300,87 @@ def plan_tiles(shape, config: TileConfig | None = None, chunks=None) -> TilePlan
             )
         blend.append(b)
     return TilePlan(shape=shape, chunks=chunks, halo=config.halo, blend=tuple(blend), edges=edges)
+
+
+class BudgetCut(BaseModel):
+    """One axis the budget planner may cut: its halo when cut and the smallest core it may cut down to."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    axis: int = Field(ge=0)
+    halo: int = Field(ge=0)
+    min_core: int = Field(ge=2)
+
+
+class BudgetError(ValueError):
+    """No tiling within the allowed cuts keeps a tile task under the memory budget (one-line message)."""
+
+
+def plan_for_budget(
+    shape,
+    peak: Callable[[IntN], int],
+    budget: int,
+    base: TileConfig,
+    cuts: tuple[BudgetCut, ...] | list[BudgetCut],
+    chunks=None,
+    strict: bool = True,
+) -> TileConfig:
+    """The tile config whose largest block needs at most ``budget`` bytes at its peak (``peak(block_shape)``,
+    a method's memory model), starting from ``base`` and cutting the axes of ``cuts`` in their order.
+
+    Along each axis of ``cuts`` in turn, the axis is split into the fewest equal cores (``ceil(n / k)``,
+    at least ``min_core``) that fit; if even ``min_core`` does not, the axis keeps ``min_core`` and the next
+    axis is cut. An axis already cut in ``base`` may be cut finer (its core shrinks, its halo stays the
+    larger of both). The result keeps every cut of ``base`` (e.g. TLSM's tube tiles) and adds halos on the
+    newly cut axes, so the N-d blending (:class:`TilePlan`) covers every cut axis. When no allowed cut fits:
+    raises :class:`BudgetError` (``strict``) or returns the smallest tiles allowed (the caller checks them
+    against the hard limit, e.g. the worker's memory limit).
+    """
+    shape = tuple(int(n) for n in shape)
+    tile, halo = list(base.tile), list(base.halo)
+
+    def block_peak() -> tuple[int, IntN]:
+        cfg = TileConfig(tile=tuple(tile), halo=tuple(halo))
+        plan = plan_tiles(shape, cfg, _budget_chunks(shape, cfg, chunks))
+        block = plan.largest_block()
+        return int(peak(block)), block
+
+    need, block = block_peak()
+    if need <= budget:
+        return base
+    for cut in cuts:
+        a, n = cut.axis, shape[cut.axis]
+        current = n if tile[a] is None else min(tile[a], n)
+        h = max(halo[a], cut.halo)
+        smallest = max(cut.min_core, 2 * (h // 2), 2)  # blend bands of one core must not overlap
+        for k in range(2, -(-n // smallest) + 1):
+            core = max(-(-n // k), smallest)
+            if core >= current:
+                continue
+            tile[a], halo[a] = core, h
+            need, block = block_peak()
+            if need <= budget:
+                return TileConfig(tile=tuple(tile), halo=tuple(halo))
+            if core == smallest:
+                break
+    if not strict:
+        return TileConfig(tile=tuple(tile), halo=tuple(halo))
+    raise BudgetError(
+        f"no tiling fits a tile task in the memory budget of {_mib(budget)}: the smallest block allowed, "
+        f"{' x '.join(map(str, block))}, needs ~{_mib(need)} (raise the budget, e.g. SEIS_TASK_MEMORY_BYTES, "
+        f"or give smaller tiles)"
+    )
+
+
+def _mib(n: float) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def _budget_chunks(shape: IntN, cfg: TileConfig, chunks) -> IntN | None:
+    """Chunks for planning under a budget: the given ones along whole axes, the core along cut axes."""
+    if chunks is None:
+        return None
+    return tuple(int(min(t, n)) if t is not None else int(c) for t, n, c in zip(cfg.tile, shape, chunks))
 
 
 def denoise_block(

@@ -27,12 +27,23 @@ from seiscore.methods.tlsm.params import PRESETS, TLSMParams, resolve_params
 # halo suffices.
 TLSM_TUBE_TILE, TLSM_TUBE_HALO = 44, 2
 
-# Peak memory of one tile task as a multiple of its extended block's float32 bytes.
-# TLSM: 17x measured for the denoiser alone (tracemalloc peak and RSS high-water above the
-# warm start agree within 0.5x; blocks 24x40x60, 48x100x100 and 48x200x400, synthetic preset,
-# threads_per_task=1, seiscore 0.1.0), plus 3 block copies the tile task holds (the read
-# block, its scaled copy, the weighted support): 20.
-TLSM_PEAK_FACTOR = 20.0
+# Cuts when a tile does not fit the task memory budget (settings.task_memory_budget), in this order, by role:
+# (role, halo, smallest core). Measured on the realistic-shape survey (24 x 512 x 500 of 128 x 1024 x 1000,
+# benchmarks/results/tiling_realistic.md; whole cube 43.69 dB): crossline (smooth) cores of 256 + halo 16
+# cost 0.01 dB (halo 32: 0.04) with no seam; sample (footprint) cores of 250 + halo 32 cost 0.07 dB, no
+# seam; crossline cores of 128 cost 0.08 dB and leave a seam (error 1.43x higher at core borders). Hence:
+# crossline down to 256, then samples down to 256, then crossline down to 128, samples to 128, then the tube.
+TLSM_BUDGET_CUTS = (
+    ("smooth", 16, 256),
+    ("footprint", 32, 256),
+    ("smooth", 16, 128),
+    ("footprint", 32, 128),
+    ("tube", 2, 16),
+)
+# Cross-section cap for speed: the t-SVD's cost per sample grows with min(crossline, sample) core, so the smooth
+# axis is cut into cores of >= TLSM_SMOOTH_CORE (halo 16) whenever it holds two of them, memory permitting or not:
+# 2 x 256 instead of 512 crosslines ran in 0.49x the time for -0.01 dB (tiling_realistic.md).
+TLSM_SMOOTH_CORE, TLSM_SMOOTH_HALO = 256, 16
 
 ROLES = ("smooth", "footprint", "tube")
 
@@ -135,17 +146,42 @@ class TLSMMethod(Method):
             raise MethodConfigError(str(exc), field="axes") from None
         return []
 
-    def default_tiling(self, spec: TLSMSpec, kind: DataKind, shape: tuple[int, ...]) -> TileConfig:
-        """Tiles of ``TLSM_TUBE_TILE`` samples with a ``TLSM_TUBE_HALO`` halo along the tube axis, whole elsewhere."""
-        axis = kind.axis(spec.axes.tube)
-        return TileConfig(
-            tile=tuple(TLSM_TUBE_TILE if a == axis else None for a in range(kind.ndim)),
-            halo=tuple(TLSM_TUBE_HALO if a == axis else 0 for a in range(kind.ndim)),
-        )
+    def default_tiling(
+        self, spec: TLSMSpec, kind: DataKind, shape: tuple[int, ...], budget: int | None = None
+    ) -> TileConfig:
+        """TLSM's tiles for a survey of ``shape``, planned to fit the task memory ``budget``.
+
+        Start: ``TLSM_TUBE_TILE`` + halo ``TLSM_TUBE_HALO`` along the tube axis, the smooth axis in cores of at
+        least ``TLSM_SMOOTH_CORE`` when it holds two (speed), the rest whole. If that block's modelled peak
+        (:mod:`seiscore.methods.tlsm.memory`) is over ``budget`` (default
+        :func:`seiscore.core.settings.task_memory_budget`), the axes of ``TLSM_BUDGET_CUTS`` are cut in turn,
+        with halos and blending, until it fits; if none does, the smallest tiles allowed (the pre-flight
+        refuses them when they pass the worker's memory limit)."""
+        from seiscore.core.settings import task_memory_budget
+        from seiscore.execution.blockwise.tiling import BudgetCut, plan_for_budget
+
+        axis, smooth = kind.axis(spec.axes.tube), kind.axis(spec.axes.smooth)
+        tile, halo = [None] * kind.ndim, [0] * kind.ndim
+        tile[axis], halo[axis] = TLSM_TUBE_TILE, TLSM_TUBE_HALO
+        pieces = int(shape[smooth]) // TLSM_SMOOTH_CORE
+        if pieces >= 2:
+            tile[smooth], halo[smooth] = -(-int(shape[smooth]) // pieces), TLSM_SMOOTH_HALO
+        base = TileConfig(tile=tuple(tile), halo=tuple(halo))
+        cuts = [
+            BudgetCut(axis=kind.axis(getattr(spec.axes, role)), halo=halo, min_core=core)
+            for role, halo, core in TLSM_BUDGET_CUTS
+        ]
+        budget = task_memory_budget() if budget is None else budget
+        return plan_for_budget(shape, lambda block: self.peak_memory(spec, block), budget, base, cuts, strict=False)
 
     def peak_memory(self, spec: TLSMSpec, block_shape: tuple[int, ...], itemsize: int = 4) -> int:
-        """``TLSM_PEAK_FACTOR`` times the block's bytes (measured, see the constant)."""
-        return int(TLSM_PEAK_FACTOR * itemsize * np.prod(block_shape, dtype=np.int64))
+        """Peak bytes of one tile task on a block of ``block_shape`` (store order): the measured memory model
+        :func:`seiscore.methods.tlsm.memory.tlsm_peak_bytes` with the spec's threads per task."""
+        from seiscore.data.kinds import POSTSTACK3D
+        from seiscore.methods.tlsm.memory import canonical_shape, tlsm_peak_bytes
+
+        perm = spec.axes.permutation(POSTSTACK3D)
+        return tlsm_peak_bytes(canonical_shape(block_shape, perm), itemsize, spec.threads_per_task)
 
     def build(self, spec: TLSMSpec, kind: DataKind) -> Callable[[np.ndarray], np.ndarray]:
         """A block (store dim order) -> TLSM in the canonical orientation -> back to the store order."""
