@@ -55,6 +55,7 @@ from seiscore.execution.runs import (
     work_layout,
 )
 from seiscore.execution.versions import publish_staging, recover, staging_path
+from seiscore.io import location
 from seiscore.methods.registry import get_method, names
 from tasks.export import export_segy as export_segy_task
 from tasks.ingest import ingest_survey
@@ -109,7 +110,7 @@ def run_tiles(job: TileJob, settings: PipelineSettings, cluster: dict) -> dict[s
     n_compute, n_write = len(to_compute), len(to_write)
     del to_compute, to_write, batch_of  # the flow keeps only the futures and their batches' keys
     failures, per_worker, seconds, samples = [], {}, {"read_s": 0.0, "denoise_s": 0.0, "save_s": 0.0, "write_s": 0.0}, 0
-    label, tiles_done = Path(job.output_store).name, job.plan.n_tiles - n_write
+    label, tiles_done = location.name(job.output_store), job.plan.n_tiles - n_write
     progress.report("tiles", label, tiles_done, job.plan.n_tiles)
     peak_rss = 0
     for fut in as_completed(list(stage_of)):  # in completion order, so the progress advances batch by batch
@@ -191,7 +192,7 @@ def process_survey(
     entry = get_entry(survey, catalog)
     kind = entry.kind  # the data kind of its stores (catalog, default poststack3d)
     targets = plan.targets  # every path this run writes, checked by the pre-flight (seiscore.core.safety)
-    output = Path(entry.output)
+    output = location.normalize(entry.output)  # a local Path, or an fsspec URL (str) for stores on object storage
     flow_run_id = str(get_run_context().flow_run.id)
 
     clock = Stages()
@@ -211,7 +212,7 @@ def process_survey(
             settings=settings,
             run_id=flow_run_id,
         )
-        previous = read_lineage(output) if output.exists() else None
+        previous = read_lineage(output) if location.exists(output) else None
         segy_path = Path(targets["segy"])
         fresh, _ = freshness(previous, record, output)
         if fresh and not force:
@@ -279,7 +280,7 @@ def process_survey(
             publish_artifacts(survey, quality)
         except BaseException as exc:
             record.status, record.ended, record.error = "failed", now_iso(), f"{type(exc).__name__}: {exc}"
-            lineage_task(record, "FAIL", settings, store=str(staging) if staging.exists() else None)
+            lineage_task(record, "FAIL", settings, store=str(staging) if location.exists(staging) else None)
             raise
     result = run_summary(record, output, skipped=False)
     result["segy"], result["stage_seconds"] = segy, clock.laps
