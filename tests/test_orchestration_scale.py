@@ -74,10 +74,12 @@ def test_ten_thousand_tiles_run_killed_and_resumed_tile_by_tile(tmp_path, dask_c
     env["SEIS_TILES_PER_TASK"] = "40"
     cmd = [sys.executable, "-m", "seiscore.cli", "run", "orch", "--catalog", str(catalog)]
     cmd += ["--scheduler", dask_cluster.scheduler_address]
-    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "first_run.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
     try:
-        _wait_for(lambda: _done_files(staging) >= 400 or proc.poll() is not None, 300, "400 tiles written")
-        assert proc.poll() is None, "the first run ended before it could be killed"
+        _wait_for(lambda: _done_files(staging) >= 400 or proc.poll() is not None, 600, "400 tiles written")
+        assert proc.poll() is None, "the first run ended before it could be killed: " + log.read_text()[-2000:]
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
