@@ -167,9 +167,7 @@ def one_point(workdir: Path, n_tiles: int, tiles_per_task: str, slots: int = 2) 
         flow_rss_peak_mb=rss.peak / 2**20,
         flow_rss_growth_mb=(rss.peak - rss.start) / 2**20,
         cpu_s=rss.cpu_s,
-        # CPU not spent in tile code, per tile: flow process (Prefect client, Dask scheduler), workers' CPU
-        # beyond the task compute, Prefect's server; covers the whole run (ingest, QC: a fixed part)
-        orchestration_cpu_per_tile_s=(sum(rss.cpu_s.values()) - point["task_compute_s"]) / n_tiles,
+        task_runs=2 * -(-n_tiles // point["tiles_per_task"]),  # denoise + write batches
     )
     return point
 
@@ -206,6 +204,12 @@ def main(argv: list[str] | None = None) -> int:
         points += [_subprocess_point(work, int(n), args.tiles_per_task) for n in args.tiles.split(",") if n.strip()]
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    report(points, args.name)
+    return 0
+
+
+def report(points: list[dict], name: str = "orchestration") -> str:
+    """Write ``benchmarks/results/NAME.{md,json}`` for the measured ``points`` (one per run); returns the markdown."""
     rows = [
         [
             p["tiles"],
@@ -217,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
             p["flow_rss_start_mb"],
             p["flow_rss_peak_mb"],
             p["flow_rss_growth_mb"],
-            1e3 * p["orchestration_cpu_per_tile_s"],
+            1e3 * (p["cpu_s"]["flow"] + p["cpu_s"]["other"]) / p["tiles"],
+            p.get("task_runs", "?"),
         ]
         for p in points
     ]
@@ -229,9 +234,9 @@ def main(argv: list[str] | None = None) -> int:
             "iterations, local cluster 2 workers x 1 thread; one run per row, each in a fresh process. "
             "Overhead per tile = (tiles-stage wall - task compute / 2 threads) / N (target <= 10 ms); "
             "flow RSS sampled every 20 ms in the flow process (scheduler included; workers and the Prefect "
-            "server are other processes). CPU ms/tile: CPU seconds of the flow process, the workers and Prefect's "
-            "server over the whole run, minus the task compute, per tile (less sensitive to a loaded machine than "
-            "the wall figures).",
+            "server are other processes). flow+server CPU ms/tile: CPU seconds of the flow process (Prefect client, "
+            "Dask scheduler, QC) and of Prefect's server over the whole run, per tile: orchestration work that "
+            "a loaded machine does not inflate the way it inflates wall times.",
             "",
             md_table(
                 [
@@ -244,15 +249,16 @@ def main(argv: list[str] | None = None) -> int:
                     "flow RSS start MB",
                     "flow RSS peak MB",
                     "growth MB",
-                    "CPU ms/tile",
+                    "flow+server CPU ms/tile",
+                    "tile task runs",
                 ],
                 rows,
             ),
         ]
     )
-    write_results(args.name, {"points": points}, md)
+    write_results(name, {"points": points}, md)
     print(md)
-    return 0
+    return md
 
 
 if __name__ == "__main__":
