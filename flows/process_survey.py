@@ -17,7 +17,6 @@ code is a no-op (``force=True`` reprocesses).
 from __future__ import annotations
 
 from contextlib import nullcontext
-from pathlib import Path
 from typing import Any, Literal
 
 import dask
@@ -213,7 +212,7 @@ def process_survey(
             run_id=flow_run_id,
         )
         previous = read_lineage(output) if location.exists(output) else None
-        segy_path = Path(targets["segy"])
+        segy_path = location.normalize(targets["segy"])
         fresh, _ = freshness(previous, record, output)
         if fresh and not force:
             logger.info(f"{survey}: output {output} is up to date (run {previous.run_id}); nothing to do")
@@ -254,7 +253,7 @@ def process_survey(
             # runs here.
             io.mark_complete(staging)
             export = export_segy_task.submit(str(staging), str(segy_path)) if export_segy else None
-            report_dir = Path(targets["qc_report"])
+            report_dir = location.normalize(targets["qc_report"])
             try:
                 quality = quality_task(ing["store"], str(staging), str(report_dir), reference, survey)
             except BaseException:

@@ -9,6 +9,16 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from prefect.cache_policies import NO_CACHE
 
 from seiscore.execution.pipeline import run_quality, summary_metrics
+from seiscore.io import location
+
+
+def _image_uri(image: str, data_uri) -> str:
+    """A data URI of the PNG ``image`` (a local path, or a URL of the report uploaded to object storage)."""
+    if not location.is_remote(image):
+        return data_uri(Path(image))
+    import base64
+
+    return "data:image/png;base64," + base64.b64encode(location.read_bytes(image)).decode()
 
 
 @task(name="quality-metrics", cache_policy=NO_CACHE)
@@ -35,12 +45,16 @@ def publish_artifacts(survey: str, quality: dict) -> None:
     rows = []
     for view in ("inline", "time"):
         cells = [
-            f"![{view} {w}]({data_uri(Path(images[f'{view}_{w}']))})"
+            f"![{view} {w}]({_image_uri(images[f'{view}_{w}'], data_uri)})"
             for w in ("before", "after", "removed")
             if f"{view}_{w}" in images
         ]
         rows.append(f"| {view} | " + " | ".join(cells) + " |")
-    report = Path(quality["report"]).resolve()
+    if location.is_remote(quality["report"]):  # a report on object storage: its URL is the link
+        report, link = quality["report"], location.normalize(quality["report"])
+    else:
+        report = Path(quality["report"]).resolve()
+        link = report.as_uri()
     md = "\n".join(
         [
             f"# {survey}: before / after / removed",
@@ -49,8 +63,8 @@ def publish_artifacts(survey: str, quality: dict) -> None:
             "|---|---|---|---|",
             *rows,
             "",
-            f"QC report: [{report}]({report.as_uri()})",
+            f"QC report: [{report}]({link})",
         ]
     )
     create_markdown_artifact(key=f"{key}-sections", markdown=md, description=f"Sections of {survey}")
-    create_link_artifact(key=f"{key}-qc-report", link=report.as_uri(), link_text=str(report), description="QC report")
+    create_link_artifact(key=f"{key}-qc-report", link=link, link_text=str(report), description="QC report")

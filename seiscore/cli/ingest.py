@@ -30,8 +30,8 @@ def register(subparsers) -> None:
         description="Convert a post-stack SEG-Y file into a Zarr v3 survey store, streaming "
         "under a memory bound. Give SOURCE and STORE, or --survey NAME from the catalog.",
     )
-    p.add_argument("source", nargs="?", type=Path, help="SEG-Y file")
-    p.add_argument("store", nargs="?", type=Path, help="Zarr store path to create")
+    p.add_argument("source", nargs="?", type=_location, help="SEG-Y file (a path or an fsspec URL, e.g. s3://...)")
+    p.add_argument("store", nargs="?", type=_location, help="Zarr store to create (a path or an fsspec URL)")
     p.add_argument("--survey", metavar="NAME", help="take source, store and byte positions from the catalog")
     p.add_argument(
         "--catalog", type=Path, default=Path("data_catalog.yaml"), help="catalog file (default data_catalog.yaml)"
@@ -53,6 +53,13 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def _location(text: str):
+    """A command-line path or fsspec URL (imported lazily: ``seis --help`` stays fast)."""
+    from seiscore.io.location import normalize
+
+    return normalize(text)
+
+
 def run(args: argparse.Namespace) -> int:
     """Ingest SOURCE into STORE (or the catalog survey's source into its store) and print the store."""
     from seiscore.io import ingest
@@ -64,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         from seiscore.data.catalog import load_catalog
 
         entry = load_catalog(args.catalog).get(args.survey)
-        source, store = entry.source_path, Path(entry.store)
+        source, store = entry.source_path, _location(entry.store)  # a Path, or a URL on object storage
         kwargs.update(il_byte=entry.il_byte, xl_byte=entry.xl_byte, sample_unit=entry.sample_unit, chunks=entry.chunks)
     elif args.source and args.store:
         source, store = args.source, args.store

@@ -237,6 +237,29 @@ def _remote_owned(url: str) -> bool:
     return False
 
 
+_COMPLETE_ATTR = "seiscore_complete"  # seiscore.io.store.COMPLETE_ATTR (that module imports this one)
+
+
+def _remove_remote(url: str) -> None:
+    """Remove the object or prefix ``url``: a store's root ``zarr.json`` flagged incomplete first, removed last."""
+    loc = _loc()
+    root = loc.join(url, "zarr.json")
+    try:
+        doc = json.loads(loc.read_bytes(root))
+    except (OSError, ValueError):
+        doc = None
+    if isinstance(doc, dict) and isinstance(doc.get("attributes"), dict):
+        doc["attributes"][_COMPLETE_ATTR] = False
+        loc.write_bytes(root, json.dumps(doc, indent=2).encode())
+    fs, path = loc.fs_for(url)
+    keys = [k for k in fs.find(path) if k != f"{path}/zarr.json"]
+    if fs.isfile(path):
+        keys.append(path)
+    if keys:
+        fs.rm(sorted(set(keys)))
+    loc.remove(root, recursive=False)
+
+
 def _remote_print(url: str) -> dict:
     fs, path = _loc().fs_for(url)
     info = fs.info(path)
@@ -305,14 +328,15 @@ def check_replaceable(path: str | os.PathLike, what: str) -> Path:
 
 
 def remove_replaceable(path: str | os.PathLike, what: str) -> None:
-    """Remove ``path`` (folder or file) if it exists, after :func:`check_replaceable`. At a URL the root
-    ``zarr.json`` of a store goes first (readers then see no store), then every other object under it."""
+    """Remove ``path`` (folder or file) if it exists, after :func:`check_replaceable`. At a URL a store's root
+    ``zarr.json`` is first rewritten flagged incomplete (readers refuse it; it stays the product's), then every
+    other object goes, the root ``zarr.json`` last: a removal cut short leaves a store that is incomplete and
+    still marked, which the next run may replace."""
     loc = _loc()
     if loc.is_remote(path):
         if loc.exists(path):
             check_replaceable(path, what)
-            loc.remove(loc.join(path, "zarr.json"), recursive=False)
-            loc.remove(path)
+            _remove_remote(loc.normalize(path))
         return
     path = Path(path)
     if path.exists() or path.is_symlink():
@@ -499,7 +523,8 @@ def _entry_targets(entry: Any, settings: Any, catalog_path, export_segy: bool) -
         target = targets[key] = check_write_target(path, what=what, roots=roots, protected=protected)
         if key != "qc":
             for sib in sibling_paths(target):
-                name = f"{key}_tmp" if sib.name.endswith(f"{SIBLING_INFIX}tmp") else f"{key}:{sib.name}"
+                sib_name = _loc().name(sib)
+                name = f"{key}_tmp" if sib_name.endswith(f"{SIBLING_INFIX}tmp") else f"{key}:{sib_name}"
                 targets[name] = check_write_target(sib, what=f"temporary {what}", roots=roots, protected=protected)
     out = targets["output"]
     everything = base + [(_label(k), p) for k, p in targets.items()]

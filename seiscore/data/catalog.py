@@ -80,15 +80,25 @@ class SurveyEntry(BaseModel):
         field_at(v)
         return v
 
+    @field_validator("source", "store", "output", "output_segy", "reference")
+    @classmethod
+    def _location(cls, v: str | None) -> str | None:
+        """A URL (``s3://bucket/key``, any fsspec protocol) is normalised; ``..`` in one is refused. Credentials
+        never come from the catalog: a URL with a user or password in it is refused."""
+        from seiscore.io import location
+
+        if v is None or not location.is_remote(v):
+            return v
+        if "@" in v.split("://", 1)[1].split("/", 1)[0]:
+            raise ValueError(f"{v.split('@')[-1]}: credentials do not belong in the catalog (use the environment)")
+        return location.normalize(v)
+
     @property
-    def source_path(self) -> Path:
-        """The source SEG-Y as a local path (remote sources are not supported yet)."""
-        if "://" in self.source and not self.source.startswith("file://"):
-            raise NotImplementedError(
-                f"survey {self.name!r}: remote sources ({self.source}) are not supported yet; "
-                f"copy the file locally and point 'source' at it"
-            )
-        return Path(self.source.removeprefix("file://"))
+    def source_path(self) -> Path | str:
+        """The source SEG-Y: a local path, or its URL (``str``) for a source on object storage."""
+        from seiscore.io import location
+
+        return location.normalize(self.source)
 
 
 class Catalog(BaseModel):

@@ -234,8 +234,18 @@ def _check_method(impl: Method, spec: MethodSpec, kind, shape: tuple[int, ...]) 
 
 
 def _check_source(entry) -> Path:
-    """The source SEG-Y: an existing, readable regular file."""
+    """The source SEG-Y: an existing, readable regular file (an existing object for a source at a URL)."""
+    from seiscore.io import location
+
     path = entry.source_path
+    if location.is_remote(path):
+        try:
+            found = location.is_file(path)
+        except (OSError, ValueError) as exc:
+            raise PreflightError(f"survey {entry.name!r}: source {path} cannot be reached ({exc})") from None
+        if not found:
+            raise PreflightError(f"survey {entry.name!r}: source {path} not found")
+        return path
     try:
         st = path.stat()
     except FileNotFoundError:
@@ -283,11 +293,17 @@ def _store_matches_source(store: Path, source: Path) -> dict | None:
     import zarr
 
     from seiscore.execution.pipeline import SOURCE_ATTR
+    from seiscore.io.location import zarr_store
     from seiscore.io.store import is_complete
 
     if not is_complete(store):
         return None
-    known = zarr.open_group(str(store), mode="r").attrs.get(SOURCE_ATTR)
+    known = zarr.open_group(zarr_store(store, read_only=True), mode="r").attrs.get(SOURCE_ATTR)
+    if isinstance(source, str):  # a URL: the object's size and ETag (seiscore.execution.pipeline.source_ref)
+        from seiscore.execution.pipeline import source_ref
+
+        ref = source_ref(source)
+        return known if known and known.get("content_hash") == ref.content_hash else None
     st = source.stat()
     if (
         known
@@ -304,10 +320,12 @@ def _geometry(entry, source: Path) -> tuple[tuple[int, int, int], tuple[int, int
     up-to-date input store's metadata, else from the SEG-Y headers (the regular-grid guess, else a header scan)."""
     import zarr
 
-    store = Path(entry.store)
+    from seiscore.io import location
+
+    store = location.normalize(entry.store)
     known = _store_matches_source(store, source)
     if known is not None:
-        amp = zarr.open_group(str(store), mode="r")["amplitude"]
+        amp = zarr.open_group(location.zarr_store(store, read_only=True), mode="r")["amplitude"]
         return tuple(amp.shape), tuple(amp.chunks), "the input store", known
     from seiscore.io.geometry import guess_regular, probe, scan
     from seiscore.io.plan import resolve_chunks
@@ -442,7 +460,9 @@ def _up_to_date(
 
     if force:
         return False, "reprocessed: --force"
-    output = Path(entry.output)
+    from seiscore.io import location
+
+    output = location.normalize(entry.output)
     record = (
         lineage_record(
             survey=entry.name,
@@ -454,4 +474,4 @@ def _up_to_date(
         if store_fresh is not None
         else None
     )
-    return freshness(read_lineage(output) if output.exists() else None, record, output)
+    return freshness(read_lineage(output) if location.exists(output) else None, record, output)

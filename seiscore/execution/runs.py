@@ -42,6 +42,13 @@ def run_mode(method: Method) -> str:
     return method.mode
 
 
+def _uri(loc: str | os.PathLike) -> str:
+    """The URI of a location: a URL normalised, a local path made absolute."""
+    from seiscore.io import location
+
+    return str(location.normalize(loc)) if location.is_remote(loc) else str(Path(loc).resolve())
+
+
 def lineage_record(
     *,
     survey: str,
@@ -61,7 +68,7 @@ def lineage_record(
         **ids,
         survey=survey,
         input=source if isinstance(source, DatasetRef) else DatasetRef(**source),
-        output=DatasetRef(uri=str(Path(output).resolve())),
+        output=DatasetRef(uri=_uri(output)),
         denoiser=spec.model_dump(mode="json"),
     )
     if settings.code_version:
@@ -75,10 +82,10 @@ def freshness(
     """(can the published ``output`` be reused?, why): it exists, is complete, its lineage records a
     completed run, and that run's reuse key (input content, method spec, code) equals ``record``'s.
     ``record`` None: the input's content is not known yet (not ingested), so neither is the answer (None)."""
+    from seiscore.io import location
     from seiscore.io.store import is_complete
 
-    output = Path(output)
-    if not output.exists():
+    if not location.exists(output):
         return False, "does not exist yet: everything is computed"
     if not is_complete(output):
         return False, "incomplete: a run resumes or recomputes it"

@@ -23,15 +23,16 @@ There is no rename, so publishing is a server-side copy (``CopyObject``: no samp
 process) under a journal object:
 
 1. write the journal ``.NAME.seiscore-publish.json`` (the new version's id);
-2. delete the published root ``zarr.json`` (from here readers see no store at ``NAME``, never a mixed one);
-3. delete the published version's other objects;
+2. rewrite the published root ``zarr.json`` flagged incomplete (from here readers refuse ``NAME``, never see
+   a mixed version; it stays marked as the product's, so a crash leaves something the next run may replace);
+3. delete the published version's other objects, then its root ``zarr.json``;
 4. copy every object of the staging version to ``NAME``, its root ``zarr.json`` (complete flag, version id)
    last;
 5. delete the staging version, then the journal.
 
 A crash anywhere leaves the journal: :func:`recover` redoes steps 2-5 while the staging version is
 complete and whole (nothing is deleted from it before step 5), or only removes the journal once ``NAME``
-holds the journal's version. Readers of ``NAME`` therefore see the old version, no store, or the new
+holds the journal's version. Readers of ``NAME`` therefore see the old version, no (complete) store, or the new
 version - never a partial store flagged complete - but, unlike the local swap, there is a window (the
 copy) with no published version.
 """
@@ -51,7 +52,7 @@ import zarr
 
 from seiscore import io
 from seiscore.core.lineage import read_lineage
-from seiscore.core.safety import check_replaceable, is_owned
+from seiscore.core.safety import check_replaceable, is_owned, remove_replaceable
 from seiscore.execution.blockwise.state import STATE_GROUP, TileState, lock_owner
 from seiscore.execution.blockwise.tiling import TilePlan
 from seiscore.io import location
@@ -325,8 +326,7 @@ def _copy_version(staging: str, output: str) -> None:
     """Steps 2-5 of the remote publish: old root marker, old objects, new objects (root marker last), staging."""
     fs, src = location.fs_for(staging)
     _, dst = location.fs_for(output)
-    location.remove(location.join(output, "zarr.json"), recursive=False)
-    location.remove(output)
+    remove_replaceable(output, "output store")  # flagged incomplete first, its root zarr.json removed last
     keys = sorted(fs.find(src))
     root = f"{src}/zarr.json"
     body = [k for k in keys if k != root]

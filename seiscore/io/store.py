@@ -21,8 +21,9 @@ Stores on object storage (``s3://bucket/prefix/NAME.zarr`` and other fsspec URLs
 :mod:`seiscore.io.location` and ``docs/object-storage.md``): there is no rename, so a store that is built
 whole (ingest, :func:`create_output_store`) is built in a local temporary folder (:func:`temp_path`, under the
 system temporary folder) and uploaded by :func:`publish`: first the published store's root ``zarr.json``
-is deleted (readers then see no store), then its other objects, then every object of the new store, and its
-root ``zarr.json`` - which carries ``seiscore_complete`` - LAST. A reader that finds ``seiscore_complete`` true
+is rewritten flagged incomplete (readers then refuse it; it stays marked as the product's), then its other
+objects are deleted, then its root ``zarr.json``; then every object of the new store is PUT, and its root
+``zarr.json`` - which carries ``seiscore_complete`` - LAST. A reader that finds ``seiscore_complete`` true
 therefore finds every object it vouches for; a crash in between leaves a store without the flag (refused
 by :func:`open_survey`, replaced by the next run). Stores filled in place (output stores, by tiles) are
 opened through a zarr 3 ``FsspecStore`` and flagged by :func:`mark_complete` once whole.
@@ -164,8 +165,8 @@ def publish(tmp: Path, final: Path, members: dict | None = None, attrs: dict | N
 
 def upload_store(local: str | os.PathLike, url: str) -> str:
     """Replace the store at ``url`` by the local store ``local`` (see the module docstring: the old root
-    ``zarr.json`` deleted first, the new one written last)."""
-    remove_replaceable(url, "store")  # its root zarr.json first (safety.remove_replaceable), then the rest
+    ``zarr.json`` flagged incomplete first and removed last, the new one written last)."""
+    remove_replaceable(url, "store")  # flagged incomplete first, then the rest, its root zarr.json last
     location.upload(local, url, last=("zarr.json",))
     return location.normalize(url)
 

@@ -176,7 +176,7 @@ def write_qc_report(
     den = ds[kind.variable]
     orig = None
     if against is not None:
-        against = Path(against)
+        against = location.normalize(against)
         orig = open_amplitude(against, kind)[kind.variable]
         den = den.transpose(*orig.dims)
         if den.shape != orig.shape:
