@@ -226,7 +226,8 @@ def test_check_prints_the_plan_the_run_uses_and_writes_nothing(catalog, capsys):
     text = capsys.readouterr().out
     assert _snapshot(catalog.parent) == before  # nothing created (no store yet), nothing touched
     assert "tiles       : 4 (grid 4 x 1 x 1)" in text and "from the SEG-Y headers" in text
-    assert "output store: " in text and "does not exist yet" in text and "peak per tile" in text
+    assert "output store: " in text and "does not exist yet" in text and "planned peak per tile" in text
+    assert "task budget" in text
 
     entry = load_catalog(catalog).get("small")
     ensure_ingested(entry.source_path, entry.store, chunks=entry.chunks)

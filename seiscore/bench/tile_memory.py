@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", default="256MiB", help="task memory budget (SEIS_TASK_MEMORY_BYTES)")
     ap.add_argument("--iterations", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--chunks", type=int, nargs=3, default=None, help="input store chunks (default: the kind's)")
     args = ap.parse_args(argv)
     budget = int(parse_bytes(args.budget))
 
@@ -63,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         noisy, _ = realistic_slab(0, shape[0], shape, seed=0)
         segy = write_cube(tmp / "noisy.sgy", noisy)
         del noisy
-        store = io.ingest(segy, tmp / "in.zarr", chunks=(8, shape[1], shape[2]))
+        chunks = tuple(args.chunks) if args.chunks else None  # None: the default chunking of post-stack stores
+        store = io.ingest(segy, tmp / "in.zarr", chunks=chunks)
         spec = TLSMSpec(threads_per_task=args.threads, params={"iterations": args.iterations})
         job = make_job(store, str(tmp / "out.zarr"), spec)
         prepare_output(job, "run")
@@ -96,8 +98,11 @@ def main(argv: list[str] | None = None) -> int:
             "# Tile memory: measured peak of each tile task vs the planned peak (TLSM memory model)",
             "",
             f"Command: `python -m seiscore.bench tile_memory --size {' '.join(map(str, shape))} --budget "
-            f"{args.budget} --iterations {args.iterations}`. Realistic-shape synthetic survey "
-            f"{'x'.join(map(str, shape))} as SEG-Y, ingested; TLSM tiles planned for a task budget of "
+            f"{args.budget} --iterations {args.iterations}"
+            + (f" --chunks {' '.join(map(str, args.chunks))}" if args.chunks else "")
+            + "`. Realistic-shape synthetic survey "
+            f"{'x'.join(map(str, shape))} as SEG-Y, ingested (chunks {chunks or 'default'}); "
+            "TLSM tiles planned for a task budget of "
             f"{budget / 2**20:.0f} MiB: grid {'x'.join(map(str, job.plan.grid))}, halo {job.plan.halo}. Every "
             "tile's denoise_tile ran in one fresh process (as on a worker); measured = RSS high-water increment "
             "over the RSS at the tile's start (`tile_rss_bytes`, VmHWM reset per tile).",

@@ -48,6 +48,27 @@ def _reset_hwm() -> bool:
     return _status_bytes("VmHWM") is not None
 
 
+def trim_heap() -> bool:
+    """Hand the C heap's free memory back to the OS (glibc ``malloc_trim(0)``, every thread's arena); False where
+    there is no glibc. Buffers freed in other threads (e.g. zarr's decompression) otherwise stay resident in
+    their arenas, which the main thread's next allocations cannot reuse."""
+    global _trim
+    if _trim is None:
+        try:
+            import ctypes
+
+            _trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _trim = False
+    if not _trim:
+        return False
+    _trim(0)
+    return True
+
+
+_trim = None
+
+
 class PeakRSS:
     """Context manager measuring this process's RSS high-water over its body.
 

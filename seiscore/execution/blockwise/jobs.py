@@ -24,7 +24,7 @@ import numpy as np
 import zarr
 from pydantic import BaseModel
 
-from seiscore.core.rss import PeakRSS
+from seiscore.core.rss import PeakRSS, trim_heap
 from seiscore.data.kinds import POSTSTACK3D, DataKind, get_kind
 from seiscore.execution.blockwise.state import TileState
 from seiscore.execution.blockwise.tiling import (
@@ -183,6 +183,7 @@ def denoise_tile(job: TileJob, key: str, denoiser: Callable[[np.ndarray], np.nda
     with PeakRSS() as rss:  # the tile's own high-water: read, denoise, weight, save
         t0 = time.perf_counter()
         block, _ = read_block(job, tile)
+        trim_heap()  # the read's chunk buffers, freed in zarr's threads, must not stay resident under the peak
         t1 = time.perf_counter()
         weighted = denoise_block(block, tile, job.plan, denoiser)
         t2 = time.perf_counter()

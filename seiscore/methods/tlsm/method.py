@@ -18,9 +18,10 @@ from seiscore.execution.blockwise.tiling import TileConfig
 from seiscore.methods.base import BlockwiseSpec, Method, MethodConfigError, did_you_mean
 from seiscore.methods.tlsm.params import PRESETS, TLSMParams, resolve_params
 
-# TLSM tiles cut only the tube axis (by measurement, benchmarks/results/tiling.md): its
-# singular-value and TV shrinkage depend on the frontal-slice size, so cutting the smooth or
-# footprint axes costs 1-4 dB. Along the tube the result still moves with the tile length
+# Tube axis (by measurement on the paper's 100 x 200 x 400 cube, benchmarks/results/tiling.md): there,
+# cutting its small cross-section (64 x 64 cores) cost 1-4 dB, since the singular-value and TV shrinkage
+# depend on the frontal-slice size; on a realistic cross-section cores of >= 256 cost ~0.01 dB (below).
+# Along the tube the result still moves with the tile length
 # (-1.6 to +0.5 dB on the paper's cube: two halves lose 1-1.6 dB, 28 + 4 gains 0.43 dB); 44 + halo 2
 # stays within 0.07 dB of the whole cube at 1.09x samples, with no seam against the clean cube
 # (halo 4: -0.05 dB at 1.18x). TLSM couples the tube axis only through the t-SVD's FFT, so a small
@@ -28,7 +29,7 @@ from seiscore.methods.tlsm.params import PRESETS, TLSMParams, resolve_params
 TLSM_TUBE_TILE, TLSM_TUBE_HALO = 44, 2
 
 # Cuts when a tile does not fit the task memory budget (settings.task_memory_budget), in this order, by role:
-# (role, halo, smallest core). Measured on the realistic-shape survey (24 x 512 x 500 of 128 x 1024 x 1000,
+# (role, halo, smallest core). Measured on the realistic-shape survey (inlines 0-24 of 128 x 512 x 500,
 # benchmarks/results/tiling_realistic.md; whole cube 43.69 dB): crossline (smooth) cores of 256 + halo 16
 # cost 0.01 dB (halo 32: 0.04) with no seam; sample (footprint) cores of 250 + halo 32 cost 0.07 dB, no
 # seam; crossline cores of 128 cost 0.08 dB and leave a seam (error 1.43x higher at core borders). Hence:
