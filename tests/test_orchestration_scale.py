@@ -73,7 +73,8 @@ def test_ten_thousand_tiles_run_killed_and_resumed_tile_by_tile(tmp_path, dask_c
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     env["SEIS_TILES_PER_TASK"] = "40"
-    cmd = [sys.executable, "-m", "seiscore.cli", "run", "orch", "--catalog", str(catalog)]
+    cli = "import sys; from seiscore.cli import main; sys.exit(main())"
+    cmd = [sys.executable, "-c", cli, "run", "orch", "--catalog", str(catalog)]
     cmd += ["--scheduler", dask_cluster.scheduler_address]
     log = tmp_path / "first_run.log"
     with open(log, "wb") as out:
