@@ -61,6 +61,8 @@ def _expected(cube: np.ndarray, catalog: Path) -> np.ndarray:
     return denoise_tiled(scaled, block, spec.tiles) * np.float32(h) + np.float32(c)
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1800)  # ~10 min on the loaded 2-core machine (all 10,000 tiles done), the default is 600 s
 def test_ten_thousand_tiles_run_killed_and_resumed_tile_by_tile(tmp_path, dask_cluster, prefect_harness, monkeypatch):
     from distributed import Client
 
