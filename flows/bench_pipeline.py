@@ -1,6 +1,11 @@
 """Benchmark ``pipeline``: SEG-Y -> denoised SEG-Y with TLSM through the process-survey flow.
 
     python -m seiscore.bench pipeline [--inlines 3200] [--workdir /tmp/seis_bench_pipeline]
+    python -m seiscore.bench pipeline --shape realistic [--stores local,s3] [--quick | --inlines N ...]
+
+``--shape realistic`` is the >= 4 GB realistic-shape run (:mod:`flows.bench_realistic`: 1000 x 1024 x 1000
+samples written slab by slab, samples/s, peak RSS per worker, share of time per stage, stores on local disk
+and/or a loopback S3 server); the rest of this docstring is the default ``--shape paper`` run.
 
 It runs a Prefect flow, so it lives on the orchestration side; ``seiscore.bench`` finds it through the
 ``seiscore.benchmarks`` entry point ``pipeline = "flows.bench_pipeline:main"`` (pyproject.toml).
@@ -95,7 +100,14 @@ def interleaved_overhead(rounds: int = 3) -> dict:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark (or ``--overhead-only`` the interleaved timing) and write its result files."""
     ap = argparse.ArgumentParser(prog="python -m seiscore.bench pipeline", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--inlines", type=int, default=3200)
+    ap.add_argument("--shape", choices=("paper", "realistic"), default="paper", help="survey shape (see above)")
+    ap.add_argument("--inlines", type=int, default=None, help="inlines (paper: 3200, realistic: 1000)")
+    ap.add_argument("--crosslines", type=int, default=None, help="realistic: crosslines (1024)")
+    ap.add_argument("--samples", type=int, default=None, help="realistic: samples per trace (1000)")
+    ap.add_argument("--stores", default="local", help="realistic: local, s3 or local,s3 (stores on loopback S3)")
+    ap.add_argument("--quick", action="store_true", help="realistic: a small survey (16 x 64 x 200) to test the path")
+    ap.add_argument("--seed", type=int, default=0, help="realistic: survey seed")
+    ap.add_argument("--name", default=None, help="realistic: result file name (default pipeline_realistic[_quick])")
     ap.add_argument("--workdir", default="/tmp/seis_bench_pipeline")
     ap.add_argument("--keep", action="store_true", help="keep the generated data")
     ap.add_argument(
@@ -116,6 +128,16 @@ def main(argv: list[str] | None = None) -> int:
         print(md)
         return 0
     work = Path(args.workdir)
+    if args.shape == "realistic":
+        from flows.bench_realistic import prepare, run_realistic
+
+        prepare(work)
+        try:
+            return run_realistic(args, work)
+        finally:
+            if not args.keep:
+                shutil.rmtree(work, ignore_errors=True)
+    args.inlines = 3200 if args.inlines is None else args.inlines
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:

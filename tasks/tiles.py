@@ -1,4 +1,4 @@
-"""Tasks of a blockwise run: plan the tiles, run the method on one tile, write one tile (chunk-aligned).
+"""Tasks of a blockwise run: plan the tiles, run the method on one tile or a batch, write one tile or a batch.
 
 Thin wrappers of :mod:`seiscore.execution.blockwise.jobs`; the job carries the method spec and the data
 kind, so any blockwise method runs through these tasks unchanged."""
@@ -8,7 +8,7 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from seiscore.execution.blockwise.jobs import TileJob, denoise_tile, write_tile
+from seiscore.execution.blockwise.jobs import TileJob, denoise_tile, denoise_tiles, write_tile, write_tiles
 from seiscore.execution.pipeline import make_job
 from seiscore.methods.base import MethodSpec
 
@@ -39,3 +39,15 @@ def denoise_tile_task(job: TileJob, key: str) -> dict:
 def write_tile_task(job: TileJob, key: str) -> dict:
     """Blend tile ``key``'s core from its neighbours' blocks and write it to the output store."""
     return {**write_tile(job, key), "worker": _worker_name()}
+
+
+@task(name="denoise-tiles", cache_policy=NO_CACHE, task_run_name="denoise-tiles-from-{keys[0]}")
+def denoise_tiles_task(job: TileJob, keys: list[str]) -> dict:
+    """Run the method on a batch of tiles (each block saved and flagged on its own)."""
+    return {**denoise_tiles(job, keys), "worker": _worker_name()}
+
+
+@task(name="write-tiles", cache_policy=NO_CACHE, task_run_name="write-tiles-from-{keys[0]}")
+def write_tiles_task(job: TileJob, keys: list[str]) -> dict:
+    """Blend and write a batch of tiles (each recorded done on its own)."""
+    return {**write_tiles(job, keys), "worker": _worker_name()}

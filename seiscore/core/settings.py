@@ -8,6 +8,7 @@
 | ``SEIS_DASK_MEMORY_LIMIT`` | memory limit per local worker | ``auto`` |
 | ``SEIS_TASK_MEMORY_BYTES`` | budget of one tile task (bytes, ``4GB``): tiles planned to fit | limit / threads / 2 |
 | ``SEIS_TASK_RETRIES`` / ``SEIS_TASK_RETRY_DELAY_S`` | retries of a failing task and the pause between them | 2 / 2 |
+| ``SEIS_TILES_PER_TASK`` | tiles one denoise/write task runs; ``auto``: from the tile count and size | ``auto`` |
 | ``SEIS_LOCK_WAIT_S`` | how long a second run on the same survey waits for the first (0 = refuse at once) | 0 |
 | ``SEIS_CATALOG`` | catalog file | ``data_catalog.yaml`` |
 | ``SEIS_DATA_ROOTS`` | more write roots (``os.pathsep``-separated) besides the catalog folder's ``data/`` | unset |
@@ -22,7 +23,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -52,6 +53,12 @@ class PipelineSettings(BaseSettings):
     )
     task_retries: int = Field(2, ge=0)
     task_retry_delay_s: float = Field(2.0, ge=0)
+    tiles_per_task: int | Literal["auto"] = Field(
+        "auto",
+        description="tiles one denoise or write task runs (each tile still recorded done on its own, so a resume "
+        "redoes only unfinished tiles); auto: one per task for large tiles, batches of small tiles so a Prefect "
+        "task run (~0.1-0.2 s) is not paid per tile (seiscore.execution.blockwise.jobs.auto_tiles_per_task)",
+    )
     lock_wait_s: float = Field(0.0, ge=0)
     ingest_lock_wait_s: float = Field(
         3600.0,
