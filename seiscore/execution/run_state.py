@@ -21,8 +21,6 @@ from typing import Any, Callable
 
 import zarr
 
-from seiscore.io import location
-
 
 class RunRecord:
     """The sub-group ``name`` of the Zarr store ``store`` that records one run."""
@@ -35,6 +33,8 @@ class RunRecord:
         return zarr.open_group(self._zstore(mode), mode=mode, use_consolidated=False)[self.name]
 
     def _zstore(self, mode: str):
+        from seiscore.io import location  # lazily: the tile state is imported where numba must not be
+
         return location.zarr_store(self.store, read_only=mode == "r")
 
     def run_key(self) -> str | None:
