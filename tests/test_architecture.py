@@ -122,11 +122,14 @@ def test_the_flow_commands_and_pipeline_benchmark_are_reached_through_entry_poin
     import tomllib
 
     eps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]
-    assert set(eps["seiscore.commands"]) >= {"run", "demo", "serve", "fit", "fwi", "velocity"}
-    assert eps["seiscore.benchmarks"] == {"pipeline": "flows.bench_pipeline:main"}
+    assert set(eps["seiscore.commands"]) >= {"run", "demo", "serve", "fit", "fwi", "velocity", "traces"}
+    assert eps["seiscore.benchmarks"] == {
+        "pipeline": "flows.bench_pipeline:main",
+        "orchestration": "flows.bench_orchestration:main",
+    }
     from seiscore.bench.__main__ import available
     from seiscore.cli import build_parser
 
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     assert {"run", "reprocess", "demo", "serve", "fit", "status", "ingest"} <= set(sub.choices)
-    assert {"pipeline", "tlsm", "io"} <= set(available())
+    assert {"pipeline", "orchestration", "tlsm", "io"} <= set(available())
