@@ -627,14 +627,9 @@ def mark_trace_store_complete(path: str | os.PathLike) -> Path:
 
 
 def _store_attrs(path: Path) -> dict[str, Any] | None:
-    import zarr
+    from seiscore.io.store import local_root_attrs
 
-    if not (path / "zarr.json").is_file():
-        return None
-    try:
-        return dict(zarr.open_group(str(path), mode="r").attrs)
-    except Exception:  # noqa: BLE001 - unreadable: not a store
-        return None
+    return local_root_attrs(path)
 
 
 def is_trace_store(path: str | os.PathLike) -> bool:

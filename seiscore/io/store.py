@@ -175,6 +175,17 @@ def _looks_like_store(path) -> bool:
     return location.is_file(location.join(path, "zarr.json"))
 
 
+def local_root_attrs(path: Path) -> dict | None:
+    """The root attributes of a local Zarr store at ``path``; None when there is none or it cannot be read (the
+    shot and trace stores' "is this one of ours" test)."""
+    if not (Path(path) / "zarr.json").is_file():
+        return None
+    try:
+        return dict(zarr.open_group(str(path), mode="r").attrs)
+    except Exception:  # noqa: BLE001 - unreadable: not a store
+        return None
+
+
 def _root_attrs(path) -> dict:
     try:
         return dict(zarr.open_group(location.zarr_store(path, read_only=True), mode="r").attrs)
