@@ -27,6 +27,7 @@ artifact instead of training one. Results: ``benchmarks/results/cdiffsd[_quick].
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from typing import Any
@@ -90,10 +91,22 @@ def _log(msg: str) -> None:
 # ------------------------------------------------------------------------------------------------ training
 
 
-def train_cdiffsd(cfg: dict, train, *, seconds: float, seed: int, crop: int | None, device: str = "cpu"):
-    """Train a CDiffSD model on ``train`` pairs for ``seconds`` with the model's two-pass loss; returns
-    (model, info). Windows are normalised by the noisy window's peak (as ``denoise`` does), then randomly
-    cropped to ``crop`` samples (None: whole windows)."""
+def train_cdiffsd(
+    cfg: dict,
+    train,
+    *,
+    seconds: float,
+    seed: int,
+    crop: int | None,
+    device: str = "cpu",
+    steps: int | None = None,
+):
+    """Train a CDiffSD model on ``train`` pairs with the model's two-pass loss; returns (model, info).
+
+    ``steps`` given: exactly that many Adam steps, the learning rate on a cosine decay from ``lr`` to 0 (same
+    seed -> same model, whatever the machine's speed); else as many constant-rate steps as fit in ``seconds``.
+    Windows are normalised by the noisy window's peak (as ``denoise`` does), then randomly cropped to ``crop``
+    samples (None: whole windows)."""
     import torch
 
     from seiscore.methods.cdiffsd.config import CDiffSDConfig
@@ -109,9 +122,12 @@ def train_cdiffsd(cfg: dict, train, *, seconds: float, seed: int, crop: int | No
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     length = x0.shape[-1]
     c = length if crop is None else int(crop) - int(crop) % config.downsampling
-    history, steps, t0 = [], 0, time.perf_counter()
+    history, done, t0 = [], 0, time.perf_counter()
     model.nets.train()
-    while time.perf_counter() - t0 < seconds:
+    while (done < steps) if steps else (time.perf_counter() - t0 < seconds):
+        if steps:
+            for group in opt.param_groups:
+                group["lr"] = config.lr * 0.5 * (1.0 + math.cos(math.pi * done / steps))
         idx = torch.randint(0, x0.shape[0], (config.batch_size,), generator=gen).numpy()
         start = torch.randint(0, length - c + 1, (1,), generator=gen).item()
         xb = torch.from_numpy(x0[idx, :, start : start + c]).to(device)
@@ -130,11 +146,12 @@ def train_cdiffsd(cfg: dict, train, *, seconds: float, seed: int, crop: int | No
         loss.backward()
         opt.step()
         history.append(float(loss.detach()))
-        steps += 1
+        done += 1
     model.nets.eval()
     k = max(1, len(history) // 10)
     info = {
-        "steps": steps,
+        "steps": done,
+        "lr_schedule": "cosine over the steps" if steps else "constant (time budget)",
         "seconds": round(time.perf_counter() - t0, 1),
         "loss_first": float(np.mean(history[:k])) if history else None,
         "loss_last": float(np.mean(history[-k:])) if history else None,
@@ -226,6 +243,12 @@ def run(p: dict, *, seed: int, device: str, model_folder: str | None, threads: i
     test = qs.make_pairs(p["n_test"], TEST_SEED, split="test")
     res["test_input_snr_db"] = {"mean": float(test.snr_db.mean()), "median": float(np.median(test.snr_db))}
 
+    if p.get("ablation_steps"):
+        res["ablation"] = _ablation(p, train, test, seed=seed, device=device)
+        if p.get("ablation_only"):
+            res["wall_seconds"] = round(time.perf_counter() - t_all, 1)
+            return res
+
     _log("band-pass corners on the validation pairs")
     choice = bl.choose_bandpass(val.noisy, val.clean)
     res["bandpass"] = {
@@ -259,9 +282,16 @@ def run(p: dict, *, seed: int, device: str, model_folder: str | None, threads: i
         model = CDiffSDModel.load(model_folder, device=device)
         res["cdiffsd_training"] = {"loaded": str(model_folder), "config": model.config.model_dump(mode="json")}
     else:
-        _log(f"CDiffSD: {p['train_seconds']:.0f} s budget")
+        budget = f"{p['train_steps']} steps" if p.get("train_steps") else f"{p['train_seconds']:.0f} s budget"
+        _log(f"CDiffSD: {budget}")
         model, info = train_cdiffsd(
-            p["model"], train, seconds=p["train_seconds"], seed=seed, crop=p["crop"], device=device
+            p["model"],
+            train,
+            seconds=p["train_seconds"],
+            seed=seed,
+            crop=p["crop"],
+            device=device,
+            steps=p.get("train_steps"),
         )
         res["cdiffsd_training"] = info
         _log(f"CDiffSD trained: {info['steps']} steps, loss {info['loss_first']:.4g} -> {info['loss_last']:.4g}")
@@ -343,6 +373,18 @@ def run(p: dict, *, seed: int, device: str, model_folder: str | None, threads: i
             }
         )
     model.to(device)
+    from seiscore.methods.cdiffsd.config import CDiffSDConfig
+    from seiscore.methods.cdiffsd.model import throughput
+
+    for dev in devices:  # the spec's (published) network, one U-Net per component: its cost whatever the weights
+        spec_cost = throughput(CDiffSDConfig(), windows=x.shape[0], batch_size=32, threads=None, device=dev)
+        cost.append(
+            {
+                "method": "CDiffSD direct, spec network (channels=1)",
+                "device": dev,
+                "ms_per_window": 1e3 * spec_cost["wall_s_per_window"],
+            }
+        )
     res["cost"] = cost
 
     _log("real-data demo")
@@ -353,6 +395,36 @@ def run(p: dict, *, seed: int, device: str, model_folder: str | None, threads: i
     res["targets"] = _targets(res)
     res["wall_seconds"] = round(time.perf_counter() - t_all, 1)
     return res
+
+
+# The ablations (issue 14): the released code's unfolded loss and the published one-U-Net-per-component model,
+# each against the benchmark's configuration, all trained for the same number of steps (cosine rate) from the same
+# seed and pairs: a comparison of what each learns, which machine load does not bias (cost per step: seconds).
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "bench configuration (3-C U-Net, corrected loss)": {},
+    "released code's unfolded loss (legacy_unfold)": {"legacy_unfold": True},
+    "one U-Net per component (published, channels=1)": {"channels": 1},
+}
+
+
+def _ablation(p: dict, train, test, *, seed: int, device: str) -> list[dict[str, Any]]:
+    """Each :data:`ABLATIONS` variant trained for ``ablation_steps`` and scored in ``direct`` mode on the test set."""
+    rows = []
+    for name, change in ABLATIONS.items():
+        _log(f"ablation: {name}, {p['ablation_steps']} steps")
+        model, info = train_cdiffsd(
+            {**p["model"], **change},
+            train,
+            seconds=0.0,
+            seed=seed,
+            crop=p["crop"],
+            device=device,
+            steps=p["ablation_steps"],
+        )
+        out = model.denoise(test.noisy, mode="direct", batch_size=32)
+        row = _metrics_row(name, test.clean, out, test.noisy, test.p_sample)
+        rows.append({**row, "steps": info["steps"], "seconds": info["seconds"], "loss_last": info["loss_last"]})
+    return rows
 
 
 def _row(rows, key, value):
@@ -383,6 +455,25 @@ def _targets(res: dict) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------ report
 
 
+def _ablation_lines(res: dict) -> list[str]:
+    """The ablation table as markdown lines (none without ablations)."""
+    if not res.get("ablation"):
+        return []
+    return [
+        f"## Ablations ({res['params']['ablation_steps']} steps each, cosine rate, same seed and pairs; `direct` "
+        "on the test set; s: training seconds)",
+        "",
+        md_table(
+            ["variant", "steps", "s", "last loss", "SNR_rec dB", "ΔSNR dB", "CC"],
+            [
+                [r["method"], r["steps"], r["seconds"], r["loss_last"], r["snr"], r["dsnr"], r["cc"]]
+                for r in res["ablation"]
+            ],
+        ),
+        "",
+    ]
+
+
 def markdown(res: dict, command: str, note: str) -> str:
     """The results as a markdown report."""
     f = lambda v: round(v, 3) if isinstance(v, float) else v  # noqa: E731
@@ -392,6 +483,8 @@ def markdown(res: dict, command: str, note: str) -> str:
         f"Device: {res['device']}, torch threads {res['torch_threads']}; wall {res['wall_seconds']} s. {note}",
         "",
     ]
+    if res["params"].get("ablation_only"):
+        return "\n".join(lines + _ablation_lines(res))
     tr = res["cdiffsd_training"]
     lines += ["## Training", ""]
     lines += [
@@ -466,7 +559,8 @@ def markdown(res: dict, command: str, note: str) -> str:
     lines += ["## Cost per 3-C window (30 s at 100 Hz)", ""]
     lines += [
         md_table(
-            ["method", "device", "ms / window"], [[c["method"], c["device"], c["ms_per_window"]] for c in res["cost"]]
+            ["method", "device", "ms / window", "windows / s"],
+            [[c["method"], c["device"], c["ms_per_window"], 1e3 / c["ms_per_window"]] for c in res["cost"]],
         ),
         "",
     ]
@@ -485,6 +579,7 @@ def markdown(res: dict, command: str, note: str) -> str:
         ),
         "",
     ]
+    lines += _ablation_lines(res)
     lines += ["## Targets (issue 14, CPU)", ""]
     lines += [f"- {k}: {'yes' if v else 'NO'}" for k, v in res["targets"].items()]
     return "\n".join(lines)
@@ -499,6 +594,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--train-seconds", type=float, default=None, help="CDiffSD training budget")
+    ap.add_argument("--train-steps", type=int, default=None, help="CDiffSD Adam steps (cosine rate; overrides seconds)")
+    ap.add_argument("--ablation-steps", type=int, default=None, help="train each ablation variant this many steps")
+    ap.add_argument("--ablation-only", action="store_true", help="only the ablations (with --ablation-steps)")
     ap.add_argument("--stft-seconds", type=float, default=None, help="STFT masking training budget")
     ap.add_argument("--n-train", type=int, default=None)
     ap.add_argument("--n-test", type=int, default=None)
@@ -524,6 +622,8 @@ def main(argv: list[str] | None = None) -> int:
     p = dict(QUICK if args.quick else FULL)
     for key, val in (
         ("train_seconds", args.train_seconds),
+        ("train_steps", args.train_steps),
+        ("ablation_steps", args.ablation_steps),
         ("stft_seconds", args.stft_seconds),
         ("n_train", args.n_train),
         ("n_test", args.n_test),
@@ -534,6 +634,9 @@ def main(argv: list[str] | None = None) -> int:
     ):
         if val is not None:
             p[key] = val
+    p["ablation_only"] = bool(args.ablation_only)
+    if args.ablation_only and not args.ablation_steps:
+        ap.error("--ablation-only needs --ablation-steps")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     res = run(p, seed=args.seed, device=device, model_folder=args.model, threads=args.threads)
     res["quick"] = bool(args.quick)

@@ -199,6 +199,7 @@ def throughput(
     threads: int | None = 2,
     mode: Mode = "direct",
     seed: int = 0,
+    device: str = "cpu",
 ) -> dict[str, float]:
     """Measured cost of :meth:`CDiffSDModel.denoise` on ``windows`` random 3-C windows of ``config`` (default: the
     spec's model): wall and process-CPU seconds per window and windows per second (after one warm-up batch).
@@ -206,7 +207,7 @@ def throughput(
     import time
 
     cfg = config or CDiffSDConfig()
-    model = CDiffSDModel(cfg, seed=seed)
+    model = CDiffSDModel(cfg, seed=seed).to(device)
     x = np.random.default_rng(seed).standard_normal((windows, 3, cfg.length)).astype(np.float32)
     model.denoise(x[:batch_size], mode, batch_size=batch_size, threads=threads)
     w0, c0 = time.perf_counter(), time.process_time()
@@ -217,6 +218,7 @@ def throughput(
         "batch_size": batch_size,
         "threads": threads or torch.get_num_threads(),
         "channels": cfg.channels,
+        "device": str(device),
         "wall_s_per_window": wall / windows,
         "cpu_s_per_window": cpu / windows,
         "windows_per_s": windows / wall,
