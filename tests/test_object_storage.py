@@ -49,6 +49,22 @@ def test_fs_for_uses_the_standard_environment(s3_server, tmp_path):
     g = zarr.create_group(loc.zarr_store(base + "/z.zarr"), zarr_format=3)
     g.create_array("a", shape=(4,), chunks=(2,), dtype="f4")[:] = 1.5
     assert zarr.open_group(loc.zarr_store(base + "/z.zarr", read_only=True), mode="r")["a"][:].tolist() == [1.5] * 4
+    # chunk objects are read with one GET each: no size request (HEAD, and a LIST when missing) before it
+    import s3fs
+
+    asked = []
+    info = s3fs.S3FileSystem._info
+
+    async def counting_info(self, path, *args, **kwargs):
+        asked.append(path)
+        return await info(self, path, *args, **kwargs)
+
+    s3fs.S3FileSystem._info = counting_info
+    try:
+        assert zarr.open_group(loc.zarr_store(base + "/z.zarr", read_only=True), mode="r")["a"][:].sum() == 6.0
+    finally:
+        s3fs.S3FileSystem._info = info
+    assert asked == []
     assert loc.listdir(base) == ["a.bin", "z.zarr"]
     loc.remove(base + "/z.zarr")
     assert not loc.exists(base + "/z.zarr") and loc.exists(base + "/a.bin")
@@ -395,3 +411,13 @@ def test_a_replacement_cut_short_leaves_an_incomplete_store_the_next_run_replace
         io.open_survey(url)
     io.ingest(str(noisy_path), url)  # not complete: replaced without --overwrite
     np.testing.assert_array_equal(io.open_survey(url)["amplitude"].values, noisy.astype(np.float32))
+
+
+def test_stores_on_object_storage_default_to_larger_chunks():
+    """Ingest's default chunks: 1 MiB locally, 4 MiB (whole 256-sample stretches) at a URL, clipped to the cube."""
+    from seiscore.io.plan import resolve_chunks
+
+    assert resolve_chunks(None, (1000, 1024, 1000)) == (64, 64, 64)
+    assert resolve_chunks(None, (1000, 1024, 1000), remote=True) == (64, 64, 256)
+    assert resolve_chunks(None, (10, 1024, 100), remote=True) == (10, 64, 100)
+    assert resolve_chunks((32, 32, 32), (1000, 1024, 1000), remote=True) == (32, 32, 32)

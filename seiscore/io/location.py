@@ -166,7 +166,13 @@ def zarr_store(loc: Location, *, read_only: bool = False):
     from zarr.storage import FsspecStore
 
     url = normalize(loc)
-    return FsspecStore.from_url(url, storage_options=storage_options(protocol(url)), read_only=read_only)
+    options = storage_options(protocol(url))
+    if protocol(url) in ("s3", "s3a"):
+        # Zarr reads chunk and metadata objects whole. With download concurrency above 1, s3fs first asks each
+        # object's size (a HEAD, and a LIST when it is missing, as zarr's probes for v2 metadata are) to decide
+        # whether to split it into ranged GETs; chunks are far below that size, so this only doubles the requests.
+        options["max_concurrency"] = 1
+    return FsspecStore.from_url(url, storage_options=options, read_only=read_only)
 
 
 def exists(loc: Location) -> bool:
