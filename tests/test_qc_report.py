@@ -153,3 +153,23 @@ def test_seis_qc_command(stores, capsys):
     assert capsys.readouterr().out.strip().endswith("den_qc.html")
     with pytest.raises(FileExistsError, match="--force"):
         args.func(args)
+
+
+def test_sampled_slices_and_spectra_traces_read_each_chunk_once(stores, monkeypatch):
+    """When the sampled slices fit one batch, they and the spectra's traces are loaded in one pass: every
+    amplitude chunk of each store is read once (on object storage each read is a request)."""
+    import zarr.storage
+
+    reads: dict[str, int] = {}
+    get = zarr.storage.LocalStore.get
+
+    async def counting_get(self, key, *args, **kwargs):
+        if key.startswith("amplitude/c/"):
+            reads[f"{self.root.name}/{key}"] = reads.get(f"{self.root.name}/{key}", 0) + 1
+        return await get(self, key, *args, **kwargs)
+
+    monkeypatch.setattr(zarr.storage.LocalStore, "get", counting_get)
+    m = quality_metrics(_amp(stores["noisy"]), _amp(stores["denoised"]), max_slices=4)
+    n_chunks = 3 * 2 * 4  # SHAPE in chunks of (8, 20, 16)
+    assert m["spectra"]["n_traces"] == 16 * 40 and len(m["slices"]) == 4
+    assert len(reads) == 2 * n_chunks and set(reads.values()) == {1}

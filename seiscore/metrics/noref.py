@@ -77,11 +77,25 @@ def iter_slice_batches(
 
 
 def _load(arrays: Sequence[xr.DataArray], dim: str, idx: list[int]) -> tuple[np.ndarray, list[np.ndarray]]:
-    stacks = []
-    for da in arrays:
-        s = np.asarray(da.isel({dim: idx}).transpose(dim, ...).values, dtype=np.float64)
-        stacks.append(np.nan_to_num(s, nan=0.0, posinf=0.0, neginf=0.0))
-    return np.asarray(idx), stacks
+    idx, stacks, _ = load_stacks(arrays, dim, idx)
+    return idx, stacks
+
+
+def load_stacks(
+    arrays: Sequence[xr.DataArray], dim: str, idx, extra: Sequence[xr.DataArray] = ()
+) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+    """``(indices, [stack per array], [extra values])``: float64 stacks ``(len(idx), rows, cols)`` of the slices
+    ``idx`` along ``dim`` (non-finite samples set to 0), and the lazy selections ``extra`` of the same arrays
+    (e.g. a trace sample), all computed in one dask pass, so a chunk both need is read once."""
+    import dask
+
+    idx = [int(i) for i in idx]
+    values = dask.compute(*[da.isel({dim: idx}).transpose(dim, ...) for da in arrays], *extra)
+    stacks = [
+        np.nan_to_num(np.asarray(v.values, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        for v in values[: len(arrays)]
+    ]
+    return np.asarray(idx), stacks, [np.asarray(v.values) for v in values[len(arrays) :]]
 
 
 def score_stack(stack: np.ndarray) -> dict[str, np.ndarray]:

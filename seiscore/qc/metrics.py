@@ -14,7 +14,7 @@ import xarray as xr
 
 from seiscore.metrics.brisque import MIN_SIZE, brisque, model_name, model_unavailable
 from seiscore.metrics.leakage import leakage_per_slice
-from seiscore.metrics.noref import iter_slice_batches, sample_indices, to_uint8
+from seiscore.metrics.noref import iter_slice_batches, load_stacks, sample_indices, to_uint8
 from seiscore.metrics.piqe import piqe
 from seiscore.metrics.reference import psnr_per_slice, ssim_per_slice
 from seiscore.metrics.spectra import amplitude_spectrum, band_edges, band_energies, frequency_axis
@@ -133,14 +133,18 @@ def trace_sample(da: xr.DataArray, slice_dim: str, cfg: QCConfig) -> xr.DataArra
     return da.isel(sel)
 
 
-def spectra(original: xr.DataArray, denoised: xr.DataArray, slice_dim: str, cfg: QCConfig) -> dict:
-    """Average amplitude spectra of original, denoised and removed traces, and band energies."""
-    o = np.nan_to_num(
-        np.asarray(trace_sample(original, slice_dim, cfg).transpose(..., slice_dim).values, dtype=np.float64)
-    )
-    d = np.nan_to_num(
-        np.asarray(trace_sample(denoised, slice_dim, cfg).transpose(..., slice_dim).values, dtype=np.float64)
-    )
+def spectra_traces(da: xr.DataArray, slice_dim: str, cfg: QCConfig) -> xr.DataArray:
+    """The (lazy) traces the spectra are averaged over: :func:`trace_sample`, samples last."""
+    return trace_sample(da, slice_dim, cfg).transpose(..., slice_dim)
+
+
+def spectra(original: xr.DataArray, denoised: xr.DataArray, slice_dim: str, cfg: QCConfig, traces=None) -> dict:
+    """Average amplitude spectra of original, denoised and removed traces, and band energies.
+
+    ``traces``: the :func:`spectra_traces` of both arrays when already loaded (else they are read here)."""
+    if traces is None:
+        traces = [spectra_traces(a, slice_dim, cfg).values for a in (original, denoised)]
+    o, d = (np.nan_to_num(np.asarray(t, dtype=np.float64)) for t in traces)
     coord = original[slice_dim]
     step = (
         float(np.median(np.diff(coord.values)))
@@ -201,7 +205,13 @@ def quality_metrics(
     scores = _Scores(len(idx))
     scores.reasons.update(noref_unavailable(*_slice_shape(original, slice_dim)))
     ref_stacks: list[list[np.ndarray]] = [[], [], []]
-    batches = _batches(arrays, slice_dim, idx, cfg, progress)
+    traces = None
+    if len(idx) <= cfg.batch_size:  # one load: the slices and the spectra's traces share their chunk reads
+        traces_lazy = [spectra_traces(a, slice_dim, cfg) for a in (original, denoised)]
+        loaded, stacks, traces = load_stacks(arrays, slice_dim, idx, extra=traces_lazy)
+        batches = [(loaded, stacks)]
+    else:
+        batches = _batches(arrays, slice_dim, idx, cfg, progress)
     for _, stacks in batches:
         o, d = stacks[0], stacks[1]
         _score_noref(scores, "before", o)
@@ -211,7 +221,7 @@ def quality_metrics(
             for k in range(3):
                 ref_stacks[k].append(stacks[k].astype(np.float32))
 
-    spec = spectra(original, denoised, slice_dim, cfg)
+    spec = spectra(original, denoised, slice_dim, cfg, traces)
     out = {
         "slice_dim": slice_dim,
         "n_slices_total": int(original.sizes[slice_dim]),
