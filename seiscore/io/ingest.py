@@ -343,7 +343,7 @@ def _convert(
     turns out wrong: the temporary store is then left for the next attempt to replace)."""
     n_il, n_xl = geom.shape
     shape = (n_il, n_xl, layout.n_samples)
-    chunks = resolve_chunks(chunks, shape)
+    chunks = resolve_chunks(chunks, shape, remote=is_remote(store))
     header_rows = _header_rows(chunks[0], n_il, n_xl, int(limit * PLANNED_SHARE))
     plan = plan_columns(
         shape,

@@ -16,6 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 
 DEFAULT_CHUNKS = (64, 64, 64)
+# Stores on object storage: 4 MiB chunks, whole 256-sample stretches of a trace. Each object request costs a
+# round trip and CPU at both ends (moto on loopback: ~22 CPU-ms per MB at 1 MiB objects, ~8 at 4 MiB), and
+# tiles, QC and export read whole traces, so fewer, larger chunks cost less there (docs/store.md).
+REMOTE_DEFAULT_CHUNKS = (64, 64, 256)
 DEFAULT_MEMORY_LIMIT = "1GB"
 ZARR_MAX_CONCURRENCY = 8  # chunks the Zarr codec pipeline may encode at once (each holds ~2 chunk copies)
 _UNITS = {
@@ -46,9 +50,12 @@ def parse_bytes(value: str | int | float, what: str = "memory_limit") -> int:
     return n
 
 
-def resolve_chunks(chunks, shape: tuple[int, int, int]) -> tuple[int, int, int]:
-    """Validate a chunk shape (None -> default) and clip it to the array shape."""
-    chunks = DEFAULT_CHUNKS if chunks is None else tuple(int(c) for c in chunks)
+def resolve_chunks(chunks, shape: tuple[int, int, int], *, remote: bool = False) -> tuple[int, int, int]:
+    """Validate a chunk shape (None -> the default: :data:`REMOTE_DEFAULT_CHUNKS` for a store on object storage,
+    else :data:`DEFAULT_CHUNKS`) and clip it to the array shape."""
+    if chunks is None:
+        chunks = REMOTE_DEFAULT_CHUNKS if remote else DEFAULT_CHUNKS
+    chunks = tuple(int(c) for c in chunks)
     if len(chunks) != 3 or min(chunks) < 1:
         raise ValueError(f"chunks must be three positive ints (inline, crossline, sample), got {chunks}")
     return tuple(min(c, n) for c, n in zip(chunks, shape))
