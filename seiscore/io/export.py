@@ -105,13 +105,15 @@ def export(
         raise StoreError(f"store {src}: trace_index does not number {ntr} traces 0..{ntr - 1}")
     head = file_headers(attrs, fmt)
     tsize = TRACE_HEADER_SIZE + ns * raw_dtype(fmt, endian).itemsize
-    # fixed: trace_index + one band of headers (fields read, encoded and sliced: ~4 x 240 bytes a trace)
+    limit = parse_bytes(memory_limit)
+    header_rows = _header_rows(g[TRACE_FIELDS[0].variable].chunks[0], amp.chunks[0], n_xl, limit)
+    # fixed: trace_index + the header rows held (fields read, encoded and sliced: ~4 x 240 bytes a trace)
     plan = plan_regions(
         amp.shape,
         amp.chunks,
         tsize + ns * 4,
-        parse_bytes(memory_limit),
-        fixed=trace_index.nbytes + amp.chunks[0] * n_xl * 4 * TRACE_HEADER_SIZE,
+        limit,
+        fixed=trace_index.nbytes + header_rows * n_xl * 4 * TRACE_HEADER_SIZE,
     )
     tmp = check_replaceable(dest.with_name(f".{dest.name}.seiscore-tmp"), "temporary SEG-Y file")
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -122,7 +124,7 @@ def export(
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         with zarr.config.set({"async.concurrency": plan.zarr_concurrency}), writing(tmp):
-            _write_traces(fd, g, plan, trace_index, head, tsize, fmt, endian, bar)
+            _write_traces(fd, g, plan, trace_index, head, tsize, fmt, endian, bar, header_rows)
             os.fsync(fd)
     except BaseException:  # failed (disk full included) or interrupted: no temporary left behind
         os.close(fd)
@@ -182,21 +184,39 @@ def _export_remote(store, url: str, format: str, overwrite: bool, memory_limit, 
     return url
 
 
-def _write_traces(fd, g, plan, trace_index, head: bytes, tsize: int, fmt: int, endian: str, bar) -> None:
-    """Write the file header and every trace, region by region (see :mod:`seiscore.io.plan`)."""
+def _header_rows(chunk_rows: int, band_rows: int, n_xl: int, limit: int) -> int:
+    """Inlines of trace headers held at once: whole header chunks (``chunk_rows`` inlines, each read once, as
+    each read of a store on object storage is a request), or one band of ``band_rows`` when whole chunks would
+    take more than a quarter of ``limit``."""
+    rows = chunk_rows + band_rows  # a band may straddle two header chunks
+    return rows if rows * n_xl * 4 * TRACE_HEADER_SIZE <= limit // 4 else band_rows
+
+
+def _write_traces(
+    fd, g, plan, trace_index, head: bytes, tsize: int, fmt: int, endian: str, bar, header_rows: int
+) -> None:
+    """Write the file header and every trace, region by region (see :mod:`seiscore.io.plan`); the trace headers
+    are read ``header_rows`` inlines at a time (:func:`_header_rows`)."""
     amp = g["amplitude"]
-    ns = amp.shape[2]
+    n_il, ns = amp.shape[0], amp.shape[2]
     bps = raw_dtype(fmt, endian).itemsize
     ntr = int(np.count_nonzero(trace_index >= 0))
     names = [f.variable for f in TRACE_FIELDS]
+    chunk_rows = g[names[0]].chunks[0]
     _pwrite_all(fd, head, 0)  # the headers first: a temporary is recognisable as a SEG-Y from the start
     os.ftruncate(fd, len(head) + ntr * tsize)
     bar.update(len(head))
+    held, encoded = slice(0, 0), None
     for band in plan.bands():
         idx_band = trace_index[band]
-        values = run_parallel(lambda name: g[name][band].reshape(-1), names)
-        headers = encode_trace_headers(dict(zip(names, values)), endian)
-        headers = headers.reshape(idx_band.shape + (TRACE_HEADER_SIZE,))
+        if band.stop > held.stop:  # read the header rows from the band's start: whole chunks when they fit
+            stop = -(-band.stop // chunk_rows) * chunk_rows if header_rows > band.stop - band.start else band.stop
+            held = slice(band.start, min(n_il, stop, band.start + header_rows))
+            values = run_parallel(lambda name: g[name][held].reshape(-1), names)
+            encoded = encode_trace_headers(dict(zip(names, values)), endian)
+            encoded = encoded.reshape((held.stop - held.start, trace_index.shape[1], TRACE_HEADER_SIZE))
+            del values
+        headers = encoded[band.start - held.start : band.stop - held.start]
         for xs, ss in plan.regions():
             idx = idx_band[:, xs].reshape(-1)
             live = np.flatnonzero(idx >= 0)
