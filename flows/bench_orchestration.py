@@ -166,6 +166,8 @@ def one_point(workdir: Path, n_tiles: int, tiles_per_task: str, slots: int = 2) 
         flow_rss_start_mb=rss.start / 2**20,
         flow_rss_peak_mb=rss.peak / 2**20,
         flow_rss_growth_mb=(rss.peak - rss.start) / 2**20,
+        tiles_rss_start_mb=result["metrics"]["flow_rss_tiles_start_bytes"] / 2**20,
+        tiles_rss_peak_mb=result["metrics"]["flow_rss_tiles_peak_bytes"] / 2**20,
         cpu_s=rss.cpu_s,
         task_runs=2 * -(-n_tiles // point["tiles_per_task"]),  # denoise + write batches
     )
@@ -221,6 +223,8 @@ def report(points: list[dict], name: str = "orchestration") -> str:
             p["flow_rss_start_mb"],
             p["flow_rss_peak_mb"],
             p["flow_rss_growth_mb"],
+            p.get("tiles_rss_start_mb", "?"),
+            p.get("tiles_rss_peak_mb", "?"),
             1e3 * (p["cpu_s"]["flow"] + p["cpu_s"]["other"]) / p["tiles"],
             p.get("task_runs", "?"),
         ]
@@ -234,7 +238,9 @@ def report(points: list[dict], name: str = "orchestration") -> str:
             "iterations, local cluster 2 workers x 1 thread; one run per row, each in a fresh process. "
             "Overhead per tile = (tiles-stage wall - task compute / 2 threads) / N (target <= 10 ms); "
             "flow RSS sampled every 20 ms in the flow process (scheduler included; workers and the Prefect "
-            "server are other processes). flow+server CPU ms/tile: CPU seconds of the flow process (Prefect client, "
+            "server are other processes) over the whole run (ingest and QC included), and over the tiles stage "
+            "alone (its high-water mark, measured by the flow: what must not grow with the tile count). "
+            "flow+server CPU ms/tile: CPU seconds of the flow process (Prefect client, "
             "Dask scheduler, QC) and of Prefect's server over the whole run, per tile: orchestration work that "
             "a loaded machine does not inflate the way it inflates wall times.",
             "",
@@ -249,6 +255,8 @@ def report(points: list[dict], name: str = "orchestration") -> str:
                     "flow RSS start MB",
                     "flow RSS peak MB",
                     "growth MB",
+                    "tiles stage: flow RSS start MB",
+                    "tiles stage: flow RSS peak MB",
                     "flow+server CPU ms/tile",
                     "tile task runs",
                 ],

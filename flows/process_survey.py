@@ -37,6 +37,7 @@ from flows._runtime import (
 from seiscore import io
 from seiscore.core import progress
 from seiscore.core.lineage import DatasetRef, now_iso, read_lineage, write_lineage
+from seiscore.core.rss import PeakRSS
 from seiscore.core.settings import PipelineSettings, get_settings
 from seiscore.execution.blockwise.jobs import TileFailures, TileJob, auto_tiles_per_task, pending_work, tile_batches
 from seiscore.execution.blockwise.state import TileState, survey_lock
@@ -86,18 +87,26 @@ def run_tiles(job: TileJob, settings: PipelineSettings, cluster: dict) -> dict[s
     batch waits for the denoise batches holding its tiles' neighbours, and runs even when one of them failed:
     it writes every tile whose neighbours' blocks are all saved.
     """
+    size = tiles_per_task(job, settings, cluster)
+    resources, note = placement(get_method(job.spec.name), job.spec, cluster, has_gpu=has_resource(cluster, "GPU"))
+    if note:
+        get_run_logger().warning(note)
+    opts = {"retries": settings.task_retries, "retry_delay_seconds": settings.task_retry_delay_s}
+    tasks = denoise_tiles_task.with_options(**opts), write_tiles_task.with_options(**opts)
+    with PeakRSS() as flow_rss:  # this (the flow's) process over the stage: it must not grow with the tile count
+        result = _submit_and_collect(job, size, resources, *tasks, settings.task_retries)
+    result["flow_rss_tiles_start_bytes"], result["flow_rss_tiles_peak_bytes"] = flow_rss.start, flow_rss.peak
+    return result
+
+
+def _submit_and_collect(job: TileJob, size: int, resources, denoise, write, retries: int) -> dict[str, Any]:
+    """The body of :func:`run_tiles`: submit the missing tiles' batches, collect their results, raise on failures."""
     logger = get_run_logger()
     to_compute, to_write = pending_work(job.plan, TileState(job.output_store))
-    size = tiles_per_task(job, settings, cluster)
     logger.info(
         f"{job.plan.n_tiles} tiles (grid {job.plan.grid}); {len(to_write)} to write, {len(to_compute)} to denoise; "
         f"{size} tile(s) per task"
     )
-    resources, note = placement(get_method(job.spec.name), job.spec, cluster, has_gpu=has_resource(cluster, "GPU"))
-    if note:
-        logger.warning(note)
-    opts = {"retries": settings.task_retries, "retry_delay_seconds": settings.task_retry_delay_s}
-    denoise, write = denoise_tiles_task.with_options(**opts), write_tiles_task.with_options(**opts)
     compute_batches = tile_batches(to_compute, size)
     batch_of = {k: i for i, keys in enumerate(compute_batches) for k in keys}
     with dask.annotate(resources=resources) if resources else nullcontext():
@@ -135,7 +144,7 @@ def run_tiles(job: TileJob, settings: PipelineSettings, cluster: dict) -> dict[s
     if failures:
         failures.sort()  # denoise before write, by tile: the same message whatever order they completed in
         raise RuntimeError(
-            f"{len(failures)} tile task(s) failed after {settings.task_retries} retries; first: {failures[0]}"
+            f"{len(failures)} tile task(s) failed after {retries} retries; first: {failures[0]}"
             + ("" if len(failures) == 1 else f" (also: {'; '.join(failures[1:4])})")
         )
     result = {
