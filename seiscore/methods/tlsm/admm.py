@@ -19,13 +19,14 @@ elementwise work is fused in :mod:`seiscore.methods.tlsm.kernels`.
 
 from __future__ import annotations
 
+import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import numba
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from seiscore.core.validation import as_float_volume
 from seiscore.methods.tlsm import kernels
@@ -34,6 +35,13 @@ from seiscore.methods.tlsm.tsvd import SpectralRoute, tsvd_lsm
 from seiscore.methods.tlsm.xstep import FourierXSolver
 
 Callback = Callable[[int, float], None]
+
+
+@functools.cache
+def _blas_pools() -> ThreadpoolController:
+    """The process's BLAS thread pools, found once: ``threadpool_limits`` scans the loaded libraries on every
+    call (~5 ms, a third of TLSM on a tiny tile)."""
+    return ThreadpoolController()
 
 
 def default_workers() -> int:
@@ -95,7 +103,7 @@ def denoise(
     numba_threads = numba.get_num_threads()
     numba.set_num_threads(max(1, min(workers, numba.config.NUMBA_NUM_THREADS)))
     try:
-        with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+        with _blas_pools().limit(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
             for it in range(1, p.iterations + 1):
                 X_new = solver.solve()
                 num, den = kernels.add_and_change(X_new, X, B, W)  # W = X + B
