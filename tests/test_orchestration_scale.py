@@ -132,8 +132,10 @@ def test_many_tiny_tiles_run_killed_and_resumed_tile_by_tile(tmp_path, dask_clus
         f"\n{m['tiles_written']} tiles resumed, {m['tiles_per_task']} per task: "
         f"tiles stage {figures['tiles_wall_s']:.1f} s "
         f"({per_thousand:.2f} s per 1000 tiles), task compute {figures['task_compute_s']:.1f} s, "
-        f"overhead {1e3 * figures['overhead_per_tile_s']:.2f} ms/tile"
+        f"overhead {1e3 * figures['overhead_per_tile_s']:.2f} ms/tile, flow RSS over the stage "
+        f"{m['flow_rss_tiles_start_bytes'] / 2**20:.0f} -> {m['flow_rss_tiles_peak_bytes'] / 2**20:.0f} MB"
     )
+    assert m["flow_rss_tiles_peak_bytes"] >= m["flow_rss_tiles_start_bytes"] > 0
     assert figures["overhead_per_tile_s"] < 0.05  # CI bound on a loaded 2-core machine; target 10 ms (benchmark)
 
 
