@@ -52,8 +52,11 @@ def test_linear_schedule_ends_at_the_noisy_trace_and_cosine_does_not():
 
 
 @pytest.mark.parametrize("kw", [{"T": 300}, {"T": 20}, {"T": 50, "schedule": "cosine"}])
-def test_sampler_with_an_oracle_network_returns_one_plus_b0_times_x0(kw):
-    s = ColdSchedule.from_config(CDiffSDConfig(**kw))
+@pytest.mark.parametrize("sampler", ["released", "consistent", "anchored"])
+def test_sampler_with_an_oracle_network(kw, sampler):
+    """An exact network: ``consistent`` and ``anchored`` end at x0, the released update at (1 + b_0) x0."""
+    s = ColdSchedule.from_config(CDiffSDConfig(**kw, sampler=sampler))
+    assert s.sampler == sampler
     clean, noisy = _events(3, 128, 1)
     x0, y = torch.from_numpy(clean).double(), torch.from_numpy(noisy).double()
     seen = []
@@ -64,9 +67,55 @@ def test_sampler_with_an_oracle_network_returns_one_plus_b0_times_x0(kw):
 
     out = cold_sample(oracle, s, y)
     assert seen == list(range(kw["T"] - 1, -1, -1))
-    torch.testing.assert_close(out, (1 + s.b[0]) * x0, rtol=1e-9, atol=1e-9)
+    gain = 1 + s.b[0] if sampler == "released" else 1.0
+    torch.testing.assert_close(out, gain * x0, rtol=1e-9, atol=1e-9)
     seen.clear()
     assert torch.equal(direct(oracle, s, y), x0) and seen == [kw["T"] - 1]
+
+
+def test_sampler_updates_follow_their_formulas_and_the_config_selects_them():
+    assert CDiffSDConfig().sampler == "anchored"  # default: the best measured on the quick benchmark model
+    with pytest.raises(ValueError, match="sampler"):
+        CDiffSDConfig(sampler="ddim")
+    s = ColdSchedule.from_config(CDiffSDConfig(T=3, sampler="released"))
+    a, b = s.sample_a, s.sample_b
+    torch.manual_seed(0)
+    y = torch.randn(2, 3, 16, dtype=torch.float64)
+    w = {0: 0.5, 1: 0.7, 2: 0.9}  # an imperfect linear "network": R(x, t) = w_t x
+
+    def net(x, t):
+        return w[int(t[0])] * x
+
+    def by_hand(form):
+        x = y
+        for k in (2, 1, 0):
+            x0h = w[k] * x
+            n_hat = (x - (a[k] + b[k]) * x0h) / b[k]
+            if form == "released":
+                x = (b[k] + a[k - 1]) * x0h + b[k - 1] * n_hat if k else x - a[k] * x0h - b[k] * n_hat + x0h
+            elif k == 0:
+                x = x0h
+            elif form == "consistent":
+                x = (a[k - 1] + b[k - 1]) * x0h + b[k - 1] * n_hat
+            else:
+                x = x - (a[k] * x0h + b[k] * y) + (a[k - 1] * x0h + b[k - 1] * y)
+        return x
+
+    outs = {}
+    for form in ("released", "consistent", "anchored"):
+        outs[form] = cold_sample(net, s, y, sampler=form)
+        torch.testing.assert_close(outs[form], by_hand(form), rtol=1e-12, atol=1e-12)
+    assert not torch.allclose(outs["released"], outs["anchored"])
+    assert not torch.allclose(outs["consistent"], outs["anchored"])
+    torch.testing.assert_close(cold_sample(net, s, y), outs["released"], rtol=0, atol=0)  # the schedule's choice
+    with pytest.raises(ValueError, match="unknown CDiffSD sampler"):
+        cold_sample(net, s, y, sampler="ddim")
+    # the configuration reaches denoise(mode="sampling")
+    _, noisy = _events(2, 64, 5)
+    m_rel = CDiffSDModel(CDiffSDConfig(T=4, length=64, sampler="released"), seed=3)
+    m_anc = CDiffSDModel(CDiffSDConfig(T=4, length=64, sampler="anchored"), seed=3)
+    assert np.array_equal(m_rel.denoise(noisy), m_anc.denoise(noisy))
+    assert not np.allclose(m_rel.denoise(noisy, "sampling"), m_anc.denoise(noisy, "sampling"))
 
 
 # -- network and loss --------------------------------------------------------------------------------------------

@@ -2,7 +2,11 @@
 
 Defaults are the released code's values except where the spec chose otherwise (design): the cosine learning-rate
 decay (``lr_schedule="cosine"``; ``"legacy"`` is the code's StepLR(5 epochs, x0.1)), the corrected unfolded loss
-(``legacy_unfold=False``) and one schedule for training and inference (``legacy_test_schedule=False``).
+(``legacy_unfold=False``), one schedule for training and inference (``legacy_test_schedule=False``) and the cold
+sampler's update ``sampler="anchored"`` (Bansal et al.'s improved step with the observed ``y``:
+``x_{s-1} = x_s + (a_{s-1} - a_s) x0_hat + (b_{s-1} - b_s) y``; ``"released"`` is the code's
+``x_{s-1} = (b_s + a_{s-1}) x0_hat + b_{s-1} n_hat``, ``"consistent"`` ``(a_{s-1} + b_{s-1}) x0_hat + b_{s-1} n_hat``
+with ``n_hat = (x_s - (a_s + b_s) x0_hat) / b_s``; see :mod:`seiscore.methods.cdiffsd.sampler`).
 """
 
 from __future__ import annotations
@@ -42,6 +46,14 @@ class CDiffSDConfig(BaseModel):
     cosine_s: float = Field(0.008, ge=0)
     legacy_test_schedule: bool = Field(
         False, description="sample with the released code's unscaled linear schedule (train/test mismatch)"
+    )
+    sampler: Literal["released", "consistent", "anchored"] = Field(
+        "anchored",
+        description=(
+            "cold-sampling update (sampler.py): 'released' x <- (b_s + a_{s-1}) x0_hat + b_{s-1} n_hat (ends at "
+            "(1 + b_0) x0); 'consistent' x <- (a_{s-1} + b_{s-1}) x0_hat + b_{s-1} n_hat; 'anchored' "
+            "x <- x + (a_{s-1} - a_s) x0_hat + (b_{s-1} - b_s) y with the observed y (default: measured best)"
+        ),
     )
     # -- loss (spec §2.3) -----------------------------------------------------------------------------------
     loss: Literal["l1", "l2", "huber"] = "l1"

@@ -48,7 +48,8 @@ def coefficients(beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 @dataclass(frozen=True)
 class ColdSchedule:
     """Coefficients ``a_t``, ``b_t`` for training (``a``, ``b``) and for sampling (``sample_a``, ``sample_b``:
-    the same arrays unless ``legacy_test_schedule``), float64 of length ``T``."""
+    the same arrays unless ``legacy_test_schedule``), float64 of length ``T``, and the cold sampler's update
+    (``sampler``, :mod:`seiscore.methods.cdiffsd.sampler`)."""
 
     T: int
     kind: str
@@ -57,10 +58,11 @@ class ColdSchedule:
     sample_a: np.ndarray
     sample_b: np.ndarray
     legacy: bool = False
+    sampler: str = "anchored"
 
     @classmethod
     def from_config(cls, cfg: CDiffSDConfig) -> ColdSchedule:
-        """The schedule of ``cfg`` (``T``, ``schedule``, ``cosine_s``, ``legacy_test_schedule``)."""
+        """The schedule of ``cfg`` (``T``, ``schedule``, ``cosine_s``, ``legacy_test_schedule``, ``sampler``)."""
         a, b = coefficients(betas(cfg.T, cfg.schedule, cosine_s=cfg.cosine_s))
         if cfg.legacy_test_schedule:
             sa, sb = coefficients(betas(cfg.T, "linear", scaled=False))
@@ -68,7 +70,16 @@ class ColdSchedule:
             sa, sb = a, b
         for arr in (a, b, sa, sb):
             arr.setflags(write=False)
-        return cls(T=cfg.T, kind=cfg.schedule, a=a, b=b, sample_a=sa, sample_b=sb, legacy=cfg.legacy_test_schedule)
+        return cls(
+            T=cfg.T,
+            kind=cfg.schedule,
+            a=a,
+            b=b,
+            sample_a=sa,
+            sample_b=sb,
+            legacy=cfg.legacy_test_schedule,
+            sampler=cfg.sampler,
+        )
 
     @property
     def start(self) -> int:
