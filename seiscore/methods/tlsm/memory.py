@@ -92,7 +92,7 @@ from seiscore.data.kinds import POSTSTACK3D
 from seiscore.execution.blockwise.tiling import TileConfig, denoise_block, plan_tiles
 from seiscore.methods.tlsm.method import TLSMMethod, TLSMSpec
 n1, n2, n3, threads, iterations = (int(v) for v in sys.argv[1:6])
-spec = TLSMSpec(threads_per_task=threads, params={"iterations": iterations})
+spec = TLSMSpec(threads_per_task=threads, params={"iterations": iterations}, backend=sys.argv[6], device="cpu")
 run = TLSMMethod().build(spec, POSTSTACK3D)
 run(np.random.default_rng(0).standard_normal((6, 8, 10), dtype=np.float32))  # compile / load numba caches
 raw = np.random.default_rng(1).standard_normal((n3, n1, n2), dtype=np.float32)  # store order: inline, crossline, sample
@@ -106,14 +106,18 @@ print(json.dumps({"increment": p.increment, "start": p.start, "peak": p.peak}))
 """
 
 
-def measure(canonical, threads: int = 1, iterations: int = 2, python: str | None = None) -> dict:
+def measure(
+    canonical, threads: int = 1, iterations: int = 2, python: str | None = None, backend: str = "numba"
+) -> dict:
     """Measure, in a fresh Python process, the RSS high-water increment of a tile-like TLSM run (scale the
-    block, denoise, weight) on a random float32 block of ``canonical`` shape (n1, n2, n3).
+    block, denoise, weight) on a random float32 block of ``canonical`` shape (n1, n2, n3), with ``backend``
+    (``"numba"`` or ``"torch"``, on the CPU).
 
     The peak is reached in the first iteration's Z-step, so a couple of ``iterations`` suffice."""
     n1, n2, n3 = (int(n) for n in canonical)
+    args = (n1, n2, n3, threads, iterations, backend)
     out = subprocess.run(
-        [python or sys.executable, "-c", _PROBE, str(n1), str(n2), str(n3), str(threads), str(iterations)],
+        [python or sys.executable, "-c", _PROBE, *(str(a) for a in args)],
         check=True,
         capture_output=True,
         text=True,
