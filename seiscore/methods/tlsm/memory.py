@@ -26,6 +26,11 @@ by :func:`measure` (``python -m seiscore.methods.tlsm.memory``; the table is :da
 Everything else a task holds (weights of the blend support, the weighted block) is at most a few blocks
 and comes after the solver has freed its arrays, so it never sets the peak. :data:`MARGIN` is added on
 top so that a planned peak is an upper bound of the measured one.
+
+The torch backend on the CPU (``TLSMSpec.backend="torch"``) peaks higher for the same arrays (its temporaries
+stay in the heap): measured with ``measure(..., backend="torch")`` on 256 x 256 x 48 (the tube tile 44 + 2 x 2)
+float32, 273-299 MB against numba's 220 MB, 1.09-1.24 times the numba plan over four shapes; its plan is
+:data:`TORCH_FACTOR` (1.35) times the numba model (details next to the constant).
 """
 
 from __future__ import annotations
@@ -42,6 +47,14 @@ A_BLOCKS = 17.3
 B_GRAM = 0.4
 C_FIXED = 4 * 2**20
 MARGIN = 1.08
+
+# The torch backend (seiscore.methods.tlsm.torch_backend) on the CPU holds about the same arrays, but torch's
+# temporaries (eigh's column-major copies and results, MKL FFT workspaces) stay in the heap: measured with
+# `measure(..., backend="torch")` (float32, 2 iterations, torch 2.13 CPU, 1 and 2 threads, two runs each):
+# 256 x 256 x 48 273-299 MB against numba's 220 MB; (100, 1000, 48) 381-413 MB, (400, 400, 24) 347-360 MB,
+# (64, 64, 400) 138-154 MB, i.e. 1.09-1.24 times the numba plan (numba: 0.91-0.93). TORCH_FACTOR on top of the
+# numba model keeps the plan an upper bound (measured / planned <= 0.92).
+TORCH_FACTOR = 1.35
 
 # (canonical block n1, n2, n3, threads) -> RSS high-water increment in bytes of :func:`measure` (float32,
 # 2 iterations, seiscore 0.1, numpy 2 / scipy / pyFFTW of constraints.txt; `python -m seiscore.methods.tlsm.memory`).
@@ -75,11 +88,13 @@ def terms(n1: int, n2: int, n3: int, itemsize: int = 4, threads: int = 1) -> dic
     }
 
 
-def tlsm_peak_bytes(canonical, itemsize: int = 4, threads: int = 1) -> int:
-    """Planned peak bytes of one TLSM tile task on a block of ``canonical`` shape (n1, n2, n3)."""
+def tlsm_peak_bytes(canonical, itemsize: int = 4, threads: int = 1, backend: str = "numba") -> int:
+    """Planned peak bytes of one TLSM tile task on a block of ``canonical`` shape (n1, n2, n3); the torch
+    backend on the CPU gets :data:`TORCH_FACTOR` times the numba model."""
     n1, n2, n3 = (int(n) for n in canonical)
     t = terms(n1, n2, n3, itemsize, threads)
-    return int(MARGIN * (A_BLOCKS * t["block"] + B_GRAM * t["gram"] + t["thread"] + C_FIXED))
+    peak = MARGIN * (A_BLOCKS * t["block"] + B_GRAM * t["gram"] + t["thread"] + C_FIXED)
+    return int(peak * (TORCH_FACTOR if backend == "torch" else 1.0))
 
 
 # --- measurement ------------------------------------------------------------------------------------------------

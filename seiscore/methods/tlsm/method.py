@@ -238,12 +238,14 @@ class TLSMMethod(Method):
 
     def peak_memory(self, spec: TLSMSpec, block_shape: tuple[int, ...], itemsize: int = 4) -> int:
         """Peak bytes of one tile task on a block of ``block_shape`` (store order): the measured memory model
-        :func:`seiscore.methods.tlsm.memory.tlsm_peak_bytes` with the spec's threads per task."""
+        :func:`seiscore.methods.tlsm.memory.tlsm_peak_bytes` with the spec's threads per task (the torch backend's
+        own factor when torch may run on the CPU; on CUDA the host holds less than the numba model)."""
         from seiscore.data.kinds import POSTSTACK3D
         from seiscore.methods.tlsm.memory import canonical_shape, tlsm_peak_bytes
 
         perm = spec.axes.permutation(POSTSTACK3D)
-        return tlsm_peak_bytes(canonical_shape(block_shape, perm), itemsize, spec.threads_per_task)
+        backend = "torch" if spec.backend == "torch" and spec.device != "cuda" else "numba"
+        return tlsm_peak_bytes(canonical_shape(block_shape, perm), itemsize, spec.threads_per_task, backend)
 
     def build(self, spec: TLSMSpec, kind: DataKind) -> Callable[[np.ndarray], np.ndarray]:
         """A block (store dim order) -> TLSM in the canonical orientation -> back to the store order.

@@ -144,7 +144,6 @@ class TorchTLSM:
         ky2 = otf_power(n1)
         denom = p.alpha + p.beta * kx2[None, :] + p.gamma * ky2[:, None] + 1.0 + DENOM_EPS
         self.inv_denom = torch.as_tensor(1.0 / denom, dtype=rdt, device=dev)
-        self.xspec = new(n3, n1, n2 // 2 + 1, dtype=cdt)
         # Z-step
         nf, r = n3 // 2 + 1, min(n1, n2)
         w = np.full(nf, 2.0)
@@ -153,22 +152,30 @@ class TorchTLSM:
             w[-1] = 1.0
         self.weights = torch.as_tensor(w, device=dev)
         self.F = new(nf, n1, n2, dtype=cdt)
-        self.Fz = new(nf, n1, n2, dtype=cdt)
-        self.G = new(nf, r, r, dtype=cdt) if route == "gram" else None
+        # the X-step's half spectrum and the Z-step's rebuilt spectrum are never alive together: one storage
+        spec = new(max(n3 * n1 * (n2 // 2 + 1), nf * n1 * n2), dtype=cdt)
+        self.xspec = spec[: n3 * n1 * (n2 // 2 + 1)].view(n3, n1, n2 // 2 + 1)
+        self.Fz = spec[: nf * n1 * n2].view(nf, n1, n2)
+        if route == "gram":  # Gram matrices (then M), eigenvalues, eigenvectors
+            self.G, self.lam, self.U = new(nf, r, r, dtype=cdt), new(nf, r), new(nf, r, r, dtype=cdt)
         self.tiny = torch.finfo(rdt).tiny
-        # constant terms: Yc = Y + beta Dx^T Dx Y (periodic), the footprint-axis difference of Y (D1 step)
-        dx = torch.roll(Y, -1, dims=2) - Y
-        self.Yc = Y + p.beta * (torch.roll(dx, 1, dims=2) - dx)
-        del dx
-        self.dY = new(n3, n1, n2)
-        self._fdiff(Y, 2, self.dY)
+        # scratch: the D-steps' (d, t, D); W = X + B lives in t, the right-hand side R in D (see run)
+        self.bufs = (new(n3, n1, n2), new(n3, n1, n2), new(n3, n1, n2))
+        self.R = self.bufs[2]
+        # constant terms: Yc = Y + beta Dx^T Dx Y with periodic Dx (no temporaries), and the footprint-axis
+        # difference of Y that the D1 step subtracts
+        dx, self.Yc = self.bufs[0], new(n3, n1, n2)
+        torch.sub(Y[..., 1:], Y[..., :-1], out=dx[..., :-1])
+        torch.sub(Y[..., 0], Y[..., -1], out=dx[..., -1])
+        torch.sub(dx[..., :-1], dx[..., 1:], out=self.Yc[..., 1:])
+        torch.sub(dx[..., -1], dx[..., 0], out=self.Yc[..., 0])
+        self.Yc.mul_(p.beta).add_(Y)
+        self.dY = self._fdiff(Y, 2, new(n3, n1, n2))
         # ADMM state
         self.B, self.B1, self.B2, self.P1, self.P2 = (torch.zeros_like(Y) for _ in range(5))
         self.Z = Y.clone()
-        self.R = new(n3, n1, n2)
-        self.Xs = [Y.clone(), new(n3, n1, n2)]  # [previous X, next X's buffer]
-        self.bufs = (new(n3, n1, n2), new(n3, n1, n2), new(n3, n1, n2))
-        self._rhs(self.Xs[0])  # X = Z = Y at start: B stays 0
+        self.X = Y.clone()
+        self._rhs(self.X)  # X = Z = Y at start: B stays 0
 
     # -- steps -----------------------------------------------------------------------------------------
     def _fdiff(self, A: torch.Tensor, dim: int, out: torch.Tensor) -> torch.Tensor:
@@ -190,21 +197,25 @@ class TorchTLSM:
         self.xspec.mul_(self.inv_denom)
         return torch.fft.irfft2(self.xspec, s=(n1, n2), out=out)
 
-    def _eigh(self, G: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Batched ``eigh`` (ascending); on CPU with ``eigh_threads > 1`` one contiguous batch per thread, each
-        single-threaded (faster than one multithreaded LAPACK call per matrix for the small Gram matrices)."""
-        k = min(self.eigh_threads, G.shape[0])
-        if G.device.type != "cpu" or k <= 1:
-            return torch.linalg.eigh(G)
-        parts = torch.tensor_split(G, k)
+    def _eigh(self) -> None:
+        """Batched ``eigh`` of :attr:`G` into :attr:`lam` (ascending) and :attr:`U`. On CPU, LAPACK runs
+        single-threaded, one contiguous batch of matrices per thread when ``eigh_threads > 1``: threads inside
+        ``heevd`` on these small matrices were 1.1-9x slower than one thread (more when the cores are shared)."""
+        if self.G.device.type != "cpu":
+            torch.linalg.eigh(self.G, out=(self.lam, self.U))
+            return
+        k = max(1, min(self.eigh_threads, self.G.shape[0]))
+        parts = list(zip(*(torch.tensor_split(t, k) for t in (self.G, self.lam, self.U))))
         before = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            with ThreadPoolExecutor(k) as pool:
-                out = list(pool.map(torch.linalg.eigh, parts))
+            if k == 1:
+                torch.linalg.eigh(self.G, out=(self.lam, self.U))
+            else:
+                with ThreadPoolExecutor(k) as pool:
+                    list(pool.map(lambda a: torch.linalg.eigh(a[0], out=(a[1], a[2])), parts))
         finally:
             torch.set_num_threads(before)
-        return torch.cat([o[0] for o in out]), torch.cat([o[1] for o in out])
 
     def _zstep(self, W: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """Z = prox_tSVD_LSM(W, rho) (see the module docstring); ``W`` is not modified."""
@@ -216,13 +227,15 @@ class TorchTLSM:
             torch.matmul(U * s_new[:, None, :].to(A.dtype), Vh, out=self.Fz)
             return torch.fft.irfft(self.Fz, n=n3, dim=0, out=out)
         left = n1 <= n2
-        torch.matmul(A, A.mH, out=self.G) if left else torch.matmul(A.mH, A, out=self.G)
-        lam, U = self._eigh(self.G)
+        G, U = self.G, self.U
+        torch.matmul(A, A.mH, out=G) if left else torch.matmul(A.mH, A, out=G)
+        self._eigh()
         # Eigenvalues rounding put at or below zero: tiny singular values (the shrink's limit as s -> 0).
-        s = lam.clamp_(min=0).sqrt_().clamp_(min=self.tiny)
+        s = self.lam.clamp_(min=0).sqrt_().clamp_(min=self.tiny)
         s_new = lsm_shrink_weighted(s.to(torch.float64), self.rho, self.weights).to(s.dtype)
-        cut = torch.clamp(1.0 - s_new / s, min=0.0)
-        M = torch.matmul(U * cut[:, None, :].to(U.dtype), U.mH)
+        # M = U diag(cut) U^H = W W^H with W = U diag(sqrt(cut)), 0 <= cut = 1 - s'/s <= 1 (into G's buffer)
+        U.mul_(torch.clamp(1.0 - s_new / s, min=0.0).sqrt_()[:, None, :])
+        M = torch.matmul(U, U.mH, out=G)
         torch.baddbmm(A, M, A, alpha=-1, out=self.Fz) if left else torch.baddbmm(A, A, M, alpha=-1, out=self.Fz)
         return torch.fft.irfft(self.Fz, n=n3, dim=0, out=out)
 
@@ -261,10 +274,12 @@ class TorchTLSM:
     def run(self, callback: Callable[[int, float], None] | None = None) -> torch.Tensor:
         """All iterations; returns X (internal layout). ``callback(iteration, ||X_k - X_{k-1}|| / ||X_{k-1}||)``."""
         W = self.bufs[1]  # W = X + B lives in the D-steps' scratch block (consumed by the Z-step's rfft)
+        # the previous X is kept (a second buffer) only for the callback's relative change
+        xs = [self.X, torch.empty_like(self.X) if callback is not None else self.X]
         for it in range(1, self.p.iterations + 1):
-            prev, X = self.Xs
+            prev, X = xs
             self._xstep(X)
-            self.Xs = [X, prev]
+            xs = [X, prev]
             if callback is not None:
                 den = float(torch.linalg.vector_norm(prev)) ** 2
                 num = float(torch.linalg.vector_norm(torch.sub(X, prev, out=W))) ** 2
@@ -275,7 +290,8 @@ class TorchTLSM:
             self._rhs(X)
             if callback is not None:
                 callback(it, math.sqrt(num / den) if den > 0 else 0.0)
-        return self.Xs[0]
+        self.X = xs[0]
+        return self.X
 
 
 def denoise_torch(
@@ -290,7 +306,7 @@ def denoise_torch(
     """TLSM of the validated canonical cube ``y`` (n1, n2, n3) with the resolved parameters ``p`` on ``device``;
     returns a new NumPy array of ``y``'s shape and dtype (``y`` is not modified)."""
     dev = resolve_device(device)
-    with _threads(dev, workers), torch.inference_mode():
+    with _threads(dev, workers), torch.no_grad():
         Y = torch.from_numpy(np.ascontiguousarray(np.transpose(y, (2, 0, 1)))).to(dev).contiguous()
         threads = (workers or torch.get_num_threads()) if dev.type == "cpu" else 1
         solver = TorchTLSM(Y, p, route=route, eigh_threads=threads)
