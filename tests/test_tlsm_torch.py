@@ -131,9 +131,11 @@ def test_torch_on_cpu_plans_more_memory():
     numba = method.peak_memory(parse_spec({"name": "tlsm"}), block)
     torch_cpu = method.peak_memory(parse_spec({"name": "tlsm", "backend": "torch"}), block)
     torch_cuda = method.peak_memory(parse_spec({"name": "tlsm", "backend": "torch", "device": "cuda"}), block)
-    assert torch_cpu > 1.3 * numba and torch_cuda == numba
-    # measured RSS high-water of the torch backend on this block: 273-299 MB (seiscore.methods.tlsm.memory)
-    assert torch_cpu > 299 * 2**20 > numba
+    assert torch_cpu > 1.4 * numba and torch_cuda == numba
+    # measured RSS high-water of the torch backend on this block: 273 MB (1 thread; seiscore.methods.tlsm.memory)
+    assert torch_cpu > 273 * 2**20 > numba
+    two = parse_spec({"name": "tlsm", "backend": "torch", "threads_per_task": 2})
+    assert method.peak_memory(two, block) > 318 * 2**20  # measured with 2 threads
 
 
 def test_build_picks_numba_without_gpu(monkeypatch):

@@ -16,6 +16,10 @@ internal layout ``(n3, n1, n2)`` (frontal slices contiguous), float32 or float64
   ``a = theta / (theta + eps)``, ``b = theta c``; then ``B' = t - D`` (the demo's zero last difference:
   ``B'[last] -= d[last]``) and ``P = D - B'``, all in preallocated buffers (``out=`` / in place).
 
+On CPU with ``workers > 1`` every step runs on contiguous parts of its batch axis in a pool of threads with
+torch single-threaded inside (torch's intra-op threads were up to 9x slower for ``eigh`` and 2.7x for the
+elementwise steps on shared cores); on CUDA each step is one batched call.
+
 Torch is imported by this module only; :mod:`seiscore.methods.tlsm.admm` imports it on first use.
 """
 
