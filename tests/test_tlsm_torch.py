@@ -70,10 +70,12 @@ def test_caller_array_untouched_and_deterministic():
     base = _cube(10, 14, 6, np.float32).transpose(2, 0, 1).copy()  # (n3, n1, n2): the solver's own layout,
     y = base.transpose(1, 2, 0)  # so its internal copy of y could be a view of the caller's memory
     before = y.copy()
-    a = denoise(y, {"iterations": 4}, backend="torch", device="cpu")
-    b = denoise(y, {"iterations": 4}, backend="torch", device="cpu")
+    a = denoise(y, {"iterations": 4}, backend="torch", device="cpu", workers=2)
+    b = denoise(y, {"iterations": 4}, backend="torch", device="cpu", workers=2)
+    one = denoise(y, {"iterations": 4}, backend="torch", device="cpu", workers=1)
     np.testing.assert_array_equal(y, before)
     np.testing.assert_array_equal(a, b)
+    assert _rel(one, a) < 1e-5  # another thread count batches the slices differently: last bits may move
     assert not np.shares_memory(a, y)
 
 
@@ -150,6 +152,20 @@ def test_build_picks_numba_without_gpu(monkeypatch):
     torch_run = TLSMMethod().build(torch_spec, POSTSTACK3D)
     assert torch_run(block).shape == out.shape and torch_run.placement == {"backend": "torch", "device": "cpu"}
     assert _rel(torch_run(block), out) < 1e-5
+
+
+def test_no_cuda_probe_imports_torch_without_a_driver():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, seiscore.methods.tlsm.method as m\n"
+        "m._NVIDIA_NODES = ('/nonexistent/nvidia',)\n"
+        "spec = m.TLSMSpec()\n"
+        "assert m.choose_backend(spec) == ('numba', 'cpu'), m.choose_backend(spec)\n"
+        "assert 'torch' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def _picks_on_worker(resources: dict, *specs) -> list:

@@ -149,9 +149,19 @@ class TLSMSpec(BlockwiseSpec):
         return self
 
 
+_NVIDIA_NODES = ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/dxg")  # the driver's traces (Linux, WSL2)
+
+
 @functools.cache
 def _cuda_visible() -> bool:
-    """Whether this process sees a CUDA device (:func:`seiscore.execution.resources.gpu_available`, once)."""
+    """Whether this process sees a CUDA device (:func:`seiscore.execution.resources.gpu_available`, once).
+    Without any trace of an NVIDIA driver the answer is no without importing torch (about 3 s and 300 MB that a
+    numba tile would otherwise pay inside its own memory peak)."""
+    import os
+    import sys
+
+    if "torch" not in sys.modules and not any(os.path.exists(node) for node in _NVIDIA_NODES):
+        return False
     from seiscore.execution.resources import gpu_available
 
     return gpu_available()
@@ -174,7 +184,7 @@ def choose_backend(spec: TLSMSpec) -> tuple[str, str]:
     an explicit device is kept (numba only on CPU); on ``"auto"`` the GPU is used when this process sees CUDA
     and its worker advertises ``GPU``; ``backend="auto"`` is torch on CUDA and numba on CPU."""
     if spec.device == "auto":
-        device = "cuda" if spec.backend != "numba" and _cuda_visible() and _worker_has_gpu() else "cpu"
+        device = "cuda" if spec.backend != "numba" and _worker_has_gpu() and _cuda_visible() else "cpu"
     else:
         device = spec.device
     if spec.backend == "auto":
