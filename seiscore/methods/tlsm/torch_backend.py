@@ -127,9 +127,9 @@ def _row_factors(rms: torch.Tensor, n: int, mu1: float, dtype: torch.dtype) -> t
 class TorchTLSM:
     """State and buffers of one TLSM run on a ``(n3, n1, n2)`` tensor (internal layout); :meth:`run` iterates.
 
-    Buffers are allocated once: the X-step alternates between two output buffers (the previous X stays valid
-    for the relative change), the Z-step writes into its own spectrum, Gram and output buffers, the D-steps
-    reuse three scratch blocks.
+    Buffers are allocated once: one X (a second one only for the callback's relative change), the Z-step's
+    spectrum, Gram / eigenvector stacks and a rebuilt spectrum that shares its storage with the X-step's, and
+    three scratch blocks for the D-steps that also hold W = X + B and the right-hand side R.
     """
 
     def __init__(self, Y: torch.Tensor, p: TLSMParams, route: str = "gram", threads: int = 1):
