@@ -11,6 +11,11 @@
 
 ``--quick`` runs a reduced set (demo-cube timing, 12 levels at 40 x 200 x 400, no SVD-route
 comparison at full size) for a fast check.
+
+``--backends`` times only the two solver backends against each other: numba and torch (``--device``, default
+``cpu``) on the demo cube, 20 iterations, float32 and float64, runs interleaved, medians of ``--repeats`` (>= 3),
+with each one's PSNR and their relative difference (``tlsm_backends.md``; the issue's target: torch on CPU
+within 2x of numba).
 """
 
 from __future__ import annotations
@@ -115,6 +120,67 @@ def timing(repeats: int, log) -> dict:
     res["load_average_1min"] = os.getloadavg()[0]
     res["f32_f64_rel"] = float(np.linalg.norm(outs["float32"] - outs["float64"]) / np.linalg.norm(outs["float64"]))
     return res
+
+
+def backends(repeats: int, log, device: str = "cpu") -> dict:
+    """Wall time (median of ``repeats``, numba and torch runs interleaved), PSNR and the relative difference of
+    the numba and torch backends on the demo cube (20 iterations), float32 and float64."""
+    kws = {"numba": {"backend": "numba"}, "torch": {"backend": "torch", "device": device}}
+    for kw in kws.values():  # compile / initialise each backend outside the timings
+        denoise(np.zeros((8, 8, 8), np.float32) + np.arange(8, dtype=np.float32), **kw)
+    res: dict = {"device": device, "repeats": repeats, "threads": os.cpu_count()}
+    for dtype in (np.float32, np.float64):
+        name = np.dtype(dtype).name
+        y, x = _cubes(100, 0.2, 0.01, dtype)
+        walls: dict[str, list[float]] = {b: [] for b in kws}
+        outs = {}
+        for r in range(repeats):
+            for b, kw in kws.items():
+                outs[b], wall, _ = _timed(y, preset="synthetic", **kw)
+                walls[b].append(wall)
+                log(f"  {name} {b} run {r + 1}: {wall:.2f} s")
+        row = {
+            b: {"wall_s_median": float(np.median(w)), "wall_s": w, "psnr": psnr(x, outs[b])} for b, w in walls.items()
+        }
+        row["torch_over_numba"] = row["torch"]["wall_s_median"] / row["numba"]["wall_s_median"]
+        row["rel_diff"] = float(np.linalg.norm(outs["torch"] - outs["numba"]) / np.linalg.norm(outs["numba"]))
+        log(
+            f"  {name}: numba {row['numba']['wall_s_median']:.2f} s ({row['numba']['psnr']:.3f} dB), torch "
+            f"{row['torch']['wall_s_median']:.2f} s ({row['torch']['psnr']:.3f} dB): {row['torch_over_numba']:.2f}x, "
+            f"relative difference {row['rel_diff']:.1e}"
+        )
+        res[name] = row
+    res["load_average_1min"] = os.getloadavg()[0]
+    return res
+
+
+def _backends_markdown(r: dict) -> str:
+    rows = [
+        [
+            k,
+            round(v["numba"]["wall_s_median"], 2),
+            round(v["torch"]["wall_s_median"], 2),
+            round(v["torch_over_numba"], 2),
+            round(v["numba"]["psnr"], 3),
+            round(v["torch"]["psnr"], 3),
+            f"{v['rel_diff']:.1e}",
+        ]
+        for k, v in r.items()
+        if isinstance(v, dict)
+    ]
+    return "\n".join(
+        [
+            "# TLSM backends: numba vs torch, demo cube 100x200x400, 20 iterations",
+            "",
+            f"`python -m seiscore.bench tlsm --backends --device {r['device']} --repeats {r['repeats']}`: wall-time "
+            f"medians, numba and torch runs interleaved, torch on `{r['device']}`, {r['threads']} CPUs (load average "
+            f"{r['load_average_1min']:.1f} at the end). Target: torch on CPU within 2x of numba.",
+            "",
+            md_table(
+                ["dtype", "numba (s)", "torch (s)", "torch / numba", "numba PSNR", "torch PSNR", "relative diff"], rows
+            ),
+        ]
+    )
 
 
 def route_accuracy(n_inline: int, log) -> dict:
@@ -320,8 +386,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--only-timing", action="store_true", help="only the Table III timing (for re-timing on a quiet machine)"
     )
+    ap.add_argument("--backends", action="store_true", help="only numba vs torch on the demo cube (tlsm_backends.md)")
+    ap.add_argument("--device", default="cpu", help="torch device of --backends (default cpu)")
     args = ap.parse_args(argv)
     log = lambda msg: print(msg, flush=True)  # noqa: E731
+    if args.backends:
+        repeats = max(3, args.repeats or 3)
+        log(f"numba vs torch ({args.device}), demo cube, {repeats} repeats:")
+        res = backends(repeats, log, args.device)
+        md = _backends_markdown(res)
+        json_path, md_path = write_results("tlsm_backends", {"backends": res}, md)
+        print("\n" + md + f"\n\nwritten: {json_path}, {md_path}")
+        return 0
     denoise(np.zeros((8, 8, 8), np.float32) + np.arange(8, dtype=np.float32))  # compile the kernels outside the timings
     repeats = args.repeats or (3 if args.quick else 5)
     result: dict = {"mode": "quick" if args.quick else ("full" if args.full else "standard"), "machine": machine()}

@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
+from typing import Callable, Literal
 
 import numba
 import numpy as np
@@ -35,6 +35,7 @@ from seiscore.methods.tlsm.tsvd import SpectralRoute, tsvd_lsm
 from seiscore.methods.tlsm.xstep import FourierXSolver
 
 Callback = Callable[[int, float], None]
+Backend = Literal["numba", "torch"]
 
 
 @functools.cache
@@ -57,6 +58,8 @@ def denoise(
     callback: Callback | None = None,
     route: SpectralRoute = "gram",
     workers: int | None = None,
+    backend: Backend = "numba",
+    device: str | None = None,
 ) -> np.ndarray:
     """Denoise a cube in canonical orientation with TLSM.
 
@@ -76,7 +79,14 @@ def denoise(
     workers : int, optional
         Threads for everything TLSM runs in parallel: FFTs, the t-SVD batches and the numba
         kernels (default: the CPUs this process may use). In a Dask worker that runs several
-        tasks at once, give each task its share of the cores.
+        tasks at once, give each task its share of the cores. With ``backend="torch"`` on CPU:
+        torch's intra-op threads for the call (restored afterwards).
+    backend : {"numba", "torch"}
+        ``"numba"``: this module's CPU solver; ``"torch"``: the same iterations on PyTorch
+        (:mod:`seiscore.methods.tlsm.torch_backend`, imported on first use), on ``device``.
+    device : {"cpu", "cuda", "auto"} or a torch device string, optional
+        Torch backend only: default ``"cuda"`` when torch sees a CUDA device, else ``"cpu"``;
+        ``"cuda"`` without one raises a one-line ``ValueError``. The numba backend runs on CPU.
 
     Returns
     -------
@@ -84,6 +94,14 @@ def denoise(
     """
     y = as_float_volume("y", y)
     p = resolve_params(params, preset)
+    if backend == "torch":
+        from seiscore.methods.tlsm.torch_backend import denoise_torch
+
+        return denoise_torch(y, p, device=device, callback=callback, route=route, workers=workers)
+    if backend != "numba":
+        raise ValueError(f"unknown TLSM backend {backend!r}; use 'numba' or 'torch'")
+    if device not in (None, "auto", "cpu"):
+        raise ValueError(f"the numba backend runs on the CPU only, not on device {device!r}; use backend='torch'")
     workers = workers or default_workers()
     dtype = y.dtype
     Y = np.ascontiguousarray(np.transpose(y, (2, 0, 1)))  # a copy: the caller's array is never touched

@@ -26,6 +26,11 @@ by :func:`measure` (``python -m seiscore.methods.tlsm.memory``; the table is :da
 Everything else a task holds (weights of the blend support, the weighted block) is at most a few blocks
 and comes after the solver has freed its arrays, so it never sets the peak. :data:`MARGIN` is added on
 top so that a planned peak is an upper bound of the measured one.
+
+The torch backend on the CPU (``TLSMSpec.backend="torch"``) peaks higher for the same arrays (its temporaries
+stay in the heap): measured with ``measure(..., backend="torch")`` on 256 x 256 x 48 (the tube tile 44 + 2 x 2)
+float32, 273 MB (1 thread) and 318 MB (2 threads) against numba's 220 MB, up to 1.37 times the numba plan over
+three shapes; its plan is :data:`TORCH_FACTOR` (1.5) times the numba model (details next to the constant).
 """
 
 from __future__ import annotations
@@ -42,6 +47,14 @@ A_BLOCKS = 17.3
 B_GRAM = 0.4
 C_FIXED = 4 * 2**20
 MARGIN = 1.08
+
+# The torch backend (seiscore.methods.tlsm.torch_backend) on the CPU holds about the same arrays, but torch's
+# temporaries (eigh's column-major copies and results, FFT workspaces) stay in the heap, in one malloc arena per
+# pool thread: measured with `measure(..., backend="torch")` (float32, 2 iterations, torch 2.13 CPU):
+# 256 x 256 x 48 273 MB with 1 thread, 318 MB with 2 (numba: 220 / 222 MB); (400, 400, 24) 337 / 411 MB,
+# (64, 64, 400) 136 / 160 MB: 1.09-1.15 (1 thread) and 1.29-1.37 (2 threads) times the numba plan (numba:
+# 0.91-0.93). TORCH_FACTOR on top of the numba model keeps the plan an upper bound (measured / planned <= 0.91).
+TORCH_FACTOR = 1.5
 
 # (canonical block n1, n2, n3, threads) -> RSS high-water increment in bytes of :func:`measure` (float32,
 # 2 iterations, seiscore 0.1, numpy 2 / scipy / pyFFTW of constraints.txt; `python -m seiscore.methods.tlsm.memory`).
@@ -75,11 +88,13 @@ def terms(n1: int, n2: int, n3: int, itemsize: int = 4, threads: int = 1) -> dic
     }
 
 
-def tlsm_peak_bytes(canonical, itemsize: int = 4, threads: int = 1) -> int:
-    """Planned peak bytes of one TLSM tile task on a block of ``canonical`` shape (n1, n2, n3)."""
+def tlsm_peak_bytes(canonical, itemsize: int = 4, threads: int = 1, backend: str = "numba") -> int:
+    """Planned peak bytes of one TLSM tile task on a block of ``canonical`` shape (n1, n2, n3); the torch
+    backend on the CPU gets :data:`TORCH_FACTOR` times the numba model."""
     n1, n2, n3 = (int(n) for n in canonical)
     t = terms(n1, n2, n3, itemsize, threads)
-    return int(MARGIN * (A_BLOCKS * t["block"] + B_GRAM * t["gram"] + t["thread"] + C_FIXED))
+    peak = MARGIN * (A_BLOCKS * t["block"] + B_GRAM * t["gram"] + t["thread"] + C_FIXED)
+    return int(peak * (TORCH_FACTOR if backend == "torch" else 1.0))
 
 
 # --- measurement ------------------------------------------------------------------------------------------------
@@ -92,7 +107,7 @@ from seiscore.data.kinds import POSTSTACK3D
 from seiscore.execution.blockwise.tiling import TileConfig, denoise_block, plan_tiles
 from seiscore.methods.tlsm.method import TLSMMethod, TLSMSpec
 n1, n2, n3, threads, iterations = (int(v) for v in sys.argv[1:6])
-spec = TLSMSpec(threads_per_task=threads, params={"iterations": iterations})
+spec = TLSMSpec(threads_per_task=threads, params={"iterations": iterations}, backend=sys.argv[6], device="cpu")
 run = TLSMMethod().build(spec, POSTSTACK3D)
 run(np.random.default_rng(0).standard_normal((6, 8, 10), dtype=np.float32))  # compile / load numba caches
 raw = np.random.default_rng(1).standard_normal((n3, n1, n2), dtype=np.float32)  # store order: inline, crossline, sample
@@ -106,14 +121,18 @@ print(json.dumps({"increment": p.increment, "start": p.start, "peak": p.peak}))
 """
 
 
-def measure(canonical, threads: int = 1, iterations: int = 2, python: str | None = None) -> dict:
+def measure(
+    canonical, threads: int = 1, iterations: int = 2, python: str | None = None, backend: str = "numba"
+) -> dict:
     """Measure, in a fresh Python process, the RSS high-water increment of a tile-like TLSM run (scale the
-    block, denoise, weight) on a random float32 block of ``canonical`` shape (n1, n2, n3).
+    block, denoise, weight) on a random float32 block of ``canonical`` shape (n1, n2, n3), with ``backend``
+    (``"numba"`` or ``"torch"``, on the CPU).
 
     The peak is reached in the first iteration's Z-step, so a couple of ``iterations`` suffice."""
     n1, n2, n3 = (int(n) for n in canonical)
+    args = (n1, n2, n3, threads, iterations, backend)
     out = subprocess.run(
-        [python or sys.executable, "-c", _PROBE, str(n1), str(n2), str(n3), str(threads), str(iterations)],
+        [python or sys.executable, "-c", _PROBE, *(str(a) for a in args)],
         check=True,
         capture_output=True,
         text=True,

@@ -3,11 +3,18 @@
 TLSM denoises a 3-D post-stack cube in its canonical orientation (axis 0 smooth, axis 1 footprint,
 axis 2 tube): :class:`TLSMAxes` says which store dim plays each role, and the block callable
 transposes every block into that orientation and back. Importing this module imports neither numba
-nor the solver; :meth:`TLSMMethod.build` does.
+nor the solver (nor torch); :meth:`TLSMMethod.build`'s callable does, on the worker.
+
+Backend and device (``TLSMSpec.backend`` / ``device``): the numba solver on CPU, or the same iterations on
+PyTorch (:mod:`seiscore.methods.tlsm.torch_backend`) on CPU or CUDA. Only ``device="cuda"`` asks the cluster for
+a GPU (``resources() == {"GPU": 1}``); with ``"auto"`` each tile task picks on its worker, at call time: torch on
+CUDA when the process sees a CUDA device and its Dask worker advertises a ``GPU`` resource (outside a worker: the
+CUDA device alone decides), else numba on the CPU.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any, Callable, ClassVar, Literal, Optional
 
 import numpy as np
@@ -115,6 +122,16 @@ class TLSMSpec(BlockwiseSpec):
     preset: str | None = Field(None, description=f"parameter preset ({', '.join(PRESETS)}); None = synthetic")
     params: TLSMOverrides = Field(default_factory=TLSMOverrides)  # type: ignore[valid-type]
     axes: TLSMAxes = Field(default_factory=TLSMAxes, description="store dim of each TLSM role")
+    backend: Literal["auto", "numba", "torch"] = Field(
+        "auto",
+        description="solver: 'numba' (CPU), 'torch' (PyTorch, CPU or CUDA) or 'auto' (torch on a GPU worker, "
+        "else numba)",
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto",
+        description="'cuda': tasks need a GPU worker (resources GPU=1) and run torch there; 'cpu': never a GPU; "
+        "'auto': each task uses the GPU when its worker has one",
+    )
 
     @field_validator("preset")
     @classmethod
@@ -125,15 +142,69 @@ class TLSMSpec(BlockwiseSpec):
             )
         return value
 
+    @model_validator(mode="after")
+    def _backend_runs_on_device(self) -> TLSMSpec:
+        if self.backend == "numba" and self.device == "cuda":
+            raise ValueError("backend 'numba' runs on the CPU only; use backend 'torch' (or 'auto') for device 'cuda'")
+        return self
+
+
+_NVIDIA_NODES = ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/dxg")  # the driver's traces (Linux, WSL2)
+
+
+@functools.cache
+def _cuda_visible() -> bool:
+    """Whether this process sees a CUDA device (:func:`seiscore.execution.resources.gpu_available`, once).
+    Without any trace of an NVIDIA driver the answer is no without importing torch (about 3 s and 300 MB that a
+    numba tile would otherwise pay inside its own memory peak)."""
+    import os
+    import sys
+
+    if "torch" not in sys.modules and not any(os.path.exists(node) for node in _NVIDIA_NODES):
+        return False
+    from seiscore.execution.resources import gpu_available
+
+    return gpu_available()
+
+
+def _worker_has_gpu() -> bool:
+    """Whether the Dask worker running this task advertises a ``GPU`` resource; True outside a worker."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):  # no distributed, or not running in a worker
+        return True
+    state = getattr(worker, "state", worker)
+    return bool(getattr(state, "total_resources", {}).get("GPU"))
+
+
+def choose_backend(spec: TLSMSpec) -> tuple[str, str]:
+    """``(backend, device)`` a tile task of ``spec`` runs with, decided where it runs (see the module docstring):
+    an explicit device is kept (numba only on CPU); on ``"auto"`` the GPU is used when this process sees CUDA
+    and its worker advertises ``GPU``; ``backend="auto"`` is torch on CUDA and numba on CPU."""
+    if spec.device == "auto":
+        device = "cuda" if spec.backend != "numba" and _worker_has_gpu() and _cuda_visible() else "cpu"
+    else:
+        device = spec.device
+    if spec.backend == "auto":
+        return ("torch" if device == "cuda" else "numba"), device
+    return spec.backend, device
+
 
 class TLSMMethod(Method):
-    """Triply Laplacian scale mixture denoising of 3-D post-stack cubes, tile by tile on CPU workers."""
+    """Triply Laplacian scale mixture denoising of 3-D post-stack cubes, tile by tile (numba on CPU, or torch)."""
 
     name = "tlsm"
-    description = "TLSM denoising (t-SVD low rank + footprint and signal smoothness), CPU"
+    description = "TLSM denoising (t-SVD low rank + footprint and signal smoothness), CPU (numba) or GPU (torch)"
     spec_model = TLSMSpec
     data_kinds = ("poststack3d",)
     mode = "blockwise"
+
+    def resources(self, spec: TLSMSpec) -> dict[str, float]:
+        """``{"GPU": 1}`` when the spec asks for ``device="cuda"``; nothing otherwise (``"auto"`` uses a GPU only
+        where the task happens to land on a GPU worker)."""
+        return {"GPU": 1} if spec.device == "cuda" else {}
 
     def parameters(self, spec: TLSMSpec) -> dict[str, Any]:
         """The preset's parameters with the spec's overrides applied."""
@@ -177,15 +248,20 @@ class TLSMMethod(Method):
 
     def peak_memory(self, spec: TLSMSpec, block_shape: tuple[int, ...], itemsize: int = 4) -> int:
         """Peak bytes of one tile task on a block of ``block_shape`` (store order): the measured memory model
-        :func:`seiscore.methods.tlsm.memory.tlsm_peak_bytes` with the spec's threads per task."""
+        :func:`seiscore.methods.tlsm.memory.tlsm_peak_bytes` with the spec's threads per task (the torch backend's
+        own factor when torch may run on the CPU; on CUDA the host holds less than the numba model)."""
         from seiscore.data.kinds import POSTSTACK3D
         from seiscore.methods.tlsm.memory import canonical_shape, tlsm_peak_bytes
 
         perm = spec.axes.permutation(POSTSTACK3D)
-        return tlsm_peak_bytes(canonical_shape(block_shape, perm), itemsize, spec.threads_per_task)
+        backend = "torch" if spec.backend == "torch" and spec.device != "cuda" else "numba"
+        return tlsm_peak_bytes(canonical_shape(block_shape, perm), itemsize, spec.threads_per_task, backend)
 
     def build(self, spec: TLSMSpec, kind: DataKind) -> Callable[[np.ndarray], np.ndarray]:
-        """A block (store dim order) -> TLSM in the canonical orientation -> back to the store order."""
+        """A block (store dim order) -> TLSM in the canonical orientation -> back to the store order.
+
+        The backend and device are chosen at the first call, where the callable runs (:func:`choose_backend`),
+        and kept as the callable's ``placement`` (``{"backend": ..., "device": ...}``; None before a call)."""
         from seiscore.methods.tlsm import denoise
 
         perm = spec.axes.permutation(kind)
@@ -193,12 +269,17 @@ class TLSMMethod(Method):
         params = spec.params.model_dump() or None
 
         def run(block: np.ndarray) -> np.ndarray:
+            if run.placement is None:
+                backend, device = choose_backend(spec)
+                run.placement = {"backend": backend, "device": device}
             out = denoise(
                 np.ascontiguousarray(np.transpose(block, perm)),
                 params,
                 preset=spec.preset,
                 workers=spec.threads_per_task,
+                **run.placement,
             )
             return np.transpose(out, inv)
 
+        run.placement = None
         return run
