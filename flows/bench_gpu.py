@@ -447,9 +447,10 @@ def _md_ssb(r: dict) -> list[str]:
         )
         out.append(
             md_table(
-                ["mode", "median s", "sections/s", "samples/s"],
+                ["mode", "patches / batch", "median s", "sections/s", "samples/s"],
                 [
-                    [x["mode"], _f(x["median_s"]), _f(x["sections_per_s"]), f"{x['samples_per_s']:.3g}"]
+                    [x["mode"], x.get("batch", "-"), _f(x["median_s"]), _f(x["sections_per_s"])]
+                    + [f"{x['samples_per_s']:.3g}"]
                     for x in inf["rows"]
                 ],
             )
@@ -522,7 +523,8 @@ def _md_drfwi(r: dict) -> list[str]:
         rows = [
             [m, _f(v["s_per_iter"]), _f(v["propagation_s"]), _f(v["network_s"]), _f(v["fixed_s"])] for m, v in c.items()
         ]
-        out.append(md_table(["mode", "s / iteration", "propagation s", "network s", "fixed s / run"], rows))
+        cols = ["mode", "s / iteration (median, 1st left out)", "propagation s / it (mean)", "network s / it (mean)"]
+        out.append(md_table([*cols, "fixed s / run"], rows))
     e = r.get("full_run_estimate")
     if e:
         out.append(

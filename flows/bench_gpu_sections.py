@@ -426,14 +426,17 @@ def _ssb_measure(
     cfg,
     *,
     device: str,
-    sections: int = 128,
+    sections: int = 64,
     section_shape=(200, 400),
     repeats: int = 3,
     train_steps: int = 30,
     batch_sizes=(16,),
+    infer_batches=(32, 256),
 ) -> None:
-    """Inference sections/s per mode on ``sections`` synthetic inline sections of ``section_shape`` (crosslines x
-    samples), then training steps/s of the joint phase (L1 + TV loss, Adam) per batch size on random patches."""
+    """Inference sections/s on ``sections`` synthetic inline sections of ``section_shape`` (crosslines x samples):
+    each mode at the product's batch of patches (``infer_batches[0]``, SSBParams' default 32), the blend also at
+    the larger ones; then training steps/s of the joint phase (L1 + TV loss, Adam) per batch size on random
+    patches."""
     import torch
 
     from seiscore.data.synth import SynthConfig, make_survey
@@ -447,11 +450,15 @@ def _ssb_measure(
     emit("model", {"patch": cfg.patch, "parameters": int(params), "device": device})
     cube = make_survey(SynthConfig(n_inline=sections, n_crossline=section_shape[0], n_time=section_shape[1]))[0]
     rows = []
-    for mode in ("blend", "dino", "swin"):
-        med, times, _ = _timed(lambda: denoise(cube, model, axis=0, device=device, mode=mode), repeats, sync)
+    runs = [(mode, infer_batches[0]) for mode in ("blend", "dino", "swin")] + [("blend", b) for b in infer_batches[1:]]
+    for mode, batch in runs:
+        med, times, _ = _timed(
+            lambda: denoise(cube, model, axis=0, batch_size=batch, device=device, mode=mode), repeats, sync
+        )
         rows.append(
             {
                 "mode": mode,
+                "batch": batch,
                 "median_s": round(med, 4),
                 "times_s": times,
                 "sections_per_s": sections / med,
@@ -496,7 +503,7 @@ def _ssb_measure(
 
 def ssb_section(emit: Emit, *, device: str, **sizes: Any) -> None:
     """Section 4: the small random-initialised SSB (configs/ssb_small.yaml) on ``device``; ``sizes``: keyword
-    arguments of :func:`_ssb_measure` (default 128 sections of 200 x 400, 30 steps at batch 16 and 128)."""
+    arguments of :func:`_ssb_measure` (default 64 sections of 200 x 400, 30 steps at batch 16 and 128)."""
     _ssb_measure(emit, _ssb_small_config(), device=device, **{"batch_sizes": (16, 128), **sizes})
 
 

@@ -231,3 +231,17 @@ def test_sampler_without_nvidia_smi_says_so():
         pass
     summary = sampler.summary()
     assert summary["source"] is None and summary["samples"] == 0 and "not runnable" in summary["note"]
+
+
+def test_a_real_section_in_its_child_process(tmp_path):
+    """The machine section through the same child-process path the GPU run takes (``--device cpu``)."""
+    entry = bench_gpu.run_child(
+        "flows.bench_gpu_sections:machine_section",
+        {"device": "cpu"},
+        120,
+        tmp_path / "machine.json",
+        tmp_path / "machine.log",
+    )
+    assert entry["status"] == "ok", entry
+    facts = entry["results"]["machine"]
+    assert facts["cpu_count"] == os.cpu_count() and facts["dask"] and "gpu" not in facts
