@@ -9,21 +9,26 @@
 # Report name: GPU_CHECK_NAME=gpu_rerun (not --name).
 # Offline: PIP_NO_INDEX=1 PIP_FIND_LINKS=/path/to/wheels benchmarks/gpu_check.sh
 # CUDA 12 driver: CUDA_BINDINGS="cuda-bindings>=12.9,<13" benchmarks/gpu_check.sh
+# An environment prepared otherwise (no make setup): SEIS_PYTHON=/path/to/python benchmarks/gpu_check.sh
+# (the check runs as python -m flows.bench_gpu, the same main as python -m seiscore.bench gpu, so it needs no
+# installed entry points, only the packages importable).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 NAME=${GPU_CHECK_NAME:-gpu}
-PY=.venv/bin/python
+PY=${SEIS_PYTHON:-.venv/bin/python}
 
-make setup || { echo "gpu_check: make setup failed" >&2; exit 1; }
-if ! $PY -c "import dask_cuda" 2>/dev/null; then
-    $PY -m pip install --quiet -c constraints.txt "nvidia-ml-py>=12" "cuda-core>=0.5.1,<2" \
+if [ -z "${SEIS_PYTHON:-}" ]; then
+    make setup || { echo "gpu_check: make setup failed" >&2; exit 1; }
+fi
+if ! "$PY" -c "import dask_cuda" 2>/dev/null; then
+    "$PY" -m pip install --quiet -c constraints.txt "nvidia-ml-py>=12" "cuda-core>=0.5.1,<2" \
         "${CUDA_BINDINGS:-cuda-bindings>=13,<14}" \
-        && $PY -m pip install --quiet --no-deps "dask-cuda==26.10.*" \
+        && "$PY" -m pip install --quiet --no-deps "dask-cuda==26.10.*" \
         || echo "gpu_check: dask-cuda not installed; the pipeline's GPU run uses a 1-worker LocalCluster with GPU=1"
 fi
-$PY -c "import sys, torch; ok = torch.cuda.is_available(); print(f'torch {torch.__version__}, CUDA {torch.version.cuda}, GPU seen: {ok}'); sys.exit(0 if ok else 3)" \
+"$PY" -c "import sys, torch; ok = torch.cuda.is_available(); print(f'torch {torch.__version__}, CUDA {torch.version.cuda}, GPU seen: {ok}'); sys.exit(0 if ok else 3)" \
     || echo "gpu_check: WARNING: torch sees no CUDA device; the check will only write its 'no GPU' skeleton" >&2
-timeout --signal=TERM --kill-after=30 9m $PY -m seiscore.bench gpu --budget-minutes 8 --name "$NAME" "$@"
+timeout --signal=TERM --kill-after=30 9m "$PY" -m flows.bench_gpu --budget-minutes 8 --name "$NAME" "$@"
 rc=$?
 [ $rc -eq 124 ] && echo "gpu_check: stopped by the 9-minute timeout; the report holds the finished sections"
 results=${SEIS_BENCH_RESULTS:-benchmarks/results}
