@@ -126,10 +126,11 @@ def test_the_flow_commands_and_pipeline_benchmark_are_reached_through_entry_poin
     assert eps["seiscore.benchmarks"] == {
         "pipeline": "flows.bench_pipeline:main",
         "orchestration": "flows.bench_orchestration:main",
+        "gpu": "flows.bench_gpu:main",
     }
     from seiscore.bench.__main__ import available
     from seiscore.cli import build_parser
 
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     assert {"run", "reprocess", "demo", "serve", "fit", "status", "ingest"} <= set(sub.choices)
-    assert {"pipeline", "orchestration", "tlsm", "io"} <= set(available())
+    assert {"pipeline", "orchestration", "gpu", "tlsm", "io"} <= set(available())
