@@ -42,7 +42,7 @@ class CDiffSDConfig(BaseModel):
     attn_dim_head: int = Field(32, ge=1)
     # -- cold diffusion (spec §2.1, §2.4) -------------------------------------------------------------------
     T: int = Field(300, ge=2, description="diffusion steps")
-    schedule: Literal["linear", "cosine"] = "linear"
+    schedule: Literal["linear", "cosine", "angle"] = "linear"
     cosine_s: float = Field(0.008, ge=0)
     legacy_test_schedule: bool = Field(
         False, description="sample with the released code's unscaled linear schedule (train/test mismatch)"
@@ -55,10 +55,16 @@ class CDiffSDConfig(BaseModel):
             "x <- x + (a_{s-1} - a_s) x0_hat + (b_{s-1} - b_s) y with the observed y (default: measured best)"
         ),
     )
+    sampling_steps: int | None = Field(
+        None, ge=2, description="network evaluations of the sampling chain, evenly spaced from T-1 to 0 (None: all T)"
+    )
     # -- loss (spec §2.3) -----------------------------------------------------------------------------------
     loss: Literal["l1", "l2", "huber"] = "l1"
     penalty: float = Field(3.0, ge=0, description="lambda: weight of the second (unfolded) pass")
     legacy_unfold: bool = Field(False, description="re-degrade towards y_hat + x0_hat as the released code does")
+    unfold_step: Literal["random", "previous"] = Field(
+        "random", description="second-pass step: independent of t (released) or t-1 (one sampler transition)"
+    )
     # -- optimiser ------------------------------------------------------------------------------------------
     lr: float = Field(1e-4, gt=0)
     lr_schedule: Literal["cosine", "legacy", "constant"] = "cosine"
