@@ -14,8 +14,8 @@ from seiscore.execution.fit import TENSORS, ArtifactError, FitCheckpoint, fit_me
 from seiscore.methods.cdiffsd.config import CDiffSDConfig, CDiffSDError
 from seiscore.methods.cdiffsd.loss import unfolded_loss
 from seiscore.methods.cdiffsd.model import FORMAT_VERSION, CDiffSDModel
-from seiscore.methods.cdiffsd.sampler import cold_sample, direct
-from seiscore.methods.cdiffsd.schedule import ColdSchedule
+from seiscore.methods.cdiffsd.sampler import cold_sample, direct, visited_steps
+from seiscore.methods.cdiffsd.schedule import ColdSchedule, betas, coefficients
 from seiscore.methods.cdiffsd.unet1d import UNet1D
 
 torch.set_num_threads(1)
@@ -49,6 +49,60 @@ def test_linear_schedule_ends_at_the_noisy_trace_and_cosine_does_not():
     assert legacy.start == 298 and s.start == 299
     tiny = ColdSchedule.from_config(CDiffSDConfig(T=5))  # betas clipped: still a valid schedule
     assert np.all(np.isfinite(tiny.a)) and tiny.a[-1] < 1e-3
+
+
+@pytest.mark.parametrize("T", [2, 5, 20, 300])
+def test_angle_schedule_ends_exactly_at_y_with_evenly_spaced_angles(T):
+    s = ColdSchedule.from_config(CDiffSDConfig(T=T, schedule="angle"))
+    phi = np.pi / 2 * np.arange(1, T + 1) / T
+    np.testing.assert_allclose(s.a, np.cos(phi), atol=1e-12)
+    np.testing.assert_allclose(s.b, np.sin(phi), atol=1e-12)
+    assert np.all(np.diff(s.a) < 0) and np.all(np.diff(s.b) > 0)  # monotone: every step changes x_t
+    assert s.a[-1] == 0.0 and s.b[-1] == 1.0 and s.start == T - 1
+    np.testing.assert_allclose(np.diff(np.arctan2(s.b, s.a)), np.pi / 2 / T, atol=1e-12)  # evenly spaced angles
+    beta = betas(T, "angle")
+    assert np.all((beta > 0) & (beta <= 1)) and np.array_equal(coefficients(beta)[0], s.a)
+    clean, noisy = _events(3, 64, 2)
+    x0, y = torch.from_numpy(clean), torch.from_numpy(noisy)
+    assert torch.equal(s.degrade(x0, y, torch.full((3,), T - 1)), y)  # x_{T-1} == y exactly
+    lin = ColdSchedule.from_config(CDiffSDConfig(T=T))
+    assert (s.a > 0.06).sum() >= (lin.a > 0.06).sum()  # never more near-y steps than the scaled linear one
+
+
+def test_strided_sampling_visits_evenly_spaced_steps_and_keeps_the_oracle_fixed_point():
+    assert visited_steps(19) == list(range(19, -1, -1)) and visited_steps(19, 30) == list(range(19, -1, -1))
+    assert visited_steps(19, 3) == [19, 10, 0] and visited_steps(19, 5) == [19, 14, 10, 5, 0]
+    with pytest.raises(ValueError, match="at least 2"):
+        visited_steps(19, 1)
+    with pytest.raises(ValueError):
+        CDiffSDConfig(sampling_steps=1)
+    s = ColdSchedule.from_config(CDiffSDConfig(T=20, schedule="angle"))
+    clean, noisy = _events(2, 64, 3)
+    x0, y = torch.from_numpy(clean).double(), torch.from_numpy(noisy).double()
+    seen = []
+
+    def oracle(x, t):
+        seen.append(int(t[0]))
+        return x0
+
+    torch.testing.assert_close(cold_sample(oracle, s, y, evaluations=4), x0, rtol=1e-12, atol=1e-12)
+    assert seen == visited_steps(19, 4)
+    w = {k: 0.5 + 0.02 * k for k in range(20)}  # an imperfect network: the stride changes the result
+
+    def net(x, t):
+        return w[int(t[0])] * x
+
+    full, strided = cold_sample(net, s, y), cold_sample(net, s, y, evaluations=4)
+    x = y  # the strided anchored chain by hand: s -> next visited step p
+    for k, p in zip([19, 13, 6, 0], [13, 6, 0, None]):
+        x0h = w[k] * x
+        x = x0h if p is None else x + (s.a[p] - s.a[k]) * x0h + (s.b[p] - s.b[k]) * y
+    torch.testing.assert_close(strided, x, rtol=1e-12, atol=1e-12)
+    assert not torch.allclose(full, strided)
+    _, noisy = _events(2, 64, 5)
+    m_all = CDiffSDModel(CDiffSDConfig(T=6, length=64), seed=3)
+    m_two = CDiffSDModel(CDiffSDConfig(T=6, length=64, sampling_steps=2), seed=3)
+    assert not np.allclose(m_all.denoise(noisy, "sampling"), m_two.denoise(noisy, "sampling"))
 
 
 @pytest.mark.parametrize("kw", [{"T": 300}, {"T": 20}, {"T": 50, "schedule": "cosine"}])
@@ -159,6 +213,33 @@ def test_two_pass_loss_decreases_over_a_few_steps(legacy):
         losses.append(float(loss.detach()))
         assert loss.item() == pytest.approx(parts["loss_first"] + 3.0 * parts["loss_second"], rel=1e-5)
     assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3])
+
+
+def test_previous_unfold_step_makes_the_second_pass_one_anchored_sampler_transition():
+    s = ColdSchedule.from_config(CDiffSDConfig(T=6, schedule="angle"))
+    clean, noisy = _events(16, 64, 4)
+    x0, y = torch.from_numpy(clean).double(), torch.from_numpy(noisy).double()
+    calls = []
+
+    def net(x, t):  # records its inputs; an imperfect estimate so that the two passes differ
+        calls.append((x, t.clone()))
+        return 0.9 * x0 + 0.05 * y
+
+    for step in ("random", "previous"):
+        calls.clear()
+        unfolded_loss(net, s, x0, y, torch.Generator().manual_seed(0), unfold_step=step)
+        (x1, t1), (x2, t2) = calls
+        torch.testing.assert_close(x1, s.degrade(x0, y, t1))
+        if step == "previous":
+            assert torch.equal(t2, (t1 - 1).clamp(min=0))
+        else:
+            assert not torch.equal(t2, (t1 - 1).clamp(min=0))
+        a2, b2 = s.torch_coeffs(t2, x0)
+        torch.testing.assert_close(x2, a2 * (0.9 * x0 + 0.05 * y) + b2 * y)  # a_{t'} x0_hat + b_{t'} y
+    with pytest.raises(ValueError, match="unfold_step"):
+        unfolded_loss(net, s, x0, y, unfold_step="next")
+    with pytest.raises(ValueError):
+        CDiffSDConfig(unfold_step="next")
 
 
 # -- denoise, save / load, bad artifacts --------------------------------------------------------------------------

@@ -7,6 +7,17 @@ sampler's update ``sampler="anchored"`` (Bansal et al.'s improved step with the 
 ``x_{s-1} = x_s + (a_{s-1} - a_s) x0_hat + (b_{s-1} - b_s) y``; ``"released"`` is the code's
 ``x_{s-1} = (b_s + a_{s-1}) x0_hat + b_{s-1} n_hat``, ``"consistent"`` ``(a_{s-1} + b_{s-1}) x0_hat + b_{s-1} n_hat``
 with ``n_hat = (x_s - (a_s + b_s) x0_hat) / b_s``; see :mod:`seiscore.methods.cdiffsd.sampler`).
+
+Options added for the small CPU configuration (issue 14; defaults unchanged, i.e. the released behaviour):
+``schedule="angle"`` (``a_t = cos(pi/2 (t+1)/T)``, ``b_t = sin(...)``: ``x_{T-1} = y`` exactly and no step spent
+where ``x_t ~ y``, which the clipped scaled-linear schedule does for 8 of its 20 steps at T = 20),
+``sampling_steps`` (a strided chain of that many network evaluations) and ``unfold_step="previous"`` (the loss's
+second pass at ``t - 1`` with the first pass's estimate: exactly one transition of the anchored sampler, the input
+the chain feeds the network at inference, instead of an independent random step). With a posterior-mean network
+the chain cannot beat ``direct`` (``R(y, T-1)`` is already the best estimate from ``y``); what the sampler can lose
+is drift, each step's residual fed back as if it were signal; training on the sampler's own transitions is aimed
+at that. The quick benchmark (``seiscore.bench.cdiffsd``) uses ``unfold_step="previous"``; see its report for
+the measured effect.
 """
 
 from __future__ import annotations
@@ -42,7 +53,7 @@ class CDiffSDConfig(BaseModel):
     attn_dim_head: int = Field(32, ge=1)
     # -- cold diffusion (spec §2.1, §2.4) -------------------------------------------------------------------
     T: int = Field(300, ge=2, description="diffusion steps")
-    schedule: Literal["linear", "cosine"] = "linear"
+    schedule: Literal["linear", "cosine", "angle"] = "linear"
     cosine_s: float = Field(0.008, ge=0)
     legacy_test_schedule: bool = Field(
         False, description="sample with the released code's unscaled linear schedule (train/test mismatch)"
@@ -55,10 +66,16 @@ class CDiffSDConfig(BaseModel):
             "x <- x + (a_{s-1} - a_s) x0_hat + (b_{s-1} - b_s) y with the observed y (default: measured best)"
         ),
     )
+    sampling_steps: int | None = Field(
+        None, ge=2, description="network evaluations of the sampling chain, evenly spaced from T-1 to 0 (None: all T)"
+    )
     # -- loss (spec §2.3) -----------------------------------------------------------------------------------
     loss: Literal["l1", "l2", "huber"] = "l1"
     penalty: float = Field(3.0, ge=0, description="lambda: weight of the second (unfolded) pass")
     legacy_unfold: bool = Field(False, description="re-degrade towards y_hat + x0_hat as the released code does")
+    unfold_step: Literal["random", "previous"] = Field(
+        "random", description="second-pass step: independent of t (released) or t-1 (one sampler transition)"
+    )
     # -- optimiser ------------------------------------------------------------------------------------------
     lr: float = Field(1e-4, gt=0)
     lr_schedule: Literal["cosine", "legacy", "constant"] = "cosine"

@@ -11,6 +11,10 @@ re-degrades the *prediction* and the network is asked to recover ``x0`` from it 
   ``x'_{t'} = a_{t'} x0_hat + b_{t'} y_hat``; as ``(x_t - a_t x0_hat)/b_t`` already estimates ``y``, this target
   carries the signal twice (``y_hat ~ x0 + y``).
 
+The second step ``t'`` is drawn independently of ``t`` (``unfold_step="random"``, as released) or is the
+sampler's next step (``"previous"``, design): ``t' = t - 1`` (``t' = 0`` when ``t = 0``), so the second pass is
+exactly one transition of the anchored sampler, ``a_{t-1} x0_hat + b_{t-1} y`` with ``x0_hat`` from step ``t``.
+
 Gradients flow through both passes (nothing is detached), as released. The norm is L1 by default (L2, Huber:
 options). Means are over all samples of the batch.
 """
@@ -44,12 +48,17 @@ def unfolded_loss(
     penalty: float = 3.0,
     kind: str = "l1",
     legacy_unfold: bool = False,
+    unfold_step: str = "random",
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The two-pass loss of ``net`` (``R(x, t)``) on clean ``x0`` and noisy ``y`` [B, C, L]; steps drawn from
     ``generator``. Returns the loss and its two terms as floats."""
     n = x0.shape[0]
     t = torch.randint(0, schedule.T, (n,), generator=generator).to(x0.device)
     t2 = torch.randint(0, schedule.T, (n,), generator=generator).to(x0.device)
+    if unfold_step == "previous":
+        t2 = (t - 1).clamp(min=0)
+    elif unfold_step != "random":
+        raise ValueError(f"unknown CDiffSD unfold_step {unfold_step!r}: 'random' or 'previous'")
     a, b = schedule.torch_coeffs(t, x0)
     xt = a * x0 + b * y
     x0_hat = net(xt, t)

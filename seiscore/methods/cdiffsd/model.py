@@ -92,7 +92,7 @@ class CDiffSDModel:
         if mode == "direct":
             return direct(self, self.schedule, y)
         if mode == "sampling":
-            return cold_sample(self, self.schedule, y)
+            return cold_sample(self, self.schedule, y, evaluations=self.config.sampling_steps)
         raise CDiffSDError(f"unknown CDiffSD mode {mode!r}: 'direct' or 'sampling'")
 
     def denoise(

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import torch
 
 from seiscore.methods.cdiffsd.schedule import ColdSchedule
@@ -39,6 +40,16 @@ def direct(net: Net, schedule: ColdSchedule, y: torch.Tensor) -> torch.Tensor:
     return net(y, t)
 
 
+def visited_steps(start: int, evaluations: int | None = None) -> list[int]:
+    """The steps the chain evaluates the network at: ``start, start-1, .., 0`` (``evaluations`` None), or
+    ``evaluations`` steps evenly spaced from ``start`` to 0 (rounded, duplicates dropped; always both ends)."""
+    if evaluations is None or evaluations >= start + 1:
+        return list(range(start, -1, -1))
+    if evaluations < 2:
+        raise ValueError(f"CDiffSD sampling needs at least 2 network evaluations, got {evaluations}")
+    return [int(v) for v in dict.fromkeys(np.rint(np.linspace(start, 0, int(evaluations))).astype(int))]
+
+
 def cold_sample(
     net: Net,
     schedule: ColdSchedule,
@@ -46,31 +57,36 @@ def cold_sample(
     *,
     start: int | None = None,
     sampler: str | None = None,
+    evaluations: int | None = None,
 ) -> torch.Tensor:
     """The cold reverse chain from ``x = y`` at step ``start`` (default: the schedule's) down to 0, with the
-    ``sampler`` update (default: the schedule's, i.e. the configuration's; see the module docstring)."""
+    ``sampler`` update (default: the schedule's, i.e. the configuration's; see the module docstring).
+
+    ``evaluations``: strided chain over :func:`visited_steps` (``s-1`` in the updates becomes the next visited
+    step); None: every step."""
     start = schedule.start if start is None else int(start)
     form = schedule.sampler if sampler is None else sampler
     if form not in SAMPLERS:
         raise ValueError(f"unknown CDiffSD sampler {form!r}: one of {', '.join(SAMPLERS)}")
     a, b = schedule.sample_a, schedule.sample_b
+    steps = visited_steps(start, evaluations)
     x = y
-    for s in range(start, -1, -1):
+    for s, p in zip(steps, steps[1:] + [-1]):
         t = torch.full((y.shape[0],), s, dtype=torch.long, device=y.device)
         x0_hat = net(x, t)
         a_s, b_s = float(a[s]), float(b[s])
         if form == "released":
             n_hat = (x - (a_s + b_s) * x0_hat) / b_s
             current = a_s * x0_hat + b_s * n_hat
-            previous = float(a[s - 1]) * x0_hat + float(b[s - 1]) * n_hat if s > 0 else x0_hat
+            previous = float(a[p]) * x0_hat + float(b[p]) * n_hat if s > 0 else x0_hat
             x = x - current + previous
         elif s == 0:
             x = x0_hat
         elif form == "consistent":
-            a_p, b_p = float(a[s - 1]), float(b[s - 1])
+            a_p, b_p = float(a[p]), float(b[p])
             n_hat = (x - (a_s + b_s) * x0_hat) / b_s
             x = (a_p + b_p) * x0_hat + b_p * n_hat
         else:  # anchored
-            a_p, b_p = float(a[s - 1]), float(b[s - 1])
+            a_p, b_p = float(a[p]), float(b[p])
             x = x + (a_p - a_s) * x0_hat + (b_p - b_s) * y
     return x

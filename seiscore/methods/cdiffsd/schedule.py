@@ -8,7 +8,12 @@ With ``beta_t`` (t = 0 .. T-1), ``abar_t = prod_{s<=t} (1 - beta_s)``, ``a_t = s
 - linear: ``beta_t = linspace(s 1e-4, s 0.02, T)`` with ``s = 1000 / T``, so ``a_{T-1} ~ 0`` and
   ``x_{T-1} ~ y`` (T = 300: ``a_{T-1} = 0.006``); betas are clipped at :data:`BETA_MAX` (only T < 50 reach it);
 - cosine (option, as released): ``beta_t = cos^2(((t/T) + s)/(1 + s) pi/2) (0.02 - 1e-4) + 1e-4``, ``s = 0.008``
-  (beta *decreases* with t and ``a_{T-1} = 0.22``: ``x_{T-1} != y``).
+  (beta *decreases* with t and ``a_{T-1} = 0.22``: ``x_{T-1} != y``);
+- angle (design, for small T): the steps evenly spaced in the angle ``phi_t = pi/2 (t + 1)/T``,
+  ``a_t = cos(phi_t)``, ``b_t = sin(phi_t)`` (``abar_t = cos^2 phi_t``, ``beta_t = 1 - abar_t / abar_{t-1}``):
+  ``a_t`` falls strictly from ``cos(pi/(2T))`` to 0, so ``x_{T-1} = y`` exactly and no step is spent where
+  ``x_t ~ y`` (the scaled linear schedule at T = 20 clips beta at 0.999 and has ``a_t < 0.06`` for 8 of its 20
+  steps).
 
 :class:`ColdSchedule` is the one object training and sampling read their coefficients from. Only with
 ``legacy_test_schedule`` do the sampling coefficients differ: the released test code's *unscaled* linear
@@ -36,7 +41,11 @@ def betas(T: int, kind: str = "linear", *, scaled: bool = True, cosine_s: float 
     if kind == "cosine":
         t = np.arange(T, dtype=np.float64)
         return np.cos(((t / T) + cosine_s) / (1 + cosine_s) * np.pi / 2) ** 2 * (0.02 - 1e-4) + 1e-4
-    raise ValueError(f"unknown CDiffSD schedule {kind!r}: 'linear' or 'cosine'")
+    if kind == "angle":
+        abar = np.cos(np.pi / 2 * np.arange(1, T + 1, dtype=np.float64) / T) ** 2
+        abar[-1] = 0.0  # cos(pi/2) is 6e-17 in floating point: the last step is y exactly
+        return 1.0 - abar / np.concatenate(([1.0], abar[:-1]))
+    raise ValueError(f"unknown CDiffSD schedule {kind!r}: 'linear', 'cosine' or 'angle'")
 
 
 def coefficients(beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -188,6 +188,7 @@ def train(params, run: FitRun, data: TrainingData | None = None) -> dict[str, An
                     penalty=params.penalty,
                     kind=params.loss,
                     legacy_unfold=params.legacy_unfold,
+                    unfold_step=params.unfold_step,
                 )
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
