@@ -578,21 +578,14 @@ def siren_section(emit: Emit, *, device: str, batch: int = 256, shape=(70, 70), 
 def drfwi_section(emit: Emit, *, device: str, quick: bool = False, iterations: int = 5) -> None:
     """Section 7: the DRFWI benchmark's survey (full: 150 x 460 cells, 40 shots; ``quick``: 50 x 153) observed
     on ``device``, then ``measure_cost`` (grid and s-denorm, ``iterations`` each) and the full run's estimate."""
-    from seiscore.bench.drfwi import COST_FACTOR, FULL, MODES, QUICK, measure_cost
-    from seiscore.data.marmousi import initial_model, marmousi_like
-    from seiscore.data.shots import Geometry
-    from seiscore.methods.drfwi.engine import observe
+    from seiscore.bench.drfwi import COST_FACTOR, FULL, MODES, QUICK, measure_cost, synthetic_survey
+    from seiscore.data.marmousi import initial_model
 
     setup = QUICK if quick else FULL
     t0 = time.perf_counter()
-    v_true, _ = marmousi_like(spacing=setup.spacing, seed=setup.seed)
-    v_true = np.asarray(v_true, np.float32)
+    v_true, _, geometry, observed = synthetic_survey(setup, device=device)
     nz, nx = v_true.shape
-    nt = int(round(setup.record_s / setup.dt))
-    geometry = Geometry.surface(
-        nz, nx, setup.spacing, n_shots=setup.n_shots, dt=setup.dt, nt=nt, peak_frequency=setup.peak_frequency
-    )
-    observed = np.asarray(observe(v_true, geometry, accuracy=8, seed=setup.seed, device=device), np.float32)
+    nt = geometry.nt
     emit(
         "survey",
         {

@@ -52,10 +52,10 @@ QUICK = SurveySetup()
 FULL = SurveySetup(spacing=20.0, n_shots=40, record_s=4.0, dt=0.002, peak_frequency=5.0)
 
 
-def synthetic_survey(setup: SurveySetup):
+def synthetic_survey(setup: SurveySetup, device: str = "cpu"):
     """``(v_true (nz, nx) f32, VelocityGrid, Geometry, observed (shots, rx, nt) f32)``: the Marmousi-like model at
     ``setup.spacing``, surface sources and a receiver at every cell one cell deep, a Ricker source, and the
-    observed data modelled with the 8th-order stencil (optional noise)."""
+    observed data modelled with the 8th-order stencil (optional noise) on ``device``."""
     from seiscore.data.marmousi import marmousi_like
     from seiscore.data.shots import Geometry
     from seiscore.methods.drfwi.engine import observe
@@ -67,7 +67,7 @@ def synthetic_survey(setup: SurveySetup):
     geometry = Geometry.surface(
         nz, nx, setup.spacing, n_shots=setup.n_shots, dt=setup.dt, nt=nt, peak_frequency=setup.peak_frequency
     )
-    observed = observe(v_true, geometry, accuracy=8, noise_db=setup.noise_db, seed=setup.seed)
+    observed = observe(v_true, geometry, accuracy=8, noise_db=setup.noise_db, seed=setup.seed, device=device)
     return v_true, grid, geometry, np.asarray(observed, np.float32)
 
 
