@@ -128,6 +128,16 @@ def test_resources_follow_the_device(device, resources):
     assert TLSMMethod().resources(parse_spec({"name": "tlsm", "device": device})) == resources
 
 
+def test_cuda_on_a_local_cluster_without_gpu_says_how_to_run_on_cpu():
+    from seiscore.execution.resources import GPURequiredError, placement
+
+    spec = parse_spec({"name": "tlsm", "device": "cuda"})
+    with pytest.raises(GPURequiredError) as err:
+        placement(TLSMMethod(), spec, {"type": "local", "n_workers": 2}, has_gpu=False)
+    assert "device to auto" in str(err.value) and "allow_cpu" not in str(err.value)
+    assert placement(TLSMMethod(), parse_spec({"name": "tlsm"}), {"type": "local"}, has_gpu=False) == (None, None)
+
+
 def test_torch_on_cpu_plans_more_memory():
     method, block = TLSMMethod(), (48, 256, 256)
     numba = method.peak_memory(parse_spec({"name": "tlsm"}), block)

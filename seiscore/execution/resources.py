@@ -56,8 +56,7 @@ def placement(
             f"no GPU worker in the local cluster: {method.name} tasks run on the CPU workers (allow_cpu=true)"
         )
     raise GPURequiredError(
-        f"{method.name} tasks need a GPU worker and the local cluster has none; pass the parameter "
-        f"allow_cpu=true (seis run SURVEY --param allow_cpu=true) to run them on the CPU workers"
+        f"{method.name} tasks need a GPU worker and the local cluster has none; {method.cpu_hint(spec)}"
     )
 
 

@@ -176,6 +176,12 @@ class Method(ABC):
         """Dask resources one task of ``spec`` needs (``{"GPU": 1}`` for a GPU method); none by default."""
         return {}
 
+    def cpu_hint(self, spec: MethodSpec) -> str:
+        """How a user lets tasks of ``spec`` that ask for a GPU run on CPU workers (ends the placement's error)."""
+        return (
+            "pass the parameter allow_cpu=true (seis run SURVEY --param allow_cpu=true) to run them on the CPU workers"
+        )
+
     def parameters(self, spec: MethodSpec) -> dict[str, Any]:
         """Every parameter a run of ``spec`` uses, defaults and presets applied (shown by the pre-flight)."""
         return spec.params.model_dump()

@@ -206,6 +206,10 @@ class TLSMMethod(Method):
         where the task happens to land on a GPU worker)."""
         return {"GPU": 1} if spec.device == "cuda" else {}
 
+    def cpu_hint(self, spec: TLSMSpec) -> str:
+        """TLSM has no ``allow_cpu``: its device setting says where it runs."""
+        return "set the method's device to auto (a GPU where a task lands on one, else the CPU) or cpu"
+
     def parameters(self, spec: TLSMSpec) -> dict[str, Any]:
         """The preset's parameters with the spec's overrides applied."""
         return resolve_params(spec.params.model_dump(), spec.preset).model_dump()
