@@ -120,7 +120,7 @@ def _submit_and_collect(job: TileJob, size: int, resources, denoise, write, retr
     failures, per_worker, seconds, samples = [], {}, {"read_s": 0.0, "denoise_s": 0.0, "save_s": 0.0, "write_s": 0.0}, 0
     label, tiles_done = location.name(job.output_store), job.plan.n_tiles - n_write
     progress.report("tiles", label, tiles_done, job.plan.n_tiles)
-    peak_rss = 0
+    peak_rss, placements = 0, set()
     for fut in as_completed(list(stage_of)):  # in completion order, so the progress advances batch by batch
         stage, keys = stage_of.pop(fut)
         try:
@@ -137,6 +137,8 @@ def _submit_and_collect(job: TileJob, size: int, resources, denoise, write, retr
             samples += info["samples"]
             per_worker[info["worker"]] = per_worker.get(info["worker"], 0) + info["tiles"]
             peak_rss = max(peak_rss, int(info.get("peak_rss_bytes", 0)))
+            if info.get("placement"):
+                placements.add(info["placement"])
         else:
             failures.extend(f"write tile {k}: not written: {why}" for k, why in info["missing"])
             tiles_done += info["tiles"]
@@ -158,6 +160,8 @@ def _submit_and_collect(job: TileJob, size: int, resources, denoise, write, retr
     }
     if peak_rss:
         result["tile_peak_rss_bytes"] = peak_rss
+    if placements:
+        result["tile_backends"] = sorted(placements)  # e.g. ["numba on cpu"], ["torch on cuda"]
     return result
 
 

@@ -135,6 +135,7 @@ def test_flow_end_to_end_then_noop(survey, env, prefect_harness):
     assert rec.started < rec.ended
     assert rec.metrics["psnr_after"] > rec.metrics["psnr_before"] + 3
     assert sum(rec.metrics["tiles_per_worker"].values()) == n_tiles
+    assert rec.metrics["tile_backends"] == ["numba on cpu"]  # TLSM's auto choice on CPU workers, recorded
     assert Path(rec.metrics["qc_report"]).is_file()
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(rec.flow_run_id)

@@ -272,8 +272,9 @@ def denoise_tiles(job: TileJob, keys: list[str], denoiser: Callable[[np.ndarray]
     The method's callable is built once for the batch. Every tile is tried; the failed ones are raised
     together at the end (:class:`TileFailures`), so a retry of the batch redoes only them (the others are
     flagged ready). Returns the summed timings (``read_s``, ``denoise_s``, ``save_s``), ``samples``, the
-    number of tiles computed (``tiles``) and skipped (``skipped``), and the largest ``peak_rss_bytes`` a
-    tile reported (when the per-tile function reports one).
+    number of tiles computed (``tiles``) and skipped (``skipped``), the largest ``peak_rss_bytes`` a
+    tile reported (when the per-tile function reports one), and ``placement`` (e.g. ``"numba on cpu"``) when
+    the method's callable says where it ran.
     """
     with _batch():
         return _denoise_tiles(job, keys, denoiser)
@@ -300,6 +301,9 @@ def _denoise_tiles(job: TileJob, keys: list[str], denoiser) -> dict:
             total["peak_rss_bytes"] = max(total.get("peak_rss_bytes", 0), int(info["peak_rss_bytes"]))
     if failures:
         raise TileFailures(failures)
+    placement = getattr(run, "placement", None)  # where the method chose to run, when it chooses (TLSM: backend)
+    if placement:
+        total["placement"] = " on ".join(str(v) for v in placement.values())
     return total
 
 
