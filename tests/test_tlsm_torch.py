@@ -169,8 +169,8 @@ def test_no_cuda_probe_imports_torch_without_a_driver():
     import sys
 
     code = (
-        "import sys, seiscore.methods.tlsm.method as m\n"
-        "m._NVIDIA_NODES = ('/nonexistent/nvidia',)\n"
+        "import sys, seiscore.methods.tlsm.method as m, seiscore.execution.resources as r\n"
+        "r.NVIDIA_DRIVER_NODES = ('/nonexistent/nvidia',)\n"
         "spec = m.TLSMSpec()\n"
         "assert m.choose_backend(spec) == ('numba', 'cpu'), m.choose_backend(spec)\n"
         "assert 'torch' not in sys.modules\n"

@@ -20,8 +20,18 @@ class GPURequiredError(RuntimeError):
     """A GPU method has no GPU to run on and CPU was not explicitly allowed; the message is one line."""
 
 
+# Traces of an NVIDIA driver (Linux, WSL2): without any of them no CUDA device can be seen.
+NVIDIA_DRIVER_NODES = ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/dxg")
+
+
 def gpu_available() -> bool:
-    """True when torch is installed and sees a CUDA device (imports torch: about 3 s)."""
+    """True when torch is installed and sees a CUDA device. Imports torch (about 3 s, 300 MB) unless it is not
+    imported yet and no NVIDIA driver is present: then the answer is no without it."""
+    import os
+    import sys
+
+    if "torch" not in sys.modules and not any(os.path.exists(node) for node in NVIDIA_DRIVER_NODES):
+        return False
     try:
         import torch
     except ImportError:

@@ -149,19 +149,10 @@ class TLSMSpec(BlockwiseSpec):
         return self
 
 
-_NVIDIA_NODES = ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/dxg")  # the driver's traces (Linux, WSL2)
-
-
 @functools.cache
 def _cuda_visible() -> bool:
-    """Whether this process sees a CUDA device (:func:`seiscore.execution.resources.gpu_available`, once).
-    Without any trace of an NVIDIA driver the answer is no without importing torch (about 3 s and 300 MB that a
-    numba tile would otherwise pay inside its own memory peak)."""
-    import os
-    import sys
-
-    if "torch" not in sys.modules and not any(os.path.exists(node) for node in _NVIDIA_NODES):
-        return False
+    """Whether this process sees a CUDA device (:func:`seiscore.execution.resources.gpu_available`, asked once;
+    without an NVIDIA driver it answers without importing torch, which a numba tile would pay in its memory)."""
     from seiscore.execution.resources import gpu_available
 
     return gpu_available()
