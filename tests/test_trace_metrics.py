@@ -125,3 +125,18 @@ def test_stft_mask_round_trip_and_training_step():
     assert out.shape == (2, 3, 3000) and out.dtype == np.float32 and np.isfinite(out).all()
     # A mask in [0, 1] never adds energy beyond the input's (up to STFT edge effects).
     assert (out**2).sum() <= 1.01 * (pairs.noisy[:2].astype(np.float64) ** 2).sum()
+
+
+def test_ar_pick_s_is_dropped_where_obspy_reads_before_its_buffer():
+    # ar_pick's S search reads lta_s samples before its buffers when its P pick comes before lta_s - l_p:
+    # the S pick there depends on stray memory, so it is reported as no pick.
+    fs = 100.0
+    edge = (int(pk.AR_PARAMS["lta_s"] * fs) - int(pk.AR_PARAMS["l_p"] * fs)) / fs
+    assert pk.s_pick_defined(np.array([edge, edge - 0.01, np.nan]), fs).tolist() == [True, False, False]
+    pairs = qs.make_pairs(12, 5)
+    early = np.roll(pairs.clean, -int((pairs.p_sample.max() / fs - 1.0) * fs), axis=-1)  # P at <= 1 s
+    picks = pk.pick(early, fs)
+    assert np.isfinite(picks["ar_p"]).any()
+    assert np.isnan(picks["ar_s"][picks["ar_p"] / fs < edge]).all()
+    late = pk.pick(pairs.clean, fs)  # the synthetic P arrives at 5-12 s: every S pick is defined
+    assert np.isfinite(late["ar_s"]).sum() >= 10

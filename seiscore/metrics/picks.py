@@ -15,6 +15,11 @@ A tiny seeded dither (``1e-4 x`` the window's peak, the same noise for every ver
 added before picking: both pickers divide by the pre-event variance and return nonsense on traces that
 are exactly zero before the P arrival (the clean synthetic events are).
 
+``ar_pick``'s S pick is undefined when its own P pick is early: its reversed STA-LTA search on the horizontal
+runs from the P sample back to ``lta_s`` samples *before* its buffers when ``P sample + l_p < lta_s`` (ObsPy 1.5
+``arpicker.c``), so the S pick then depends on whatever memory lies there (on the same windows, 0.69 or 0.51 S
+recall depending on what the process had done before). Those windows get no S pick (:func:`s_pick_defined`).
+
 Scores (:func:`score_picks`): a pick is a detection when the picker returned a time inside the window;
 a detection is a true positive when ``|t_pick - t_true| <= tol``. ``precision = TP / detections``,
 ``recall = TP / arrivals`` (windows with a known arrival), ``F1``, and the mean / std of the residuals
@@ -42,10 +47,23 @@ def _dither(x: np.ndarray) -> np.ndarray:
     return x + _DITHER * peak * rng.standard_normal(x.shape[1:])[None]
 
 
+def s_pick_defined(p_seconds, fs: float = 100.0) -> np.ndarray:
+    """Where ``ar_pick``'s S pick is defined, given its P picks (s): bool array.
+
+    Its S search reads ``buf[i - nlta]`` for ``i`` down to the P sample ``i4 = round(p fs) + int(l_p fs)``, so it
+    stays inside the buffer only when ``i4 >= nlta = int(lta_s fs)``.
+    """
+    a = AR_PARAMS
+    p = np.asarray(p_seconds, dtype=np.float64)
+    i4 = np.round(p * fs) + int(a["l_p"] * fs)
+    return np.isfinite(p) & (i4 >= int(a["lta_s"] * fs))
+
+
 def pick(x, fs: float = 100.0) -> dict[str, np.ndarray]:
     """Pick every window of ``x`` float[n, 3, L] (Z, N, E): dict of float64[n] pick samples (NaN = no pick).
 
-    Keys ``ar_p``, ``ar_s`` (``ar_pick``) and ``baer_p`` (``pk_baer``), in samples from the window start.
+    Keys ``ar_p``, ``ar_s`` (``ar_pick``) and ``baer_p`` (``pk_baer``), in samples from the window start. ``ar_s``
+    is NaN where ar_pick's S pick is undefined (:func:`s_pick_defined`).
     """
     from obspy.signal.trigger import ar_pick, pk_baer
 
@@ -67,7 +85,7 @@ def pick(x, fs: float = 100.0) -> dict[str, np.ndarray]:
         pb, _ = pk_baer(z, fs, int(round(b["tdownmax_s"] * fs)), int(round(b["tupevent_s"] * fs)), b["thr1"],
                         b["thr2"], int(round(b["preset_len_s"] * fs)), int(round(b["p_dur_s"] * fs)))  # fmt: skip
         out["ar_p"][i] = tp * fs
-        out["ar_s"][i] = ts * fs
+        out["ar_s"][i] = ts * fs if s_pick_defined(tp, fs) else np.nan
         out["baer_p"][i] = pb
     for k, v in out.items():
         out[k] = np.where(np.isfinite(v) & (v > 0) & (v < length), v, np.nan)
