@@ -231,8 +231,18 @@ def _demo(methods: dict, ratios) -> dict[str, Any]:
     return {"p_ref_sample": float(p_ref[0]), "event_snr_win": ref_win, "rows": rows}
 
 
-def run(p: dict, *, seed: int, device: str, model_folder: str | None, threads: int | None) -> dict[str, Any]:
-    """Run every part of the benchmark with parameters ``p`` (QUICK or FULL); returns the results."""
+def run(
+    p: dict,
+    *,
+    seed: int,
+    device: str,
+    model_folder: str | None,
+    threads: int | None,
+    save_model: str | None = None,
+) -> dict[str, Any]:
+    """Run every part of the benchmark with parameters ``p`` (QUICK or FULL); returns the results.
+
+    ``save_model``: write the trained CDiffSD model there (an artifact ``--model`` loads back)."""
     import torch
 
     from seiscore.data import quake_synth as qs
@@ -302,6 +312,9 @@ def run(p: dict, *, seed: int, device: str, model_folder: str | None, threads: i
             steps=p.get("train_steps"),
         )
         res["cdiffsd_training"] = info
+        if save_model:
+            model.save(save_model, {"benchmark": "cdiffsd", "seed": seed, "training": info}, overwrite=True)
+            info["saved_to"] = str(save_model)
         _log(f"CDiffSD trained: {info['steps']} steps, loss {info['loss_first']:.4g} -> {info['loss_last']:.4g}")
 
     methods = {
@@ -608,6 +621,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--train-seconds", type=float, default=None, help="CDiffSD training budget")
     ap.add_argument("--train-steps", type=int, default=None, help="CDiffSD Adam steps (cosine rate; overrides seconds)")
+    ap.add_argument(
+        "--channels",
+        type=int,
+        choices=(1, 3),
+        default=None,
+        help="1: one U-Net per component (published); 3: one 3-C U-Net (the quick default)",
+    )
+    ap.add_argument("--save-model", default=None, help="save the trained CDiffSD model to this folder")
     ap.add_argument("--ablation-steps", type=int, default=None, help="train each ablation variant this many steps")
     ap.add_argument("--ablation-only", action="store_true", help="only the ablations (with --ablation-steps)")
     ap.add_argument("--stft-seconds", type=float, default=None, help="STFT masking training budget")
@@ -649,11 +670,15 @@ def main(argv: list[str] | None = None) -> int:
     ):
         if val is not None:
             p[key] = val
+    if args.channels is not None:
+        p["model"] = {**p["model"], "channels": args.channels}
     p["ablation_only"] = bool(args.ablation_only)
     if args.ablation_only and not args.ablation_steps:
         ap.error("--ablation-only needs --ablation-steps")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    res = run(p, seed=args.seed, device=device, model_folder=args.model, threads=args.threads)
+    res = run(
+        p, seed=args.seed, device=device, model_folder=args.model, threads=args.threads, save_model=args.save_model
+    )
     res["quick"] = bool(args.quick)
     command = ("python -m seiscore.bench cdiffsd " + " ".join(argv if argv is not None else sys.argv[1:])).strip()
     res["command"], res["note"] = command, args.note
