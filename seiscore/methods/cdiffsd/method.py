@@ -6,9 +6,10 @@
 (design): ``mode="direct"`` (the default) needs no GPU (one network evaluation, >= 20 windows/s on 2 CPU cores);
 ``mode="sampling"`` (``T`` evaluations, ~300x the cost) asks for a ``GPU=1`` worker and runs on CPU workers only
 with ``allow_cpu=true``, as SSB does. The spec's ``scale`` defaults to ``"none"``: the model normalises every
-window by its own maximum absolute value. CPU cost (2 shared cores, 2 torch threads, machine loaded): the published
-per-component model (``channels=1``: three U-Net passes per window) is ~3x the cost of the 3-channel ablation
-(``channels=3``); only the latter was seen near 20 windows/s (:func:`seiscore.methods.cdiffsd.model.throughput`).
+window by its own maximum absolute value. CPU cost (2 cores, 2 torch threads, quiet machine): the published
+per-component model (``channels=1``: three U-Net passes per window) runs ~33 windows/s with the spec's network and
+~73 with the benchmark's small one; the 3-channel ablation (``channels=3``) is ~3x cheaper
+(:func:`seiscore.methods.cdiffsd.model.throughput`).
 
 ``cdiffsd-train``: ``seis fit cdiffsd-train --out RUN [--param n_train=...]`` trains the configuration in the
 parameters (:class:`CDiffSDTrainParams`, a :class:`CDiffSDConfig` plus the data) and writes ``RUN/artifacts/model``.
