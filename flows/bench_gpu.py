@@ -360,7 +360,24 @@ def _md_tlsm(r: dict) -> list[str]:
         f"PSNR equal within {TARGETS['tlsm_psnr_db']} dB."
     )
     cols = ["dtype", "GPU s", "CPU numba s", "speedup", "PSNR GPU", "PSNR CPU", "ΔPSNR dB", "rel. diff"]
-    return [head, md_table([*cols, "<= 0.3 s", ">= 15x", "ΔPSNR ok"], rows)] if rows else [head]
+    out = [head, md_table([*cols, "<= 0.3 s", ">= 15x", "ΔPSNR ok"], rows)] if rows else [head]
+    memory = [
+        f"{dt} {_mib(v['gpu_max_allocated_bytes'])} of {_mib(v['gpu_memory_planned_bytes'])} planned "
+        f"({_f(v['gpu_max_allocated_bytes'] / v['gpu_memory_planned_bytes'], 2)})"
+        + (f", {_mib(v['gpu_max_reserved_bytes'])} reserved" if v.get("gpu_max_reserved_bytes") else "")
+        for dt in ("float32", "float64")
+        if (v := r.get(dt)) and v.get("gpu_max_allocated_bytes") is not None and v.get("gpu_memory_planned_bytes")
+    ]
+    if memory:
+        out.append(
+            "GPU memory of the cube, torch.cuda.max_memory_allocated against TLSMMethod.gpu_memory's plan "
+            "(an upper bound by design, unmeasured before this run): " + "; ".join(memory) + "."
+        )
+    return out
+
+
+def _mib(n: float) -> str:
+    return f"{n / 2**20:.0f} MiB"
 
 
 def _md_pipeline(r: dict) -> list[str]:

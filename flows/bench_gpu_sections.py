@@ -224,23 +224,69 @@ def machine_section(emit: Emit, *, device: str) -> None:
     emit("machine", machine_facts(gpu=str(device).startswith("cuda")))
 
 
+class DeviceMemory:
+    """Peak device memory of a block on a CUDA ``device``: ``torch.cuda.max_memory_allocated`` (what torch's
+    tensors held at most, above what was allocated when the block started) and ``max_memory_reserved`` (what the
+    caching allocator held); on another device, nothing (``figures()`` is empty)."""
+
+    def __init__(self, device: str):
+        self.device = str(device)
+        self.cuda = self.device.startswith("cuda")
+        self.base = 0
+
+    def __enter__(self) -> DeviceMemory:
+        if self.cuda:
+            import torch
+
+            torch.cuda.synchronize(self.device)
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.base = torch.cuda.memory_allocated(self.device)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.cuda:
+            import torch
+
+            torch.cuda.synchronize(self.device)
+
+    def figures(self, planned: int | None) -> dict[str, Any]:
+        """``planned`` (a method's ``gpu_memory``) next to the measured peaks and their ratio (bytes)."""
+        out: dict[str, Any] = {"gpu_memory_planned_bytes": planned}
+        if self.cuda:
+            import torch
+
+            allocated = int(torch.cuda.max_memory_allocated(self.device)) - self.base
+            out.update(
+                gpu_max_allocated_bytes=allocated,
+                gpu_max_reserved_bytes=int(torch.cuda.max_memory_reserved(self.device)),
+                gpu_memory_measured_over_planned=round(allocated / planned, 3) if planned else None,
+            )
+        return out
+
+
 def tlsm_section(emit: Emit, *, device: str, n_inline: int = 100, iterations: int = 20, repeats: int = 3) -> None:
-    """Section 2: TLSM on the demo cube, torch on ``device`` against numba on the CPU, float32 then float64."""
+    """Section 2: TLSM on the demo cube, torch on ``device`` against numba on the CPU, float32 then float64; on
+    CUDA also the device memory of the torch runs against the plan of ``TLSMMethod.gpu_memory`` for the cube."""
     from seiscore.data.synth import SynthConfig, make_survey, to_canonical
     from seiscore.methods.tlsm import denoise
+    from seiscore.methods.tlsm.method import TLSMMethod, TLSMSpec
     from seiscore.metrics import psnr
 
     sync = _sync(device)
     params = {"iterations": iterations}
+    gpu_spec = TLSMSpec(backend="torch", device="cuda")  # default axes: the cube in store order (inline, xline, t)
     for dtype in (np.float32, np.float64):
         noisy, clean = make_survey(SynthConfig(n_inline=n_inline), dtype=dtype)
         y, x = np.ascontiguousarray(to_canonical(noisy)), to_canonical(clean)
+        planned = TLSMMethod().gpu_memory(gpu_spec, noisy.shape, np.dtype(dtype).itemsize)
         cpu_s, cpu_times, cpu_out = _timed(
             lambda: denoise(y, params, preset="synthetic", backend="numba"), repeats, lambda: None
         )
-        gpu_s, gpu_times, gpu_out = _timed(
-            lambda: denoise(y, params, preset="synthetic", backend="torch", device=device), repeats, sync
-        )
+        with DeviceMemory(device) as memory:
+            gpu_s, gpu_times, gpu_out = _timed(
+                lambda: denoise(y, params, preset="synthetic", backend="torch", device=device), repeats, sync
+            )
         p_cpu, p_gpu = psnr(x, cpu_out), psnr(x, gpu_out)
         diff = np.linalg.norm((gpu_out - cpu_out).astype(np.float64)) / np.linalg.norm(cpu_out.astype(np.float64))
         emit(
@@ -260,6 +306,7 @@ def tlsm_section(emit: Emit, *, device: str, n_inline: int = 100, iterations: in
                 "psnr_diff_db": round(abs(p_gpu - p_cpu), 4),
                 "rel_diff": float(diff),
                 "out_dtype": str(gpu_out.dtype),
+                **memory.figures(planned),
             },
         )
 

@@ -7,6 +7,7 @@
 | ``SEIS_DASK_THREADS_PER_WORKER`` | threads per local worker | 1 |
 | ``SEIS_DASK_MEMORY_LIMIT`` | memory limit per local worker | ``auto`` |
 | ``SEIS_TASK_MEMORY_BYTES`` | budget of one tile task (bytes, ``4GB``): tiles planned to fit | limit / threads / 2 |
+| ``SEIS_GPU_MEMORY_BYTES`` | memory of one GPU (bytes, ``80GB``): GPU tiles planned for 0.8 of it | local GPU |
 | ``SEIS_TASK_RETRIES`` / ``SEIS_TASK_RETRY_DELAY_S`` | retries of a failing task and the pause between them | 2 / 2 |
 | ``SEIS_TILES_PER_TASK`` | tiles one denoise/write task runs; ``auto``: from the tile count and size | ``auto`` |
 | ``SEIS_LOCK_WAIT_S`` | how long a second run on the same survey waits for the first (0 = refuse at once) | 0 |
@@ -25,7 +26,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -50,6 +51,13 @@ class PipelineSettings(BaseSettings):
         description="memory budget of one tile task (SEIS_TASK_MEMORY_BYTES: bytes or e.g. '4GB'); None = "
         "TASK_MEMORY_FRACTION of the local worker's memory limit per thread (DEFAULT_TASK_MEMORY_BYTES with an "
         "external scheduler or no limit)",
+    )
+    gpu_memory_bytes: int | None = Field(
+        None,
+        gt=0,
+        description="memory of one GPU of the workers (SEIS_GPU_MEMORY_BYTES: bytes or e.g. '80GB'); tiles of a method "
+        "that may run on a GPU are planned so that one task needs at most GPU_MEMORY_FRACTION of it; None = the total "
+        "memory of this machine's CUDA device, if it has one (else the GPU memory is not planned)",
     )
     task_retries: int = Field(2, ge=0)
     task_retry_delay_s: float = Field(2.0, ge=0)
@@ -82,9 +90,9 @@ class PipelineSettings(BaseSettings):
     schedule_timezone: str = "UTC"
     schedule_interval_s: float | None = Field(None, gt=0, description="run every N seconds instead of on the cron")
 
-    @field_validator("task_memory_bytes", mode="before")
+    @field_validator("task_memory_bytes", "gpu_memory_bytes", mode="before")
     @classmethod
-    def _parse_bytes(cls, value):
+    def _parse_bytes(cls, value, info: ValidationInfo):
         if isinstance(value, str):
             text = value.strip()
             if text.lower() in ("", "none", "auto"):
@@ -94,7 +102,7 @@ class PipelineSettings(BaseSettings):
             try:
                 return int(parse_bytes(text))
             except ValueError:
-                raise ValueError(f"task_memory_bytes must be bytes or a size such as 4GB, got {value!r}") from None
+                raise ValueError(f"{info.field_name} must be bytes or a size such as 4GB, got {value!r}") from None
         return value
 
     @field_validator("data_roots", mode="before")
@@ -133,6 +141,28 @@ def task_memory_budget(settings: PipelineSettings | None = None) -> int:
     if not limit:
         return DEFAULT_TASK_MEMORY_BYTES
     return int(TASK_MEMORY_FRACTION * limit / threads)
+
+
+# Share of one GPU's memory a task on it may plan for. A GPU worker runs one GPU=1 task at a time (one thread,
+# docs/gpu.md), so the task may take most of the device; the rest holds what the methods' models do not count:
+# the CUDA context (~0.3-0.6 GiB, outside torch's allocator), blocks torch's caching allocator keeps reserved but
+# unallocated (fragmentation: reserved > allocated), cuFFT plans and cuSOLVER workspaces, and another process's use.
+GPU_MEMORY_FRACTION = 0.8
+
+
+def gpu_task_memory_budget(settings: PipelineSettings | None = None) -> int | None:
+    """Bytes of GPU memory one task may use on a GPU: ``GPU_MEMORY_FRACTION`` of ``SEIS_GPU_MEMORY_BYTES``, else of
+    this machine's CUDA device (:func:`seiscore.execution.resources.gpu_memory_total`: no torch import without an
+    NVIDIA driver), else None (unknown: only host memory is planned). Not divided among threads: a GPU worker runs
+    one ``GPU=1`` task at a time. Set ``SEIS_GPU_MEMORY_BYTES`` when the workers' GPUs differ from this machine's
+    (an external cluster), so that the pre-flight and the run plan the same tiles."""
+    settings = settings or get_settings()
+    total = settings.gpu_memory_bytes
+    if not total:
+        from seiscore.execution.resources import gpu_memory_total
+
+        total = gpu_memory_total()
+    return int(GPU_MEMORY_FRACTION * total) if total else None
 
 
 def get_settings(**overrides) -> PipelineSettings:

@@ -5,7 +5,8 @@ run it - the catalog entry, the method (checked against the registry) and every 
 parameters (validated by the method's strict spec: an unknown name is refused with the closest
 valid names), the method's own checks (e.g. SSB's model artifact), the GPU rule
 (:func:`seiscore.execution.resources.placement`), the source file, the write targets, the tile
-plan and its memory (the method's peak-memory model) against the worker limit - and returns a
+plan and its memory (the method's peak-memory model) against the worker limit, and its GPU memory (the method's
+device-memory model) against the GPU budget - and returns a
 :class:`RunPlan`. It reads headers and metadata only: nothing is computed, created or written.
 Every problem is a :class:`PreflightError` (a ``ValueError``) with a one-line message.
 """
@@ -20,7 +21,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from seiscore.core.safety import check_write_targets, default_segy_path, resolve
-from seiscore.core.settings import PipelineSettings, get_settings, task_memory_budget
+from seiscore.core.settings import (
+    GPU_MEMORY_FRACTION,
+    PipelineSettings,
+    get_settings,
+    gpu_task_memory_budget,
+    task_memory_budget,
+)
 from seiscore.data.kinds import get_kind
 from seiscore.execution.blockwise.jobs import plan_job_tiles
 from seiscore.execution.blockwise.tiling import TilePlan
@@ -73,6 +80,12 @@ class RunPlan(BaseModel):
     tiles: TilesPlan
     peak_memory_per_tile: int = Field(description="estimated bytes one tile task needs at its peak")
     task_memory_budget: int | None = Field(None, description="bytes one tile task may use (tiles planned to fit)")
+    gpu_memory_per_tile: int | None = Field(
+        None, description="estimated bytes of GPU memory one tile task needs on a GPU; None: the method uses none"
+    )
+    gpu_memory_budget: int | None = Field(
+        None, description="bytes of GPU memory one tile task may use (tiles planned to fit); None: unknown"
+    )
     workers: Workers
     targets: dict[str, str] = Field(description="where results go (input/output stores, SEG-Y, QC, lineage)")
     lineage_endpoint: str | None = Field(None, description="OpenLineage HTTP endpoint, if events go there")
@@ -102,6 +115,7 @@ class RunPlan(BaseModel):
             f"  memory      : ~{_size(self.peak_memory_per_tile)} planned peak per tile"
             + (f" (task budget {_size(self.task_memory_budget)})" if self.task_memory_budget else "")
             + f"; {where}",
+            *self._gpu_lines(),
             f"  input store : {self.targets['input_store']}",
             f"  output store: {self.targets['output_store']} ({self.up_to_date_reason})",
         ]
@@ -112,6 +126,17 @@ class RunPlan(BaseModel):
         lines.append(f"  lineage     : attrs['lineage'] of the output store; OpenLineage events -> {events}")
         lines += [f"  note        : {n}" for n in self.notes]
         return lines
+
+    def _gpu_lines(self) -> list[str]:
+        """The GPU memory line, for a method whose tasks may run on a GPU."""
+        if self.gpu_memory_per_tile is None:
+            return []
+        budget = (
+            f" (GPU task budget {_size(self.gpu_memory_budget)})"
+            if self.gpu_memory_budget
+            else " (GPU budget unknown: no GPU here, SEIS_GPU_MEMORY_BYTES unset)"
+        )
+        return [f"  GPU memory  : ~{_size(self.gpu_memory_per_tile)} planned per tile on a GPU{budget}"]
 
 
 def preflight(
@@ -162,11 +187,20 @@ def preflight(
     peak = impl.peak_memory(spec, tiles.block)
     notes += _check_memory(survey, peak, workers)
     budget = task_memory_budget(settings)
+    given = getattr(spec, "tiles", None) is not None
     if peak > budget:
-        given = getattr(spec, "tiles", None) is not None
         notes.append(
             f"a tile needs ~{_size(peak)}, over the task memory budget of {_size(budget)} (SEIS_TASK_MEMORY_BYTES): "
             + ("the run's tiles were given explicitly" if given else "the smallest tiles the method allows")
+        )
+    gpu_peak = impl.gpu_memory(spec, tiles.block)
+    gpu_budget = gpu_task_memory_budget(settings) if gpu_peak is not None else None
+    if gpu_peak is not None and gpu_budget is not None and gpu_peak > gpu_budget:
+        notes.append(
+            f"a tile needs ~{_size(gpu_peak)} of GPU memory, over the GPU task budget of {_size(gpu_budget)} "
+            f"({GPU_MEMORY_FRACTION:.0%} of SEIS_GPU_MEMORY_BYTES or of this machine's GPU)"
+            + (", with the run's tiles given explicitly" if given else "")
+            + ": a task on a GPU may run out of its memory; give smaller tiles (--param tiles=...)"
         )
     up_to_date, reason = _up_to_date(entry, spec, settings, source, store_fresh, force)
     return RunPlan(
@@ -182,6 +216,8 @@ def preflight(
         tiles=tiles,
         peak_memory_per_tile=peak,
         task_memory_budget=budget,
+        gpu_memory_per_tile=gpu_peak,
+        gpu_memory_budget=gpu_budget,
         workers=workers,
         targets={k: str(v) for k, v in targets.items()},
         lineage_endpoint=settings.openlineage_url,

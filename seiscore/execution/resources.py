@@ -39,6 +39,17 @@ def gpu_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
+def gpu_memory_total() -> int | None:
+    """Bytes of memory of this machine's CUDA device (the smallest, with several), or None without one
+    (:func:`gpu_available` first: no torch import without an NVIDIA driver)."""
+    if not gpu_available():
+        return None
+    import torch
+
+    count = torch.cuda.device_count()
+    return min(int(torch.cuda.get_device_properties(i).total_memory) for i in range(count)) if count else None
+
+
 def placement(
     method: Method, spec: MethodSpec, cluster: dict, *, has_gpu: bool
 ) -> tuple[dict[str, float] | None, str | None]:

@@ -15,7 +15,8 @@ entry point). It declares
   whose modules are missing is listed as unavailable, with the extra);
 
 and provides the resources a task needs (e.g. ``{"GPU": 1}``), its default tiling for a data
-shape, the pre-flight checks and peak-memory model of one task, and the callable (or the fit).
+shape, the pre-flight checks, the peak-memory models of one task (host memory, and device memory when it runs on
+a GPU), and the callable (or the fit).
 The flows, the tiling and the CLI only talk to this contract, so a new method edits none of them.
 """
 
@@ -194,6 +195,13 @@ class Method(ABC):
     def peak_memory(self, spec: MethodSpec, block_shape: tuple[int, ...], itemsize: int = 4) -> int:
         """Bytes one task needs at its peak for a block of ``block_shape`` (default: 4 copies of the block)."""
         return int(4 * itemsize * np.prod(block_shape, dtype=np.int64))
+
+    def gpu_memory(self, spec: MethodSpec, block_shape: tuple[int, ...], itemsize: int = 4) -> int | None:
+        """Bytes of *device* memory one task needs at its peak when it runs on a GPU, for a block of
+        ``block_shape``; None (the default) when tasks of ``spec`` never use a GPU. Tiles are planned so that it
+        fits the GPU budget too (:func:`seiscore.core.settings.gpu_task_memory_budget`) when one is known, and the
+        pre-flight reports it. One GPU runs one such task at a time, so it has no threads factor."""
+        return None
 
     # -- blockwise / per_item ------------------------------------------------------------------
     def default_tiling(self, spec: MethodSpec, kind: DataKind, shape: tuple[int, ...]) -> TileConfig:

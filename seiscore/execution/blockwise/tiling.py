@@ -324,9 +324,14 @@ def plan_for_budget(
     cuts: tuple[BudgetCut, ...] | list[BudgetCut],
     chunks=None,
     strict: bool = True,
+    gpu_peak: Callable[[IntN], int] | None = None,
+    gpu_budget: int | None = None,
 ) -> TileConfig:
     """The tile config whose largest block needs at most ``budget`` bytes at its peak (``peak(block_shape)``,
     a method's memory model), starting from ``base`` and cutting the axes of ``cuts`` in their order.
+
+    With ``gpu_peak`` (a method's device-memory model) and ``gpu_budget`` both given, a block fits only when it
+    also needs at most ``gpu_budget`` bytes of GPU memory; without them the plan is the host memory's alone.
 
     Along each axis of ``cuts`` in turn, the axis is split into the fewest equal cores (``ceil(n / k)``,
     at least ``min_core``) that fit; if even ``min_core`` does not, the axis keeps ``min_core`` and the next
@@ -345,8 +350,13 @@ def plan_for_budget(
         block = plan.largest_block()
         return int(peak(block)), block
 
+    gpu = gpu_peak is not None and gpu_budget is not None
+
+    def fits(need: int, block: IntN) -> bool:
+        return need <= budget and (not gpu or gpu_peak(block) <= gpu_budget)
+
     need, block = block_peak()
-    if need <= budget:
+    if fits(need, block):
         return base
     for cut in cuts:
         a, n = cut.axis, shape[cut.axis]
@@ -359,12 +369,18 @@ def plan_for_budget(
                 continue
             tile[a], halo[a] = core, h
             need, block = block_peak()
-            if need <= budget:
+            if fits(need, block):
                 return TileConfig(tile=tuple(tile), halo=tuple(halo))
             if core == smallest:
                 break
     if not strict:
         return TileConfig(tile=tuple(tile), halo=tuple(halo))
+    if need <= budget and gpu:
+        raise BudgetError(
+            f"no tiling fits a tile task in the GPU memory budget of {_mib(gpu_budget)}: the smallest block allowed, "
+            f"{' x '.join(map(str, block))}, needs ~{_mib(gpu_peak(block))} on the GPU (raise the budget, e.g. "
+            f"SEIS_GPU_MEMORY_BYTES, or give smaller tiles)"
+        )
     raise BudgetError(
         f"no tiling fits a tile task in the memory budget of {_mib(budget)}: the smallest block allowed, "
         f"{' x '.join(map(str, block))}, needs ~{_mib(need)} (raise the budget, e.g. SEIS_TASK_MEMORY_BYTES, "

@@ -23,8 +23,20 @@ from seiscore.methods.base import BlockwiseSpec, Method, MethodConfigError, did_
 # SSB works on 2-D sections (with its own patch blending): tiles are stacks of this many whole sections.
 SSB_TILE = 32
 # SSB: 6x measured on the NumPy side (tracemalloc, 32x100x100 block, patch-16 model on CPU) plus
-# the model's weights (the size of model.safetensors) - a rough bound, GPU memory is not counted.
+# the model's weights (the size of model.safetensors) - a rough bound of host memory (the GPU's: below).
 SSB_PEAK_FACTOR = 6.0
+# SSB on a GPU (SSBMethod.gpu_memory; a rough bound, unmeasured on a GPU): the model's weights on the device,
+# float32 (every parameter the card counts: pretrained backbones too, which the tensors file leaves out), times
+# SSB_GPU_WEIGHT_COPIES for the float16 copies autocast makes of them during a forward; plus the patches of the
+# chunk of sections denoise_sections moves at once (max(1, 4 batch_size // patches per section) sections, padded,
+# every patch p x p), times SSB_GPU_PATCH_FACTOR float32 copies: the chunk's arrays (unfolded columns, the patch
+# stack, predictions, their concatenation, the windowed columns, the folds) and the experts' and router's
+# activations of one batch. Torch's own allocations on the CPU (float32, no autocast; profiler memory timeline)
+# peaked at 28-31 such copies for the models of configs/ssb_small.yaml and SSBModelConfig() (patch 32; blocks
+# 8 x 96 x 128 to 32 x 200 x 400, batch 32) and 50 for the patch-16 test model at batch 8: 64 leaves room, and
+# float16 activations on CUDA are half of those. Wider backbones (the poster's ViT-S / Swin-T) hold more per patch.
+SSB_GPU_WEIGHT_COPIES = 1.5
+SSB_GPU_PATCH_FACTOR = 64.0
 
 
 class SSBParams(BaseModel):
@@ -94,8 +106,9 @@ class SSBMethod(Method):
         return kind.axis(spec.section_dim)
 
     def card(self, spec: SSBSpec) -> dict[str, Any]:
-        """The artifact's model card, checked (format, version, configuration, tensors file): ``patch`` and
-        ``weights_bytes``. A folder without a card raises the artifact reader's ``FileNotFoundError``."""
+        """The artifact's model card, checked (format, version, configuration, tensors file): ``patch``,
+        ``weights_bytes`` (the tensors file's size) and ``parameters`` (the card's total count; None without one).
+        A folder without a card raises the artifact reader's ``FileNotFoundError``."""
         from seiscore.methods.ssb.artifacts import TENSORS, read_card
         from seiscore.methods.ssb.config import SSBModelConfig
 
@@ -118,7 +131,12 @@ class SSBMethod(Method):
             raise MethodConfigError(
                 f"SSB artifact {folder}: model_config.{where}: {err['msg']}", field="model"
             ) from None
-        return {"patch": cfg.patch, "weights_bytes": (folder / TENSORS).stat().st_size}
+        total = (card.get("parameters") or {}).get("total")
+        return {
+            "patch": cfg.patch,
+            "weights_bytes": (folder / TENSORS).stat().st_size,
+            "parameters": int(total) if isinstance(total, int) else None,
+        }
 
     def check(self, spec: SSBSpec, kind: DataKind, shape: tuple[int, ...]) -> list[str]:
         """The section dim, the artifact (card, tensors) and sections at least one model patch wide."""
@@ -140,6 +158,34 @@ class SSBMethod(Method):
         weights = Path(spec.model) / TENSORS
         extra = weights.stat().st_size if weights.is_file() else 0
         return int(SSB_PEAK_FACTOR * itemsize * np.prod(block_shape, dtype=np.int64)) + extra
+
+    def gpu_memory(self, spec: SSBSpec, block_shape: tuple[int, ...], itemsize: int = 4) -> int | None:
+        """Device memory of one task on a GPU: the weights (``SSB_GPU_WEIGHT_COPIES`` x 4 bytes per parameter of
+        the card, else the tensors file's size) and ``SSB_GPU_PATCH_FACTOR`` float32 copies of the patches of one
+        chunk of sections (see the constants; a rough, unmeasured bound). Only the chunk is on the device, so the
+        bound grows with the sections' size and, up to a chunk, their number. None with ``device="cpu"``.
+        Without a readable artifact: the default patch and no weights (the pre-flight checks the artifact first)."""
+        if spec.params.device is not None and str(spec.params.device).startswith("cpu"):
+            return None
+        from seiscore.data.kinds import POSTSTACK3D
+        from seiscore.methods.ssb.config import SSBModelConfig
+
+        try:
+            card = self.card(spec)
+        except (MethodConfigError, OSError, ValueError):
+            card = {"patch": SSBModelConfig.model_fields["patch"].default, "weights_bytes": 0, "parameters": None}
+        weights = 4 * card["parameters"] if card.get("parameters") else card["weights_bytes"]
+        axis = POSTSTACK3D.axis(spec.section_dim) if spec.section_dim in POSTSTACK3D.dims else 0
+        n = int(block_shape[axis])
+        h, w = (max(int(m), 1) for a, m in enumerate(block_shape) if a != axis)
+        p = int(card["patch"])
+        overlap = p // 4 if spec.params.overlap is None else min(int(spec.params.overlap), p - 1)
+        step = p - overlap
+        padded = lambda m: p + max(-(-(m - p) // step), 0) * step  # noqa: E731 - as denoise_sections pads
+        per_section = ((padded(h) - p) // step + 1) * ((padded(w) - p) // step + 1)
+        chunk = min(max(n, 1), max(1, 4 * spec.params.batch_size // per_section))
+        patches = chunk * per_section * p * p * 4  # float32
+        return int(SSB_GPU_WEIGHT_COPIES * weights + SSB_GPU_PATCH_FACTOR * patches)
 
     def default_tiling(self, spec: SSBSpec, kind: DataKind, shape: tuple[int, ...]) -> TileConfig:
         """Stacks of ``SSB_TILE`` whole sections across ``section_dim``, no halo."""

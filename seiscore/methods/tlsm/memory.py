@@ -31,6 +31,15 @@ The torch backend on the CPU (``TLSMSpec.backend="torch"``) peaks higher for the
 stay in the heap): measured with ``measure(..., backend="torch")`` on 256 x 256 x 48 (the tube tile 44 + 2 x 2)
 float32, 273 MB (1 thread) and 318 MB (2 threads) against numba's 220 MB, up to 1.37 times the numba plan over
 three shapes; its plan is :data:`TORCH_FACTOR` (1.5) times the numba model (details next to the constant).
+
+Device memory of the torch backend on CUDA (:func:`tlsm_gpu_bytes`, ``TLSMMethod.gpu_memory``) is derived from
+the same model: the torch CPU plan with one thread (CUDA runs each step as one batched call: no per-thread copies)
+and the eigenvector term counted as :data:`GPU_GRAM_STACKS` whole stacks instead of the fitted share ``b``. It has
+not been measured on a GPU yet, so it is a deliberate upper bound, checked against what can be measured here: the
+torch backend's own allocations (the tensors it also allocates on CUDA), read from torch's profiler on the CPU by
+:func:`torch_allocated_peak`, peak at ~18.1 blocks + 2.0 eigenvector stacks (below); the GPU plan is 1.7-2.1
+times that, room for what only CUDA adds (cuFFT plans, cuSOLVER workspaces). The GPU device check
+(``python -m seiscore.bench gpu``, section ``tlsm``) records ``torch.cuda.max_memory_allocated()`` next to this plan.
 """
 
 from __future__ import annotations
@@ -55,6 +64,16 @@ MARGIN = 1.08
 # (64, 64, 400) 136 / 160 MB: 1.09-1.15 (1 thread) and 1.29-1.37 (2 threads) times the numba plan (numba:
 # 0.91-0.93). TORCH_FACTOR on top of the numba model keeps the plan an upper bound (measured / planned <= 0.91).
 TORCH_FACTOR = 1.5
+
+# Device memory (tlsm_gpu_bytes): eigenvector stacks of the t-SVD counted whole on the GPU - the Gram matrices G and
+# the eigenvectors U the torch backend keeps, plus one for eigh's copy or cuSOLVER's workspace - rather than the
+# share B_GRAM fitted to the numba backend's RSS. Torch's own allocations on the CPU (torch_allocated_peak, float32,
+# 2 iterations, one thread, torch 2.13) peak at 18.1 blocks + 2.0 stacks: (64, 64, 48) 15.9 MB, (128, 128, 48) 63.6 MB,
+# (256, 256, 48) 254 MB, (64, 256, 48) 58.7 MB, (256, 64, 48) 58.8 MB, (200, 400, 24) 148 MB, (100, 100, 400)
+# 321 MB (that formula within 1 % of each); tlsm_gpu_bytes plans 1.66-2.08x those (measured / planned 0.48-0.60, the
+# smallest block lowest: the fixed term), an upper bound by design until the GPU device check measures
+# torch.cuda.max_memory_allocated (CUDA adds cuFFT / cuSOLVER workspaces, unknown here).
+GPU_GRAM_STACKS = 3.0
 
 # (canonical block n1, n2, n3, threads) -> RSS high-water increment in bytes of :func:`measure` (float32,
 # 2 iterations, seiscore 0.1, numpy 2 / scipy / pyFFTW of constraints.txt; `python -m seiscore.methods.tlsm.memory`).
@@ -95,6 +114,36 @@ def tlsm_peak_bytes(canonical, itemsize: int = 4, threads: int = 1, backend: str
     t = terms(n1, n2, n3, itemsize, threads)
     peak = MARGIN * (A_BLOCKS * t["block"] + B_GRAM * t["gram"] + t["thread"] + C_FIXED)
     return int(peak * (TORCH_FACTOR if backend == "torch" else 1.0))
+
+
+def tlsm_gpu_bytes(canonical, itemsize: int = 4) -> int:
+    """Planned device memory of one TLSM tile task run by the torch backend on CUDA, for a block of ``canonical``
+    shape (n1, n2, n3): :data:`TORCH_FACTOR` times the numba model with one thread and :data:`GPU_GRAM_STACKS`
+    whole eigenvector stacks (see the module docstring; unmeasured on a GPU: a deliberate upper bound)."""
+    n1, n2, n3 = (int(n) for n in canonical)
+    t = terms(n1, n2, n3, itemsize, 1)
+    peak = MARGIN * (A_BLOCKS * t["block"] + GPU_GRAM_STACKS * t["gram"] + t["thread"] + C_FIXED)
+    return int(TORCH_FACTOR * peak)
+
+
+def torch_allocated_peak(canonical, iterations: int = 2, dtype=np.float32) -> int:
+    """Peak bytes the torch backend allocates through torch (its tensors: what it allocates on CUDA too) while it
+    denoises a random block of ``canonical`` shape (n1, n2, n3) on the CPU with one thread, read from torch's
+    profiler memory timeline (a private torch API: ``torch.profiler._memory_profiler``; torch of constraints.txt)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+    from torch.profiler._memory_profiler import MemoryProfileTimeline
+
+    from seiscore.methods.tlsm.params import resolve_params
+    from seiscore.methods.tlsm.torch_backend import denoise_torch
+
+    y = np.random.default_rng(0).standard_normal(tuple(int(n) for n in canonical)).astype(dtype)
+    p = resolve_params({"iterations": int(iterations)}, "synthetic")
+    denoise_torch(y[:4, :4, :4].copy(), p, device="cpu", workers=1)  # first-call allocations outside the profile
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True, with_stack=True) as prof:
+        denoise_torch(y, p, device="cpu", workers=1)
+    _, sizes = MemoryProfileTimeline(prof._memory_profile())._coalesce_timeline(torch.device("cpu"))
+    return int(np.asarray(sizes, dtype=np.int64).sum(axis=1).max())
 
 
 # --- measurement ------------------------------------------------------------------------------------------------

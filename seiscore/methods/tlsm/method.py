@@ -35,7 +35,8 @@ from seiscore.methods.tlsm.params import PRESETS, TLSMParams, resolve_params
 # halo suffices.
 TLSM_TUBE_TILE, TLSM_TUBE_HALO = 44, 2
 
-# Cuts when a tile does not fit the task memory budget (settings.task_memory_budget), in this order, by role:
+# Cuts when a tile does not fit the task memory budget (settings.task_memory_budget; for a spec that may run on
+# CUDA also the GPU budget, settings.gpu_task_memory_budget), in this order, by role:
 # (role, halo, smallest core). Measured on the realistic-shape survey (inlines 0-24 of 128 x 512 x 500,
 # benchmarks/results/tiling_realistic.md; whole cube 43.69 dB): crossline (smooth) cores of 256 + halo 16
 # cost 0.01 dB (halo 32: 0.04) with no seam; sample (footprint) cores of 250 + halo 32 cost 0.07 dB, no
@@ -214,17 +215,27 @@ class TLSMMethod(Method):
         return []
 
     def default_tiling(
-        self, spec: TLSMSpec, kind: DataKind, shape: tuple[int, ...], budget: int | None = None
+        self,
+        spec: TLSMSpec,
+        kind: DataKind,
+        shape: tuple[int, ...],
+        budget: int | None = None,
+        gpu_budget: int | None = None,
     ) -> TileConfig:
-        """TLSM's tiles for a survey of ``shape``, planned to fit the task memory ``budget``.
+        """TLSM's tiles for a survey of ``shape``, planned to fit the task memory ``budget`` (and, when the spec
+        may run on a GPU, the GPU memory ``gpu_budget``).
 
         Start: ``TLSM_TUBE_TILE`` + halo ``TLSM_TUBE_HALO`` along the tube axis, the smooth axis in cores of at
         least ``TLSM_SMOOTH_CORE`` when it holds two (speed), the rest whole. If that block's modelled peak
         (:mod:`seiscore.methods.tlsm.memory`) is over ``budget`` (default
         :func:`seiscore.core.settings.task_memory_budget`), the axes of ``TLSM_BUDGET_CUTS`` are cut in turn,
         with halos and blending, until it fits; if none does, the smallest tiles allowed (the pre-flight
-        refuses them when they pass the worker's memory limit)."""
-        from seiscore.core.settings import task_memory_budget
+        refuses them when they pass the worker's memory limit).
+
+        A spec that may run torch on CUDA (:meth:`gpu_memory` is not None) is planned so that the block's device
+        memory fits ``gpu_budget`` too (default :func:`seiscore.core.settings.gpu_task_memory_budget`; when it is
+        unknown, None, the plan is the host memory's alone, as for a CPU-only spec)."""
+        from seiscore.core.settings import gpu_task_memory_budget, task_memory_budget
         from seiscore.execution.blockwise.tiling import BudgetCut, plan_for_budget
 
         axis, smooth = kind.axis(spec.axes.tube), kind.axis(spec.axes.smooth)
@@ -239,7 +250,14 @@ class TLSMMethod(Method):
             for role, halo, core in TLSM_BUDGET_CUTS
         ]
         budget = task_memory_budget() if budget is None else budget
-        return plan_for_budget(shape, lambda block: self.peak_memory(spec, block), budget, base, cuts, strict=False)
+        host = lambda block: self.peak_memory(spec, block)  # noqa: E731
+        on_gpu = self.gpu_memory(spec, tuple(shape)) is not None  # the spec may run torch on CUDA
+        if on_gpu and gpu_budget is None:
+            gpu_budget = gpu_task_memory_budget()
+        if not on_gpu or gpu_budget is None:  # host memory only
+            return plan_for_budget(shape, host, budget, base, cuts, strict=False)
+        gpu = lambda block: self.gpu_memory(spec, block)  # noqa: E731
+        return plan_for_budget(shape, host, budget, base, cuts, strict=False, gpu_peak=gpu, gpu_budget=gpu_budget)
 
     def peak_memory(self, spec: TLSMSpec, block_shape: tuple[int, ...], itemsize: int = 4) -> int:
         """Peak bytes of one tile task on a block of ``block_shape`` (store order): the measured memory model
@@ -251,6 +269,18 @@ class TLSMMethod(Method):
         perm = spec.axes.permutation(POSTSTACK3D)
         backend = "torch" if spec.backend == "torch" and spec.device != "cuda" else "numba"
         return tlsm_peak_bytes(canonical_shape(block_shape, perm), itemsize, spec.threads_per_task, backend)
+
+    def gpu_memory(self, spec: TLSMSpec, block_shape: tuple[int, ...], itemsize: int = 4) -> int | None:
+        """Device memory of one tile task when the torch backend runs it on CUDA: the model
+        :func:`seiscore.methods.tlsm.memory.tlsm_gpu_bytes` (the torch plan with one thread - a GPU runs one task,
+        each step one batched call - and the t-SVD's eigenvector stacks counted whole; unmeasured on a GPU, a
+        deliberate upper bound). None when the spec never runs on CUDA: ``backend="numba"`` or ``device="cpu"``."""
+        if spec.backend == "numba" or spec.device == "cpu":
+            return None
+        from seiscore.data.kinds import POSTSTACK3D
+        from seiscore.methods.tlsm.memory import canonical_shape, tlsm_gpu_bytes
+
+        return tlsm_gpu_bytes(canonical_shape(block_shape, spec.axes.permutation(POSTSTACK3D)), itemsize)
 
     def build(self, spec: TLSMSpec, kind: DataKind) -> Callable[[np.ndarray], np.ndarray]:
         """A block (store dim order) -> TLSM in the canonical orientation -> back to the store order.
