@@ -15,7 +15,6 @@ and checks every tensor's name and shape, so outputs after :meth:`CDiffSDModel.l
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 from pydantic import ValidationError
 
+from seiscore.core.torch_threads import torch_threads
 from seiscore.methods.cdiffsd.config import CDiffSDConfig, CDiffSDError
 from seiscore.methods.cdiffsd.sampler import cold_sample, direct
 from seiscore.methods.cdiffsd.schedule import ColdSchedule
@@ -31,20 +31,6 @@ from seiscore.methods.cdiffsd.unet1d import build_nets
 
 FORMAT, FORMAT_VERSION = "seiscore-cdiffsd", 1
 Mode = Literal["direct", "sampling"]
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None):
-    """Run the block with ``n`` intra-op torch threads (None: unchanged), restoring the previous number."""
-    if n is None:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 class CDiffSDModel:

@@ -29,10 +29,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from seiscore.core.torch_threads import torch_threads
 from seiscore.execution.fit import FitEpoch, FitRun, FitStart, FitStep
 from seiscore.methods.cdiffsd.config import CDiffSDError
 from seiscore.methods.cdiffsd.loss import unfolded_loss
-from seiscore.methods.cdiffsd.model import FORMAT, FORMAT_VERSION, CDiffSDModel, torch_threads
+from seiscore.methods.cdiffsd.model import FORMAT, FORMAT_VERSION, CDiffSDModel
 
 PHASE = "train"
 ARTIFACT = "model"

@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Callable
 
 import numpy as np
 import torch
 
+from seiscore.core.torch_threads import torch_threads
 from seiscore.methods.tlsm.lsm import EPS, LOG_EPS, SQRT8_OVER_400
 from seiscore.methods.tlsm.params import TLSMParams
 from seiscore.methods.tlsm.xstep import DENOM_EPS, otf_power
@@ -58,20 +58,6 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     elif dev.type != "cpu":
         raise ValueError(f"TLSM runs on 'cpu' or 'cuda', not {str(device)!r}")
     return dev
-
-
-@contextmanager
-def _threads(device: torch.device, workers: int | None):
-    """Torch's intra-op threads set to ``workers`` on CPU for the block, restored afterwards."""
-    if device.type != "cpu" or not workers:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(int(workers))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 # --- the LSM operator in group form (seiscore.methods.tlsm.lsm), per-group values in float64 -------------------
@@ -337,7 +323,7 @@ def denoise_torch(
     """TLSM of the validated canonical cube ``y`` (n1, n2, n3) with the resolved parameters ``p`` on ``device``;
     returns a new NumPy array of ``y``'s shape and dtype (``y`` is not modified)."""
     dev = resolve_device(device)
-    with _threads(dev, workers), torch.no_grad():
+    with torch_threads(workers if dev.type == "cpu" else None), torch.no_grad():
         Y = torch.from_numpy(np.ascontiguousarray(np.transpose(y, (2, 0, 1)))).to(dev).contiguous()
         threads = (workers or torch.get_num_threads()) if dev.type == "cpu" else 1
         solver = TorchTLSM(Y, p, route=route, threads=threads)
