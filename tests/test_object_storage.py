@@ -421,3 +421,44 @@ def test_stores_on_object_storage_default_to_larger_chunks():
     assert resolve_chunks(None, (1000, 1024, 1000), remote=True) == (64, 64, 256)
     assert resolve_chunks(None, (10, 1024, 100), remote=True) == (10, 64, 100)
     assert resolve_chunks((32, 32, 32), (1000, 1024, 1000), remote=True) == (32, 32, 32)
+
+
+def test_upload_holds_a_bounded_number_of_files_at_once(s3_server, tmp_path, monkeypatch):
+    """A store is uploaded a few files at a time, not all at once: s3fs reads each small file whole into memory
+    and fsspec's default puts RLIMIT_NOFILE / 8 files at once, which held a whole 4 GB survey (about 8 GB) in
+    the flow process while ingest uploaded it. Here 24 files of 64 KiB under a 256 KiB bound: at most 4 files
+    (their bytes) are being put at once, and all arrive."""
+    import asyncio
+
+    import s3fs
+
+    from tests.conftest import S3_BUCKET
+
+    size, n = 64 * 2**10, 24
+    src = tmp_path / "store"
+    (src / "c").mkdir(parents=True)
+    for i in range(n):
+        (src / "c" / f"{i}").write_bytes(os.urandom(size))
+    (src / "zarr.json").write_bytes(b"{}")
+    monkeypatch.setattr(loc, "UPLOAD_BYTES_IN_FLIGHT", 4 * size, raising=False)
+
+    held, peak = [0], [0]
+    put_file = s3fs.S3FileSystem._put_file
+
+    async def counting_put_file(self, lpath, rpath, *args, **kwargs):
+        held[0] += os.path.getsize(lpath)
+        peak[0] = max(peak[0], held[0])
+        try:
+            await asyncio.sleep(0.01)  # let every file put at once start before any ends (as slow uploads do)
+            return await put_file(self, lpath, rpath, *args, **kwargs)
+        finally:
+            held[0] -= os.path.getsize(lpath)
+
+    monkeypatch.setattr(s3fs.S3FileSystem, "_put_file", counting_put_file)
+    url = f"s3://{S3_BUCKET}/upload-bound/store.zarr"
+    loc.upload(src, url)
+    assert 0 < peak[0] <= 4 * size, f"{peak[0]} bytes of files were being uploaded at once"
+    fs, path = loc.fs_for(url)
+    assert sorted(loc.listdir(loc.join(url, "c")), key=int) == [str(i) for i in range(n)]
+    assert fs.cat_file(f"{path}/c/7") == (src / "c" / "7").read_bytes()
+    assert fs.cat_file(f"{path}/zarr.json") == b"{}"

@@ -262,7 +262,8 @@ def listdir(loc: Location) -> list[str]:
 def upload(local: Location, loc: Location, *, last: tuple[str, ...] = ("zarr.json",)) -> None:
     """Copy the local file or folder ``local`` to ``loc`` (remote or local). For a folder the files named ``last``
     at its top (a Zarr store's root ``zarr.json``, which carries the completeness flag) are written after
-    everything else, so a reader that sees them sees the whole tree."""
+    everything else, so a reader that sees them sees the whole tree. Files go up several at a time, about
+    :data:`UPLOAD_BYTES_IN_FLIGHT` of them at once (:func:`_put_batch`), not the whole folder at once."""
     src = local_path(local)
     if src.is_file():
         write_bytes(loc, src.read_bytes())
@@ -280,10 +281,29 @@ def upload(local: Location, loc: Location, *, last: tuple[str, ...] = ("zarr.jso
         return
     fs, path = fs_for(loc)
     if early:
-        fs.put([str(p) for p in early], [f"{path}/{p.relative_to(src).as_posix()}" for p in early])
+        targets = [f"{path}/{p.relative_to(src).as_posix()}" for p in early]
+        fs.put([str(p) for p in early], targets, **_put_batch(fs, [p.stat().st_size for p in early]))
     for p in late:
         if p.is_file():
             fs.put_file(str(p), f"{path}/{p.relative_to(src).as_posix()}")
+
+
+# Bytes of files an upload holds at once. s3fs reads each file below 2 x its part size (50 MB) whole into memory
+# and fsspec puts RLIMIT_NOFILE / 8 files at once (2500 at a soft limit of 20000): a whole store in memory,
+# about 2.3 times over (4 GB survey: ~8 GB). Sized so an upload stays well within ingest's default 1 GB bound.
+UPLOAD_BYTES_IN_FLIGHT = 128 * 2**20
+UPLOAD_MAX_FILES = 64  # files in flight at most, however small (request concurrency)
+
+
+def _put_batch(fs, sizes: list[int]) -> dict[str, int]:
+    """``batch_size`` for ``fs.put`` of files of ``sizes``: as many of the largest as fit
+    :data:`UPLOAD_BYTES_IN_FLIGHT` (at least one, at most :data:`UPLOAD_MAX_FILES`); nothing for a filesystem
+    that puts files one at a time (not an fsspec ``AsyncFileSystem``), which takes no ``batch_size``."""
+    from fsspec.asyn import AsyncFileSystem
+
+    if not isinstance(fs, AsyncFileSystem):
+        return {}
+    return {"batch_size": max(1, min(UPLOAD_MAX_FILES, UPLOAD_BYTES_IN_FLIGHT // max(1, *sizes)))}
 
 
 def download(loc: Location, local: Location) -> Path:
